@@ -1,0 +1,52 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { ChatError, type ChatErrorKind } from "./core/chat-error.js";
+
+const codes: Record<ChatErrorKind, Code> = {
+  "invalid-input": Code.InvalidArgument,
+  "already-exists": Code.AlreadyExists,
+  "not-signed-in": Code.Unauthenticated,
+  "not-found": Code.NotFound,
+  "not-a-member": Code.FailedPrecondition,
+  "not-allowed": Code.PermissionDenied,
+  exhausted: Code.ResourceExhausted,
+  unavailable: Code.Unavailable,
+};
+
+/**
+ * Converts a {@link ChatError} into the ConnectError that carries its status
+ * code on the wire. This is the only place where chat failures meet status
+ * codes. Other errors pass through unchanged: a ConnectError keeps its code,
+ * and anything else becomes INTERNAL in the framework, as it should.
+ */
+export function toConnectError(error: unknown): unknown {
+  if (error instanceof ChatError) {
+    return new ConnectError(error.message, codes[error.kind], undefined, undefined, error);
+  }
+  return error;
+}
+
+/**
+ * Creates an interceptor that converts the chat core's errors into
+ * ConnectErrors, for unary calls and for errors that end a response stream.
+ */
+export function createChatErrorInterceptor(): Interceptor {
+  return (next) => async (req) => {
+    try {
+      const res = await next(req);
+      if (!res.stream) {
+        return res;
+      }
+      return { ...res, message: convertStreamErrors(res.message) };
+    } catch (error) {
+      throw toConnectError(error);
+    }
+  };
+}
+
+async function* convertStreamErrors<T>(messages: AsyncIterable<T>): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw toConnectError(error);
+  }
+}

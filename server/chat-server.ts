@@ -1,0 +1,156 @@
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import { ChatService } from "../gen/chat/v1/chat_pb.js";
+import { createChatHub, type ChatHub } from "./core/chat-hub.js";
+import type { ServerConfig } from "./config.js";
+import { createHealthStatus, ServingStatus, type HealthStatus } from "./health-status.js";
+import { http2StreamKey } from "./http2-stream-key.js";
+import { createRoutes } from "./routes.js";
+
+/** A chat server: the HTTP/2 listener, its routes and the state behind them. */
+export interface ChatServer {
+  /** The chat state; tests read it to check that nothing is left behind. */
+  readonly hub: ChatHub;
+  /** The status grpc.health.v1 reports. */
+  readonly health: HealthStatus;
+  /** The number of open HTTP/2 connections. */
+  readonly connections: number;
+  /** Starts listening and resolves with the bound address. */
+  listen(): Promise<AddressInfo>;
+  /**
+   * Shuts down gracefully: health turns NOT_SERVING, no new connection or
+   * stream is accepted, every open stream ends with UNAVAILABLE, and
+   * connections still open after the grace period are destroyed. Resolves
+   * once every connection is gone. Calling it again returns the same promise.
+   */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Creates the chat server that main runs, and that the end-to-end tests run
+ * the same way on a free port.
+ */
+export function createChatServer(config: ServerConfig, logger: Logger): ChatServer {
+  const hub = createChatHub({ queueLimit: config.queueLimit, maxGroupsPerUser: config.maxGroupsPerUser });
+  const health = createHealthStatus([ChatService.typeName]);
+  const shutdownController = new AbortController();
+  const sessions = new Set<http2.ServerHttp2Session>();
+
+  const handler = connectNodeAdapter({
+    routes: createRoutes({ hub, health, logger }),
+    shutdownSignal: shutdownController.signal,
+    readMaxBytes: config.readMaxBytes,
+    contextValues: (req) => createContextValues().set(http2StreamKey, "stream" in req ? req.stream : undefined),
+  });
+
+  const server = http2.createServer(
+    {
+      maxSessionMemory: config.maxSessionMemoryMb,
+      // Chat requests are small; a client with more headers than this is
+      // not one of ours.
+      maxHeaderListPairs: 64,
+      settings: {
+        maxConcurrentStreams: config.maxConcurrentStreams,
+        maxHeaderListSize: 16 * 1024,
+      },
+    },
+    handler,
+  );
+
+  server.on("session", (session) => {
+    sessions.add(session);
+    const stopPinging = keepAlive(session, config.pingIntervalMs, config.pingTimeoutMs, logger);
+    session.once("close", () => {
+      stopPinging();
+      sessions.delete(session);
+    });
+    // A session error (a protocol violation, a reset socket) ends only that
+    // session; without a listener it would crash the process.
+    session.on("error", (err) => logger.debug({ err }, "HTTP/2 session error"));
+  });
+  server.on("sessionError", (err) => logger.debug({ err }, "HTTP/2 session error"));
+
+  let stopping: Promise<void> | undefined;
+
+  return {
+    hub,
+    health,
+    get connections() {
+      return sessions.size;
+    },
+
+    listen() {
+      return new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(config.port, config.host, () => {
+          server.off("error", reject);
+          const address = server.address() as AddressInfo;
+          logger.info({ host: address.address, port: address.port }, "server listening");
+          resolve(address);
+        });
+      });
+    },
+
+    shutdown() {
+      stopping ??= (async () => {
+        logger.info({ connections: sessions.size, users: hub.stats().users }, "server shutting down");
+        health.setAll(ServingStatus.NOT_SERVING);
+        // Ends every open handler: each stream closes with UNAVAILABLE.
+        shutdownController.abort(new ConnectError("the server is shutting down", Code.Unavailable));
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        // GOAWAY: connections finish the streams they have, and open no more.
+        for (const session of sessions) {
+          session.close();
+        }
+        const deadline = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), config.shutdownGraceMs).unref());
+        if (!(await Promise.race([closed.then(() => true), deadline]))) {
+          logger.warn({ connections: sessions.size }, "grace period over: destroying the connections left");
+          for (const session of sessions) {
+            session.destroy();
+          }
+          await closed;
+        }
+        logger.info("server stopped");
+      })();
+      return stopping;
+    },
+  };
+}
+
+/**
+ * Sends an HTTP/2 PING on the session every intervalMs, and destroys the
+ * session when one goes unanswered for timeoutMs: Node's server sends none by
+ * itself, and without them a client that vanished without closing its TCP
+ * connection would hold its username until the kernel gives up, hours later.
+ * Returns a function that stops the pings.
+ */
+function keepAlive(session: http2.ServerHttp2Session, intervalMs: number, timeoutMs: number, logger: Logger): () => void {
+  let deadline: NodeJS.Timeout | undefined;
+  const interval = setInterval(() => {
+    if (deadline !== undefined || session.closed || session.destroyed) {
+      return;
+    }
+    deadline = setTimeout(() => {
+      logger.info({ timeoutMs }, "connection dropped: PING unanswered");
+      session.destroy();
+    }, timeoutMs);
+    const sent = session.ping((err) => {
+      if (err === null) {
+        clearTimeout(deadline);
+        deadline = undefined;
+      }
+    });
+    if (!sent) {
+      // Too many PINGs in flight already: the peer is not answering.
+      clearTimeout(deadline);
+      deadline = undefined;
+    }
+  }, intervalMs);
+  return () => {
+    clearInterval(interval);
+    clearTimeout(deadline);
+  };
+}

@@ -1,0 +1,173 @@
+import { constants as http2constants, type ServerHttp2Stream } from "node:http2";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import {
+  ChannelType,
+  ChatService,
+  ConnectResponseSchema,
+  type ConnectResponse,
+  type ChatMessageSchema,
+} from "../gen/chat/v1/chat_pb.js";
+import type { ChatHub } from "./core/chat-hub.js";
+import type { ChannelRef, ChatEvent } from "./core/chat-session.js";
+import { authenticatedUser } from "./auth-interceptor.js";
+import { http2StreamKey } from "./http2-stream-key.js";
+
+/** Settings of the chat service's streams. */
+export interface ChatServiceOptions {
+  /** The most events coalesced into one ConnectResponse. */
+  maxEventsPerResponse: number;
+  /**
+   * The most text, in bytes, coalesced into one ConnectResponse. Keeps each
+   * response well under the 4 MiB that gRPC clients accept by default.
+   */
+  maxTextBytesPerResponse: number;
+  /**
+   * How long a stream cut off for falling behind may take to deliver its
+   * final status before it is reset. A client that stopped reading would
+   * never receive the trailers, which wait behind unread data.
+   */
+  cutOffGraceMs: number;
+}
+
+/** The defaults of {@link ChatServiceOptions}. */
+export const defaultChatServiceOptions: ChatServiceOptions = {
+  maxEventsPerResponse: 512,
+  maxTextBytesPerResponse: 1024 * 1024,
+  cutOffGraceMs: 500,
+};
+
+const channelTypes: Record<ChannelRef["type"], ChannelType> = {
+  user: ChannelType.USER,
+  group: ChannelType.GROUP,
+};
+
+/**
+ * Creates the implementation of chat.v1.ChatService on top of a hub. Handlers
+ * throw the hub's ChatErrors as they are; the chat error interceptor turns
+ * them into status codes.
+ */
+export function createChatService(
+  hub: ChatHub,
+  logger: Logger,
+  options: ChatServiceOptions = defaultChatServiceOptions,
+): ServiceImpl<typeof ChatService> {
+  const { maxEventsPerResponse, maxTextBytesPerResponse, cutOffGraceMs } = options;
+
+  return {
+    async *connect(req, ctx) {
+      let session;
+      try {
+        session = hub.connect(req.username);
+      } catch (error) {
+        logger.info({ user: req.username, err: error }, "session refused");
+        throw error;
+      }
+      const username = session.username;
+      const stream = ctx.values.get(http2StreamKey);
+      const onCutOff = () => resetIfStuck(stream, cutOffGraceMs);
+      session.signal.addEventListener("abort", onCutOff);
+      logger.info({ user: username }, "session opened");
+      let reason: unknown = "completed";
+      try {
+        yield create(ConnectResponseSchema, {
+          events: [{ kind: { case: "connected", value: { username } } }],
+        });
+        for (;;) {
+          const batch = session.take(maxEventsPerResponse, maxTextBytesPerResponse);
+          if (batch.length > 0) {
+            yield toConnectResponse(batch);
+            continue;
+          }
+          if (session.signal.aborted) {
+            throw session.signal.reason;
+          }
+          if (ctx.signal.aborted) {
+            throw ctx.signal.reason;
+          }
+          await session.wait(ctx.signal);
+        }
+      } catch (error) {
+        reason = error;
+        throw error;
+      } finally {
+        session.signal.removeEventListener("abort", onCutOff);
+        hub.disconnect(session, reason);
+        logger.info({ user: username, reason: describeReason(reason) }, "session closed");
+      }
+    },
+
+    createGroupChat(req, ctx) {
+      hub.createGroup(authenticatedUser(ctx), req.name);
+      return {};
+    },
+
+    joinGroupChat(req, ctx) {
+      hub.joinGroup(authenticatedUser(ctx), req.name);
+      return {};
+    },
+
+    leaveGroupChat(req, ctx) {
+      hub.leaveGroup(authenticatedUser(ctx), req.name);
+      return {};
+    },
+
+    sendMessage(req, ctx) {
+      hub.send(authenticatedUser(ctx), req.channel, req.text);
+      return {};
+    },
+
+    listChannels() {
+      return {
+        channels: hub.listChannels().map((channel) => ({ name: channel.name, type: channelTypes[channel.type] })),
+      };
+    },
+  };
+}
+
+/**
+ * Builds one ConnectResponse carrying a batch of events in order.
+ */
+export function toConnectResponse(batch: readonly ChatEvent[]): ConnectResponse {
+  return create(ConnectResponseSchema, {
+    events: batch.map((event) => ({ kind: { case: "message" as const, value: toChatMessage(event) } })),
+  });
+}
+
+function toChatMessage(event: ChatEvent): MessageInitShape<typeof ChatMessageSchema> {
+  return {
+    id: event.id,
+    sender: event.sender,
+    channel: { name: event.channel.name, type: channelTypes[event.channel.type] },
+    text: event.text,
+    sentAt: timestampFromDate(event.sentAt),
+  };
+}
+
+/**
+ * After a session is cut off, gives its stream a grace period to end with
+ * its status, then resets it with ENHANCE_YOUR_CALM, which gRPC clients read
+ * as RESOURCE_EXHAUSTED. A stream that ended in time is left alone.
+ */
+function resetIfStuck(stream: ServerHttp2Stream | undefined, graceMs: number): void {
+  if (stream === undefined) {
+    return;
+  }
+  setTimeout(() => {
+    if (!stream.closed && !stream.destroyed) {
+      stream.close(http2constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    }
+  }, graceMs).unref();
+}
+
+function describeReason(reason: unknown): string {
+  if (typeof reason === "string") {
+    return reason;
+  }
+  if (reason instanceof Error) {
+    return reason.message;
+  }
+  return String(reason);
+}

@@ -1,0 +1,131 @@
+import { Command, InvalidArgumentError, Option } from "commander";
+import { logLevels, type LogLevel } from "./logger.js";
+
+/** Everything the server can be told at start, with its unit in the name. */
+export interface ServerConfig {
+  host: string;
+  port: number;
+  queueLimit: number;
+  maxGroupsPerUser: number;
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
+  shutdownGraceMs: number;
+  maxConcurrentStreams: number;
+  maxSessionMemoryMb: number;
+  readMaxBytes: number;
+  logLevel: LogLevel;
+}
+
+/** The configuration used when no flag or variable says otherwise. */
+export const defaultConfig: ServerConfig = {
+  host: "127.0.0.1",
+  port: 50051,
+  queueLimit: 4096,
+  maxGroupsPerUser: 1000,
+  pingIntervalMs: 30_000,
+  pingTimeoutMs: 10_000,
+  shutdownGraceMs: 5_000,
+  maxConcurrentStreams: 100,
+  maxSessionMemoryMb: 10,
+  readMaxBytes: 64 * 1024,
+  logLevel: "info",
+};
+
+/** The error parseConfig throws for a bad flag or variable; its message says which. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+function integer(min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\s*-?\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+    }
+    return n;
+  };
+}
+
+// Commander reads variables from process.env itself; the server's own
+// environment is applied after parsing instead, so that tests can pass one.
+const envNames = new Map<string, string>();
+const parsers = new Map<string, (value: string) => unknown>();
+
+function option(flags: string, description: string, env: string, parse?: (value: string) => unknown): Option {
+  const opt = new Option(flags, `${description} [env ${env}]`);
+  envNames.set(opt.attributeName(), env);
+  if (parse) {
+    parsers.set(opt.attributeName(), parse);
+    opt.argParser(parse);
+  }
+  return opt;
+}
+
+/**
+ * Reads the configuration from command-line flags, then environment
+ * variables, then defaults, in that order of precedence. Throws a ConfigError
+ * naming the flag or variable for a bad or unknown value, and for --help
+ * (whose text is the error's message), so that main decides how to exit.
+ */
+export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ServerConfig {
+  const d = defaultConfig;
+  const program = new Command("chat-server")
+    .description("A real-time chat backend spoken over gRPC.")
+    .addOption(option("--host <address>", "address to listen on", "HOST").default(d.host))
+    .addOption(option("--port <n>", "TCP port; 0 picks a free one", "PORT", integer(0, 65535)).default(d.port))
+    .addOption(
+      option("--queue-limit <n>", "events that may wait for one stream before it is cut off", "QUEUE_LIMIT", integer(1, 1_000_000)).default(d.queueLimit),
+    )
+    .addOption(
+      option("--max-groups-per-user <n>", "groups one user may be a member of", "MAX_GROUPS_PER_USER", integer(1, 1_000_000)).default(d.maxGroupsPerUser),
+    )
+    .addOption(
+      option("--ping-interval-ms <n>", "HTTP/2 PING interval per connection", "PING_INTERVAL_MS", integer(100, 3_600_000)).default(d.pingIntervalMs),
+    )
+    .addOption(
+      option("--ping-timeout-ms <n>", "time a PING may go unanswered before the connection is dropped", "PING_TIMEOUT_MS", integer(100, 3_600_000)).default(d.pingTimeoutMs),
+    )
+    .addOption(
+      option("--shutdown-grace-ms <n>", "time open connections get to close on shutdown", "SHUTDOWN_GRACE_MS", integer(0, 600_000)).default(d.shutdownGraceMs),
+    )
+    .addOption(
+      option("--max-concurrent-streams <n>", "HTTP/2 streams one connection may open at once", "MAX_CONCURRENT_STREAMS", integer(1, 10_000)).default(d.maxConcurrentStreams),
+    )
+    .addOption(
+      option("--max-session-memory-mb <n>", "memory one HTTP/2 connection may buffer, in MiB", "MAX_SESSION_MEMORY_MB", integer(1, 1024)).default(d.maxSessionMemoryMb),
+    )
+    .addOption(
+      option("--read-max-bytes <n>", "largest request message accepted", "READ_MAX_BYTES", integer(1024, 16 * 1024 * 1024)).default(d.readMaxBytes),
+    )
+    .addOption(option("--log-level <level>", "log level", "LOG_LEVEL").choices(logLevels).default(d.logLevel))
+    .exitOverride()
+    .configureOutput({ writeOut: () => {}, writeErr: () => {} })
+    .allowExcessArguments(false);
+  try {
+    program.parse(argv, { from: "user" });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    const help = (error as { code?: string }).code === "commander.helpDisplayed";
+    throw new ConfigError(help ? program.helpInformation() : message.replace(/^error: /, ""));
+  }
+  const o = program.opts<ServerConfig>();
+  for (const [key, name] of envNames) {
+    const value = env[name];
+    if (value === undefined || program.getOptionValueSource(key) !== "default") {
+      continue;
+    }
+    try {
+      const parse = parsers.get(key) ?? ((v: string) => v);
+      (o as unknown as Record<string, unknown>)[key] = parse(value);
+    } catch (error) {
+      throw new ConfigError(`environment variable ${name}: ${(error as Error).message}`);
+    }
+  }
+  if (!(logLevels as readonly string[]).includes(o.logLevel)) {
+    throw new ConfigError(`environment variable LOG_LEVEL: expected one of ${logLevels.join(", ")}, got ${JSON.stringify(o.logLevel)}`);
+  }
+  if (o.pingTimeoutMs > o.pingIntervalMs) {
+    throw new ConfigError(`--ping-timeout-ms (${o.pingTimeoutMs}) must not exceed --ping-interval-ms (${o.pingIntervalMs})`);
+  }
+  return { ...o };
+}

@@ -1,0 +1,256 @@
+import { randomUUID } from "node:crypto";
+import { ChatError } from "./chat-error.js";
+import { assertValidName, measureText, quote } from "./names.js";
+import {
+  createSessionState,
+  type ChannelRef,
+  type ChatEvent,
+  type ChatSession,
+  type SessionState,
+} from "./chat-session.js";
+
+/** Settings of a {@link ChatHub}. Every field has a default. */
+export interface ChatHubOptions {
+  /** How many events may wait for one session before it is cut off. Default 4096. */
+  queueLimit?: number;
+  /** How many groups one user may be a member of at once. Default 1000. */
+  maxGroupsPerUser?: number;
+  /** The clock that stamps messages. */
+  now?: () => Date;
+  /** Makes message ids; they must be unique. Default: random UUIDs. */
+  newId?: () => string;
+}
+
+/** What the hub holds, for health checks, logs and tests. */
+export interface ChatHubStats {
+  readonly users: number;
+  readonly groups: number;
+}
+
+/**
+ * ChatHub is the chat's core: who is online, which groups exist and who is in
+ * them, and the delivery of messages into the sessions' queues. Every method
+ * runs to completion synchronously, so each one is atomic with respect to the
+ * others, and a message is queued for all its recipients before send returns.
+ * The hub knows nothing of RPC; callers are named by username, and failures are
+ * thrown as {@link ChatError}.
+ */
+export interface ChatHub {
+  /**
+   * Opens a session for the username. Throws "invalid-input" for a malformed
+   * name and "already-exists" when the name is an online user or a group.
+   */
+  connect(username: string): ChatSession;
+  /**
+   * Ends a session and releases what it held: the username is free at once,
+   * and the user leaves every group, deleting groups left empty. Safe to call
+   * more than once, and after the hub already cut the session off.
+   */
+  disconnect(session: ChatSession, reason?: unknown): void;
+  /** Reports whether the username belongs to a live session. */
+  isOnline(username: string): boolean;
+  /** Creates a group with the caller as its first member. */
+  createGroup(caller: string, name: string): void;
+  /** Adds the caller to an existing group. */
+  joinGroup(caller: string, name: string): void;
+  /** Removes the caller from a group, deleting the group when it is left empty. */
+  leaveGroup(caller: string, name: string): void;
+  /**
+   * Sends text to a user or to a group the caller is a member of, and returns
+   * the message once it is queued for every recipient. A recipient whose queue
+   * is full is cut off instead ("exhausted"), without slowing the others.
+   */
+  send(caller: string, channel: string, text: string): ChatEvent;
+  /** Lists every online user and every group, sorted by name. */
+  listChannels(): ChannelRef[];
+  /** Counts users and groups. */
+  stats(): ChatHubStats;
+}
+
+/**
+ * Creates an in-memory {@link ChatHub}.
+ */
+export function createChatHub(options: ChatHubOptions = {}): ChatHub {
+  const queueLimit = options.queueLimit ?? 4096;
+  const maxGroupsPerUser = options.maxGroupsPerUser ?? 1000;
+  const now = options.now ?? (() => new Date());
+  const newId = options.newId ?? randomUUID;
+  const users = new Map<string, SessionState>();
+  // Members keep the order in which they joined.
+  const groups = new Map<string, Set<SessionState>>();
+
+  function caller(username: string): SessionState {
+    const session = users.get(username);
+    if (session === undefined) {
+      throw new ChatError("not-signed-in", `${quote(username)} is not connected`);
+    }
+    return session;
+  }
+
+  function existingGroup(name: string): Set<SessionState> {
+    assertValidName(name, "group name");
+    const members = groups.get(name);
+    if (members === undefined) {
+      throw new ChatError("not-found", `group ${quote(name)} does not exist`);
+    }
+    return members;
+  }
+
+  function assertRoomForGroup(session: SessionState): void {
+    if (session.groups.size >= maxGroupsPerUser) {
+      throw new ChatError(
+        "exhausted",
+        `${quote(session.username)} is already in ${maxGroupsPerUser} groups, the most one user may join`,
+      );
+    }
+  }
+
+  function removeMember(session: SessionState, name: string, members: Set<SessionState>): void {
+    members.delete(session);
+    session.groups.delete(name);
+    if (members.size === 0) {
+      groups.delete(name);
+    }
+  }
+
+  function recipientsOf(sender: SessionState, channel: string): [ChannelRef["type"], Iterable<SessionState>] {
+    const members = groups.get(channel);
+    if (members !== undefined) {
+      if (!members.has(sender)) {
+        throw new ChatError(
+          "not-allowed",
+          `${quote(sender.username)} must join group ${quote(channel)} before sending to it`,
+        );
+      }
+      return ["group", members];
+    }
+    const recipient = users.get(channel);
+    if (recipient === undefined) {
+      throw new ChatError("not-found", `no online user or group is named ${quote(channel)}`);
+    }
+    return ["user", [recipient]];
+  }
+
+  function deliver(recipients: Iterable<SessionState>, event: ChatEvent): void {
+    let behind: SessionState[] | undefined;
+    for (const session of recipients) {
+      if (!session.push(event)) {
+        (behind ??= []).push(session);
+      }
+    }
+    // Cut off after the loop: disconnecting edits the member set being iterated.
+    if (behind !== undefined) {
+      for (const session of behind) {
+        disconnect(
+          session,
+          new ChatError(
+            "exhausted",
+            `${quote(session.username)} fell too far behind: ${queueLimit} events were waiting to be read`,
+          ),
+        );
+      }
+    }
+  }
+
+  function disconnect(session: ChatSession, reason?: unknown): void {
+    const state = session as SessionState;
+    state.end(reason);
+    if (users.get(state.username) === state) {
+      users.delete(state.username);
+    }
+    for (const name of state.groups) {
+      const members = groups.get(name);
+      if (members !== undefined) {
+        removeMember(state, name, members);
+      }
+    }
+  }
+
+  return {
+    connect(username) {
+      assertValidName(username, "username");
+      if (users.has(username)) {
+        throw new ChatError("already-exists", `username ${quote(username)} is already online`);
+      }
+      if (groups.has(username)) {
+        throw new ChatError("already-exists", `${quote(username)} is the name of a group`);
+      }
+      const session = createSessionState(username, queueLimit);
+      users.set(username, session);
+      return session;
+    },
+
+    disconnect,
+
+    isOnline(username) {
+      return users.has(username);
+    },
+
+    createGroup(callerName, name) {
+      const session = caller(callerName);
+      assertValidName(name, "group name");
+      if (groups.has(name)) {
+        throw new ChatError("already-exists", `group ${quote(name)} already exists`);
+      }
+      if (users.has(name)) {
+        throw new ChatError("already-exists", `${quote(name)} is the name of an online user`);
+      }
+      assertRoomForGroup(session);
+      groups.set(name, new Set([session]));
+      session.groups.add(name);
+    },
+
+    joinGroup(callerName, name) {
+      const session = caller(callerName);
+      const members = existingGroup(name);
+      if (members.has(session)) {
+        throw new ChatError("already-exists", `${quote(callerName)} is already a member of group ${quote(name)}`);
+      }
+      assertRoomForGroup(session);
+      members.add(session);
+      session.groups.add(name);
+    },
+
+    leaveGroup(callerName, name) {
+      const session = caller(callerName);
+      const members = existingGroup(name);
+      if (!members.has(session)) {
+        throw new ChatError("not-a-member", `${quote(callerName)} is not a member of group ${quote(name)}`);
+      }
+      removeMember(session, name, members);
+    },
+
+    send(callerName, channel, text) {
+      const session = caller(callerName);
+      assertValidName(channel, "channel");
+      const textBytes = measureText(text);
+      const [type, recipients] = recipientsOf(session, channel);
+      const event: ChatEvent = {
+        id: newId(),
+        sender: callerName,
+        channel: { name: channel, type },
+        text,
+        textBytes,
+        sentAt: now(),
+      };
+      deliver(recipients, event);
+      return event;
+    },
+
+    listChannels() {
+      const channels: ChannelRef[] = [];
+      for (const name of users.keys()) {
+        channels.push({ name, type: "user" });
+      }
+      for (const name of groups.keys()) {
+        channels.push({ name, type: "group" });
+      }
+      // Names are ASCII and compared exactly, so code-unit order is the order.
+      return channels.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    },
+
+    stats() {
+      return { users: users.size, groups: groups.size };
+    },
+  };
+}

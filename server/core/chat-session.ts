@@ -1,0 +1,168 @@
+import { ChatError } from "./chat-error.js";
+
+/** Where a message was sent: a group, or for a direct message its recipient. */
+export interface ChannelRef {
+  readonly name: string;
+  readonly type: "user" | "group";
+}
+
+/**
+ * One message as the core sees it. A group message is a single object shared
+ * by the queues of all its recipients, never copied per member.
+ */
+export interface ChatEvent {
+  readonly id: string;
+  readonly sender: string;
+  readonly channel: ChannelRef;
+  readonly text: string;
+  /** The text's size in bytes of UTF-8, measured once when it was sent. */
+  readonly textBytes: number;
+  readonly sentAt: Date;
+}
+
+/**
+ * A connected user's end of the chat: a bounded queue of events waiting to be
+ * read by its stream, and a signal that aborts when the session ends.
+ */
+export interface ChatSession {
+  /** The username this session holds while it is live. */
+  readonly username: string;
+  /**
+   * Aborts once the session has ended, with a ChatError as its reason when the
+   * core ended it (the client fell behind) or with the reason given to
+   * {@link ChatSession.end}.
+   */
+  readonly signal: AbortSignal;
+  /** How many events are waiting to be taken. */
+  readonly pending: number;
+  /**
+   * Removes and returns the oldest waiting events, in order: at most
+   * maxEvents of them, and no more than maxTextBytes of text unless a single
+   * event is larger on its own. Returns an empty array when none wait.
+   */
+  take(maxEvents: number, maxTextBytes: number): ChatEvent[];
+  /**
+   * Resolves once an event is waiting, the session has ended, or the given
+   * signal has aborted, whichever comes first. It never rejects.
+   */
+  wait(signal: AbortSignal): Promise<void>;
+}
+
+/**
+ * The core's own view of a session: the public one plus what only the hub
+ * touches.
+ */
+export interface SessionState extends ChatSession {
+  /** The groups the user is a member of, by name. */
+  readonly groups: Set<string>;
+  /** Queues an event; returns false, leaving the queue as it was, when it is full. */
+  push(event: ChatEvent): boolean;
+  /** Ends the session once; later calls do nothing. Drops what is queued. */
+  end(reason: unknown): void;
+}
+
+/**
+ * Creates the state of one session whose queue holds at most queueLimit events.
+ */
+export function createSessionState(username: string, queueLimit: number): SessionState {
+  return new Session(username, queueLimit);
+}
+
+class Session implements SessionState {
+  readonly groups = new Set<string>();
+  private readonly controller = new AbortController();
+  // A FIFO as an array with a moving head: shift() would be O(n) per event.
+  private items: ChatEvent[] = [];
+  private head = 0;
+  private waiter: (() => void) | undefined;
+
+  constructor(
+    readonly username: string,
+    private readonly queueLimit: number,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  get pending(): number {
+    return this.items.length - this.head;
+  }
+
+  push(event: ChatEvent): boolean {
+    if (this.controller.signal.aborted) {
+      // Nobody will read it; the sender need not know.
+      return true;
+    }
+    if (this.items.length - this.head >= this.queueLimit) {
+      return false;
+    }
+    this.items.push(event);
+    this.wake();
+    return true;
+  }
+
+  take(maxEvents: number, maxTextBytes: number): ChatEvent[] {
+    const available = this.items.length - this.head;
+    if (available === 0) {
+      return [];
+    }
+    let count = 0;
+    let bytes = 0;
+    const limit = Math.min(available, maxEvents);
+    while (count < limit) {
+      const event = this.items[this.head + count] as ChatEvent;
+      bytes += event.textBytes;
+      if (bytes > maxTextBytes && count > 0) {
+        break;
+      }
+      count++;
+    }
+    if (count === available) {
+      const all = this.head === 0 ? this.items : this.items.slice(this.head);
+      this.items = [];
+      this.head = 0;
+      return all;
+    }
+    const taken = this.items.slice(this.head, this.head + count);
+    this.head += count;
+    // Reclaim the consumed prefix once it is the larger part of the array.
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return taken;
+  }
+
+  wait(signal: AbortSignal): Promise<void> {
+    if (this.items.length > this.head || this.controller.signal.aborted || signal.aborted) {
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        signal.removeEventListener("abort", done);
+        this.waiter = undefined;
+        resolve();
+      };
+      signal.addEventListener("abort", done);
+      this.waiter = done;
+    });
+  }
+
+  end(reason: unknown): void {
+    if (this.controller.signal.aborted) {
+      return;
+    }
+    this.items = [];
+    this.head = 0;
+    this.controller.abort(reason ?? new ChatError("unavailable", `the session of ${this.username} has ended`));
+    this.wake();
+  }
+
+  private wake(): void {
+    const waiter = this.waiter;
+    if (waiter !== undefined) {
+      waiter();
+    }
+  }
+}

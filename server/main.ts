@@ -1,0 +1,44 @@
+import { ConfigError, parseConfig } from "./config.js";
+import { createChatServer } from "./chat-server.js";
+import { createLogger } from "./logger.js";
+
+/**
+ * Starts the chat server from flags and environment, and shuts it down
+ * gracefully on SIGINT or SIGTERM, exiting 0 once every connection is gone.
+ * A bad configuration exits 2 with a message before anything starts.
+ */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = parseConfig(process.argv.slice(2), process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      const help = error.message.startsWith("Usage:");
+      (help ? process.stdout : process.stderr).write(help ? error.message : `chat-server: ${error.message}\n`);
+      process.exit(help ? 0 : 2);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logLevel);
+  const server = createChatServer(config, logger);
+  const stop = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, "signal received");
+    server.shutdown().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.fatal({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  try {
+    await server.listen();
+  } catch (err) {
+    logger.fatal({ err, host: config.host, port: config.port }, "cannot listen");
+    process.exit(1);
+  }
+}
+
+await main();

@@ -1,0 +1,33 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { userKey } from "./auth-interceptor.js";
+
+/**
+ * Creates an interceptor that writes one log line per failed unary call, with
+ * its method, status code, message and caller. Successful calls are not
+ * logged: at chat rates a line per message would cost more than the message.
+ * Streams log their own opening and closing.
+ */
+export function createRpcLogInterceptor(logger: Logger): Interceptor {
+  return (next) => async (req) => {
+    if (req.stream) {
+      return next(req);
+    }
+    try {
+      return await next(req);
+    } catch (error) {
+      const err = ConnectError.from(error);
+      const serverFault = err.code === Code.Internal || err.code === Code.Unknown;
+      logger[serverFault ? "error" : "info"](
+        {
+          rpc: req.method.name,
+          code: Code[err.code],
+          user: req.contextValues.get(userKey),
+          err: serverFault ? error : undefined,
+        },
+        err.rawMessage,
+      );
+      throw error;
+    }
+  };
+}
