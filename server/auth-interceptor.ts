@@ -11,16 +11,16 @@ export const userKey = createContextKey<string | undefined>(undefined, { descrip
 /**
  * Extracts the username from an authorization header value: either the bare
  * username, or "Bearer <username>" (the scheme compared without regard to
- * case, as RFC 9110 has it). Returns undefined for a missing or empty value.
+ * case, as RFC 9110 has it). Returns undefined for a missing or empty value,
+ * and for a scheme with no token.
  */
 export function parseAuthorization(value: string | null): string | undefined {
   if (value === null) {
     return undefined;
   }
-  let username = value.trim();
-  if (/^bearer\s/i.test(username)) {
-    username = username.slice(7).trim();
-  }
+  // "Bearer" alone is a scheme without a token, not a user named Bearer
+  // (who can still write "Bearer Bearer").
+  const username = value.trim().replace(/^bearer(?:\s+|$)/i, "");
   return username === "" ? undefined : username;
 }
 

@@ -30,16 +30,20 @@ export function createHealthService(status: HealthStatus): ServiceImpl<typeof He
       ctx.signal.addEventListener("abort", poke);
       try {
         let last: ServingStatus | undefined;
-        while (!ctx.signal.aborted) {
+        for (;;) {
           const current = status.get(req.service) ?? ServingStatus.SERVICE_UNKNOWN;
+          // A change is sent even when the call is ending, so that a watcher
+          // learns of NOT_SERVING before its stream ends on shutdown.
           if (current !== last) {
             last = current;
             yield { status: current };
             continue;
           }
+          if (ctx.signal.aborted) {
+            throw ctx.signal.reason;
+          }
           await new Promise<void>((resolve) => (wake = resolve));
         }
-        throw ctx.signal.reason;
       } finally {
         unsubscribe();
         ctx.signal.removeEventListener("abort", poke);

@@ -21,7 +21,7 @@ export function createRpcLogInterceptor(logger: Logger): Interceptor {
       logger[serverFault ? "error" : "info"](
         {
           rpc: req.method.name,
-          code: Code[err.code],
+          code: grpcCodeName(err.code),
           user: req.contextValues.get(userKey),
           err: serverFault ? error : undefined,
         },
@@ -30,4 +30,11 @@ export function createRpcLogInterceptor(logger: Logger): Interceptor {
       throw error;
     }
   };
+}
+
+/**
+ * Spells a status code the way gRPC does everywhere else, such as NOT_FOUND.
+ */
+export function grpcCodeName(code: Code): string {
+  return (Code[code] ?? "UNKNOWN").replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
 }

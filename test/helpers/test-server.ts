@@ -1,0 +1,55 @@
+import { Writable } from "node:stream";
+import { defaultConfig, type ServerConfig } from "../../server/config.js";
+import { createChatServer, type ChatServer } from "../../server/chat-server.js";
+import { createLogger } from "../../server/logger.js";
+
+/** A chat server on a free loopback port, with its log kept in memory. */
+export interface TestServer {
+  readonly server: ChatServer;
+  readonly port: number;
+  readonly baseUrl: string;
+  /** Every log line, parsed. */
+  readonly logs: Record<string, unknown>[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the same server that main runs, on port 0, with the given settings
+ * over the defaults.
+ */
+export async function startTestServer(overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString("utf8").split("\n")) {
+        if (line !== "") logs.push(JSON.parse(line) as Record<string, unknown>);
+      }
+      callback();
+    },
+  });
+  const config: ServerConfig = { ...defaultConfig, port: 0, shutdownGraceMs: 1000, ...overrides };
+  const server = createChatServer(config, createLogger("debug", sink));
+  const address = await server.listen();
+  return {
+    server,
+    port: address.port,
+    baseUrl: `http://127.0.0.1:${address.port}`,
+    logs,
+    stop: () => server.shutdown(),
+  };
+}
+
+/**
+ * Polls a condition until it holds, for state that changes asynchronously
+ * (a server noticing a closed connection). Throws with the message after
+ * timeoutMs.
+ */
+export async function eventually(condition: () => boolean, message: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) {
+      throw new Error(`timed out: ${message}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

@@ -1,0 +1,234 @@
+import assert from "node:assert/strict";
+import { Writable } from "node:stream";
+import { describe, it } from "node:test";
+import { Code, ConnectError, createClient, createRouterTransport, type Transport } from "@connectrpc/connect";
+import { ChannelType, ChatService } from "../../gen/chat/v1/chat_pb.js";
+import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+import { createAuthorizationInterceptor, type ChatClient } from "../../client/chat-client.js";
+import { createChatHub, type ChatHub } from "../../server/core/chat-hub.js";
+import { createHealthStatus } from "../../server/health-status.js";
+import { createLogger } from "../../server/logger.js";
+import { createRoutes } from "../../server/routes.js";
+import { openStream } from "../helpers/chat-stream.js";
+
+interface Fixture {
+  hub: ChatHub;
+  transport: Transport;
+  client(username?: string): ChatClient;
+  logs: Record<string, unknown>[];
+}
+
+function setup(hubOptions: Parameters<typeof createChatHub>[0] = {}): Fixture {
+  const hub = createChatHub(hubOptions);
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _e, cb) {
+      for (const line of chunk.toString().split("\n")) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
+      cb();
+    },
+  });
+  const routes = createRoutes({ hub, health: createHealthStatus([ChatService.typeName]), logger: createLogger("info", sink) });
+  const transport = createRouterTransport(routes);
+  return {
+    hub,
+    transport,
+    logs,
+    client(username) {
+      return createClient(
+        ChatService,
+        username === undefined
+          ? transport
+          : createRouterTransport(routes, { transport: { interceptors: [createAuthorizationInterceptor(username)] } }),
+      );
+    },
+  };
+}
+
+async function rejectsWith(promise: Promise<unknown>, code: Code, messagePart?: string): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof ConnectError, `expected a ConnectError, got ${String(error)}`);
+    assert.equal(error.code, code, `expected ${Code[code]}, got ${Code[error.code]}: ${error.message}`);
+    if (messagePart !== undefined) assert.ok(error.rawMessage.includes(messagePart), error.rawMessage);
+    return true;
+  });
+}
+
+describe("chat service over the in-memory transport", () => {
+  it("opens a stream that starts with Connected", async () => {
+    const f = setup();
+    const alice = await openStream(f.client(), "alice");
+    assert.equal(f.hub.isOnline("alice"), true);
+    alice.cancel();
+    assert.equal((await alice.ended)?.code, Code.Canceled);
+    assert.equal(f.hub.isOnline("alice"), false);
+    assert.ok(f.logs.some((l) => l.msg === "session opened" && l.user === "alice"));
+    assert.ok(f.logs.some((l) => l.msg === "session closed" && l.user === "alice"));
+  });
+
+  it("maps every error row of the contract to its status code", async () => {
+    const f = setup();
+    const alice = f.client("alice");
+    const bob = f.client("bob");
+    await openStream(f.client(), "alice");
+    await openStream(f.client(), "bob");
+    await openStream(f.client(), "carol");
+
+    // INVALID_ARGUMENT
+    await rejectsWith(openStream(f.client(), ""), Code.InvalidArgument, "username must not be empty");
+    await rejectsWith(openStream(f.client(), "x".repeat(33)), Code.InvalidArgument, "33 characters");
+    await rejectsWith(openStream(f.client(), "no spaces"), Code.InvalidArgument, '"no spaces"');
+    await rejectsWith(alice.createGroupChat({ name: "bad*name" }), Code.InvalidArgument, '"bad*name"');
+    await rejectsWith(alice.joinGroupChat({ name: "" }), Code.InvalidArgument, "empty");
+    await rejectsWith(alice.leaveGroupChat({ name: "y".repeat(40) }), Code.InvalidArgument, "40 characters");
+    await rejectsWith(alice.sendMessage({ channel: "bob", text: "" }), Code.InvalidArgument, "text must not be empty");
+    await rejectsWith(alice.sendMessage({ channel: "bob", text: "x".repeat(4097) }), Code.InvalidArgument, "4097 bytes");
+    await rejectsWith(alice.sendMessage({ channel: "b b", text: "x" }), Code.InvalidArgument, '"b b"');
+
+    // ALREADY_EXISTS
+    await rejectsWith(openStream(f.client(), "alice"), Code.AlreadyExists, '"alice" is already online');
+    await alice.createGroupChat({ name: "room" });
+    await rejectsWith(openStream(f.client(), "room"), Code.AlreadyExists, "group");
+    await rejectsWith(bob.createGroupChat({ name: "room" }), Code.AlreadyExists, '"room" already exists');
+    await rejectsWith(bob.createGroupChat({ name: "carol" }), Code.AlreadyExists, "online user");
+    await rejectsWith(alice.joinGroupChat({ name: "room" }), Code.AlreadyExists, "already a member");
+
+    // UNAUTHENTICATED
+    await rejectsWith(f.client().listChannels({}), Code.Unauthenticated, "missing");
+    await rejectsWith(f.client("").listChannels({}), Code.Unauthenticated, "missing");
+    await rejectsWith(f.client("dave").sendMessage({ channel: "alice", text: "x" }), Code.Unauthenticated, '"dave"');
+
+    // NOT_FOUND
+    await rejectsWith(bob.joinGroupChat({ name: "nope" }), Code.NotFound, '"nope"');
+    await rejectsWith(bob.leaveGroupChat({ name: "nope" }), Code.NotFound, '"nope"');
+    await rejectsWith(bob.sendMessage({ channel: "nope", text: "x" }), Code.NotFound, '"nope"');
+
+    // FAILED_PRECONDITION
+    await rejectsWith(bob.leaveGroupChat({ name: "room" }), Code.FailedPrecondition, "not a member");
+
+    // PERMISSION_DENIED
+    await rejectsWith(bob.sendMessage({ channel: "room", text: "x" }), Code.PermissionDenied, "must join");
+
+    // Nothing above changed any state.
+    assert.deepEqual(f.hub.listChannels(), [
+      { name: "alice", type: "user" },
+      { name: "bob", type: "user" },
+      { name: "carol", type: "user" },
+      { name: "room", type: "group" },
+    ]);
+    const failures = f.logs.filter((l) => typeof l.code === "string");
+    assert.ok(failures.some((l) => l.code === "PERMISSION_DENIED" && l.user === "bob" && l.rpc === "SendMessage"));
+  });
+
+  it("accepts a bare username or a Bearer token in authorization", async () => {
+    const f = setup();
+    await openStream(f.client(), "alice");
+    for (const header of ["alice", "Bearer alice", "bearer   alice", "  alice  "]) {
+      const client = createClient(
+        ChatService,
+        createRouterTransport(createRoutes({ hub: f.hub, health: createHealthStatus([]), logger: createLogger("silent") }), {
+          transport: {
+            interceptors: [
+              (next) => (req) => {
+                req.header.set("authorization", header);
+                return next(req);
+              },
+            ],
+          },
+        }),
+      );
+      const { channels } = await client.listChannels({});
+      assert.deepEqual(channels.map((c) => c.name), ["alice"], header);
+    }
+  });
+
+  it("lists users and groups sorted, with their types", async () => {
+    const f = setup();
+    await openStream(f.client(), "zoe");
+    await openStream(f.client(), "adam");
+    await f.client("zoe").createGroupChat({ name: "mid" });
+    const { channels } = await f.client("adam").listChannels({});
+    assert.deepEqual(
+      channels.map((c) => [c.name, c.type]),
+      [
+        ["adam", ChannelType.USER],
+        ["mid", ChannelType.GROUP],
+        ["zoe", ChannelType.USER],
+      ],
+    );
+  });
+
+  it("delivers direct and group messages with server-assigned ids and times", async () => {
+    const f = setup();
+    const aliceStream = await openStream(f.client(), "alice");
+    const bobStream = await openStream(f.client(), "bob");
+    const alice = f.client("alice");
+    const bob = f.client("bob");
+    const before = Date.now();
+    await alice.sendMessage({ channel: "bob", text: "hi bob" });
+    await alice.createGroupChat({ name: "room" });
+    await bob.joinGroupChat({ name: "room" });
+    await bob.sendMessage({ channel: "room", text: "hi room" });
+    await bob.sendMessage({ channel: "bob", text: "self" });
+    const [direct, group, self] = await bobStream.waitForMessages(3);
+    assert.equal(direct?.sender, "alice");
+    assert.deepEqual([direct?.channel?.name, direct?.channel?.type], ["bob", ChannelType.USER]);
+    assert.equal(direct?.text, "hi bob");
+    assert.deepEqual([group?.channel?.name, group?.channel?.type, group?.sender], ["room", ChannelType.GROUP, "bob"]);
+    assert.equal(self?.text, "self");
+    const [aliceGroup] = await aliceStream.waitForMessages(1);
+    assert.equal(aliceGroup?.id, group?.id);
+    assert.equal(new Set([direct?.id, group?.id, self?.id]).size, 3);
+    const sentMs = Number(direct?.sentAt?.seconds) * 1000 + (direct?.sentAt?.nanos ?? 0) / 1e6;
+    assert.ok(sentMs >= before - 1 && sentMs <= Date.now() + 1, `sent_at ${sentMs} not within the call`);
+    // Alice got only the group message: her direct message went to Bob alone.
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(aliceStream.messages.length, 1);
+  });
+
+  it("coalesces events that queue while the stream is busy", async () => {
+    const f = setup();
+    const alice = await openStream(f.client(), "alice");
+    await f.client("alice").createGroupChat({ name: "room" });
+    // Queued within one turn of the event loop: the handler wakes once.
+    for (let i = 0; i < 1000; i++) f.hub.send("alice", "room", `m${i}`);
+    const messages = await alice.waitForMessages(1000);
+    assert.deepEqual(
+      messages.map((m) => m.text),
+      Array.from({ length: 1000 }, (_, i) => `m${i}`),
+    );
+    // Connected, then 1000 events in batches of at most 512.
+    assert.equal(alice.responses, 3);
+  });
+
+  it("ends a stream that fell too far behind with RESOURCE_EXHAUSTED and frees the name", async () => {
+    const f = setup({ queueLimit: 10 });
+    const slow = await openStream(f.client(), "slow");
+    const fast = await openStream(f.client(), "fast");
+    await f.client("fast").createGroupChat({ name: "room" });
+    await f.client("slow").joinGroupChat({ name: "room" });
+    // Eleven events in one turn: the eleventh overflows both queues of ten,
+    // but only if nobody reads in between; the fast member is then cut too.
+    // So give each its own burst: fill "slow" alone with direct messages.
+    for (let i = 0; i < 11; i++) f.hub.send("fast", "slow", `m${i}`);
+    const error = await slow.ended;
+    assert.equal(error?.code, Code.ResourceExhausted);
+    assert.match(error?.rawMessage ?? "", /"slow" fell too far behind: 10 events/);
+    assert.equal(f.hub.isOnline("slow"), false);
+    assert.deepEqual(f.hub.listChannels(), [
+      { name: "fast", type: "user" },
+      { name: "room", type: "group" },
+    ]);
+    await f.client("fast").sendMessage({ channel: "room", text: "after" });
+    assert.equal((await fast.waitForMessages(1))[0]?.text, "after");
+    // The name is free again at once.
+    await openStream(f.client(), "slow");
+  });
+
+  it("serves health checks", async () => {
+    const f = setup();
+    const health = createClient(Health, f.transport);
+    assert.equal((await health.check({ service: "" })).status, HealthCheckResponse_ServingStatus.SERVING);
+    assert.equal((await health.check({ service: "chat.v1.ChatService" })).status, HealthCheckResponse_ServingStatus.SERVING);
+    await rejectsWith(health.check({ service: "nope.Service" }), Code.NotFound, "nope.Service");
+  });
+});
