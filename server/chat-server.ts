@@ -1,13 +1,13 @@
+import { setMaxListeners } from "node:events";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { ChatService } from "../gen/chat/v1/chat_pb.js";
 import { createChatHub, type ChatHub } from "./core/chat-hub.js";
 import type { ServerConfig } from "./config.js";
 import { createHealthStatus, ServingStatus, type HealthStatus } from "./health-status.js";
-import { http2StreamKey } from "./http2-stream-key.js";
+import { createNodeHandler } from "./node-handler.js";
 import { createRoutes } from "./routes.js";
 
 /** A chat server: the HTTP/2 listener, its routes and the state behind them. */
@@ -37,13 +37,16 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
   const hub = createChatHub({ queueLimit: config.queueLimit, maxGroupsPerUser: config.maxGroupsPerUser });
   const health = createHealthStatus([ChatService.typeName]);
   const shutdownController = new AbortController();
+  // Every call in flight listens to this signal (the framework links it to
+  // the call's own), so thousands of listeners are the normal case.
+  setMaxListeners(0, shutdownController.signal);
   const sessions = new Set<http2.ServerHttp2Session>();
 
-  const handler = connectNodeAdapter({
+  const handler = createNodeHandler({
     routes: createRoutes({ hub, health, logger }),
     shutdownSignal: shutdownController.signal,
     readMaxBytes: config.readMaxBytes,
-    contextValues: (req) => createContextValues().set(http2StreamKey, "stream" in req ? req.stream : undefined),
+    logger,
   });
 
   const server = http2.createServer(

@@ -94,6 +94,11 @@ export function createChatService(
         throw error;
       } finally {
         session.signal.removeEventListener("abort", onCutOff);
+        // When the hub cut the session off, that is the reason, not the
+        // write error that the reset stream produced afterwards.
+        if (session.signal.aborted) {
+          reason = session.signal.reason;
+        }
         hub.disconnect(session, reason);
         logger.info({ user: username, reason: describeReason(reason) }, "session closed");
       }

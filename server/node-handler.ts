@@ -1,0 +1,65 @@
+import type * as http from "node:http";
+import type * as http2 from "node:http2";
+import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter } from "@connectrpc/connect";
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import {
+  compressionBrotli,
+  compressionGzip,
+  universalRequestFromNodeRequest,
+  universalResponseToNodeResponse,
+} from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import { http2StreamKey } from "./http2-stream-key.js";
+
+/** Settings of {@link createNodeHandler}. */
+export interface NodeHandlerOptions {
+  routes: (router: ConnectRouter) => void;
+  /** Aborting it ends every handler; abort it with a ConnectError to pick the status. */
+  shutdownSignal: AbortSignal;
+  /** The largest request message accepted, after decompression. */
+  readMaxBytes: number;
+  logger: Logger;
+}
+
+/**
+ * Creates the request listener for node:http2 (and node:http) that serves the
+ * routes. It does what connectNodeAdapter from @connectrpc/connect-node does,
+ * with two differences that matter for a chat server: each call gets its
+ * HTTP/2 stream as a context value, and a response that could not be written
+ * (the client went away mid-stream, an everyday event here) is logged at
+ * debug level through the server's logger, not with console.error.
+ */
+export function createNodeHandler(options: NodeHandlerOptions): (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void {
+  const router = createConnectRouter({
+    acceptCompression: [compressionGzip, compressionBrotli],
+    shutdownSignal: options.shutdownSignal,
+    readMaxBytes: options.readMaxBytes,
+  });
+  options.routes(router);
+  const paths = new Map<string, UniversalHandler>();
+  for (const handler of router.handlers) {
+    paths.set(handler.requestPath, handler);
+  }
+  const { logger } = options;
+  return (req, res) => {
+    const handler = paths.get(req.url?.split("?", 2)[0] ?? "");
+    if (handler === undefined) {
+      res.writeHead(404);
+      res.end();
+      return;
+    }
+    const values = createContextValues().set(http2StreamKey, "stream" in req ? req.stream : undefined);
+    const uReq = universalRequestFromNodeRequest(req, res, undefined, values);
+    handler(uReq)
+      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .catch((reason: unknown) => {
+        const err = ConnectError.from(reason);
+        if (err.code !== Code.Aborted) {
+          logger.debug({ rpc: handler.method.name, err: err.message }, "response not written in full");
+        }
+      });
+  };
+}
