@@ -41,6 +41,7 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
   // the call's own), so thousands of listeners are the normal case.
   setMaxListeners(0, shutdownController.signal);
   const sessions = new Set<http2.ServerHttp2Session>();
+  let onLastSessionClosed: (() => void) | undefined;
 
   const handler = createNodeHandler({
     routes: createRoutes({ hub, health, logger }),
@@ -69,6 +70,7 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
     session.once("close", () => {
       stopPinging();
       sessions.delete(session);
+      if (sessions.size === 0) onLastSessionClosed?.();
     });
     // A session error (a protocol violation, a reset socket) ends only that
     // session; without a listener it would crash the process.
@@ -103,7 +105,13 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
         health.setAll(ServingStatus.NOT_SERVING);
         // Ends every open handler: each stream closes with UNAVAILABLE.
         shutdownController.abort(new ConnectError("the server is shutting down", Code.Unavailable));
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+        // The server's callback can come before the sessions' own close events.
+        const sessionsClosed = new Promise<void>((resolve) => {
+          onLastSessionClosed = resolve;
+          if (sessions.size === 0) resolve();
+        });
+        const closed = Promise.all([serverClosed, sessionsClosed]);
         // GOAWAY: connections finish the streams they have, and open no more.
         for (const session of sessions) {
           session.close();

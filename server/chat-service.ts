@@ -11,7 +11,7 @@ import {
   type ChatMessageSchema,
 } from "../gen/chat/v1/chat_pb.js";
 import type { ChatHub } from "./core/chat-hub.js";
-import type { ChannelRef, ChatEvent } from "./core/chat-session.js";
+import type { ChannelRef, ChatEvent, ChatSession } from "./core/chat-session.js";
 import { authenticatedUser } from "./auth-interceptor.js";
 import { http2StreamKey } from "./http2-stream-key.js";
 
@@ -58,7 +58,11 @@ export function createChatService(
 
   return {
     async *connect(req, ctx) {
-      let session;
+      if (ctx.signal.aborted) {
+        // The server is shutting down: no new sessions.
+        throw ctx.signal.reason;
+      }
+      let session: ChatSession;
       try {
         session = hub.connect(req.username);
       } catch (error) {
@@ -68,7 +72,25 @@ export function createChatService(
       const username = session.username;
       const stream = ctx.values.get(http2StreamKey);
       const onCutOff = () => resetIfStuck(stream, cutOffGraceMs);
+      // The call can end while this generator is suspended in a yield whose
+      // write never completes: connect-node waits for "drain" or "error", and
+      // a stream destroyed with its connection emits neither. The call's own
+      // signal therefore ends the session too, or a ghost user would remain.
+      const onCallEnd = () => close(ctx.signal.reason);
+      let closed = false;
+      const close = (reason: unknown) => {
+        if (closed) return;
+        closed = true;
+        session.signal.removeEventListener("abort", onCutOff);
+        ctx.signal.removeEventListener("abort", onCallEnd);
+        // When the hub cut the session off, that is the reason, not the write
+        // error that the reset stream produced afterwards.
+        const why = session.signal.aborted ? session.signal.reason : reason;
+        hub.disconnect(session, why);
+        logger.info({ user: username, reason: describeReason(why) }, "session closed");
+      };
       session.signal.addEventListener("abort", onCutOff);
+      ctx.signal.addEventListener("abort", onCallEnd);
       logger.info({ user: username }, "session opened");
       let reason: unknown = "completed";
       try {
@@ -93,14 +115,7 @@ export function createChatService(
         reason = error;
         throw error;
       } finally {
-        session.signal.removeEventListener("abort", onCutOff);
-        // When the hub cut the session off, that is the reason, not the
-        // write error that the reset stream produced afterwards.
-        if (session.signal.aborted) {
-          reason = session.signal.reason;
-        }
-        hub.disconnect(session, reason);
-        logger.info({ user: username, reason: describeReason(reason) }, "session closed");
+        close(reason);
       }
     },
 

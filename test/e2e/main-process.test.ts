@@ -1,0 +1,108 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import * as http2 from "node:http2";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { describe, it } from "node:test";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
+import { ConnectRequestSchema } from "../../gen/chat/v1/chat_pb.js";
+import { createChatClient } from "../../client/chat-client.js";
+import { openStream } from "../helpers/chat-stream.js";
+import { grpcFrame } from "../helpers/raw-grpc.js";
+import { startTestServer } from "../helpers/test-server.js";
+
+const serverMain = fileURLToPath(new URL("../../server/main.ts", import.meta.url));
+
+function startMain(args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, ["--import", "tsx", serverMain, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const listening = new Promise<number>((resolve) => {
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      logs.push(entry);
+      if (entry.msg === "server listening") resolve(entry.port as number);
+    });
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code, signal })),
+  );
+  return { child, logs, listening, exited, stderr: () => stderr };
+}
+
+describe("the server process", () => {
+  it("shuts down on SIGTERM: streams end UNAVAILABLE, exit code 0", async () => {
+    const main = startMain(["--port", "0", "--shutdown-grace-ms", "3000"], { LOG_LEVEL: "info" });
+    const port = await main.listening;
+    const url = `http://127.0.0.1:${port}`;
+    const alice = await openStream(createChatClient(url, "alice"), "alice");
+    const bob = await openStream(createChatClient(url, "bob"), "bob");
+    const started = Date.now();
+    main.child.kill("SIGTERM");
+    const [aliceEnd, bobEnd, exit] = await Promise.all([alice.ended, bob.ended, main.exited]);
+    assert.equal(aliceEnd?.code, Code.Unavailable);
+    assert.match(aliceEnd?.rawMessage ?? "", /shutting down/);
+    assert.equal(bobEnd?.code, Code.Unavailable);
+    assert.deepEqual(exit, { code: 0, signal: null });
+    assert.ok(Date.now() - started < 3000, "took the whole grace period: streams did not end");
+    const messages = main.logs.map((l) => l.msg);
+    for (const expected of ["signal received", "server shutting down", "session closed", "server stopped"]) {
+      assert.ok(messages.includes(expected), `no "${expected}" line in ${JSON.stringify(messages)}`);
+    }
+    assert.equal(main.stderr(), "");
+  });
+
+  it("refuses a bad configuration with a clear message and exit code 2", async () => {
+    const bad = startMain([], { PORT: "http" });
+    assert.deepEqual(await bad.exited, { code: 2, signal: null });
+    assert.match(bad.stderr(), /environment variable PORT: expected a whole number from 0 to 65535, got "http"/);
+    const flag = startMain(["--queue-limit", "-5"]);
+    assert.deepEqual(await flag.exited, { code: 2, signal: null });
+    assert.match(flag.stderr(), /--queue-limit/);
+  });
+});
+
+describe("graceful shutdown with a client that does not cooperate", () => {
+  it("refuses new streams while draining, and destroys what is left after the grace period", async () => {
+    const t = await startTestServer({ shutdownGraceMs: 800 });
+    // A client whose stream stays open: it stops reading, so even the final
+    // status cannot reach it.
+    const session = http2.connect(t.baseUrl);
+    session.on("error", () => {});
+    const stuck = session.request({
+      ":method": "POST",
+      ":path": "/chat.v1.ChatService/Connect",
+      "content-type": "application/grpc+proto",
+      te: "trailers",
+    });
+    stuck.on("error", () => {});
+    stuck.end(grpcFrame(toBinary(ConnectRequestSchema, create(ConnectRequestSchema, { username: "stuck" }))));
+    await new Promise<void>((resolve) => stuck.once("data", () => resolve()));
+    stuck.pause();
+    const client = createChatClient(t.baseUrl, "late");
+    const late = await openStream(client, "late");
+    // More than the client's flow-control window: the server's writes block.
+    for (let i = 0; i < 40; i++) t.server.hub.send("late", "stuck", "x".repeat(4000));
+    // Let the server write until flow control stops it.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    const started = Date.now();
+    const stopping = t.stop();
+    assert.equal((await late.ended)?.code, Code.Unavailable);
+    // The connection has been told GOAWAY: a new stream on it is refused.
+    await assert.rejects(openStream(client, "late2"));
+    await stopping;
+    const took = Date.now() - started;
+    assert.ok(took >= 700 && took < 3000, `shutdown took ${took} ms, not about the grace period of 800 ms`);
+    assert.equal(t.server.connections, 0);
+    // Including "stuck", whose handler may never resume from its last write.
+    assert.equal(t.server.hub.stats().users, 0);
+    assert.ok(t.logs.some((l) => l.msg === "session closed" && l.user === "stuck"));
+    session.destroy();
+  });
+});
