@@ -1,0 +1,65 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ConfigError, defaultConfig, parseConfig } from "../../server/config.js";
+import { parseAuthorization } from "../../server/auth-interceptor.js";
+
+describe("configuration", () => {
+  it("uses the defaults when nothing is given", () => {
+    assert.deepEqual(parseConfig([], {}), defaultConfig);
+    assert.equal(defaultConfig.port, 50051);
+    assert.equal(defaultConfig.host, "127.0.0.1");
+  });
+
+  it("reads flags over environment over defaults", () => {
+    const config = parseConfig(["--port", "7000", "--log-level", "debug"], {
+      PORT: "6000",
+      HOST: "0.0.0.0",
+      QUEUE_LIMIT: "128",
+      PING_INTERVAL_MS: "5000",
+      PING_TIMEOUT_MS: "1000",
+    });
+    assert.equal(config.port, 7000);
+    assert.equal(config.host, "0.0.0.0");
+    assert.equal(config.queueLimit, 128);
+    assert.equal(config.pingIntervalMs, 5000);
+    assert.equal(config.pingTimeoutMs, 1000);
+    assert.equal(config.logLevel, "debug");
+  });
+
+  it("names the flag or variable that is wrong", () => {
+    const cases: [string[], Record<string, string>, RegExp][] = [
+      [["--port", "70000"], {}, /--port <n>.*from 0 to 65535, got "70000"/],
+      [[], { PORT: "12x" }, /environment variable PORT: .*got "12x"/],
+      [[], { QUEUE_LIMIT: "0" }, /QUEUE_LIMIT/],
+      [[], { LOG_LEVEL: "loud" }, /LOG_LEVEL: expected one of trace, debug/],
+      [["--log-level", "loud"], {}, /loud.*Allowed choices/],
+      [["--nope"], {}, /unknown option '--nope'/],
+      [["extra"], {}, /too many arguments|excess/i],
+      [["--ping-interval-ms", "1000", "--ping-timeout-ms", "2000"], {}, /must not exceed/],
+    ];
+    for (const [argv, env, pattern] of cases) {
+      assert.throws(() => parseConfig(argv, env), (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(error.message, pattern);
+        return true;
+      });
+    }
+  });
+
+  it("gives help as a ConfigError whose message is the usage text", () => {
+    assert.throws(() => parseConfig(["--help"], {}), /^ConfigError: Usage: chat-server \[options\]/);
+  });
+});
+
+describe("authorization header", () => {
+  it("accepts a username or Bearer <username>", () => {
+    assert.equal(parseAuthorization("alice"), "alice");
+    assert.equal(parseAuthorization("Bearer alice"), "alice");
+    assert.equal(parseAuthorization("BEARER  alice "), "alice");
+    assert.equal(parseAuthorization("Bearer Bearer"), "Bearer");
+    assert.equal(parseAuthorization("Bearer"), undefined);
+    assert.equal(parseAuthorization(""), undefined);
+    assert.equal(parseAuthorization("   "), undefined);
+    assert.equal(parseAuthorization(null), undefined);
+  });
+});
