@@ -108,6 +108,7 @@ export async function runChatCli(options: ChatCliOptions): Promise<number> {
         return true;
       }
       await client.sendMessage({ channel: target, text: line });
+      print(`* sent to ${target}`);
       return true;
     }
     const [command = "", ...rest] = trimmed.split(/\s+/);

@@ -66,7 +66,7 @@ export function createChatService(
       try {
         session = hub.connect(req.username);
       } catch (error) {
-        logger.info({ user: req.username, err: error }, "session refused");
+        logger.info({ user: req.username, reason: describeReason(error) }, "session refused");
         throw error;
       }
       const username = session.username;

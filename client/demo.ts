@@ -1,0 +1,104 @@
+/**
+ * The demo: starts the server and three terminal clients, each in its own
+ * process, and walks through every RPC and several error cases. Everything
+ * each process prints goes to stdout, prefixed with its name, in the order it
+ * arrives. `npm run --silent demo > logs.txt` captures it.
+ */
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { ChatService } from "../gen/chat/v1/chat_pb.js";
+import { describeError } from "./chat-client.js";
+import { spawnCliProcess, type CliProcess } from "./cli-process.js";
+
+const serverMain = fileURLToPath(new URL("../server/main.ts", import.meta.url));
+const show = (who: string, line: string) => process.stdout.write(`${who.padEnd(6)} | ${line}\n`);
+const step = (text: string) => show("demo", `--- ${text}`);
+
+const server = spawn(process.execPath, ["--import", "tsx", serverMain, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+const serverExit = new Promise<number | null>((resolve) => server.on("exit", (code) => resolve(code)));
+const port = await new Promise<number>((resolve, reject) => {
+  createInterface({ input: server.stdout }).on("line", (line) => {
+    show("server", line);
+    const entry = JSON.parse(line) as { msg?: string; port?: number };
+    if (entry.msg === "server listening" && entry.port !== undefined) resolve(entry.port);
+  });
+  createInterface({ input: server.stderr }).on("line", (line) => show("server", line));
+  server.once("exit", () => reject(new Error("the server exited before listening")));
+});
+const url = `http://127.0.0.1:${port}`;
+
+const start = (name: string, label = name) => spawnCliProcess(name, url, (line) => show(label, line));
+/** Types a command as the client and waits for the line that answers it. */
+async function say(client: CliProcess, command: string, answer: RegExp, ...others: [CliProcess, RegExp][]) {
+  const marks = [client, ...others.map(([c]) => c)].map((c) => c.lines.length);
+  show(client.username, `> ${command.length > 60 ? `${command.slice(0, 40)}… (${command.length} characters)` : command}`);
+  client.send(command);
+  await client.waitFor(answer, { after: marks[0] });
+  await Promise.all(others.map(([c, pattern], i) => c.waitFor(pattern, { after: marks[i + 1] })));
+}
+
+try {
+  step("three users connect");
+  const alice = start("alice");
+  await alice.waitFor(/^\* connected/);
+  const bob = start("bob");
+  await bob.waitFor(/^\* connected/);
+  const carol = start("carol");
+  await carol.waitFor(/^\* connected/);
+  await say(alice, "/list", /^\* 3 channels/);
+
+  step("a group: create, join, talk");
+  await say(alice, "/create team", /^\* created group/);
+  await say(bob, "/join team", /^\* joined/);
+  await say(carol, "/join team", /^\* joined/);
+  await say(bob, "/send team hi team, bob here", /#team <bob> hi team/, [alice, /#team <bob>/], [carol, /#team <bob>/]);
+  await say(alice, "/list", /^\* 4 channels/);
+
+  step("direct messages, and a current channel for plain lines");
+  await say(carol, "/to alice", /^\* sending to alice/);
+  await say(carol, "hello alice, this is carol", /^\* sent to alice/, [alice, /@alice <carol> hello alice/]);
+  await say(alice, "/send carol hi carol!", /^\* sent to carol/, [carol, /@carol <alice> hi carol!/]);
+  await say(alice, "/send alice a note to myself", /@alice <alice> a note to myself/);
+
+  step("errors: each prints one line, and the client goes on");
+  await say(bob, "/create team", /^! ALREADY_EXISTS/);
+  await say(bob, "/create carol", /^! ALREADY_EXISTS/);
+  await say(carol, "/send nobody are you there?", /^! NOT_FOUND/);
+  await say(carol, "/join no*such*group", /^! INVALID_ARGUMENT/);
+  await say(bob, "/join team", /^! ALREADY_EXISTS/);
+  await say(bob, "/leave ghosts", /^! NOT_FOUND/);
+  await say(bob, "/leave team", /^\* left #team/);
+  await say(bob, "/leave team", /^! FAILED_PRECONDITION/);
+  await say(bob, "/send team can I still post?", /^! PERMISSION_DENIED/);
+  await say(bob, `/send alice ${"x".repeat(4097)}`, /^! INVALID_ARGUMENT/);
+  const impostor = start("alice", "alice2");
+  const impostorCode = await impostor.end();
+  show("demo", `the second client named alice exited with code ${impostorCode}`);
+  try {
+    await createClient(ChatService, createGrpcTransport({ baseUrl: url })).listChannels({});
+  } catch (error) {
+    show("demo", `ListChannels without an authorization header: ${describeError(error)}`);
+    if (ConnectError.from(error).code !== Code.Unauthenticated) throw error;
+  }
+
+  step("the last member out deletes the group; a user who quits is gone");
+  await say(alice, "/leave team", /^\* left #team/);
+  await say(carol, "/leave team", /^\* left #team/);
+  await say(bob, "/quit", /^$/).catch(() => undefined);
+  show("demo", `bob exited with code ${await bob.end()}`);
+  await say(alice, "/list", /^\* 2 channels/);
+
+  step("the server shuts down (SIGTERM): open streams end with UNAVAILABLE");
+  server.kill("SIGTERM");
+  await Promise.all([alice.waitFor(/^\* stream ended/), carol.waitFor(/^\* stream ended/)]);
+  const codes = await Promise.all([alice.end(), carol.end()]);
+  show("demo", `alice and carol exited with codes ${codes.join(" and ")}`);
+  show("demo", `the server exited with code ${await serverExit}`);
+} catch (error) {
+  show("demo", `FAILED: ${error instanceof Error ? error.message : String(error)}`);
+  server.kill("SIGKILL");
+  process.exitCode = 1;
+}
