@@ -3,11 +3,11 @@ import * as http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
 import { toBinary, create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ConnectRequestSchema, SendMessageRequestSchema } from "../../gen/chat/v1/chat_pb.js";
+import { SendMessageRequestSchema } from "../../gen/chat/v1/chat_pb.js";
 import { createChatClient } from "../../client/chat-client.js";
 import { openStream } from "../helpers/chat-stream.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/test-server.js";
-import { grpcFrame, grpcStatus, rawGrpcCall } from "../helpers/raw-grpc.js";
+import { grpcFrame, grpcStatus, openStalledStream, rawGrpcCall } from "../helpers/raw-grpc.js";
 import { startTcpProxy } from "../helpers/tcp-proxy.js";
 
 describe("chat server on a real port, connect-node gRPC clients", () => {
@@ -129,19 +129,7 @@ describe("chat server on a real port, connect-node gRPC clients", () => {
 
   it("cuts off a client that stops reading, and the others keep receiving", async () => {
     // A raw HTTP/2 client that reads the Connected event, then nothing more.
-    const session = http2.connect(t.baseUrl);
-    session.on("error", () => {});
-    const slow = session.request({
-      ":method": "POST",
-      ":path": "/chat.v1.ChatService/Connect",
-      "content-type": "application/grpc+proto",
-      te: "trailers",
-    });
-    slow.end(grpcFrame(toBinary(ConnectRequestSchema, create(ConnectRequestSchema, { username: "slowpoke" }))));
-    await new Promise<void>((resolve) => slow.once("data", () => resolve()));
-    slow.pause();
-    const closed = new Promise<number>((resolve) => slow.on("close", () => resolve(slow.rstCode ?? 0)));
-    slow.on("error", () => {});
+    const { session, closed } = await openStalledStream(t.baseUrl, "slowpoke");
 
     const fast = createChatClient(t.baseUrl, "speedy");
     const fastStream = await openStream(fast, "speedy");

@@ -1,15 +1,12 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import * as http2 from "node:http2";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
-import { create, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { ConnectRequestSchema } from "../../gen/chat/v1/chat_pb.js";
 import { createChatClient } from "../../client/chat-client.js";
 import { openStream } from "../helpers/chat-stream.js";
-import { grpcFrame } from "../helpers/raw-grpc.js";
+import { openStalledStream } from "../helpers/raw-grpc.js";
 import { startTestServer } from "../helpers/test-server.js";
 
 const serverMain = fileURLToPath(new URL("../../server/main.ts", import.meta.url));
@@ -72,18 +69,7 @@ describe("graceful shutdown with a client that does not cooperate", () => {
     const t = await startTestServer({ shutdownGraceMs: 800 });
     // A client whose stream stays open: it stops reading, so even the final
     // status cannot reach it.
-    const session = http2.connect(t.baseUrl);
-    session.on("error", () => {});
-    const stuck = session.request({
-      ":method": "POST",
-      ":path": "/chat.v1.ChatService/Connect",
-      "content-type": "application/grpc+proto",
-      te: "trailers",
-    });
-    stuck.on("error", () => {});
-    stuck.end(grpcFrame(toBinary(ConnectRequestSchema, create(ConnectRequestSchema, { username: "stuck" }))));
-    await new Promise<void>((resolve) => stuck.once("data", () => resolve()));
-    stuck.pause();
+    const { session } = await openStalledStream(t.baseUrl, "stuck");
     const client = createChatClient(t.baseUrl, "late");
     const late = await openStream(client, "late");
     // More than the client's flow-control window: the server's writes block.

@@ -1,4 +1,6 @@
 import * as http2 from "node:http2";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { ConnectRequestSchema } from "../../gen/chat/v1/chat_pb.js";
 
 /** Frames one gRPC message: a flag byte, a 4-byte length, the bytes. */
 export function grpcFrame(message: Uint8Array, declaredLength = message.length): Buffer {
@@ -68,4 +70,34 @@ export function grpcStatus(res: RawResponse): { code: number; message: string } 
     code: Number(source["grpc-status"]),
     message: decodeURIComponent(String(source["grpc-message"] ?? "")),
   };
+}
+
+/** A Connect stream on a raw HTTP/2 connection that has stopped reading. */
+export interface StalledStream {
+  readonly session: http2.ClientHttp2Session;
+  readonly stream: http2.ClientHttp2Stream;
+  /** Resolves with the stream's RST_STREAM code (0 for none) once it closes. */
+  readonly closed: Promise<number>;
+}
+
+/**
+ * Opens a Connect stream for the user on a connection of its own, reads the
+ * first response (Connected), then stops reading: the server's writes to it
+ * soon block on HTTP/2 flow control, as with a client that hung.
+ */
+export async function openStalledStream(baseUrl: string, username: string): Promise<StalledStream> {
+  const session = http2.connect(baseUrl);
+  session.on("error", () => {});
+  const stream = session.request({
+    ":method": "POST",
+    ":path": "/chat.v1.ChatService/Connect",
+    "content-type": "application/grpc+proto",
+    te: "trailers",
+  });
+  stream.on("error", () => {});
+  const closed = new Promise<number>((resolve) => stream.on("close", () => resolve(stream.rstCode ?? 0)));
+  stream.end(grpcFrame(toBinary(ConnectRequestSchema, create(ConnectRequestSchema, { username }))));
+  await new Promise<void>((resolve) => stream.once("data", () => resolve()));
+  stream.pause();
+  return { session, stream, closed };
 }
