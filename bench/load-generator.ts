@@ -1,0 +1,233 @@
+/**
+ * The load generator: runs one scenario per request from the orchestrator
+ * (bench/run.ts), in a process of its own, with each simulated user on its own
+ * HTTP/2 connection. It reads gRPC frames and counts events without building
+ * message objects, and asks the orchestrator to sample the server's CPU and
+ * memory at the edges of each measured phase.
+ */
+import {
+  connectUser,
+  LatencyRecorder,
+  nameRequest,
+  nowUs,
+  sendMessageRequest,
+  timedText,
+  type LoadUser,
+} from "./load-client.js";
+import type { GeneratorRequest, GeneratorReply, ScenarioOutcome, Latency } from "./protocol.js";
+
+let nextMark = 0;
+const markWaiters = new Map<number, () => void>();
+
+/** Lets the orchestrator sample the server now; resolves when it has. */
+function mark(name: string): Promise<void> {
+  const id = nextMark++;
+  return new Promise((resolve) => {
+    markWaiters.set(id, resolve);
+    send({ type: "mark", id, name });
+  });
+}
+
+function send(reply: GeneratorReply): void {
+  process.send!(reply);
+}
+
+async function inBatches<T>(items: readonly T[], width: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+function summarize(latencies: LatencyRecorder): Latency {
+  const sorted = latencies.sorted();
+  const at = (q: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! / 1000);
+  return { p50: at(0.5), p99: at(0.99), max: sorted.length === 0 ? NaN : sorted[sorted.length - 1]! / 1000 };
+}
+
+/** Resolves when every user has received count messages; rejects after timeoutMs. */
+function allReceived(users: readonly LoadUser[], count: number, timeoutMs: number, waiters: Set<() => void>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      for (const u of users) if (u.received < count) return false;
+      return true;
+    };
+    if (check()) return resolve(nowUs());
+    const timer = setTimeout(() => {
+      waiters.delete(onProgress);
+      const short = users.filter((u) => u.received < count);
+      reject(new Error(`${short.length} of ${users.length} users got fewer than ${count} messages (e.g. ${short[0]?.username}: ${short[0]?.received})`));
+    }, timeoutMs);
+    const onProgress = () => {
+      if (check()) {
+        clearTimeout(timer);
+        waiters.delete(onProgress);
+        resolve(nowUs());
+      }
+    };
+    waiters.add(onProgress);
+  });
+}
+
+async function connectAll(url: string, names: string[], latencies: LatencyRecorder | undefined, waiters: Set<() => void>): Promise<LoadUser[]> {
+  const users: LoadUser[] = [];
+  await inBatches(names, 200, async (name) => {
+    const user = connectUser(url, name, latencies, () => {
+      for (const w of waiters) w();
+    });
+    users.push(user);
+    await user.ready;
+  });
+  return users;
+}
+
+/** Checks after a pause that nobody got more than expected. */
+async function duplicates(users: readonly LoadUser[], expected: number): Promise<number> {
+  await new Promise((r) => setTimeout(r, 200));
+  return users.reduce((sum, u) => sum + Math.max(0, u.received - expected), 0);
+}
+
+async function fanout(url: string, p: { k: number; n: number; inFlight: number; textSize: number; stalled: boolean; rate?: number }): Promise<ScenarioOutcome> {
+  const latencies = new LatencyRecorder();
+  const waiters = new Set<() => void>();
+  const names = Array.from({ length: p.k }, (_, i) => `m${i}`);
+  const users = await connectAll(url, names, latencies, waiters);
+  const byName = new Map(users.map((u) => [u.username, u]));
+  const sender = byName.get("m0")!;
+  await sender.call("CreateGroupChat", nameRequest("g"));
+  await inBatches(users.filter((u) => u !== sender), 100, (u) => u.call("JoinGroupChat", nameRequest("g")));
+  let stalled: LoadUser | undefined;
+  if (p.stalled) {
+    stalled = connectUser(url, "stalled", undefined);
+    await stalled.ready;
+    await stalled.call("JoinGroupChat", nameRequest("g"));
+    stalled.stall();
+  }
+  await mark("start");
+  const cpu = process.cpuUsage();
+  const t0 = nowUs();
+  let sent = 0;
+  await Promise.all(
+    Array.from({ length: p.inFlight }, async () => {
+      while (sent < p.n) {
+        const i = sent++;
+        if (p.rate !== undefined) {
+          const due = t0 + (i * 1e6) / p.rate;
+          const wait = (due - nowUs()) / 1000;
+          if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+        }
+        await sender.call("SendMessage", sendMessageRequest("g", timedText(p.textSize)));
+      }
+    }),
+  );
+  const t1 = await allReceived(users, p.n, 120_000, waiters);
+  const generatorCpu = process.cpuUsage(cpu);
+  await mark("end");
+  const seconds = (t1 - t0) / 1e6;
+  const extra = await duplicates(users, p.n);
+  const stalledEnd = stalled === undefined ? undefined : await Promise.race([stalled.ended, new Promise<undefined>((r) => setTimeout(() => r(undefined), 10))]);
+  users.forEach((u) => u.close());
+  stalled?.close();
+  return {
+    deliveries: users.reduce((sum, u) => sum + Math.min(u.received, p.n), 0),
+    expected: p.k * p.n,
+    duplicates: extra,
+    seconds,
+    rate: (p.k * p.n) / seconds,
+    latency: summarize(latencies),
+    generatorCpuSeconds: (generatorCpu.user + generatorCpu.system) / 1e6,
+    notes: stalledEnd === undefined ? {} : { stalledRstCode: stalledEnd.rstCode, stalledGrpcStatus: stalledEnd.grpcStatus ?? -1 },
+  };
+}
+
+async function direct(url: string, p: { pairs: number; perSender: number; textSize: number }): Promise<ScenarioOutcome> {
+  const latencies = new LatencyRecorder();
+  const waiters = new Set<() => void>();
+  const senders = await connectAll(url, Array.from({ length: p.pairs }, (_, i) => `s${i}`), undefined, waiters);
+  const receivers = await connectAll(url, Array.from({ length: p.pairs }, (_, i) => `r${i}`), latencies, waiters);
+  await mark("start");
+  const cpu = process.cpuUsage();
+  const t0 = nowUs();
+  await Promise.all(
+    senders.map(async (s) => {
+      const to = `r${s.username.slice(1)}`;
+      for (let i = 0; i < p.perSender; i++) await s.call("SendMessage", sendMessageRequest(to, timedText(p.textSize)));
+    }),
+  );
+  const t1 = await allReceived(receivers, p.perSender, 120_000, waiters);
+  const generatorCpu = process.cpuUsage(cpu);
+  await mark("end");
+  const seconds = (t1 - t0) / 1e6;
+  const extra = await duplicates(receivers, p.perSender);
+  [...senders, ...receivers].forEach((u) => u.close());
+  const expected = p.pairs * p.perSender;
+  return {
+    deliveries: receivers.reduce((sum, u) => sum + Math.min(u.received, p.perSender), 0),
+    expected,
+    duplicates: extra,
+    seconds,
+    rate: expected / seconds,
+    latency: summarize(latencies),
+    generatorCpuSeconds: (generatorCpu.user + generatorCpu.system) / 1e6,
+    notes: {},
+  };
+}
+
+async function connections(url: string, p: { count: number; messages: number; textSize: number }): Promise<ScenarioOutcome> {
+  const latencies = new LatencyRecorder();
+  const waiters = new Set<() => void>();
+  await mark("idle-before");
+  const t0 = nowUs();
+  const users = await connectAll(url, Array.from({ length: p.count }, (_, i) => `c${i}`), latencies, waiters);
+  const openSeconds = (nowUs() - t0) / 1e6;
+  // Let the server settle before its memory is read.
+  await new Promise((r) => setTimeout(r, 1000));
+  await mark("idle-after");
+  const sender = users[0]!;
+  await sender.call("CreateGroupChat", nameRequest("all"));
+  await inBatches(users.slice(1), 200, (u) => u.call("JoinGroupChat", nameRequest("all")));
+  await mark("start");
+  const cpu = process.cpuUsage();
+  const t1 = nowUs();
+  for (let i = 1; i <= p.messages; i++) {
+    await sender.call("SendMessage", sendMessageRequest("all", timedText(p.textSize)));
+    await allReceived(users, i, 60_000, waiters);
+  }
+  const t2 = nowUs();
+  const generatorCpu = process.cpuUsage(cpu);
+  await mark("end");
+  const extra = await duplicates(users, p.messages);
+  users.forEach((u) => u.close());
+  const expected = p.count * p.messages;
+  return {
+    deliveries: users.reduce((sum, u) => sum + Math.min(u.received, p.messages), 0),
+    expected,
+    duplicates: extra,
+    seconds: (t2 - t1) / 1e6,
+    rate: expected / ((t2 - t1) / 1e6),
+    latency: summarize(latencies),
+    generatorCpuSeconds: (generatorCpu.user + generatorCpu.system) / 1e6,
+    notes: { openSeconds },
+  };
+}
+
+process.on("message", (message: GeneratorRequest | { type: "marked"; id: number }) => {
+  if (message.type === "marked") {
+    markWaiters.get(message.id)?.();
+    markWaiters.delete(message.id);
+    return;
+  }
+  const { url, scenario } = message;
+  const run =
+    scenario.kind === "fanout"
+      ? fanout(url, scenario)
+      : scenario.kind === "direct"
+        ? direct(url, scenario)
+        : connections(url, scenario);
+  run.then(
+    (outcome) => send({ type: "done", outcome }),
+    (error: unknown) => send({ type: "failed", error: error instanceof Error ? error.message : String(error) }),
+  );
+});

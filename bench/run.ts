@@ -1,0 +1,136 @@
+/**
+ * `npm run bench`: runs every scenario against the project's server and the
+ * two baselines, alternating, several times, and writes BENCHMARKS.md with
+ * tables and SVG charts. `npm run bench -- --quick` is a small, fast pass
+ * that only checks that every scenario completes with every delivery.
+ */
+import { fork } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { fileURLToPath } from "node:url";
+import { Command } from "commander";
+import type { GeneratorReply, Scenario, ScenarioOutcome } from "./protocol.js";
+import { serverKinds, startServer, type ServerKind } from "./servers.js";
+import { renderReport, type Measurement, type ScenarioSpec } from "./report.js";
+
+const program = new Command("bench")
+  .option("--quick", "a small pass for smoke tests: checks deliveries, writes no report")
+  .option("--runs <n>", "runs of every scenario against every server", "3")
+  .option("--only <names>", "comma-separated scenario names")
+  .option("--out <file>", "the report to write", "BENCHMARKS.md")
+  .parse();
+const opts = program.opts<{ quick?: boolean; runs: string; only?: string; out: string }>();
+const quick = opts.quick === true;
+const runs = quick ? 1 : Number(opts.runs);
+
+const full: ScenarioSpec[] = [
+  { name: "fanout-10", title: "Group fan-out, K = 10", scenario: { kind: "fanout", k: 10, n: 20000, inFlight: 32, textSize: 32, stalled: false } },
+  { name: "fanout-100", title: "Group fan-out, K = 100", scenario: { kind: "fanout", k: 100, n: 2000, inFlight: 32, textSize: 32, stalled: false } },
+  { name: "fanout-1000", title: "Group fan-out, K = 1000", scenario: { kind: "fanout", k: 1000, n: 200, inFlight: 32, textSize: 32, stalled: false } },
+  { name: "paced-100", title: "Group fan-out, K = 100, at half the peak rate", scenario: { kind: "fanout", k: 100, n: 1000, inFlight: 32, textSize: 32, stalled: false }, pacedFrom: "fanout-100" },
+  { name: "direct", title: "Direct messages, P = 100 pairs", scenario: { kind: "direct", pairs: 100, perSender: 200, textSize: 32 } },
+  { name: "slow-member", title: "Group fan-out, K = 100, plus one member that never reads", scenario: { kind: "fanout", k: 100, n: 2000, inFlight: 32, textSize: 32, stalled: true } },
+  { name: "connections", title: "10,000 concurrent streams", scenario: { kind: "connections", count: 10000, messages: 5, textSize: 32 } },
+];
+const small: Record<string, Partial<Scenario>> = {
+  "fanout-10": { n: 300 },
+  "fanout-100": { n: 30 },
+  "fanout-1000": { n: 3 },
+  "paced-100": { n: 20 },
+  direct: { pairs: 20, perSender: 20 },
+  "slow-member": { k: 20, n: 100 },
+  connections: { count: 300, messages: 2 },
+};
+const specs = full
+  .filter((s) => opts.only === undefined || opts.only.split(",").includes(s.name))
+  .map((s) => (quick ? { ...s, scenario: { ...s.scenario, ...small[s.name] } as Scenario } : s));
+
+const generatorEntry = fileURLToPath(new URL("./load-generator.ts", import.meta.url));
+
+/** Runs one scenario against one server kind, in fresh processes. */
+async function measure(kind: ServerKind, scenario: Scenario): Promise<Measurement> {
+  const server = await startServer(kind);
+  const generator = fork(generatorEntry, [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const samples = new Map<string, { cpu: number; rss: number }>();
+  let peakRss = server.rssBytes();
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, server.rssBytes())), 100);
+  try {
+    const outcome = await new Promise<ScenarioOutcome>((resolve, reject) => {
+      generator.on("message", (reply: GeneratorReply) => {
+        if (reply.type === "mark") {
+          samples.set(reply.name, { cpu: server.cpuSeconds(), rss: server.rssBytes() });
+          generator.send({ type: "marked", id: reply.id });
+        } else if (reply.type === "done") resolve(reply.outcome);
+        else reject(new Error(`${kind}: ${reply.error}`));
+      });
+      generator.once("exit", (code) => reject(new Error(`${kind}: the load generator exited with ${code}`)));
+      generator.send({ type: "run", url: server.url, scenario });
+    });
+    const start = samples.get("start")!;
+    const end = samples.get("end")!;
+    const before = samples.get("idle-before");
+    const after = samples.get("idle-after");
+    return {
+      server: kind,
+      outcome,
+      serverCpuSeconds: end.cpu - start.cpu,
+      peakRssBytes: peakRss,
+      bytesPerStream:
+        before && after && scenario.kind === "connections" ? (after.rss - before.rss) / scenario.count : undefined,
+    };
+  } finally {
+    clearInterval(sampler);
+    generator.kill("SIGKILL");
+    await server.stop();
+  }
+}
+
+const results = new Map<string, Measurement[][]>();
+let failures = 0;
+const started = Date.now();
+for (let run = 0; run < runs; run++) {
+  for (const spec of specs) {
+    // Rotate the order so that no server always runs first (or last).
+    const order = serverKinds.map((_, i) => serverKinds[(i + run) % serverKinds.length]!);
+    const row: Measurement[] = [];
+    for (const kind of order) {
+      let scenario = spec.scenario;
+      if (spec.pacedFrom !== undefined && scenario.kind === "fanout") {
+        // Half the peak message rate this server reached in its own fan-out run.
+        const peak = results.get(spec.pacedFrom)?.[run]?.find((m) => m.server === kind);
+        const peakMessages = peak ? peak.outcome.rate / (peak.outcome.expected / (spec.scenario as { n: number }).n) : 1000;
+        scenario = { ...scenario, rate: Math.max(1, peakMessages / 2) };
+      }
+      try {
+        const m = await measure(kind, scenario);
+        m.pacedRate = scenario.kind === "fanout" ? scenario.rate : undefined;
+        row.push(m);
+        const o = m.outcome;
+        const ok = o.deliveries === o.expected && o.duplicates === 0;
+        if (!ok) failures++;
+        console.log(
+          `${ok ? "ok  " : "FAIL"} run ${run + 1}/${runs} ${spec.name.padEnd(12)} ${kind.padEnd(8)} ` +
+            `${Math.round(o.rate).toString().padStart(8)}/s  p50 ${o.latency.p50.toFixed(1)} ms  p99 ${o.latency.p99.toFixed(1)} ms  ` +
+            `deliveries ${o.deliveries}/${o.expected}  dup ${o.duplicates}  server cpu ${m.serverCpuSeconds.toFixed(2)} s  ` +
+            `generator cpu ${o.generatorCpuSeconds.toFixed(2)} s${m.bytesPerStream !== undefined ? `  ${(m.bytesPerStream / 1024).toFixed(1)} KiB/stream` : ""}`,
+        );
+      } catch (error) {
+        failures++;
+        console.log(`FAIL run ${run + 1}/${runs} ${spec.name} ${kind}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+    results.set(spec.name, [...(results.get(spec.name) ?? []), row]);
+  }
+}
+const seconds = (Date.now() - started) / 1000;
+console.log(`${failures === 0 ? "all scenarios completed with every delivery" : `${failures} scenario runs failed`} in ${seconds.toFixed(0)} s`);
+
+if (!quick) {
+  const machine = `${cpus().length} cores (${cpus()[0]?.model ?? "unknown"}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node.js ${process.version}`;
+  const report = await renderReport({ specs, results, runs, machine, seconds, command: `npm run bench${opts.runs !== "3" ? ` -- --runs ${opts.runs}` : ""}` });
+  mkdirSync("bench/charts", { recursive: true });
+  for (const [name, svg] of report.charts) writeFileSync(`bench/charts/${name}.svg`, svg);
+  writeFileSync(opts.out, report.markdown);
+  console.log(`wrote ${opts.out} and ${report.charts.size} charts in bench/charts/`);
+}
+process.exit(failures === 0 ? 0 : 1);

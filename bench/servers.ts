@@ -1,0 +1,73 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+/** The three servers every scenario runs against. */
+export const serverKinds = ["project", "limit", "grpc-js"] as const;
+export type ServerKind = (typeof serverKinds)[number];
+
+const entries: Record<ServerKind, string[]> = {
+  // At its default log level: a line per session, none per message.
+  project: [fileURLToPath(new URL("../server/main.ts", import.meta.url)), "--port", "0"],
+  limit: [fileURLToPath(new URL("./baselines/raw-http2-server.ts", import.meta.url))],
+  "grpc-js": [fileURLToPath(new URL("./baselines/grpc-js-server.ts", import.meta.url))],
+};
+
+/** A server under test, in a process of its own. */
+export interface BenchServer {
+  readonly kind: ServerKind;
+  readonly url: string;
+  readonly process: ChildProcess;
+  /** CPU time the process has used so far, in seconds. */
+  cpuSeconds(): number;
+  /** The process's resident set size, in bytes. */
+  rssBytes(): number;
+  stop(): Promise<void>;
+}
+
+const clockTicks = 100;
+
+/**
+ * Starts a server of the given kind on a free loopback port, with extra
+ * environment (the project server reads its settings from there).
+ */
+export async function startServer(kind: ServerKind, env: Record<string, string> = {}): Promise<BenchServer> {
+  const child = spawn(process.execPath, ["--import", "tsx", ...entries[kind]], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on("line", (line) => {
+      try {
+        const entry = JSON.parse(line) as { msg?: string; port?: number };
+        if (entry.msg === "server listening" && entry.port !== undefined) resolve(entry.port);
+      } catch {
+        // Not JSON: ignore.
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`${kind} server exited with ${code} before listening`)));
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const pid = child.pid!;
+  return {
+    kind,
+    url: `http://127.0.0.1:${port}`,
+    process: child,
+    cpuSeconds() {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+    },
+    rssBytes() {
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      const match = /VmRSS:\s+(\d+) kB/.exec(status);
+      return match ? Number(match[1]) * 1024 : 0;
+    },
+    async stop() {
+      child.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
