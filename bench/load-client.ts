@@ -31,6 +31,8 @@ export interface LoadUser {
   readonly username: string;
   /** Chat messages received so far (Connected is not counted). */
   readonly received: number;
+  /** ConnectResponses received so far, Connected's included. */
+  readonly responses: number;
   /** Resolves once Connected has arrived. */
   readonly ready: Promise<void>;
   /** Resolves when the stream ends, with its gRPC status or RST code. */
@@ -62,6 +64,7 @@ export function connectUser(url: string, username: string, latencies: LatencyRec
     te: "trailers",
   });
   let received = 0;
+  let responses = 0;
   let connected = false;
   let onReady!: () => void;
   const ready = new Promise<void>((resolve) => (onReady = resolve));
@@ -70,6 +73,9 @@ export function connectUser(url: string, username: string, latencies: LatencyRec
     username,
     get received() {
       return received;
+    },
+    get responses() {
+      return responses;
     },
     ready,
     ended: new Promise((resolve) => {
@@ -87,6 +93,7 @@ export function connectUser(url: string, username: string, latencies: LatencyRec
   };
   const read = createFrameReader((buf, start, end) => {
     const now = nowUs();
+    responses++;
     forEachField(buf, start, end, (no, from, to) => {
       if (no !== 1) return;
       // One Event: Connected (field 1) or ChatMessage (field 2).

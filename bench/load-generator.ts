@@ -83,6 +83,12 @@ async function connectAll(url: string, names: string[], latencies: LatencyRecord
   return users;
 }
 
+/** Messages per response, the Connected response left out. */
+function eventsPerResponse(users: readonly LoadUser[]): number {
+  const responses = users.reduce((sum, u) => sum + u.responses - 1, 0);
+  return users.reduce((sum, u) => sum + u.received, 0) / Math.max(1, responses);
+}
+
 /** Checks after a pause that nobody got more than expected. */
 async function duplicates(users: readonly LoadUser[], expected: number): Promise<number> {
   await new Promise((r) => setTimeout(r, 200));
@@ -138,7 +144,10 @@ async function fanout(url: string, p: { k: number; n: number; inFlight: number; 
     rate: (p.k * p.n) / seconds,
     latency: summarize(latencies),
     generatorCpuSeconds: (generatorCpu.user + generatorCpu.system) / 1e6,
-    notes: stalledEnd === undefined ? {} : { stalledRstCode: stalledEnd.rstCode, stalledGrpcStatus: stalledEnd.grpcStatus ?? -1 },
+    notes: {
+      eventsPerResponse: eventsPerResponse(users),
+      ...(stalledEnd === undefined ? {} : { stalledRstCode: stalledEnd.rstCode, stalledGrpcStatus: stalledEnd.grpcStatus ?? -1 }),
+    },
   };
 }
 
@@ -171,7 +180,7 @@ async function direct(url: string, p: { pairs: number; perSender: number; textSi
     rate: expected / seconds,
     latency: summarize(latencies),
     generatorCpuSeconds: (generatorCpu.user + generatorCpu.system) / 1e6,
-    notes: {},
+    notes: { eventsPerResponse: eventsPerResponse(receivers) },
   };
 }
 
@@ -209,7 +218,7 @@ async function connections(url: string, p: { count: number; messages: number; te
     rate: expected / ((t2 - t1) / 1e6),
     latency: summarize(latencies),
     generatorCpuSeconds: (generatorCpu.user + generatorCpu.system) / 1e6,
-    notes: { openSeconds },
+    notes: { openSeconds, eventsPerResponse: eventsPerResponse(users) },
   };
 }
 

@@ -112,7 +112,7 @@ for (let run = 0; run < runs; run++) {
           `${ok ? "ok  " : "FAIL"} run ${run + 1}/${runs} ${spec.name.padEnd(12)} ${kind.padEnd(8)} ` +
             `${Math.round(o.rate).toString().padStart(8)}/s  p50 ${o.latency.p50.toFixed(1)} ms  p99 ${o.latency.p99.toFixed(1)} ms  ` +
             `deliveries ${o.deliveries}/${o.expected}  dup ${o.duplicates}  server cpu ${m.serverCpuSeconds.toFixed(2)} s  ` +
-            `generator cpu ${o.generatorCpuSeconds.toFixed(2)} s${m.bytesPerStream !== undefined ? `  ${(m.bytesPerStream / 1024).toFixed(1)} KiB/stream` : ""}`,
+            `generator cpu ${o.generatorCpuSeconds.toFixed(2)} s  ${(o.notes.eventsPerResponse ?? NaN).toFixed(1)} events/response${m.bytesPerStream !== undefined ? `  ${(m.bytesPerStream / 1024).toFixed(1)} KiB/stream` : ""}`,
         );
       } catch (error) {
         failures++;

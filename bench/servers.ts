@@ -33,7 +33,9 @@ const clockTicks = 100;
  * environment (the project server reads its settings from there).
  */
 export async function startServer(kind: ServerKind, env: Record<string, string> = {}): Promise<BenchServer> {
-  const child = spawn(process.execPath, ["--import", "tsx", ...entries[kind]], {
+  // BENCH_PROFILE=dir profiles the project's server with --cpu-prof.
+  const profile = kind === "project" && process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+  const child = spawn(process.execPath, [...profile, "--import", "tsx", ...entries[kind]], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -66,8 +68,11 @@ export async function startServer(kind: ServerKind, env: Record<string, string> 
       return match ? Number(match[1]) * 1024 : 0;
     },
     async stop() {
-      child.kill("SIGKILL");
+      // SIGTERM first, so that a profiled server writes its profile.
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
       await exited;
+      clearTimeout(timer);
     },
   };
 }

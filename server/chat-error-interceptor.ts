@@ -27,26 +27,16 @@ export function toConnectError(error: unknown): unknown {
 
 /**
  * Creates an interceptor that converts the chat core's errors into
- * ConnectErrors, for unary calls and for errors that end a response stream.
+ * ConnectErrors for unary calls. Streaming handlers call toConnectError
+ * themselves: wrapping their responses here would add an async generator to
+ * the path of every response.
  */
 export function createChatErrorInterceptor(): Interceptor {
   return (next) => async (req) => {
     try {
-      const res = await next(req);
-      if (!res.stream) {
-        return res;
-      }
-      return { ...res, message: convertStreamErrors(res.message) };
+      return await next(req);
     } catch (error) {
       throw toConnectError(error);
     }
   };
-}
-
-async function* convertStreamErrors<T>(messages: AsyncIterable<T>): AsyncIterable<T> {
-  try {
-    yield* messages;
-  } catch (error) {
-    throw toConnectError(error);
-  }
 }

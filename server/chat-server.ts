@@ -8,7 +8,7 @@ import { createChatHub, type ChatHub } from "./core/chat-hub.js";
 import type { ServerConfig } from "./config.js";
 import { createHealthStatus, ServingStatus, type HealthStatus } from "./health-status.js";
 import { createNodeHandler } from "./node-handler.js";
-import { createRoutes } from "./routes.js";
+import { createServices } from "./routes.js";
 
 /** A chat server: the HTTP/2 listener, its routes and the state behind them. */
 export interface ChatServer {
@@ -44,7 +44,7 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
   let onLastSessionClosed: (() => void) | undefined;
 
   const handler = createNodeHandler({
-    routes: createRoutes({ hub, health, logger }),
+    services: createServices({ hub, health, logger }),
     shutdownSignal: shutdownController.signal,
     readMaxBytes: config.readMaxBytes,
     logger,

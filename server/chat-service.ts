@@ -1,5 +1,6 @@
 import { constants as http2constants, type ServerHttp2Stream } from "node:http2";
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "pino";
@@ -7,12 +8,14 @@ import {
   ChannelType,
   ChatService,
   ConnectResponseSchema,
+  EventSchema,
   type ConnectResponse,
   type ChatMessageSchema,
 } from "../gen/chat/v1/chat_pb.js";
 import type { ChatHub } from "./core/chat-hub.js";
 import type { ChannelRef, ChatEvent, ChatSession } from "./core/chat-session.js";
 import { authenticatedUser } from "./auth-interceptor.js";
+import { toConnectError } from "./chat-error-interceptor.js";
 import { http2StreamKey } from "./http2-stream-key.js";
 
 /** Settings of the chat service's streams. */
@@ -45,9 +48,10 @@ const channelTypes: Record<ChannelRef["type"], ChannelType> = {
 };
 
 /**
- * Creates the implementation of chat.v1.ChatService on top of a hub. Handlers
- * throw the hub's ChatErrors as they are; the chat error interceptor turns
- * them into status codes.
+ * Creates the implementation of chat.v1.ChatService on top of a hub. Unary
+ * handlers throw the hub's ChatErrors as they are, and the chat error
+ * interceptor turns them into status codes; the Connect stream converts its
+ * own with the same function.
  */
 export function createChatService(
   hub: ChatHub,
@@ -67,7 +71,7 @@ export function createChatService(
         session = hub.connect(req.username);
       } catch (error) {
         logger.info({ user: req.username, reason: describeReason(error) }, "session refused");
-        throw error;
+        throw toConnectError(error);
       }
       const username = session.username;
       const stream = ctx.values.get(http2StreamKey);
@@ -104,16 +108,17 @@ export function createChatService(
             continue;
           }
           if (session.signal.aborted) {
+            // Cut off by the hub, or ended by onCallEnd when the call ended.
             throw session.signal.reason;
           }
-          if (ctx.signal.aborted) {
-            throw ctx.signal.reason;
-          }
-          await session.wait(ctx.signal);
+          await session.wait();
         }
       } catch (error) {
         reason = error;
-        throw error;
+        // A stream's errors are mapped here rather than by the chat error
+        // interceptor, which would wrap every response in one more async
+        // generator.
+        throw toConnectError(error);
       } finally {
         close(reason);
       }
@@ -147,13 +152,32 @@ export function createChatService(
   };
 }
 
+// Each group message is encoded once, however many members receive it: the
+// encoded Event (with its length prefix) is kept for as long as the event is
+// alive, and responses carry it as-is.
+const encodedEvents = new WeakMap<ChatEvent, Uint8Array>();
+
+function encodedEvent(event: ChatEvent): Uint8Array {
+  let data = encodedEvents.get(event);
+  if (data === undefined) {
+    const bytes = toBinary(EventSchema, create(EventSchema, { kind: { case: "message", value: toChatMessage(event) } }));
+    data = new BinaryWriter().bytes(bytes).finish();
+    encodedEvents.set(event, data);
+  }
+  return data;
+}
+
 /**
- * Builds one ConnectResponse carrying a batch of events in order.
+ * Builds one ConnectResponse carrying a batch of events in order. The events
+ * travel as pre-encoded occurrences of field 1 (events) in the message's
+ * unknown fields, which protobuf-es writes out verbatim: on the wire this is
+ * exactly a ConnectResponse with its events set, without building and
+ * encoding the same messages again for every member of a group.
  */
 export function toConnectResponse(batch: readonly ChatEvent[]): ConnectResponse {
-  return create(ConnectResponseSchema, {
-    events: batch.map((event) => ({ kind: { case: "message" as const, value: toChatMessage(event) } })),
-  });
+  const response = create(ConnectResponseSchema);
+  response.$unknown = batch.map((event) => ({ no: 1, wireType: WireType.LengthDelimited, data: encodedEvent(event) }));
+  return response;
 }
 
 function toChatMessage(event: ChatEvent): MessageInitShape<typeof ChatMessageSchema> {

@@ -1,7 +1,7 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
-import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter } from "@connectrpc/connect";
-import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import { Code, ConnectError, createConnectRouter, createContextValues } from "@connectrpc/connect";
+import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import {
   compressionBrotli,
   compressionGzip,
@@ -9,11 +9,13 @@ import {
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
+import { createGrpcUnaryPath } from "./grpc-unary-path.js";
 import { http2StreamKey } from "./http2-stream-key.js";
+import { routesOf, type ServiceRegistration } from "./routes.js";
 
 /** Settings of {@link createNodeHandler}. */
 export interface NodeHandlerOptions {
-  routes: (router: ConnectRouter) => void;
+  services: readonly ServiceRegistration[];
   /** Aborting it ends every handler; abort it with a ConnectError to pick the status. */
   shutdownSignal: AbortSignal;
   /** The largest request message accepted, after decompression. */
@@ -27,7 +29,8 @@ export interface NodeHandlerOptions {
  * with two differences that matter for a chat server: each call gets its
  * HTTP/2 stream as a context value, and a response that could not be written
  * (the client went away mid-stream, an everyday event here) is logged at
- * debug level through the server's logger, not with console.error.
+ * debug level through the server's logger, not with console.error. Unary
+ * gRPC calls take the lean path of grpc-unary-path.ts when they can.
  */
 export function createNodeHandler(options: NodeHandlerOptions): (
   req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -38,7 +41,8 @@ export function createNodeHandler(options: NodeHandlerOptions): (
     shutdownSignal: options.shutdownSignal,
     readMaxBytes: options.readMaxBytes,
   });
-  options.routes(router);
+  routesOf(options.services)(router);
+  const unaryPath = createGrpcUnaryPath(options.services, options.readMaxBytes, options.shutdownSignal);
   const paths = new Map<string, UniversalHandler>();
   for (const handler of router.handlers) {
     paths.set(handler.requestPath, handler);
@@ -52,7 +56,20 @@ export function createNodeHandler(options: NodeHandlerOptions): (
       return;
     }
     const values = createContextValues().set(http2StreamKey, "stream" in req ? req.stream : undefined);
-    const uReq = universalRequestFromNodeRequest(req, res, undefined, values);
+    const viaConnect = (consumed: Buffer[] = []) => {
+      const uReq = universalRequestFromNodeRequest(req, res, undefined, values);
+      if (consumed.length > 0) {
+        uReq.body = prepend(consumed, uReq.body as AsyncIterable<Uint8Array>);
+      }
+      serve(handler, uReq, res);
+    };
+    if ("stream" in req && unaryPath(req, res as http2.Http2ServerResponse, values, viaConnect)) {
+      return;
+    }
+    viaConnect();
+  };
+
+  function serve(handler: UniversalHandler, uReq: UniversalServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void {
     handler(uReq)
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
       .catch((reason: unknown) => {
@@ -61,5 +78,10 @@ export function createNodeHandler(options: NodeHandlerOptions): (
           logger.debug({ rpc: handler.method.name, err: err.message }, "response not written in full");
         }
       });
-  };
+  }
+}
+
+async function* prepend(first: Buffer[], rest: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  yield* first;
+  yield* rest;
 }

@@ -10,7 +10,8 @@ import {
   type MessageInitShape,
 } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ServiceImplSpec } from "@connectrpc/connect";
+import { serviceSpec } from "./service-spec.js";
 import * as v1 from "../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 
@@ -177,29 +178,31 @@ export function answerReflection(
 }
 
 /**
- * Registers gRPC server reflection, both grpc.reflection.v1 and the older
+ * Creates gRPC server reflection, both grpc.reflection.v1 and the older
  * grpc.reflection.v1alpha that many tools still ask for first. The two are
  * identical on the wire, so v1alpha messages are re-read as v1 and the answer
  * is re-read back: one implementation serves both.
  */
-export function registerReflection(router: ConnectRouter, index: ReflectionIndex): void {
-  router.service(v1.ServerReflection, {
-    async *serverReflectionInfo(requests) {
-      const sent = new Set<string>();
-      for await (const req of requests) {
-        yield answerReflection(index, req, sent);
-      }
-    },
-  });
-  router.service(v1alpha.ServerReflection, {
-    async *serverReflectionInfo(requests) {
-      const sent = new Set<string>();
-      for await (const alphaReq of requests) {
-        const req = fromBinary(v1.ServerReflectionRequestSchema, toBinary(v1alpha.ServerReflectionRequestSchema, alphaReq));
-        const answer = answerReflection(index, req, sent);
-        const bytes = toBinary(v1.ServerReflectionResponseSchema, create(v1.ServerReflectionResponseSchema, answer));
-        yield fromBinary(v1alpha.ServerReflectionResponseSchema, bytes);
-      }
-    },
-  });
+export function createReflectionServices(index: ReflectionIndex): ServiceImplSpec[] {
+  return [
+    serviceSpec(v1.ServerReflection, {
+      async *serverReflectionInfo(requests) {
+        const sent = new Set<string>();
+        for await (const req of requests) {
+          yield answerReflection(index, req, sent);
+        }
+      },
+    }),
+    serviceSpec(v1alpha.ServerReflection, {
+      async *serverReflectionInfo(requests) {
+        const sent = new Set<string>();
+        for await (const alphaReq of requests) {
+          const req = fromBinary(v1.ServerReflectionRequestSchema, toBinary(v1alpha.ServerReflectionRequestSchema, alphaReq));
+          const answer = answerReflection(index, req, sent);
+          const bytes = toBinary(v1.ServerReflectionResponseSchema, create(v1.ServerReflectionResponseSchema, answer));
+          yield fromBinary(v1alpha.ServerReflectionResponseSchema, bytes);
+        }
+      },
+    }),
+  ];
 }

@@ -1,4 +1,5 @@
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, Interceptor, ServiceImplSpec } from "@connectrpc/connect";
+import { serviceSpec } from "./service-spec.js";
 import type { Logger } from "pino";
 import { ChatService } from "../gen/chat/v1/chat_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
@@ -10,7 +11,7 @@ import { createChatErrorInterceptor } from "./chat-error-interceptor.js";
 import { createChatService, defaultChatServiceOptions, type ChatServiceOptions } from "./chat-service.js";
 import { createHealthService } from "./health-service.js";
 import type { HealthStatus } from "./health-status.js";
-import { createReflectionIndex, registerReflection } from "./reflection-service.js";
+import { createReflectionIndex, createReflectionServices } from "./reflection-service.js";
 import { createRpcLogInterceptor } from "./rpc-log-interceptor.js";
 
 /** What the routes are built on. */
@@ -22,28 +23,58 @@ export interface RoutesDeps {
 }
 
 /**
- * Creates the function that registers every service this server offers:
- * chat.v1.ChatService behind its interceptors, grpc.health.v1.Health, and
- * gRPC server reflection. The real server and the in-memory test transport
- * both take their routes from here.
+ * A service implementation with the interceptors that wrap its calls: what
+ * the router registers, and what the server's lean unary path calls directly.
  */
-export function createRoutes({ hub, health, logger, chatServiceOptions }: RoutesDeps): (router: ConnectRouter) => void {
+export interface ServiceRegistration {
+  spec: ServiceImplSpec;
+  interceptors: Interceptor[];
+}
+
+/**
+ * Creates every service this server offers: chat.v1.ChatService behind its
+ * interceptors, grpc.health.v1.Health, and gRPC server reflection.
+ */
+export function createServices({ hub, health, logger, chatServiceOptions }: RoutesDeps): ServiceRegistration[] {
   const reflectionIndex = createReflectionIndex([
     ChatService,
     Health,
     reflectionV1.ServerReflection,
     reflectionV1alpha.ServerReflection,
   ]);
-  return (router) => {
-    router.service(ChatService, createChatService(hub, logger, chatServiceOptions ?? defaultChatServiceOptions), {
+  return [
+    {
+      spec: serviceSpec(ChatService, createChatService(hub, logger, chatServiceOptions ?? defaultChatServiceOptions)),
       // The first interceptor is the outermost: the log sees the final status.
       interceptors: [
         createRpcLogInterceptor(logger),
         createChatErrorInterceptor(),
         createAuthInterceptor((username) => hub.isOnline(username), [ChatService.method.connect]),
       ],
-    });
-    router.service(Health, createHealthService(health));
-    registerReflection(router, reflectionIndex);
+    },
+    { spec: serviceSpec(Health, createHealthService(health)), interceptors: [] },
+    ...createReflectionServices(reflectionIndex).map((spec) => ({ spec, interceptors: [] })),
+  ];
+}
+
+/**
+ * Returns the function that registers the services with a Connect router.
+ */
+export function routesOf(services: readonly ServiceRegistration[]): (router: ConnectRouter) => void {
+  return (router) => {
+    for (const { spec, interceptors } of services) {
+      for (const method of Object.values(spec.methods)) {
+        router.rpc(method.method, method.impl as never, { interceptors });
+      }
+    }
   };
+}
+
+/**
+ * Creates the function that registers every service with a Connect router.
+ * The real server and the in-memory test transport both take their routes
+ * from here.
+ */
+export function createRoutes(deps: RoutesDeps): (router: ConnectRouter) => void {
+  return routesOf(createServices(deps));
 }

@@ -3,6 +3,7 @@ import { ChatError } from "./chat-error.js";
 import { assertValidName, measureText, quote } from "./names.js";
 import {
   createSessionState,
+  createWakeScheduler,
   type ChannelRef,
   type ChatEvent,
   type ChatSession,
@@ -75,6 +76,7 @@ export function createChatHub(options: ChatHubOptions = {}): ChatHub {
   const maxGroupsPerUser = options.maxGroupsPerUser ?? 1000;
   const now = options.now ?? (() => new Date());
   const newId = options.newId ?? randomUUID;
+  const schedule = createWakeScheduler();
   const users = new Map<string, SessionState>();
   // Members keep the order in which they joined.
   const groups = new Map<string, Set<SessionState>>();
@@ -175,7 +177,7 @@ export function createChatHub(options: ChatHubOptions = {}): ChatHub {
       if (groups.has(username)) {
         throw new ChatError("already-exists", `${quote(username)} is the name of a group`);
       }
-      const session = createSessionState(username, queueLimit);
+      const session = createSessionState(username, queueLimit, schedule);
       users.set(username, session);
       return session;
     },

@@ -42,10 +42,11 @@ export interface ChatSession {
    */
   take(maxEvents: number, maxTextBytes: number): ChatEvent[];
   /**
-   * Resolves once an event is waiting, the session has ended, or the given
-   * signal has aborted, whichever comes first. It never rejects.
+   * Resolves once an event is waiting or the session has ended, not before
+   * the end of the turn in which that happened. It never rejects. To stop
+   * waiting for another reason, end the session.
    */
-  wait(signal: AbortSignal): Promise<void>;
+  wait(): Promise<void>;
 }
 
 /**
@@ -62,10 +63,40 @@ export interface SessionState extends ChatSession {
 }
 
 /**
- * Creates the state of one session whose queue holds at most queueLimit events.
+ * Runs callbacks once the current turn of the event loop is over, all of
+ * them together.
  */
-export function createSessionState(username: string, queueLimit: number): SessionState {
-  return new Session(username, queueLimit);
+export type WakeScheduler = (wake: () => void) => void;
+
+/**
+ * Creates a WakeScheduler that defers callbacks to one setImmediate per turn.
+ * A session's reader is woken this way rather than at once, so that every
+ * message sent in the same turn (the requests that arrived in one read from
+ * a socket) is queued before the reader takes its batch: one response then
+ * carries them all, where waking at once would send one response per message
+ * per member, and the per-response cost dominates a large group's fan-out.
+ */
+export function createWakeScheduler(): WakeScheduler {
+  let pending: (() => void)[] = [];
+  const flush = () => {
+    const wakes = pending;
+    pending = [];
+    for (const wake of wakes) wake();
+  };
+  return (wake) => {
+    if (pending.push(wake) === 1) setImmediate(flush);
+  };
+}
+
+/** Wakes at once; for tests of the session alone. */
+const wakeNow: WakeScheduler = (wake) => wake();
+
+/**
+ * Creates the state of one session whose queue holds at most queueLimit
+ * events, whose reader is woken through the scheduler.
+ */
+export function createSessionState(username: string, queueLimit: number, schedule: WakeScheduler = wakeNow): SessionState {
+  return new Session(username, queueLimit, schedule);
 }
 
 class Session implements SessionState {
@@ -75,10 +106,16 @@ class Session implements SessionState {
   private items: ChatEvent[] = [];
   private head = 0;
   private waiter: (() => void) | undefined;
+  private wakeScheduled = false;
+  private readonly wakeWaiter = () => {
+    this.wakeScheduled = false;
+    this.waiter?.();
+  };
 
   constructor(
     readonly username: string,
     private readonly queueLimit: number,
+    private readonly schedule: WakeScheduler,
   ) {}
 
   get signal(): AbortSignal {
@@ -134,18 +171,15 @@ class Session implements SessionState {
     return taken;
   }
 
-  wait(signal: AbortSignal): Promise<void> {
-    if (this.items.length > this.head || this.controller.signal.aborted || signal.aborted) {
+  wait(): Promise<void> {
+    if (this.items.length > this.head || this.controller.signal.aborted) {
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => {
-      const done = () => {
-        signal.removeEventListener("abort", done);
+      this.waiter = () => {
         this.waiter = undefined;
         resolve();
       };
-      signal.addEventListener("abort", done);
-      this.waiter = done;
     });
   }
 
@@ -160,9 +194,9 @@ class Session implements SessionState {
   }
 
   private wake(): void {
-    const waiter = this.waiter;
-    if (waiter !== undefined) {
-      waiter();
+    if (this.waiter !== undefined && !this.wakeScheduled) {
+      this.wakeScheduled = true;
+      this.schedule(this.wakeWaiter);
     }
   }
 }

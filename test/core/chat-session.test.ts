@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createSessionState, type ChatEvent } from "../../server/core/chat-session.js";
+import { createSessionState, createWakeScheduler, type ChatEvent } from "../../server/core/chat-session.js";
 
 function event(i: number, textBytes = 1): ChatEvent {
   return {
@@ -47,28 +47,37 @@ describe("chat session", () => {
     assert.deepEqual(seen, Array.from({ length: next }, (_, i) => `${i}`));
   });
 
-  it("wakes a waiter on a new event, on end, and on its signal", async () => {
+  it("wakes a waiter on a new event and on end", async () => {
     const s = createSessionState("u", 10);
-    const abort = new AbortController();
     let woke = false;
-    const waiting = s.wait(abort.signal).then(() => (woke = true));
+    const waiting = s.wait().then(() => (woke = true));
     await new Promise((r) => setImmediate(r));
     assert.equal(woke, false);
     s.push(event(1));
     await waiting;
     assert.equal(woke, true);
     // Resolves at once while events wait.
-    await s.wait(abort.signal);
+    await s.wait();
     s.take(10, 1e6);
-    const ended = s.wait(abort.signal);
+    const ended = s.wait();
     s.end(new Error("bye"));
     await ended;
     assert.equal(s.signal.aborted, true);
     assert.equal((s.signal.reason as Error).message, "bye");
-    const other = createSessionState("v", 10);
-    const aborted = other.wait(abort.signal);
-    abort.abort();
-    await aborted;
+  });
+
+  it("defers wake-ups to the end of the turn, so that one take sees the whole burst", async () => {
+    const s = createSessionState("u", 100, createWakeScheduler());
+    let taken: number | undefined;
+    const reader = s.wait().then(() => (taken = s.take(100, 1e6).length));
+    s.push(event(1));
+    await Promise.resolve();
+    s.push(event(2));
+    // Microtasks have run, but the wake-up waits for setImmediate.
+    assert.equal(taken, undefined);
+    s.push(event(3));
+    await reader;
+    assert.equal(taken, 3);
   });
 
   it("drops its queue and ignores pushes once ended", () => {
