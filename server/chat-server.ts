@@ -1,4 +1,5 @@
 import { setMaxListeners } from "node:events";
+import * as http from "node:http";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -9,6 +10,7 @@ import type { ServerConfig } from "./config.js";
 import { createHealthStatus, ServingStatus, type HealthStatus } from "./health-status.js";
 import { createNodeHandler } from "./node-handler.js";
 import { createServices } from "./routes.js";
+import { createChatMetrics, type ChatMetrics } from "./chat-metrics.js";
 
 /** A chat server: the HTTP/2 listener, its routes and the state behind them. */
 export interface ChatServer {
@@ -20,6 +22,8 @@ export interface ChatServer {
   readonly connections: number;
   /** Starts listening and resolves with the bound address. */
   listen(): Promise<AddressInfo>;
+  /** The address of the /metrics endpoint once listening, if it is on. */
+  readonly metricsAddress: AddressInfo | undefined;
   /**
    * Shuts down gracefully: health turns NOT_SERVING, no new connection or
    * stream is accepted, every open stream ends with UNAVAILABLE, and
@@ -36,6 +40,8 @@ export interface ChatServer {
 export function createChatServer(config: ServerConfig, logger: Logger): ChatServer {
   const hub = createChatHub({ queueLimit: config.queueLimit, maxGroupsPerUser: config.maxGroupsPerUser });
   const health = createHealthStatus([ChatService.typeName]);
+  const metrics = createChatMetrics(hub);
+  const metricsServer = config.metricsPort === undefined ? undefined : createMetricsServer(metrics);
   const shutdownController = new AbortController();
   // Every call in flight listens to this signal (the framework links it to
   // the call's own), so thousands of listeners are the normal case.
@@ -44,7 +50,7 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
   let onLastSessionClosed: (() => void) | undefined;
 
   const handler = createNodeHandler({
-    services: createServices({ hub, health, logger }),
+    services: createServices({ hub, health, logger, metrics }),
     shutdownSignal: shutdownController.signal,
     readMaxBytes: config.readMaxBytes,
     logger,
@@ -86,9 +92,22 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
     get connections() {
       return sessions.size;
     },
+    get metricsAddress() {
+      return metricsServer?.address() as AddressInfo | undefined;
+    },
 
-    listen() {
-      return new Promise((resolve, reject) => {
+    async listen() {
+      if (metricsServer !== undefined) {
+        await new Promise<void>((resolve, reject) => {
+          metricsServer.once("error", reject);
+          metricsServer.listen(config.metricsPort, config.host, () => {
+            const address = metricsServer.address() as AddressInfo;
+            logger.info({ host: address.address, port: address.port }, "metrics listening");
+            resolve();
+          });
+        });
+      }
+      return new Promise<AddressInfo>((resolve, reject) => {
         server.once("error", reject);
         server.listen(config.port, config.host, () => {
           server.off("error", reject);
@@ -112,6 +131,8 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
           if (sessions.size === 0) resolve();
         });
         const closed = Promise.all([serverClosed, sessionsClosed]);
+        metricsServer?.close();
+        metricsServer?.closeAllConnections();
         // GOAWAY: connections finish the streams they have, and open no more.
         for (const session of sessions) {
           session.close();
@@ -129,6 +150,22 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
       return stopping;
     },
   };
+}
+
+/**
+ * Creates the HTTP/1.1 server of /metrics, in Prometheus text format.
+ */
+function createMetricsServer(metrics: ChatMetrics): http.Server {
+  return http.createServer((req, res) => {
+    if (req.method !== "GET" || req.url?.split("?")[0] !== "/metrics") {
+      res.writeHead(404).end();
+      return;
+    }
+    metrics.registry.metrics().then(
+      (text) => res.writeHead(200, { "content-type": metrics.registry.contentType }).end(text),
+      (err: unknown) => res.writeHead(500).end(String(err)),
+    );
+  });
 }
 
 /**

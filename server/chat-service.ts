@@ -2,7 +2,7 @@ import { constants as http2constants, type ServerHttp2Stream } from "node:http2"
 import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { ServiceImpl } from "@connectrpc/connect";
+import { ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import {
   ChannelType,
@@ -16,6 +16,7 @@ import type { ChatHub } from "./core/chat-hub.js";
 import type { ChannelRef, ChatEvent, ChatSession } from "./core/chat-session.js";
 import { authenticatedUser } from "./auth-interceptor.js";
 import { toConnectError } from "./chat-error-interceptor.js";
+import type { ChatMetrics } from "./chat-metrics.js";
 import { http2StreamKey } from "./http2-stream-key.js";
 
 /** Settings of the chat service's streams. */
@@ -57,6 +58,7 @@ export function createChatService(
   hub: ChatHub,
   logger: Logger,
   options: ChatServiceOptions = defaultChatServiceOptions,
+  metrics?: ChatMetrics,
 ): ServiceImpl<typeof ChatService> {
   const { maxEventsPerResponse, maxTextBytesPerResponse, cutOffGraceMs } = options;
 
@@ -75,7 +77,11 @@ export function createChatService(
       }
       const username = session.username;
       const stream = ctx.values.get(http2StreamKey);
-      const onCutOff = () => resetIfStuck(stream, cutOffGraceMs);
+      const started = performance.now();
+      const onCutOff = () => {
+        metrics?.slowConsumerCut();
+        resetIfStuck(stream, cutOffGraceMs);
+      };
       // The call can end while this generator is suspended in a yield whose
       // write never completes: connect-node waits for "drain" or "error", and
       // a stream destroyed with its connection emits neither. The call's own
@@ -92,6 +98,7 @@ export function createChatService(
         const why = session.signal.aborted ? session.signal.reason : reason;
         hub.disconnect(session, why);
         logger.info({ user: username, reason: describeReason(why) }, "session closed");
+        metrics?.callEnded("Connect", why === "completed" ? "OK" : ConnectError.from(toConnectError(why)).code, (performance.now() - started) / 1000);
       };
       session.signal.addEventListener("abort", onCutOff);
       ctx.signal.addEventListener("abort", onCallEnd);
@@ -102,8 +109,10 @@ export function createChatService(
           events: [{ kind: { case: "connected", value: { username } } }],
         });
         for (;;) {
+          const depth = session.pending;
           const batch = session.take(maxEventsPerResponse, maxTextBytesPerResponse);
           if (batch.length > 0) {
+            metrics?.responseSent(batch.length, depth);
             yield toConnectResponse(batch);
             continue;
           }

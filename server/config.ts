@@ -14,6 +14,8 @@ export interface ServerConfig {
   maxSessionMemoryMb: number;
   readMaxBytes: number;
   logLevel: LogLevel;
+  /** The port of the Prometheus /metrics endpoint; none when undefined. */
+  metricsPort?: number;
 }
 
 /** The configuration used when no flag or variable says otherwise. */
@@ -98,6 +100,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
       option("--read-max-bytes <n>", "largest request message accepted", "READ_MAX_BYTES", integer(1024, 16 * 1024 * 1024)).default(d.readMaxBytes),
     )
     .addOption(option("--log-level <level>", "log level", "LOG_LEVEL").choices(logLevels).default(d.logLevel))
+    .addOption(option("--metrics-port <n>", "serve Prometheus metrics at /metrics on this port (off when unset)", "METRICS_PORT", integer(0, 65535)))
     .exitOverride()
     .configureOutput({ writeOut: () => {}, writeErr: () => {} })
     .allowExcessArguments(false);
@@ -111,7 +114,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
   const o = program.opts<ServerConfig>();
   for (const [key, name] of envNames) {
     const value = env[name];
-    if (value === undefined || program.getOptionValueSource(key) !== "default") {
+    const source = program.getOptionValueSource(key);
+    if (value === undefined || (source !== "default" && source !== undefined)) {
       continue;
     }
     try {
@@ -127,5 +131,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
   if (o.pingTimeoutMs > o.pingIntervalMs) {
     throw new ConfigError(`--ping-timeout-ms (${o.pingTimeoutMs}) must not exceed --ping-interval-ms (${o.pingIntervalMs})`);
   }
-  return { ...o };
+  const config = { ...o };
+  if (config.metricsPort === undefined) delete config.metricsPort;
+  return config;
 }

@@ -7,6 +7,7 @@ import * as reflectionV1 from "../gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import type { ChatHub } from "./core/chat-hub.js";
 import { createAuthInterceptor } from "./auth-interceptor.js";
+import { createMetricsInterceptor, type ChatMetrics } from "./chat-metrics.js";
 import { createChatErrorInterceptor } from "./chat-error-interceptor.js";
 import { createChatService, defaultChatServiceOptions, type ChatServiceOptions } from "./chat-service.js";
 import { createHealthService } from "./health-service.js";
@@ -20,6 +21,8 @@ export interface RoutesDeps {
   health: HealthStatus;
   logger: Logger;
   chatServiceOptions?: ChatServiceOptions;
+  /** Where the chat service counts what it does; nothing is counted without it. */
+  metrics?: ChatMetrics;
 }
 
 /**
@@ -35,7 +38,7 @@ export interface ServiceRegistration {
  * Creates every service this server offers: chat.v1.ChatService behind its
  * interceptors, grpc.health.v1.Health, and gRPC server reflection.
  */
-export function createServices({ hub, health, logger, chatServiceOptions }: RoutesDeps): ServiceRegistration[] {
+export function createServices({ hub, health, logger, chatServiceOptions, metrics }: RoutesDeps): ServiceRegistration[] {
   const reflectionIndex = createReflectionIndex([
     ChatService,
     Health,
@@ -44,9 +47,10 @@ export function createServices({ hub, health, logger, chatServiceOptions }: Rout
   ]);
   return [
     {
-      spec: serviceSpec(ChatService, createChatService(hub, logger, chatServiceOptions ?? defaultChatServiceOptions)),
-      // The first interceptor is the outermost: the log sees the final status.
+      spec: serviceSpec(ChatService, createChatService(hub, logger, chatServiceOptions ?? defaultChatServiceOptions, metrics)),
+      // The first interceptor is the outermost: metrics and the log see the final status.
       interceptors: [
+        ...(metrics ? [createMetricsInterceptor(metrics)] : []),
         createRpcLogInterceptor(logger),
         createChatErrorInterceptor(),
         createAuthInterceptor((username) => hub.isOnline(username), [ChatService.method.connect]),

@@ -1,0 +1,107 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { ChatHub } from "./core/chat-hub.js";
+import { grpcCodeName } from "./rpc-log-interceptor.js";
+
+/**
+ * The server's own figures, in Prometheus form. Everything is counted in
+ * batches or per call, never per event delivered, so the cost stays off the
+ * fan-out path.
+ */
+export interface ChatMetrics {
+  readonly registry: Registry;
+  /** A response left for a stream with this many events; depth is what was queued. */
+  responseSent(events: number, queueDepth: number): void;
+  /** A stream was cut off for falling behind. */
+  slowConsumerCut(): void;
+  /** A call ended with this status after this many seconds. */
+  callEnded(method: string, code: Code | "OK", seconds: number): void;
+}
+
+/**
+ * Creates the metrics of one server, reading users and groups from the hub
+ * when scraped.
+ */
+export function createChatMetrics(hub: ChatHub): ChatMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  new Gauge({
+    name: "chat_sessions_open",
+    help: "Users with a live Connect stream.",
+    registers: [registry],
+    collect() {
+      this.set(hub.stats().users);
+    },
+  });
+  new Gauge({
+    name: "chat_groups",
+    help: "Groups that exist.",
+    registers: [registry],
+    collect() {
+      this.set(hub.stats().groups);
+    },
+  });
+  const delivered = new Counter({ name: "chat_events_delivered_total", help: "Events written to Connect streams.", registers: [registry] });
+  const perResponse = new Histogram({
+    name: "chat_events_per_response",
+    help: "Events coalesced into one ConnectResponse.",
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+    registers: [registry],
+  });
+  const depth = new Histogram({
+    name: "chat_queue_depth",
+    help: "Events waiting in a stream's queue when its reader took them.",
+    buckets: [1, 4, 16, 64, 256, 1024, 4096, 16384],
+    registers: [registry],
+  });
+  const slow = new Counter({ name: "chat_slow_consumers_cut_total", help: "Streams ended because their client fell too far behind.", registers: [registry] });
+  const handled = new Counter({
+    name: "grpc_server_handled_total",
+    help: "ChatService calls completed, by method and status code.",
+    labelNames: ["method", "code"],
+    registers: [registry],
+  });
+  const latency = new Histogram({
+    name: "grpc_server_handling_seconds",
+    help: "ChatService call durations (for Connect, the stream's lifetime), by method.",
+    labelNames: ["method"],
+    buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 10, 60, 600, 3600],
+    registers: [registry],
+  });
+  return {
+    registry,
+    responseSent(events, queueDepth) {
+      delivered.inc(events);
+      perResponse.observe(events);
+      depth.observe(queueDepth);
+    },
+    slowConsumerCut() {
+      slow.inc();
+    },
+    callEnded(method, code, seconds) {
+      handled.inc({ method, code: code === "OK" ? "OK" : grpcCodeName(code) });
+      latency.observe({ method }, seconds);
+    },
+  };
+}
+
+/**
+ * Creates an interceptor that counts unary calls and times them by method and
+ * status code. Streams report their own end to the metrics.
+ */
+export function createMetricsInterceptor(metrics: ChatMetrics): Interceptor {
+  return (next) => async (req) => {
+    if (req.stream) {
+      return next(req);
+    }
+    const start = performance.now();
+    try {
+      const res = await next(req);
+      metrics.callEnded(req.method.name, "OK", (performance.now() - start) / 1000);
+      return res;
+    } catch (error) {
+      metrics.callEnded(req.method.name, ConnectError.from(error).code, (performance.now() - start) / 1000);
+      throw error;
+    }
+  };
+}

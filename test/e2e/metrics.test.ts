@@ -1,0 +1,49 @@
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createChatClient } from "../../client/chat-client.js";
+import { openStream } from "../helpers/chat-stream.js";
+import { startTestServer } from "../helpers/test-server.js";
+
+function value(text: string, series: string): number {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  assert.ok(line !== undefined, `no series ${series} in:\n${text.slice(0, 2000)}`);
+  return Number(line.slice(series.length + 1));
+}
+
+it("serves Prometheus metrics whose counters move with the chat", async () => {
+  const t = await startTestServer({ metricsPort: 0, queueLimit: 5 });
+  try {
+    const url = `http://127.0.0.1:${t.server.metricsAddress!.port}/metrics`;
+    const before = await (await fetch(url)).text();
+    assert.equal(value(before, "chat_sessions_open"), 0);
+    assert.equal(value(before, "chat_events_delivered_total"), 0);
+
+    const alice = createChatClient(t.baseUrl, "alice");
+    const aliceStream = await openStream(alice, "alice");
+    await openStream(createChatClient(t.baseUrl, "bob"), "bob");
+    await alice.createGroupChat({ name: "room" });
+    for (let i = 0; i < 3; i++) await alice.sendMessage({ channel: "room", text: `m${i}` });
+    await aliceStream.waitForMessages(3);
+    await assert.rejects(alice.sendMessage({ channel: "nobody", text: "x" }), (e) => ConnectError.from(e).code === Code.NotFound);
+    // Six events in one turn overflow Bob's queue of five: he is cut off.
+    for (let i = 0; i < 6; i++) t.server.hub.send("alice", "bob", `burst ${i}`);
+
+    const after = await (await fetch(url)).text();
+    assert.equal(value(after, "chat_sessions_open"), 1);
+    assert.equal(value(after, "chat_groups"), 1);
+    assert.ok(value(after, "chat_events_delivered_total") >= 3);
+    assert.ok(value(after, "chat_events_per_response_count") >= 1);
+    assert.ok(value(after, "chat_queue_depth_count") >= 1);
+    assert.equal(value(after, "chat_slow_consumers_cut_total"), 1);
+    assert.equal(value(after, 'grpc_server_handled_total{method="SendMessage",code="OK"}'), 3);
+    assert.equal(value(after, 'grpc_server_handled_total{method="SendMessage",code="NOT_FOUND"}'), 1);
+    assert.equal(value(after, 'grpc_server_handled_total{method="CreateGroupChat",code="OK"}'), 1);
+    assert.equal(value(after, 'grpc_server_handling_seconds_count{method="SendMessage"}'), 4);
+    assert.ok(after.includes("process_resident_memory_bytes"));
+    assert.equal((await fetch(url.replace("/metrics", "/nope"))).status, 404);
+    aliceStream.cancel();
+  } finally {
+    await t.stop();
+  }
+});
