@@ -48,20 +48,20 @@ function summarize(latencies: LatencyRecorder): Latency {
 }
 
 /** Resolves when every user has received count messages; rejects after timeoutMs. */
-function allReceived(users: readonly LoadUser[], count: number, timeoutMs: number, waiters: Set<() => void>): Promise<number> {
+function allReceived(users: readonly LoadUser[], count: number, timeoutMs: number, waiters: Set<(user: LoadUser) => void>): Promise<number> {
   return new Promise((resolve, reject) => {
-    const check = () => {
-      for (const u of users) if (u.received < count) return false;
-      return true;
-    };
-    if (check()) return resolve(nowUs());
+    // Counted as users cross the line, so that each response costs O(1).
+    const done = new Set(users.filter((u) => u.received >= count));
+    if (done.size === users.length) return resolve(nowUs());
+    const members = new Set(users);
     const timer = setTimeout(() => {
       waiters.delete(onProgress);
       const short = users.filter((u) => u.received < count);
       reject(new Error(`${short.length} of ${users.length} users got fewer than ${count} messages (e.g. ${short[0]?.username}: ${short[0]?.received})`));
     }, timeoutMs);
-    const onProgress = () => {
-      if (check()) {
+    const onProgress = (user: LoadUser) => {
+      if (user.received >= count && members.has(user)) done.add(user);
+      if (done.size === users.length) {
         clearTimeout(timer);
         waiters.delete(onProgress);
         resolve(nowUs());
@@ -71,11 +71,11 @@ function allReceived(users: readonly LoadUser[], count: number, timeoutMs: numbe
   });
 }
 
-async function connectAll(url: string, names: string[], latencies: LatencyRecorder | undefined, waiters: Set<() => void>): Promise<LoadUser[]> {
+async function connectAll(url: string, names: string[], latencies: LatencyRecorder | undefined, waiters: Set<(user: LoadUser) => void>): Promise<LoadUser[]> {
   const users: LoadUser[] = [];
   await inBatches(names, 200, async (name) => {
-    const user = connectUser(url, name, latencies, () => {
-      for (const w of waiters) w();
+    const user = connectUser(url, name, latencies, (u) => {
+      for (const w of waiters) w(u);
     });
     users.push(user);
     await user.ready;
@@ -97,7 +97,7 @@ async function duplicates(users: readonly LoadUser[], expected: number): Promise
 
 async function fanout(url: string, p: { k: number; n: number; inFlight: number; textSize: number; stalled: boolean; rate?: number }): Promise<ScenarioOutcome> {
   const latencies = new LatencyRecorder();
-  const waiters = new Set<() => void>();
+  const waiters = new Set<(user: LoadUser) => void>();
   const names = Array.from({ length: p.k }, (_, i) => `m${i}`);
   const users = await connectAll(url, names, latencies, waiters);
   const byName = new Map(users.map((u) => [u.username, u]));
@@ -153,7 +153,7 @@ async function fanout(url: string, p: { k: number; n: number; inFlight: number; 
 
 async function direct(url: string, p: { pairs: number; perSender: number; textSize: number }): Promise<ScenarioOutcome> {
   const latencies = new LatencyRecorder();
-  const waiters = new Set<() => void>();
+  const waiters = new Set<(user: LoadUser) => void>();
   const senders = await connectAll(url, Array.from({ length: p.pairs }, (_, i) => `s${i}`), undefined, waiters);
   const receivers = await connectAll(url, Array.from({ length: p.pairs }, (_, i) => `r${i}`), latencies, waiters);
   await mark("start");
@@ -186,7 +186,7 @@ async function direct(url: string, p: { pairs: number; perSender: number; textSi
 
 async function connections(url: string, p: { count: number; messages: number; textSize: number }): Promise<ScenarioOutcome> {
   const latencies = new LatencyRecorder();
-  const waiters = new Set<() => void>();
+  const waiters = new Set<(user: LoadUser) => void>();
   await mark("idle-before");
   const t0 = nowUs();
   const users = await connectAll(url, Array.from({ length: p.count }, (_, i) => `c${i}`), latencies, waiters);

@@ -9,7 +9,7 @@ import {
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
-import { createGrpcUnaryPath } from "./grpc-unary-path.js";
+import { createGrpcLeanPath } from "./grpc-lean-path.js";
 import { http2StreamKey } from "./http2-stream-key.js";
 import { routesOf, type ServiceRegistration } from "./routes.js";
 
@@ -30,7 +30,8 @@ export interface NodeHandlerOptions {
  * HTTP/2 stream as a context value, and a response that could not be written
  * (the client went away mid-stream, an everyday event here) is logged at
  * debug level through the server's logger, not with console.error. Unary
- * gRPC calls take the lean path of grpc-unary-path.ts when they can.
+ * and server-streaming gRPC calls take the lean path of grpc-lean-path.ts
+ * when they can.
  */
 export function createNodeHandler(options: NodeHandlerOptions): (
   req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -42,7 +43,7 @@ export function createNodeHandler(options: NodeHandlerOptions): (
     readMaxBytes: options.readMaxBytes,
   });
   routesOf(options.services)(router);
-  const unaryPath = createGrpcUnaryPath(options.services, options.readMaxBytes, options.shutdownSignal);
+  const leanPath = createGrpcLeanPath(options.services, options.readMaxBytes, options.shutdownSignal);
   const paths = new Map<string, UniversalHandler>();
   for (const handler of router.handlers) {
     paths.set(handler.requestPath, handler);
@@ -63,7 +64,7 @@ export function createNodeHandler(options: NodeHandlerOptions): (
       }
       serve(handler, uReq, res);
     };
-    if ("stream" in req && unaryPath(req, res as http2.Http2ServerResponse, values, viaConnect)) {
+    if ("stream" in req && leanPath(req, res as http2.Http2ServerResponse, values, viaConnect)) {
       return;
     }
     viaConnect();
