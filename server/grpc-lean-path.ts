@@ -9,8 +9,10 @@ import {
   type MethodImplSpec,
   type StreamRequest,
   type StreamResponse,
+  type UnaryRequest,
+  type UnaryResponse,
 } from "@connectrpc/connect";
-import { createAsyncIterable, invokeUnaryImplementation } from "@connectrpc/connect/protocol";
+import { createAsyncIterable } from "@connectrpc/connect/protocol";
 import type { ServiceRegistration } from "./routes.js";
 
 type LeanSpec = Extract<MethodImplSpec, { kind: "unary" | "server_streaming" }>;
@@ -153,14 +155,51 @@ function serveUnary(
   input: unknown,
 ): void {
   const ctx = handlerContext(spec, req, values, signal);
-  invokeUnaryImplementation(spec, ctx, input as never, interceptors).then(
-    (output) => {
+  const output = spec.method.output;
+  // Interceptors in order, the first outermost, as Connect applies them. The
+  // request and response read their Headers through the context, so that
+  // none is made unless something asks for it.
+  const call = interceptors.reduceRight<(r: UnaryRequest) => Promise<UnaryResponse>>(
+    (next, interceptor) => interceptor(next as never) as never,
+    async (r) => {
+      const result: unknown = await spec.impl(r.message as never, ctx);
+      return lazyHeaders(ctx, {
+        stream: false,
+        service: spec.method.parent,
+        method: spec.method,
+        message: isMessage(result, output) ? result : create(output, result as never),
+      }) as UnaryResponse;
+    },
+  );
+  const request = lazyHeaders(ctx, {
+    stream: false,
+    service: spec.method.parent,
+    method: spec.method,
+    requestMethod: "POST",
+    url: ctx.url,
+    signal,
+    contextValues: values,
+    message: input,
+  });
+  call(request as UnaryRequest).then(
+    (response) => {
       res.writeHead(200, responseHeaders(ctx));
-      res.addTrailers({ ...Object.fromEntries(ctx.responseTrailer), "grpc-status": "0" });
-      res.end(frame(toBinary(spec.method.output, output)));
+      res.addTrailers({ ...ctx.trailerEntries(), "grpc-status": "0" });
+      res.end(frame(toBinary(output, response.message as never)));
     },
     (error: unknown) => endWithError(res, ctx, error, false),
   );
+}
+
+/**
+ * Gives a request or response object header and trailer properties that
+ * read the context's Headers only when used.
+ */
+function lazyHeaders<T extends object>(ctx: LeanContext, target: T): T {
+  return Object.defineProperties(target, {
+    header: { get: () => ("requestMethod" in target ? ctx.requestHeader : ctx.responseHeader), enumerable: true },
+    trailer: { get: () => ctx.responseTrailer, enumerable: true },
+  });
 }
 
 async function serveServerStream(
@@ -228,7 +267,7 @@ async function serveServerStream(
       }
     }
     sendHeaders();
-    res.addTrailers({ ...Object.fromEntries(ctx.responseTrailer), "grpc-status": "0" });
+    res.addTrailers({ ...ctx.trailerEntries(), "grpc-status": "0" });
     res.end();
   } catch (error) {
     if (!stream.closed) endWithError(res, ctx, error, headersSent);
@@ -256,14 +295,14 @@ function drained(res: http2.Http2ServerResponse, stream: http2.ServerHttp2Stream
   });
 }
 
-function endWithError(res: http2.Http2ServerResponse, ctx: HandlerContext, error: unknown, headersSent: boolean): void {
+function endWithError(res: http2.Http2ServerResponse, ctx: LeanContext, error: unknown, headersSent: boolean): void {
   const err = ConnectError.from(error);
   // Headers, then the status in trailers, as Connect sends it. (The compat API
   // cannot send a trailers-only response: it would end the stream with an
   // empty DATA frame, which grpc-js rejects.)
   if (!headersSent) res.writeHead(200, responseHeaders(ctx));
   res.addTrailers({
-    ...Object.fromEntries(ctx.responseTrailer),
+    ...ctx.trailerEntries(),
     ...Object.fromEntries(err.metadata),
     "grpc-status": String(err.code),
     "grpc-message": encodeURIComponent(err.rawMessage),
@@ -284,28 +323,63 @@ function frame(bytes: Uint8Array): Buffer {
   return out;
 }
 
-function responseHeaders(ctx: HandlerContext): Record<string, string> {
-  return { ...Object.fromEntries(ctx.responseHeader), "content-type": "application/grpc+proto" };
+function responseHeaders(ctx: LeanContext): Record<string, string> {
+  const headers = ctx.responseHeaderIfAny;
+  return headers === undefined ? { "content-type": "application/grpc+proto" } : { ...Object.fromEntries(headers), "content-type": "application/grpc+proto" };
 }
 
-function handlerContext(spec: LeanSpec, req: http2.Http2ServerRequest, values: ContextValues, signal: AbortSignal): HandlerContext {
-  const requestHeader = new Headers();
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (name.startsWith(":") || value === undefined) continue;
-    requestHeader.set(name, Array.isArray(value) ? value.join(", ") : value);
+function handlerContext(spec: LeanSpec, req: http2.Http2ServerRequest, values: ContextValues, signal: AbortSignal): LeanContext {
+  return new LeanContext(spec, req, values, signal);
+}
+
+/**
+ * A HandlerContext whose Headers objects are made only when asked for: most
+ * calls read one request header (authorization) and set none.
+ */
+class LeanContext implements HandlerContext {
+  readonly requestMethod = "POST";
+  readonly protocolName = "grpc";
+  private requestHeaders: Headers | undefined;
+  responseHeaderIfAny: Headers | undefined;
+  private responseTrailers: Headers | undefined;
+
+  constructor(
+    private readonly spec: LeanSpec,
+    private readonly req: http2.Http2ServerRequest,
+    readonly values: ContextValues,
+    readonly signal: AbortSignal,
+  ) {}
+
+  get method() {
+    return this.spec.method;
   }
-  return {
-    method: spec.method,
-    service: spec.method.parent,
-    requestMethod: "POST",
-    protocolName: "grpc",
-    url: `http://${req.authority}${req.url}`,
-    signal,
-    timeoutMs: () => undefined,
-    requestHeader,
-    responseHeader: new Headers(),
-    responseTrailer: new Headers(),
-    values,
-  };
+  get service() {
+    return this.spec.method.parent;
+  }
+  get url() {
+    return `http://${this.req.authority}${this.req.url}`;
+  }
+  timeoutMs() {
+    return undefined;
+  }
+  get requestHeader(): Headers {
+    if (this.requestHeaders === undefined) {
+      this.requestHeaders = new Headers();
+      for (const [name, value] of Object.entries(this.req.headers)) {
+        if (name.startsWith(":") || value === undefined) continue;
+        this.requestHeaders.set(name, Array.isArray(value) ? value.join(", ") : value);
+      }
+    }
+    return this.requestHeaders;
+  }
+  get responseHeader(): Headers {
+    return (this.responseHeaderIfAny ??= new Headers());
+  }
+  get responseTrailer(): Headers {
+    return (this.responseTrailers ??= new Headers());
+  }
+  /** The trailers set by the handler, without making an empty Headers. */
+  trailerEntries(): Record<string, string> {
+    return this.responseTrailers === undefined ? {} : Object.fromEntries(this.responseTrailers);
+  }
 }
-
