@@ -115,19 +115,38 @@ async function fanout(url: string, p: { k: number; n: number; inFlight: number; 
   const cpu = process.cpuUsage();
   const t0 = nowUs();
   let sent = 0;
-  await Promise.all(
-    Array.from({ length: p.inFlight }, async () => {
-      while (sent < p.n) {
-        const i = sent++;
-        if (p.rate !== undefined) {
-          const due = t0 + (i * 1e6) / p.rate;
-          const wait = (due - nowUs()) / 1000;
-          if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+  const text = () => sendMessageRequest("g", timedText(p.textSize));
+  if (p.rate === undefined) {
+    // As fast as the server accepts them, several in flight.
+    await Promise.all(
+      Array.from({ length: p.inFlight }, async () => {
+        while (sent < p.n) {
+          sent++;
+          await sender.call("SendMessage", text());
         }
-        await sender.call("SendMessage", sendMessageRequest("g", timedText(p.textSize)));
-      }
-    }),
-  );
+      }),
+    );
+  } else {
+    // At a steady rate: every millisecond or so, send what has fallen due
+    // (timers are too coarse to space each message on its own).
+    const rate = p.rate;
+    await new Promise<void>((resolve, reject) => {
+      let inFlight = 0;
+      const tick = () => {
+        const due = Math.min(p.n, Math.floor(((nowUs() - t0) / 1e6) * rate) + 1);
+        while (sent < due && inFlight < p.inFlight) {
+          sent++;
+          inFlight++;
+          sender.call("SendMessage", text()).then(() => {
+            inFlight--;
+            if (sent === p.n && inFlight === 0) resolve();
+          }, reject);
+        }
+        if (sent < p.n) setTimeout(tick, 1);
+      };
+      tick();
+    });
+  }
   const t1 = await allReceived(users, p.n, 120_000, waiters);
   const generatorCpu = process.cpuUsage(cpu);
   await mark("end");

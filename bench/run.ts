@@ -98,7 +98,8 @@ for (let run = 0; run < runs; run++) {
       if (spec.pacedFrom !== undefined && scenario.kind === "fanout") {
         // Half the peak message rate this server reached in its own fan-out run.
         const peak = results.get(spec.pacedFrom)?.[run]?.find((m) => m.server === kind);
-        const peakMessages = peak ? peak.outcome.rate / (peak.outcome.expected / (spec.scenario as { n: number }).n) : 1000;
+        // Deliveries per second over the group size is messages per second.
+        const peakMessages = peak ? peak.outcome.rate / scenario.k : 1000;
         scenario = { ...scenario, rate: Math.max(1, peakMessages / 2) };
       }
       try {
