@@ -1,6 +1,6 @@
 import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import type { DescMethod } from "@bufbuild/protobuf";
-import { quote } from "./core/names.js";
+import { quote } from "./core/chat-error.js";
 
 /**
  * The context value that carries the authenticated caller's username from the
@@ -29,7 +29,7 @@ export function parseAuthorization(value: string | null): string | undefined {
  * names an online user, and hands that username to the handler through
  * {@link userKey}. Calls to the exempt methods pass untouched.
  */
-export function createAuthInterceptor(isOnline: (username: string) => boolean, exempt: DescMethod[]): Interceptor {
+export function createAuthInterceptor(isOnline: (username: string) => boolean | Promise<boolean>, exempt: DescMethod[]): Interceptor {
   const exemptMethods = new Set(exempt);
   return (next) => async (req) => {
     if (exemptMethods.has(req.method)) {
@@ -42,7 +42,7 @@ export function createAuthInterceptor(isOnline: (username: string) => boolean, e
         Code.Unauthenticated,
       );
     }
-    if (!isOnline(username)) {
+    if (!(await isOnline(username))) {
       throw new ConnectError(
         `"authorization" names ${quote(username)}, which is not connected`,
         Code.Unauthenticated,

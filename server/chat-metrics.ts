@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import type { ChatHub } from "./core/chat-hub.js";
+import type { ChatBackend } from "./core/chat-backend.js";
 import { grpcCodeName } from "./rpc-log-interceptor.js";
 
 /**
@@ -22,23 +22,23 @@ export interface ChatMetrics {
  * Creates the metrics of one server, reading users and groups from the hub
  * when scraped.
  */
-export function createChatMetrics(hub: ChatHub): ChatMetrics {
+export function createChatMetrics(hub: ChatBackend): ChatMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   new Gauge({
     name: "chat_sessions_open",
     help: "Users with a live Connect stream.",
     registers: [registry],
-    collect() {
-      this.set(hub.stats().users);
+    async collect() {
+      this.set((await hub.stats()).users);
     },
   });
   new Gauge({
     name: "chat_groups",
     help: "Groups that exist.",
     registers: [registry],
-    collect() {
-      this.set(hub.stats().groups);
+    async collect() {
+      this.set((await hub.stats()).groups);
     },
   });
   const delivered = new Counter({ name: "chat_events_delivered_total", help: "Events written to Connect streams.", registers: [registry] });

@@ -5,7 +5,9 @@ import type { AddressInfo } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { ChatService } from "../gen/chat/v1/chat_pb.js";
+import type { ChatBackend } from "./core/chat-backend.js";
 import { createChatHub, type ChatHub } from "./core/chat-hub.js";
+import { createRedisBackend } from "./cluster/redis-backend.js";
 import type { ServerConfig } from "./config.js";
 import { createHealthStatus, ServingStatus, type HealthStatus } from "./health-status.js";
 import { createNodeHandler } from "./node-handler.js";
@@ -14,7 +16,12 @@ import { createChatMetrics, type ChatMetrics } from "./chat-metrics.js";
 
 /** A chat server: the HTTP/2 listener, its routes and the state behind them. */
 export interface ChatServer {
-  /** The chat state; tests read it to check that nothing is left behind. */
+  /** Where the chat's state lives: in memory, or in Redis in cluster mode. */
+  readonly backend: ChatBackend;
+  /**
+   * The in-memory state, which tests read synchronously to check that
+   * nothing is left behind. Throws in cluster mode, which has none.
+   */
   readonly hub: ChatHub;
   /** The status grpc.health.v1 reports. */
   readonly health: HealthStatus;
@@ -38,9 +45,25 @@ export interface ChatServer {
  * the same way on a free port.
  */
 export function createChatServer(config: ServerConfig, logger: Logger): ChatServer {
-  const hub = createChatHub({ queueLimit: config.queueLimit, maxGroupsPerUser: config.maxGroupsPerUser });
   const health = createHealthStatus([ChatService.typeName]);
-  const metrics = createChatMetrics(hub);
+  const hub =
+    config.redis === undefined ? createChatHub({ queueLimit: config.queueLimit, maxGroupsPerUser: config.maxGroupsPerUser }) : undefined;
+  const cluster =
+    config.redis === undefined
+      ? undefined
+      : createRedisBackend({
+          url: config.redis,
+          queueLimit: config.queueLimit,
+          maxGroupsPerUser: config.maxGroupsPerUser,
+          leaseMs: config.leaseMs,
+          sweepMs: config.sweepMs,
+          logger,
+          onAvailability: (up) => {
+            if (!stopping) health.setAll(up ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
+          },
+        });
+  const backend: ChatBackend = hub ?? cluster!;
+  const metrics = createChatMetrics(backend);
   const metricsServer = config.metricsPort === undefined ? undefined : createMetricsServer(metrics);
   const shutdownController = new AbortController();
   // Every call in flight listens to this signal (the framework links it to
@@ -50,7 +73,7 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
   let onLastSessionClosed: (() => void) | undefined;
 
   const handler = createNodeHandler({
-    services: createServices({ hub, health, logger, metrics }),
+    services: createServices({ hub: backend, health, logger, metrics }),
     shutdownSignal: shutdownController.signal,
     readMaxBytes: config.readMaxBytes,
     logger,
@@ -87,7 +110,11 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
   let stopping: Promise<void> | undefined;
 
   return {
-    hub,
+    backend,
+    get hub(): ChatHub {
+      if (hub === undefined) throw new Error("cluster mode keeps no in-memory hub");
+      return hub;
+    },
     health,
     get connections() {
       return sessions.size;
@@ -97,6 +124,10 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
     },
 
     async listen() {
+      if (cluster !== undefined) {
+        await cluster.start();
+        logger.info({ node: cluster.nodeId }, "cluster mode: registered with Redis");
+      }
       if (metricsServer !== undefined) {
         await new Promise<void>((resolve, reject) => {
           metricsServer.once("error", reject);
@@ -120,7 +151,7 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
 
     shutdown() {
       stopping ??= (async () => {
-        logger.info({ connections: sessions.size, users: hub.stats().users }, "server shutting down");
+        logger.info({ connections: sessions.size }, "server shutting down");
         health.setAll(ServingStatus.NOT_SERVING);
         // Ends every open handler: each stream closes with UNAVAILABLE.
         shutdownController.abort(new ConnectError("the server is shutting down", Code.Unavailable));
@@ -145,6 +176,7 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
           }
           await closed;
         }
+        await cluster?.close();
         logger.info("server stopped");
       })();
       return stopping;

@@ -12,7 +12,7 @@ import {
   type ConnectResponse,
   type ChatMessageSchema,
 } from "../gen/chat/v1/chat_pb.js";
-import type { ChatHub } from "./core/chat-hub.js";
+import type { ChatBackend } from "./core/chat-backend.js";
 import type { ChannelRef, ChatEvent, ChatSession } from "./core/chat-session.js";
 import { authenticatedUser } from "./auth-interceptor.js";
 import { toConnectError } from "./chat-error-interceptor.js";
@@ -55,7 +55,7 @@ const channelTypes: Record<ChannelRef["type"], ChannelType> = {
  * own with the same function.
  */
 export function createChatService(
-  hub: ChatHub,
+  hub: ChatBackend,
   logger: Logger,
   options: ChatServiceOptions = defaultChatServiceOptions,
   metrics?: ChatMetrics,
@@ -70,7 +70,7 @@ export function createChatService(
       }
       let session: ChatSession;
       try {
-        session = hub.connect(req.username);
+        session = await hub.connect(req.username);
       } catch (error) {
         logger.info({ user: req.username, reason: describeReason(error) }, "session refused");
         throw toConnectError(error);
@@ -96,7 +96,9 @@ export function createChatService(
         // When the hub cut the session off, that is the reason, not the write
         // error that the reset stream produced afterwards.
         const why = session.signal.aborted ? session.signal.reason : reason;
-        hub.disconnect(session, why);
+        void Promise.resolve(hub.disconnect(session, why)).catch((err: unknown) =>
+          logger.error({ user: username, err }, "session not released"),
+        );
         logger.info({ user: username, reason: describeReason(why) }, "session closed");
         metrics?.callEnded("Connect", why === "completed" ? "OK" : ConnectError.from(toConnectError(why)).code, (performance.now() - started) / 1000);
       };
@@ -133,30 +135,29 @@ export function createChatService(
       }
     },
 
-    createGroupChat(req, ctx) {
-      hub.createGroup(authenticatedUser(ctx), req.name);
+    async createGroupChat(req, ctx) {
+      await hub.createGroup(authenticatedUser(ctx), req.name);
       return {};
     },
 
-    joinGroupChat(req, ctx) {
-      hub.joinGroup(authenticatedUser(ctx), req.name);
+    async joinGroupChat(req, ctx) {
+      await hub.joinGroup(authenticatedUser(ctx), req.name);
       return {};
     },
 
-    leaveGroupChat(req, ctx) {
-      hub.leaveGroup(authenticatedUser(ctx), req.name);
+    async leaveGroupChat(req, ctx) {
+      await hub.leaveGroup(authenticatedUser(ctx), req.name);
       return {};
     },
 
-    sendMessage(req, ctx) {
-      hub.send(authenticatedUser(ctx), req.channel, req.text);
+    async sendMessage(req, ctx) {
+      await hub.send(authenticatedUser(ctx), req.channel, req.text);
       return {};
     },
 
-    listChannels() {
-      return {
-        channels: hub.listChannels().map((channel) => ({ name: channel.name, type: channelTypes[channel.type] })),
-      };
+    async listChannels() {
+      const channels = await hub.listChannels();
+      return { channels: channels.map((channel) => ({ name: channel.name, type: channelTypes[channel.type] })) };
     },
   };
 }

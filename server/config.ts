@@ -16,6 +16,12 @@ export interface ServerConfig {
   logLevel: LogLevel;
   /** The port of the Prometheus /metrics endpoint; none when undefined. */
   metricsPort?: number;
+  /** Cluster mode: the URL of the Redis every node shares; in-memory when undefined. */
+  redis?: string;
+  /** Cluster mode: how long a node's lease lives without a refresh. */
+  leaseMs: number;
+  /** Cluster mode: how often a node looks for nodes whose lease ran out. */
+  sweepMs: number;
 }
 
 /** The configuration used when no flag or variable says otherwise. */
@@ -31,6 +37,8 @@ export const defaultConfig: ServerConfig = {
   maxSessionMemoryMb: 10,
   readMaxBytes: 64 * 1024,
   logLevel: "info",
+  leaseMs: 10_000,
+  sweepMs: 2_000,
 };
 
 /** The error parseConfig throws for a bad flag or variable; its message says which. */
@@ -52,6 +60,19 @@ function integer(min: number, max: number) {
 // environment is applied after parsing instead, so that tests can pass one.
 const envNames = new Map<string, string>();
 const parsers = new Map<string, (value: string) => unknown>();
+
+function redisUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError(`expected a redis:// URL, got ${JSON.stringify(value)}`);
+  }
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+    throw new InvalidArgumentError(`expected a redis:// or rediss:// URL, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
 
 function option(flags: string, description: string, env: string, parse?: (value: string) => unknown): Option {
   const opt = new Option(flags, `${description} [env ${env}]`);
@@ -101,6 +122,9 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
     )
     .addOption(option("--log-level <level>", "log level", "LOG_LEVEL").choices(logLevels).default(d.logLevel))
     .addOption(option("--metrics-port <n>", "serve Prometheus metrics at /metrics on this port (off when unset)", "METRICS_PORT", integer(0, 65535)))
+    .addOption(option("--redis <url>", "cluster mode: share state with other nodes through this Redis (redis://host:port)", "REDIS_URL", redisUrl))
+    .addOption(option("--lease-ms <n>", "cluster mode: a node's lease; a dead node's users are gone within lease + sweep", "LEASE_MS", integer(300, 600_000)).default(d.leaseMs))
+    .addOption(option("--sweep-ms <n>", "cluster mode: how often to look for dead nodes", "SWEEP_MS", integer(100, 600_000)).default(d.sweepMs))
     .exitOverride()
     .configureOutput({ writeOut: () => {}, writeErr: () => {} })
     .allowExcessArguments(false);
@@ -133,5 +157,6 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
   }
   const config = { ...o };
   if (config.metricsPort === undefined) delete config.metricsPort;
+  if (config.redis === undefined) delete config.redis;
   return config;
 }

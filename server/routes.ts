@@ -5,7 +5,7 @@ import { ChatService } from "../gen/chat/v1/chat_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import * as reflectionV1 from "../gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
-import type { ChatHub } from "./core/chat-hub.js";
+import type { ChatBackend } from "./core/chat-backend.js";
 import { createAuthInterceptor } from "./auth-interceptor.js";
 import { createMetricsInterceptor, type ChatMetrics } from "./chat-metrics.js";
 import { createChatErrorInterceptor } from "./chat-error-interceptor.js";
@@ -17,7 +17,7 @@ import { createRpcLogInterceptor } from "./rpc-log-interceptor.js";
 
 /** What the routes are built on. */
 export interface RoutesDeps {
-  hub: ChatHub;
+  hub: ChatBackend;
   health: HealthStatus;
   logger: Logger;
   chatServiceOptions?: ChatServiceOptions;

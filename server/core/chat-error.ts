@@ -37,3 +37,36 @@ export class ChatError extends Error {
     super(message);
   }
 }
+
+/**
+ * The chat's failures, made in one place so that every backend words them
+ * alike. Each message quotes the offending value.
+ */
+export const chatErrors = {
+  notSignedIn: (user: string) => new ChatError("not-signed-in", `${quote(user)} is not connected`),
+  usernameOnline: (user: string) => new ChatError("already-exists", `username ${quote(user)} is already online`),
+  usernameIsGroup: (user: string) => new ChatError("already-exists", `${quote(user)} is the name of a group`),
+  groupExists: (group: string) => new ChatError("already-exists", `group ${quote(group)} already exists`),
+  groupIsUser: (group: string) => new ChatError("already-exists", `${quote(group)} is the name of an online user`),
+  alreadyMember: (user: string, group: string) =>
+    new ChatError("already-exists", `${quote(user)} is already a member of group ${quote(group)}`),
+  noSuchGroup: (group: string) => new ChatError("not-found", `group ${quote(group)} does not exist`),
+  noSuchChannel: (channel: string) => new ChatError("not-found", `no online user or group is named ${quote(channel)}`),
+  notAMember: (user: string, group: string) =>
+    new ChatError("not-a-member", `${quote(user)} is not a member of group ${quote(group)}`),
+  mustJoin: (user: string, group: string) =>
+    new ChatError("not-allowed", `${quote(user)} must join group ${quote(group)} before sending to it`),
+  tooManyGroups: (user: string, max: number) =>
+    new ChatError("exhausted", `${quote(user)} is already in ${max} groups, the most one user may join`),
+  fellBehind: (user: string, queueLimit: number) =>
+    new ChatError("exhausted", `${quote(user)} fell too far behind: ${queueLimit} events were waiting to be read`),
+};
+
+/**
+ * Quotes a client-supplied value for an error message, cut to a readable
+ * length and with control characters escaped by JSON.stringify.
+ */
+export function quote(value: string): string {
+  const shown = value.length > 40 ? `${value.slice(0, 40)}…` : value;
+  return JSON.stringify(shown);
+}

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { ChatError } from "./chat-error.js";
-import { assertValidName, measureText, quote } from "./names.js";
+import type { ChatBackend, ChatStats } from "./chat-backend.js";
+import { chatErrors } from "./chat-error.js";
+import { assertValidName, measureText } from "./names.js";
 import {
   createSessionState,
   createWakeScheduler,
@@ -22,21 +23,19 @@ export interface ChatHubOptions {
   newId?: () => string;
 }
 
-/** What the hub holds, for health checks, logs and tests. */
-export interface ChatHubStats {
-  readonly users: number;
-  readonly groups: number;
-}
+/** What the hub holds. */
+export type ChatHubStats = ChatStats;
 
 /**
- * ChatHub is the chat's core: who is online, which groups exist and who is in
- * them, and the delivery of messages into the sessions' queues. Every method
- * runs to completion synchronously, so each one is atomic with respect to the
- * others, and a message is queued for all its recipients before send returns.
- * The hub knows nothing of RPC; callers are named by username, and failures are
- * thrown as {@link ChatError}.
+ * ChatHub is the chat's core in one process: who is online, which groups
+ * exist and who is in them, and the delivery of messages into the sessions'
+ * queues. It is the in-memory {@link ChatBackend}, whose every method runs to
+ * completion synchronously, so each one is atomic with respect to the others,
+ * and a message is queued for all its recipients before send returns. The
+ * hub knows nothing of RPC; callers are named by username, and failures are
+ * thrown as ChatError.
  */
-export interface ChatHub {
+export interface ChatHub extends ChatBackend {
   /**
    * Opens a session for the username. Throws "invalid-input" for a malformed
    * name and "already-exists" when the name is an online user or a group.
@@ -84,7 +83,7 @@ export function createChatHub(options: ChatHubOptions = {}): ChatHub {
   function caller(username: string): SessionState {
     const session = users.get(username);
     if (session === undefined) {
-      throw new ChatError("not-signed-in", `${quote(username)} is not connected`);
+      throw chatErrors.notSignedIn(username);
     }
     return session;
   }
@@ -93,17 +92,14 @@ export function createChatHub(options: ChatHubOptions = {}): ChatHub {
     assertValidName(name, "group name");
     const members = groups.get(name);
     if (members === undefined) {
-      throw new ChatError("not-found", `group ${quote(name)} does not exist`);
+      throw chatErrors.noSuchGroup(name);
     }
     return members;
   }
 
   function assertRoomForGroup(session: SessionState): void {
     if (session.groups.size >= maxGroupsPerUser) {
-      throw new ChatError(
-        "exhausted",
-        `${quote(session.username)} is already in ${maxGroupsPerUser} groups, the most one user may join`,
-      );
+      throw chatErrors.tooManyGroups(session.username, maxGroupsPerUser);
     }
   }
 
@@ -119,16 +115,13 @@ export function createChatHub(options: ChatHubOptions = {}): ChatHub {
     const members = groups.get(channel);
     if (members !== undefined) {
       if (!members.has(sender)) {
-        throw new ChatError(
-          "not-allowed",
-          `${quote(sender.username)} must join group ${quote(channel)} before sending to it`,
-        );
+        throw chatErrors.mustJoin(sender.username, channel);
       }
       return ["group", members];
     }
     const recipient = users.get(channel);
     if (recipient === undefined) {
-      throw new ChatError("not-found", `no online user or group is named ${quote(channel)}`);
+      throw chatErrors.noSuchChannel(channel);
     }
     return ["user", [recipient]];
   }
@@ -143,13 +136,7 @@ export function createChatHub(options: ChatHubOptions = {}): ChatHub {
     // Cut off after the loop: disconnecting edits the member set being iterated.
     if (behind !== undefined) {
       for (const session of behind) {
-        disconnect(
-          session,
-          new ChatError(
-            "exhausted",
-            `${quote(session.username)} fell too far behind: ${queueLimit} events were waiting to be read`,
-          ),
-        );
+        disconnect(session, chatErrors.fellBehind(session.username, queueLimit));
       }
     }
   }
@@ -172,10 +159,10 @@ export function createChatHub(options: ChatHubOptions = {}): ChatHub {
     connect(username) {
       assertValidName(username, "username");
       if (users.has(username)) {
-        throw new ChatError("already-exists", `username ${quote(username)} is already online`);
+        throw chatErrors.usernameOnline(username);
       }
       if (groups.has(username)) {
-        throw new ChatError("already-exists", `${quote(username)} is the name of a group`);
+        throw chatErrors.usernameIsGroup(username);
       }
       const session = createSessionState(username, queueLimit, schedule);
       users.set(username, session);
@@ -192,10 +179,10 @@ export function createChatHub(options: ChatHubOptions = {}): ChatHub {
       const session = caller(callerName);
       assertValidName(name, "group name");
       if (groups.has(name)) {
-        throw new ChatError("already-exists", `group ${quote(name)} already exists`);
+        throw chatErrors.groupExists(name);
       }
       if (users.has(name)) {
-        throw new ChatError("already-exists", `${quote(name)} is the name of an online user`);
+        throw chatErrors.groupIsUser(name);
       }
       assertRoomForGroup(session);
       groups.set(name, new Set([session]));
@@ -206,7 +193,7 @@ export function createChatHub(options: ChatHubOptions = {}): ChatHub {
       const session = caller(callerName);
       const members = existingGroup(name);
       if (members.has(session)) {
-        throw new ChatError("already-exists", `${quote(callerName)} is already a member of group ${quote(name)}`);
+        throw chatErrors.alreadyMember(callerName, name);
       }
       assertRoomForGroup(session);
       members.add(session);
@@ -217,7 +204,7 @@ export function createChatHub(options: ChatHubOptions = {}): ChatHub {
       const session = caller(callerName);
       const members = existingGroup(name);
       if (!members.has(session)) {
-        throw new ChatError("not-a-member", `${quote(callerName)} is not a member of group ${quote(name)}`);
+        throw chatErrors.notAMember(callerName, name);
       }
       removeMember(session, name, members);
     },

@@ -1,4 +1,4 @@
-import { ChatError } from "./chat-error.js";
+import { ChatError, quote } from "./chat-error.js";
 
 /** The longest user or group name, in characters (all of them ASCII). */
 export const maxNameLength = 32;
@@ -54,13 +54,4 @@ export function measureText(text: string): number {
     throw new ChatError("invalid-input", `text is ${bytes} bytes of UTF-8; at most ${maxTextBytes} are allowed`);
   }
   return bytes;
-}
-
-/**
- * Quotes a client-supplied value for an error message, cut to a readable
- * length and with control characters escaped by JSON.stringify.
- */
-export function quote(value: string): string {
-  const shown = value.length > 40 ? `${value.slice(0, 40)}…` : value;
-  return JSON.stringify(shown);
 }

@@ -1,0 +1,330 @@
+import { randomUUID } from "node:crypto";
+import { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { ChatBackend, ChatStats } from "../core/chat-backend.js";
+import { ChatError, chatErrors } from "../core/chat-error.js";
+import { createSessionState, createWakeScheduler, type ChannelRef, type ChatEvent, type ChatSession, type SessionState } from "../core/chat-session.js";
+import { assertValidName, measureText } from "../core/names.js";
+import {
+  connectScript,
+  createGroupScript,
+  disconnectScript,
+  joinGroupScript,
+  leaveGroupScript,
+  releaseNodeScript,
+  sendScript,
+  sweepScript,
+} from "./redis-scripts.js";
+
+/** Settings of {@link createRedisBackend}. */
+export interface RedisBackendOptions {
+  /** A redis:// URL. */
+  url: string;
+  queueLimit: number;
+  maxGroupsPerUser: number;
+  /** How long this node's lease lives without a refresh; it is refreshed three times as often. */
+  leaseMs: number;
+  /** How often this node looks for nodes whose lease ran out. */
+  sweepMs: number;
+  logger: Logger;
+  /** Told when Redis becomes reachable (true) or unreachable (false). */
+  onAvailability?: (available: boolean) => void;
+}
+
+/** A {@link ChatBackend} whose state lives in Redis, shared by every node. */
+export interface RedisBackend extends ChatBackend {
+  /** This node's id, new at every start. */
+  readonly nodeId: string;
+  /** Whether Redis is reachable and this node registered. */
+  readonly available: boolean;
+  /** Connects to Redis and registers this node; rejects when Redis cannot be reached. */
+  start(): Promise<void>;
+  /** Ends this node's sessions, releases its users and leaves Redis. */
+  close(): Promise<void>;
+}
+
+interface DeliveredMessage {
+  id: string;
+  sender: string;
+  channel: string;
+  type: ChannelRef["type"];
+  text: string;
+  at: number;
+  to: string[];
+}
+
+interface ChatCommands {
+  chatConnect(node: string, user: string): Promise<string>;
+  chatDisconnect(node: string, user: string): Promise<string>;
+  chatSweep(node: string): Promise<string>;
+  chatReleaseNode(node: string): Promise<string>;
+  chatCreateGroup(user: string, group: string, max: number): Promise<string>;
+  chatJoinGroup(user: string, group: string, max: number): Promise<string>;
+  chatLeaveGroup(user: string, group: string): Promise<string>;
+  chatSend(user: string, channel: string, id: string, text: string, at: number): Promise<string>;
+}
+
+const unavailable = () => new ChatError("unavailable", "the chat's shared store (Redis) is unreachable; try again");
+
+/**
+ * Creates the cluster backend. Every change of shared state is one Lua script
+ * (atomic across nodes); deliveries travel on one pub/sub channel per node,
+ * which carries only what that node's users must receive. Nodes hold leases
+ * that expire unless refreshed; survivors sweep the users of a node whose
+ * lease ran out. While Redis is unreachable the node serves nothing: its
+ * streams end with UNAVAILABLE and new sessions are refused, until Redis
+ * answers again and the node has released what it held before.
+ */
+export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
+  const { queueLimit, maxGroupsPerUser, leaseMs, sweepMs, logger } = options;
+  const nodeId = randomUUID();
+  const schedule = createWakeScheduler();
+  const sessions = new Map<string, SessionState>();
+  // Commands fail at once while Redis is away instead of queueing: a chat
+  // call that cannot be served now should say so now.
+  const redisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, retryStrategy: (n: number) => Math.min(100 * n, 1000) };
+  const redis = new Redis(options.url, redisOptions);
+  const subscriber = new Redis(options.url, { ...redisOptions, enableOfflineQueue: true });
+  const commands = redis as unknown as Redis & ChatCommands;
+  const scripts: [keyof ChatCommands, string][] = [
+    ["chatConnect", connectScript],
+    ["chatDisconnect", disconnectScript],
+    ["chatSweep", sweepScript],
+    ["chatReleaseNode", releaseNodeScript],
+    ["chatCreateGroup", createGroupScript],
+    ["chatJoinGroup", joinGroupScript],
+    ["chatLeaveGroup", leaveGroupScript],
+    ["chatSend", sendScript],
+  ];
+  for (const [name, lua] of scripts) redis.defineCommand(name, { numberOfKeys: 0, lua });
+
+  let available = false;
+  let closing = false;
+  let timers: NodeJS.Timeout[] = [];
+  const deliverChannel = `chat:deliver:${nodeId}`;
+  const leaseKey = `chat:lease:${nodeId}`;
+
+  const setAvailable = (value: boolean) => {
+    if (available === value) return;
+    available = value;
+    logger.info({ node: nodeId }, value ? "Redis reachable: serving" : "Redis unreachable: not serving");
+    options.onAvailability?.(value);
+  };
+
+  /** Ends every local session, as when Redis is lost: clients reconnect. */
+  const endLocalSessions = (reason: ChatError) => {
+    for (const session of [...sessions.values()]) {
+      sessions.delete(session.username);
+      session.end(reason);
+    }
+  };
+
+  /** Registers this node: lease, membership of the node set. */
+  const register = async () => {
+    await redis.set(leaseKey, "1", "PX", leaseMs);
+    await redis.sadd("chat:nodes", nodeId);
+  };
+
+  /**
+   * After an outage: release whatever this node held before (its users may
+   * still be listed if Redis kept its data), then register again.
+   */
+  const recover = async () => {
+    try {
+      await commands.chatReleaseNode(nodeId);
+      await register();
+      setAvailable(true);
+    } catch (err) {
+      logger.warn({ err }, "could not register with Redis yet");
+    }
+  };
+
+  const refreshLease = async () => {
+    if (!available) return;
+    try {
+      const kept = await redis.set(leaseKey, "1", "PX", leaseMs, "XX");
+      if (kept === null) {
+        // The lease ran out (a long pause, or Redis lost its data): other
+        // nodes may have released our users already. Start over.
+        logger.warn({ node: nodeId }, "lease lost: ending local sessions");
+        endLocalSessions(unavailable());
+        await recover();
+      }
+    } catch {
+      // The connection's own events report the outage.
+    }
+  };
+
+  const sweep = async () => {
+    if (!available) return;
+    try {
+      for (const node of await redis.smembers("chat:nodes")) {
+        if (node !== nodeId && (await commands.chatSweep(node)) === "ok") {
+          logger.info({ node }, "released the users of a node whose lease ran out");
+        }
+      }
+    } catch {
+      // Reported by the connection's events.
+    }
+  };
+
+  const onDelivery = (_channel: string, payload: string) => {
+    const message = JSON.parse(payload) as DeliveredMessage;
+    const event: ChatEvent = {
+      id: message.id,
+      sender: message.sender,
+      channel: { name: message.channel, type: message.type },
+      text: message.text,
+      textBytes: Buffer.byteLength(message.text, "utf8"),
+      sentAt: new Date(message.at),
+    };
+    for (const name of message.to) {
+      const session = sessions.get(name);
+      if (session !== undefined && !session.push(event)) {
+        void backend.disconnect(session, chatErrors.fellBehind(name, queueLimit));
+      }
+    }
+  };
+
+  /** Runs a command, turning connection failures into UNAVAILABLE. */
+  const call = async <T>(run: () => Promise<T>): Promise<T> => {
+    if (!available) throw unavailable();
+    try {
+      return await run();
+    } catch (error) {
+      if (error instanceof ChatError) throw error;
+      throw unavailable();
+    }
+  };
+
+  const backend: RedisBackend = {
+    nodeId,
+    get available() {
+      return available;
+    },
+
+    async start() {
+      redis.on("error", (err: Error) => logger.debug({ err: err.message }, "Redis connection error"));
+      subscriber.on("error", (err: Error) => logger.debug({ err: err.message }, "Redis subscriber error"));
+      redis.on("close", () => {
+        if (closing || !available) return;
+        setAvailable(false);
+        endLocalSessions(unavailable());
+      });
+      redis.on("ready", () => {
+        if (!closing && !available) void recover();
+      });
+      subscriber.on("message", onDelivery);
+      await redis.connect();
+      await subscriber.connect();
+      await subscriber.subscribe(deliverChannel);
+      await register();
+      setAvailable(true);
+      timers = [setInterval(refreshLease, Math.max(100, Math.floor(leaseMs / 3))), setInterval(sweep, sweepMs)];
+      for (const t of timers) t.unref();
+    },
+
+    async close() {
+      closing = true;
+      for (const t of timers) clearInterval(t);
+      endLocalSessions(new ChatError("unavailable", "the server is shutting down"));
+      try {
+        await redis.del(leaseKey);
+        await commands.chatReleaseNode(nodeId);
+        await redis.srem("chat:nodes", nodeId);
+      } catch {
+        // Redis is away: the survivors' sweep will release this node.
+      }
+      subscriber.disconnect();
+      redis.disconnect();
+    },
+
+    async connect(username) {
+      assertValidName(username, "username");
+      if (sessions.has(username)) throw chatErrors.usernameOnline(username);
+      const status = await call(() => commands.chatConnect(nodeId, username));
+      if (status === "user-exists") throw chatErrors.usernameOnline(username);
+      if (status === "group-exists") throw chatErrors.usernameIsGroup(username);
+      if (status !== "ok") throw unavailable();
+      const session = createSessionState(username, queueLimit, schedule);
+      sessions.set(username, session);
+      return session;
+    },
+
+    async disconnect(session: ChatSession, reason?: unknown) {
+      const state = session as SessionState;
+      state.end(reason);
+      if (sessions.get(state.username) !== state) return;
+      sessions.delete(state.username);
+      if (!available) return;
+      try {
+        await commands.chatDisconnect(nodeId, state.username);
+      } catch (err) {
+        // Released on recovery, or by the sweep if this node dies.
+        logger.warn({ err, user: state.username }, "could not release a user in Redis");
+      }
+    },
+
+    async isOnline(username) {
+      return (await call(() => redis.hexists("chat:users", username))) === 1;
+    },
+
+    async createGroup(caller, name) {
+      assertValidName(name, "group name");
+      const status = await call(() => commands.chatCreateGroup(caller, name, maxGroupsPerUser));
+      if (status === "group-exists") throw chatErrors.groupExists(name);
+      if (status === "user-exists") throw chatErrors.groupIsUser(name);
+      checkCommon(status, caller, name);
+    },
+
+    async joinGroup(caller, name) {
+      assertValidName(name, "group name");
+      const status = await call(() => commands.chatJoinGroup(caller, name, maxGroupsPerUser));
+      if (status === "member") throw chatErrors.alreadyMember(caller, name);
+      checkCommon(status, caller, name);
+    },
+
+    async leaveGroup(caller, name) {
+      assertValidName(name, "group name");
+      const status = await call(() => commands.chatLeaveGroup(caller, name));
+      if (status === "not-member") throw chatErrors.notAMember(caller, name);
+      checkCommon(status, caller, name);
+    },
+
+    async send(caller, channel, text) {
+      assertValidName(channel, "channel");
+      const textBytes = measureText(text);
+      const id = randomUUID();
+      const sentAt = new Date();
+      const status = await call(() => commands.chatSend(caller, channel, id, text, sentAt.getTime()));
+      if (status === "not-found") throw chatErrors.noSuchChannel(channel);
+      if (status === "not-allowed") throw chatErrors.mustJoin(caller, channel);
+      if (status === "not-signed-in") throw chatErrors.notSignedIn(caller);
+      return { id, sender: caller, channel: { name: channel, type: status as ChannelRef["type"] }, text, textBytes, sentAt };
+    },
+
+    async listChannels() {
+      const [users, groups] = await call(() => Promise.all([redis.hkeys("chat:users"), redis.smembers("chat:groups")]));
+      const channels: ChannelRef[] = [
+        ...users.map((name) => ({ name, type: "user" as const })),
+        ...groups.map((name) => ({ name, type: "group" as const })),
+      ];
+      return channels.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    },
+
+    async stats(): Promise<ChatStats> {
+      const [users, groups] = await call(() => Promise.all([redis.hlen("chat:users"), redis.scard("chat:groups")]));
+      return { users, groups };
+    },
+  };
+
+  function checkCommon(status: string, caller: string, group: string): void {
+    if (status === "ok") return;
+    if (status === "not-signed-in") throw chatErrors.notSignedIn(caller);
+    if (status === "not-found") throw chatErrors.noSuchGroup(group);
+    if (status === "limit") throw chatErrors.tooManyGroups(caller, maxGroupsPerUser);
+    throw unavailable();
+  }
+
+  return backend;
+}

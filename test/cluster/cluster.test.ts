@@ -1,0 +1,184 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { after, before, describe, it } from "node:test";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+import { createChatClient, type ChatClient } from "../../client/chat-client.js";
+import { openStream, type OpenStream } from "../helpers/chat-stream.js";
+import { startRedis, type TestRedis } from "../helpers/redis-server.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
+
+const serverMain = fileURLToPath(new URL("../../server/main.ts", import.meta.url));
+
+async function rejectsWith(promise: Promise<unknown>, code: Code, part?: string): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => {
+    const err = ConnectError.from(error);
+    assert.equal(err.code, code, `expected ${Code[code]}, got ${Code[err.code]}: ${err.rawMessage}`);
+    if (part !== undefined) assert.ok(err.rawMessage.includes(part), err.rawMessage);
+    return true;
+  });
+}
+
+async function until(condition: () => Promise<boolean>, message: string, timeoutMs = 8000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${message}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("cluster mode: three nodes sharing one Redis", { timeout: 60_000 }, () => {
+  let redis: TestRedis;
+  let nodes: TestServer[];
+  const open: OpenStream[] = [];
+  const on = (node: number, user: string): ChatClient => createChatClient(nodes[node]!.baseUrl, user);
+  const connect = async (node: number, user: string) => {
+    const stream = await openStream(on(node, user), user);
+    open.push(stream);
+    return stream;
+  };
+  const names = async (node = 0) => (await nodes[node]!.server.backend.listChannels()).map((c) => `${c.type === "group" ? "#" : "@"}${c.name}`);
+
+  before(async () => {
+    redis = await startRedis();
+    nodes = await Promise.all([0, 1, 2].map(() => startTestServer({ redis: redis.url, leaseMs: 1000, sweepMs: 200 })));
+  });
+  after(async () => {
+    open.forEach((s) => s.cancel());
+    await Promise.all(nodes.map((n) => n.stop()));
+    await redis.kill();
+  });
+
+  it("carries a chat between users on different nodes", async () => {
+    const alice = await connect(0, "alice");
+    const bob = await connect(1, "bob");
+    const carol = await connect(2, "carol");
+    await on(0, "alice").createGroupChat({ name: "room" });
+    // Unary calls may reach any node, not only the one holding the stream.
+    await on(2, "bob").joinGroupChat({ name: "room" });
+    await on(1, "carol").joinGroupChat({ name: "room" });
+    await on(1, "bob").sendMessage({ channel: "room", text: "hi from node 2" });
+    await on(0, "alice").sendMessage({ channel: "carol", text: "direct, node 1 to node 3" });
+    for (const s of [alice, bob, carol]) {
+      const [first] = await s.waitForMessages(1);
+      assert.deepEqual([first?.sender, first?.channel?.name, first?.text], ["bob", "room", "hi from node 2"]);
+    }
+    const [, direct] = await carol.waitForMessages(2);
+    assert.deepEqual([direct?.sender, direct?.channel?.name, direct?.text], ["alice", "carol", "direct, node 1 to node 3"]);
+    assert.deepEqual(await names(1), ["@alice", "@bob", "@carol", "#room"]);
+    assert.deepEqual((await on(2, "carol").listChannels({})).channels.map((c) => c.name), ["alice", "bob", "carol", "room"]);
+  });
+
+  it("keeps names unique and answers with the same status codes cluster-wide", async () => {
+    await connect(0, "unique");
+    await rejectsWith(openStream(on(1, "unique"), "unique"), Code.AlreadyExists, '"unique" is already online');
+    await rejectsWith(openStream(on(2, "room"), "room"), Code.AlreadyExists, "group");
+    await rejectsWith(on(1, "unique").createGroupChat({ name: "room" }), Code.AlreadyExists, "already exists");
+    await rejectsWith(on(1, "unique").createGroupChat({ name: "alice" }), Code.AlreadyExists, "online user");
+    await rejectsWith(on(2, "unique").joinGroupChat({ name: "nope" }), Code.NotFound, '"nope"');
+    await rejectsWith(on(2, "unique").leaveGroupChat({ name: "room" }), Code.FailedPrecondition, "not a member");
+    await rejectsWith(on(0, "unique").sendMessage({ channel: "room", text: "x" }), Code.PermissionDenied, "must join");
+    await rejectsWith(on(1, "unique").sendMessage({ channel: "ghost", text: "x" }), Code.NotFound, '"ghost"');
+    await rejectsWith(on(1, "nobody").listChannels({}), Code.Unauthenticated, '"nobody"');
+    await rejectsWith(on(1, "unique").joinGroupChat({ name: "bad name" }), Code.InvalidArgument, '"bad name"');
+    await rejectsWith(on(1, "unique").sendMessage({ channel: "alice", text: "" }), Code.InvalidArgument, "empty");
+  });
+
+  it("delivers one group's messages in one order to all members, senders on every node", async () => {
+    const members = await Promise.all([0, 1, 2].map((n) => connect(n, `ord${n}`)));
+    await on(0, "ord0").createGroupChat({ name: "ordered" });
+    await on(1, "ord1").joinGroupChat({ name: "ordered" });
+    await on(2, "ord2").joinGroupChat({ name: "ordered" });
+    const per = 30;
+    await Promise.all(
+      [0, 1, 2].map(async (n) => {
+        for (let i = 0; i < per; i++) await on(n, `ord${n}`).sendMessage({ channel: "ordered", text: `${n}:${i}` });
+      }),
+    );
+    const orders = await Promise.all(members.map(async (m) => (await m.waitForMessages(3 * per)).map((x) => x.text)));
+    for (const order of orders) assert.deepEqual(order, orders[0]);
+    for (const n of [0, 1, 2]) {
+      assert.deepEqual(orders[0]!.filter((t) => t.startsWith(`${n}:`)), Array.from({ length: per }, (_, i) => `${n}:${i}`));
+    }
+    assert.equal(new Set(members.flatMap((m) => m.messages.map((x) => x.id))).size, 3 * per);
+  });
+
+  it("lets exactly one of racing CreateGroupChat calls on different nodes win", async () => {
+    const racers = Array.from({ length: 9 }, (_, i) => `racer${i}`);
+    await Promise.all(racers.map((u, i) => connect(i % 3, u)));
+    const results = await Promise.allSettled(racers.map((u, i) => on(i % 3, u).createGroupChat({ name: "contested" })));
+    assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
+    for (const r of results) if (r.status === "rejected") assert.equal(ConnectError.from(r.reason).code, Code.AlreadyExists);
+  });
+
+  it("keeps a group whole when its last member leaves as another joins", async () => {
+    await connect(0, "leaver");
+    await connect(1, "joiner");
+    for (let round = 0; round < 20; round++) {
+      const group = `flip${round}`;
+      await on(0, "leaver").createGroupChat({ name: group });
+      const [left, joined] = await Promise.allSettled([
+        on(0, "leaver").leaveGroupChat({ name: group }),
+        on(1, "joiner").joinGroupChat({ name: group }),
+      ]);
+      assert.equal(left.status, "fulfilled");
+      const listed = (await names(2)).includes(`#${group}`);
+      if (joined.status === "fulfilled") {
+        // Kept, with the joiner as its member: it can send there.
+        assert.equal(listed, true, `${group} vanished under its new member`);
+        await on(2, "joiner").sendMessage({ channel: group, text: "still here" });
+        await on(1, "joiner").leaveGroupChat({ name: group });
+      } else {
+        assert.equal(ConnectError.from(joined.reason).code, Code.NotFound);
+        assert.equal(listed, false, `${group} outlived its last member`);
+      }
+    }
+  });
+
+  it("forgets the users of a node killed without a goodbye", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", serverMain, "--port", "0", "--redis", redis.url, "--lease-ms", "1000", "--sweep-ms", "200"], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const port = await new Promise<number>((resolve) => {
+      createInterface({ input: child.stdout! }).on("line", (line) => {
+        const entry = JSON.parse(line) as { msg?: string; port?: number };
+        if (entry.msg === "server listening") resolve(entry.port!);
+      });
+    });
+    const victim = createChatClient(`http://127.0.0.1:${port}`, "victim");
+    const stream = await openStream(victim, "victim");
+    await victim.createGroupChat({ name: "victims-room" });
+    assert.ok((await names(0)).includes("@victim"));
+    const killedAt = Date.now();
+    child.kill("SIGKILL");
+    await until(async () => !(await names(0)).some((n) => n === "@victim" || n === "#victims-room"), "the dead node's user lingers");
+    // Lease 1 s plus a sweep every 0.2 s: well within the bound.
+    assert.ok(Date.now() - killedAt < 5000);
+    stream.cancel();
+    await connect(1, "victim");
+  });
+
+  it("stops serving while Redis is away, and comes back clean", async () => {
+    const alice = open.find((s) => s.username === "alice")!;
+    const health = createClient(Health, createGrpcTransport({ baseUrl: nodes[1]!.baseUrl }));
+    await redis.kill();
+    assert.equal((await alice.ended)?.code, Code.Unavailable);
+    await until(async () => (await health.check({ service: "" })).status === HealthCheckResponse_ServingStatus.NOT_SERVING, "health still SERVING");
+    await rejectsWith(openStream(on(1, "newcomer"), "newcomer"), Code.Unavailable);
+    await redis.restart();
+    await until(async () => (await health.check({ service: "" })).status === HealthCheckResponse_ServingStatus.SERVING, "health not back", 15_000);
+    for (const node of [0, 1, 2]) {
+      await until(async () => nodes[node]!.server.health.get("") === HealthCheckResponse_ServingStatus.SERVING, `node ${node} not back`, 15_000);
+    }
+    // Nothing stale: every earlier user's stream ended, and none is listed.
+    assert.deepEqual(await names(2), []);
+    await connect(2, "alice");
+    await connect(0, "newcomer");
+    await on(1, "alice").sendMessage({ channel: "newcomer", text: "after the outage" });
+    const newcomer = open.find((s) => s.username === "newcomer")!;
+    assert.equal((await newcomer.waitForMessages(1))[0]?.text, "after the outage");
+  });
+});
