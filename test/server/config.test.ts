@@ -36,6 +36,8 @@ describe("configuration", () => {
       [["--nope"], {}, /unknown option '--nope'/],
       [["extra"], {}, /too many arguments|excess/i],
       [["--ping-interval-ms", "1000", "--ping-timeout-ms", "2000"], {}, /must not exceed/],
+      [["--redis", "http://127.0.0.1:6379"], {}, /expected a redis:\/\/ or rediss:\/\/ URL/],
+      [[], { REDIS_URL: "not a url" }, /environment variable REDIS_URL: expected a redis:\/\/ URL/],
     ];
     for (const [argv, env, pattern] of cases) {
       assert.throws(() => parseConfig(argv, env), (error: unknown) => {
@@ -44,6 +46,15 @@ describe("configuration", () => {
         return true;
       });
     }
+  });
+
+  it("turns cluster mode on with --redis or REDIS_URL", () => {
+    assert.equal(parseConfig([], {}).redis, undefined);
+    assert.equal(parseConfig([], { REDIS_URL: "redis://127.0.0.1:6379" }).redis, "redis://127.0.0.1:6379");
+    const config = parseConfig(["--redis", "redis://10.0.0.1:7000/2", "--lease-ms", "5000"], {});
+    assert.equal(config.redis, "redis://10.0.0.1:7000/2");
+    assert.equal(config.leaseMs, 5000);
+    assert.equal(config.sweepMs, 2000);
   });
 
   it("gives help as a ConfigError whose message is the usage text", () => {

@@ -1,0 +1,163 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { ChatBackend } from "../../server/core/chat-backend.js";
+import { ChatError, type ChatErrorKind } from "../../server/core/chat-error.js";
+import type { ChatEvent, ChatSession } from "../../server/core/chat-session.js";
+
+/** Makes a fresh, empty backend for one test, and disposes of it after. */
+export type BackendFactory = (options: { queueLimit: number; maxGroupsPerUser: number }) => Promise<{
+  backend: ChatBackend;
+  close(): Promise<void>;
+}>;
+
+async function failsWith(call: () => unknown, kind: ChatErrorKind, part?: string): Promise<void> {
+  await assert.rejects(
+    async () => call(),
+    (error: unknown) => {
+      assert.ok(error instanceof ChatError, `expected a ChatError, got ${String(error)}`);
+      assert.equal(error.kind, kind, error.message);
+      if (part !== undefined) assert.ok(error.message.includes(part), error.message);
+      return true;
+    },
+  );
+}
+
+/** Waits until a session holds n events (deliveries may cross a network), then takes them. */
+async function received(session: ChatSession, n: number): Promise<ChatEvent[]> {
+  const deadline = Date.now() + 5000;
+  while (session.pending < n) {
+    if (Date.now() > deadline) throw new Error(`${session.username} holds ${session.pending} of ${n} events`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return session.take(1e9, 1e12);
+}
+
+/**
+ * The behaviour every ChatBackend owes the RPC layer, written once and run
+ * against each implementation: the in-memory hub and the Redis cluster.
+ */
+export function backendContract(name: string, factory: BackendFactory): void {
+  describe(`ChatBackend contract: ${name}`, () => {
+    const withBackend = (options: Partial<{ queueLimit: number; maxGroupsPerUser: number }>, body: (b: ChatBackend) => Promise<void>) => async () => {
+      const { backend, close } = await factory({ queueLimit: 100, maxGroupsPerUser: 10, ...options });
+      try {
+        await body(backend);
+      } finally {
+        await close();
+      }
+    };
+
+    it(
+      "holds each name once, and frees it on disconnect",
+      withBackend({}, async (b) => {
+        const alice = await b.connect("alice");
+        await failsWith(() => b.connect("alice"), "already-exists", '"alice" is already online');
+        await failsWith(() => b.connect(""), "invalid-input", "empty");
+        await failsWith(() => b.connect("a b"), "invalid-input", '"a b"');
+        await b.createGroup("alice", "room");
+        await failsWith(() => b.connect("room"), "already-exists", "name of a group");
+        assert.equal(await b.isOnline("alice"), true);
+        await b.disconnect(alice);
+        assert.equal(alice.signal.aborted, true);
+        assert.equal(await b.isOnline("alice"), false);
+        // Her group went with her, and both names are free.
+        assert.deepEqual(await b.listChannels(), []);
+        await b.connect("alice");
+        await b.connect("room");
+      }),
+    );
+
+    it(
+      "creates, joins and leaves groups by the rules",
+      withBackend({}, async (b) => {
+        await b.connect("alice");
+        await b.connect("bob");
+        await b.createGroup("alice", "room");
+        await failsWith(() => b.createGroup("bob", "room"), "already-exists", '"room" already exists');
+        await failsWith(() => b.createGroup("alice", "bob"), "already-exists", "online user");
+        await failsWith(() => b.createGroup("alice", "no/slash"), "invalid-input");
+        await failsWith(() => b.createGroup("carol", "other"), "not-signed-in", '"carol"');
+        await failsWith(() => b.joinGroup("bob", "nope"), "not-found", '"nope"');
+        await b.joinGroup("bob", "room");
+        await failsWith(() => b.joinGroup("bob", "room"), "already-exists", "already a member");
+        await failsWith(() => b.leaveGroup("bob", "nope"), "not-found");
+        await b.leaveGroup("alice", "room");
+        await failsWith(() => b.leaveGroup("alice", "room"), "not-a-member");
+        assert.deepEqual(await b.listChannels(), [
+          { name: "alice", type: "user" },
+          { name: "bob", type: "user" },
+          { name: "room", type: "group" },
+        ]);
+        await b.leaveGroup("bob", "room");
+        assert.deepEqual(await b.stats(), { users: 2, groups: 0 });
+      }),
+    );
+
+    it(
+      "delivers direct and group messages, each once",
+      withBackend({}, async (b) => {
+        const alice = await b.connect("alice");
+        const bob = await b.connect("bob");
+        const carol = await b.connect("carol");
+        const direct = await b.send("alice", "bob", "hello bob");
+        assert.deepEqual([direct.sender, direct.channel, direct.text, direct.textBytes], ["alice", { name: "bob", type: "user" }, "hello bob", 9]);
+        const [got] = await received(bob, 1);
+        assert.deepEqual({ ...got, sentAt: got?.sentAt.getTime() }, { ...direct, sentAt: direct.sentAt.getTime() });
+        await b.send("alice", "alice", "to myself");
+        assert.deepEqual((await received(alice, 1)).map((e) => e.text), ["to myself"]);
+        await b.createGroup("alice", "room");
+        await b.joinGroup("bob", "room");
+        await failsWith(() => b.send("carol", "room", "let me in"), "not-allowed", "must join");
+        await failsWith(() => b.send("alice", "nobody", "x"), "not-found", '"nobody"');
+        await failsWith(() => b.send("alice", "bob", ""), "invalid-input", "empty");
+        await failsWith(() => b.send("alice", "bob", "€".repeat(1366)), "invalid-input", "4098 bytes");
+        const group = await b.send("bob", "room", "hi room");
+        for (const s of [alice, bob]) assert.deepEqual((await received(s, 1)).map((e) => [e.id, e.channel.type]), [[group.id, "group"]]);
+        await new Promise((r) => setTimeout(r, 50));
+        assert.equal(carol.pending, 0);
+        assert.equal(alice.pending + bob.pending, 0, "a message arrived twice");
+      }),
+    );
+
+    it(
+      "queues a group's messages in one order for every member",
+      withBackend({}, async (b) => {
+        const members = await Promise.all(["m1", "m2", "m3"].map((u) => b.connect(u)));
+        await b.createGroup("m1", "g");
+        await b.joinGroup("m2", "g");
+        await b.joinGroup("m3", "g");
+        await Promise.all(members.map(async (m) => {
+          for (let i = 0; i < 20; i++) await b.send(m.username, "g", `${m.username}:${i}`);
+        }));
+        const orders = await Promise.all(members.map(async (m) => (await received(m, 60)).map((e) => e.text)));
+        for (const order of orders) assert.deepEqual(order, orders[0]);
+      }),
+    );
+
+    it(
+      "cuts off a session whose queue overflows, and frees what it held",
+      withBackend({ queueLimit: 3 }, async (b) => {
+        const slow = await b.connect("slow");
+        await b.connect("fast");
+        await b.createGroup("slow", "slow-room");
+        for (let i = 0; i < 4; i++) await b.send("fast", "slow", `m${i}`);
+        const deadline = Date.now() + 5000;
+        while (!slow.signal.aborted && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+        assert.equal(slow.signal.aborted, true);
+        assert.equal((slow.signal.reason as ChatError).kind, "exhausted");
+        while ((await b.isOnline("slow")) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+        assert.deepEqual(await b.listChannels(), [{ name: "fast", type: "user" }]);
+      }),
+    );
+
+    it(
+      "limits how many groups one user is in",
+      withBackend({ maxGroupsPerUser: 2 }, async (b) => {
+        await b.connect("alice");
+        await b.createGroup("alice", "g1");
+        await b.createGroup("alice", "g2");
+        await failsWith(() => b.createGroup("alice", "g3"), "exhausted", "2 groups");
+      }),
+    );
+  });
+}
