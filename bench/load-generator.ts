@@ -71,10 +71,12 @@ function allReceived(users: readonly LoadUser[], count: number, timeoutMs: numbe
   });
 }
 
-async function connectAll(url: string, names: string[], latencies: LatencyRecorder | undefined, waiters: Set<(user: LoadUser) => void>): Promise<LoadUser[]> {
+/** Connects the users, the i-th to urls[i % urls.length]: members spread over the nodes. */
+async function connectAll(urls: string[], names: string[], latencies: LatencyRecorder | undefined, waiters: Set<(user: LoadUser) => void>): Promise<LoadUser[]> {
   const users: LoadUser[] = [];
+  const index = new Map(names.map((name, i) => [name, i]));
   await inBatches(names, 200, async (name) => {
-    const user = connectUser(url, name, latencies, (u) => {
+    const user = connectUser(urls[index.get(name)! % urls.length]!, name, latencies, (u) => {
       for (const w of waiters) w(u);
     });
     users.push(user);
@@ -95,18 +97,18 @@ async function duplicates(users: readonly LoadUser[], expected: number): Promise
   return users.reduce((sum, u) => sum + Math.max(0, u.received - expected), 0);
 }
 
-async function fanout(url: string, p: { k: number; n: number; inFlight: number; textSize: number; stalled: boolean; rate?: number }): Promise<ScenarioOutcome> {
+async function fanout(urls: string[], p: { k: number; n: number; inFlight: number; textSize: number; stalled: boolean; rate?: number }): Promise<ScenarioOutcome> {
   const latencies = new LatencyRecorder();
   const waiters = new Set<(user: LoadUser) => void>();
   const names = Array.from({ length: p.k }, (_, i) => `m${i}`);
-  const users = await connectAll(url, names, latencies, waiters);
+  const users = await connectAll(urls, names, latencies, waiters);
   const byName = new Map(users.map((u) => [u.username, u]));
   const sender = byName.get("m0")!;
   await sender.call("CreateGroupChat", nameRequest("g"));
   await inBatches(users.filter((u) => u !== sender), 100, (u) => u.call("JoinGroupChat", nameRequest("g")));
   let stalled: LoadUser | undefined;
   if (p.stalled) {
-    stalled = connectUser(url, "stalled", undefined);
+    stalled = connectUser(urls[0]!, "stalled", undefined);
     await stalled.ready;
     await stalled.call("JoinGroupChat", nameRequest("g"));
     stalled.stall();
@@ -170,11 +172,11 @@ async function fanout(url: string, p: { k: number; n: number; inFlight: number; 
   };
 }
 
-async function direct(url: string, p: { pairs: number; perSender: number; textSize: number }): Promise<ScenarioOutcome> {
+async function direct(urls: string[], p: { pairs: number; perSender: number; textSize: number }): Promise<ScenarioOutcome> {
   const latencies = new LatencyRecorder();
   const waiters = new Set<(user: LoadUser) => void>();
-  const senders = await connectAll(url, Array.from({ length: p.pairs }, (_, i) => `s${i}`), undefined, waiters);
-  const receivers = await connectAll(url, Array.from({ length: p.pairs }, (_, i) => `r${i}`), latencies, waiters);
+  const senders = await connectAll(urls, Array.from({ length: p.pairs }, (_, i) => `s${i}`), undefined, waiters);
+  const receivers = await connectAll(urls, Array.from({ length: p.pairs }, (_, i) => `r${i}`), latencies, waiters);
   await mark("start");
   const cpu = process.cpuUsage();
   const t0 = nowUs();
@@ -203,12 +205,12 @@ async function direct(url: string, p: { pairs: number; perSender: number; textSi
   };
 }
 
-async function connections(url: string, p: { count: number; messages: number; textSize: number }): Promise<ScenarioOutcome> {
+async function connections(urls: string[], p: { count: number; messages: number; textSize: number }): Promise<ScenarioOutcome> {
   const latencies = new LatencyRecorder();
   const waiters = new Set<(user: LoadUser) => void>();
   await mark("idle-before");
   const t0 = nowUs();
-  const users = await connectAll(url, Array.from({ length: p.count }, (_, i) => `c${i}`), latencies, waiters);
+  const users = await connectAll(urls, Array.from({ length: p.count }, (_, i) => `c${i}`), latencies, waiters);
   const openSeconds = (nowUs() - t0) / 1e6;
   // Let the server settle before its memory is read.
   await new Promise((r) => setTimeout(r, 1000));
@@ -247,13 +249,13 @@ process.on("message", (message: GeneratorRequest | { type: "marked"; id: number 
     markWaiters.delete(message.id);
     return;
   }
-  const { url, scenario } = message;
+  const { urls, scenario } = message;
   const run =
     scenario.kind === "fanout"
-      ? fanout(url, scenario)
+      ? fanout(urls, scenario)
       : scenario.kind === "direct"
-        ? direct(url, scenario)
-        : connections(url, scenario);
+        ? direct(urls, scenario)
+        : connections(urls, scenario);
   run.then(
     (outcome) => send({ type: "done", outcome }),
     (error: unknown) => send({ type: "failed", error: error instanceof Error ? error.message : String(error) }),

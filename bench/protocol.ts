@@ -28,7 +28,8 @@ export interface ScenarioOutcome {
   notes: Record<string, number>;
 }
 
-export type GeneratorRequest = { type: "run"; url: string; scenario: Scenario };
+/** Runs a scenario against the server at urls[0], or with users spread over several nodes. */
+export type GeneratorRequest = { type: "run"; urls: string[]; scenario: Scenario };
 export type GeneratorReply =
   | { type: "mark"; id: number; name: string }
   | { type: "done"; outcome: ScenarioOutcome }

@@ -12,11 +12,22 @@ export interface ScenarioSpec {
   pacedFrom?: string;
 }
 
-/** One scenario run against one server. */
+/** Fan-out over several project nodes in cluster mode. */
+export interface ClusterSpec {
+  name: string;
+  title: string;
+  nodes: number;
+  scenario: Scenario;
+}
+
+/** One scenario run against one server (or, in cluster mode, its nodes together). */
 export interface Measurement {
   server: ServerKind;
   outcome: ScenarioOutcome;
+  /** All nodes' CPU together, in cluster mode. */
   serverCpuSeconds: number;
+  /** Redis's CPU, in cluster mode. */
+  redisCpuSeconds?: number;
   peakRssBytes: number;
   bytesPerStream?: number;
   pacedRate?: number;
@@ -24,6 +35,7 @@ export interface Measurement {
 
 interface ReportInput {
   specs: ScenarioSpec[];
+  clusterSpecs: ClusterSpec[];
   /** Per scenario, one row per run, each with a measurement per server. */
   results: Map<string, Measurement[][]>;
   runs: number;
@@ -135,6 +147,31 @@ export async function renderReport(input: ReportInput): Promise<{ markdown: stri
         `Project ÷ grpc-js: rate ${r("grpc-js", (m) => m.outcome.rate)}, p99 ${r("grpc-js", (m) => m.outcome.latency.p99)}.`,
       "",
     );
+  }
+
+  // Cluster mode.
+  const clusterRows = input.clusterSpecs.filter((c) => results.has(c.name));
+  if (clusterRows.length > 0) {
+    const single = med("fanout-100", "project", (m) => m.outcome.rate);
+    lines.push(
+      "## Cluster mode: group fan-out over several nodes",
+      "",
+      "The project's server in cluster mode (`--redis`), each node a process of its own and one redis-server beside them, the group's members spread evenly over the nodes (the sender on the first). Compared with one node in memory (fan-out K = 100 above). Every process shares the same 2 cores, so more nodes add coordination, not capacity, here.",
+      "",
+      "```json",
+      JSON.stringify(clusterRows[0]!.scenario),
+      "```",
+      "",
+      "| nodes | deliveries/s | ÷ one node in memory | p50 ms | p99 ms | nodes' CPU s | Redis CPU s | generator CPU s |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    );
+    for (const c of clusterRows) {
+      const m = (f: (x: Measurement) => number | undefined, d = 0) => fmt(med(c.name, "project", f), d);
+      lines.push(
+        `| ${c.nodes} | ${m((x) => x.outcome.rate)} | ${fmt(med(c.name, "project", (x) => x.outcome.rate) / single, 2)} | ${m((x) => x.outcome.latency.p50, 1)} | ${m((x) => x.outcome.latency.p99, 1)} | ${m((x) => x.serverCpuSeconds, 2)} | ${m((x) => x.redisCpuSeconds, 2)} | ${m((x) => x.outcome.generatorCpuSeconds, 2)} |`,
+      );
+    }
+    lines.push("");
   }
 
   // Charts.

@@ -10,8 +10,9 @@ import { cpus, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import type { GeneratorReply, Scenario, ScenarioOutcome } from "./protocol.js";
-import { serverKinds, startServer, type ServerKind } from "./servers.js";
-import { renderReport, type Measurement, type ScenarioSpec } from "./report.js";
+import { processCpuSeconds, serverKinds, startServer, type ServerKind } from "./servers.js";
+import { renderReport, type ClusterSpec, type Measurement, type ScenarioSpec } from "./report.js";
+import { startRedis } from "../test/helpers/redis-server.js";
 
 const program = new Command("bench")
   .option("--quick", "a small pass for smoke tests: checks deliveries, writes no report")
@@ -47,24 +48,36 @@ const specs = full
 
 const generatorEntry = fileURLToPath(new URL("./load-generator.ts", import.meta.url));
 
-/** Runs one scenario against one server kind, in fresh processes. */
-async function measure(kind: ServerKind, scenario: Scenario): Promise<Measurement> {
-  const server = await startServer(kind);
+/**
+ * Runs one scenario against one server kind, in fresh processes; with
+ * clusterNodes, against that many project nodes sharing a Redis of their own,
+ * the users spread over the nodes.
+ */
+async function measure(kind: ServerKind, scenario: Scenario, clusterNodes = 0): Promise<Measurement> {
+  const redis = clusterNodes > 0 ? await startRedis() : undefined;
+  const servers = await Promise.all(
+    Array.from({ length: Math.max(1, clusterNodes) }, () => startServer(kind, redis ? { REDIS_URL: redis.url } : {})),
+  );
   const generator = fork(generatorEntry, [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  const samples = new Map<string, { cpu: number; rss: number }>();
-  let peakRss = server.rssBytes();
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, server.rssBytes())), 100);
+  const samples = new Map<string, { cpu: number; redisCpu: number; rss: number }>();
+  const rss = () => servers.reduce((sum, s) => sum + s.rssBytes(), 0);
+  let peakRss = rss();
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, rss())), 100);
   try {
     const outcome = await new Promise<ScenarioOutcome>((resolve, reject) => {
       generator.on("message", (reply: GeneratorReply) => {
         if (reply.type === "mark") {
-          samples.set(reply.name, { cpu: server.cpuSeconds(), rss: server.rssBytes() });
+          samples.set(reply.name, {
+            cpu: servers.reduce((sum, s) => sum + s.cpuSeconds(), 0),
+            redisCpu: redis ? processCpuSeconds(redis.pid) : 0,
+            rss: rss(),
+          });
           generator.send({ type: "marked", id: reply.id });
         } else if (reply.type === "done") resolve(reply.outcome);
         else reject(new Error(`${kind}: ${reply.error}`));
       });
       generator.once("exit", (code) => reject(new Error(`${kind}: the load generator exited with ${code}`)));
-      generator.send({ type: "run", url: server.url, scenario });
+      generator.send({ type: "run", urls: servers.map((s) => s.url), scenario });
     });
     const start = samples.get("start")!;
     const end = samples.get("end")!;
@@ -74,6 +87,7 @@ async function measure(kind: ServerKind, scenario: Scenario): Promise<Measuremen
       server: kind,
       outcome,
       serverCpuSeconds: end.cpu - start.cpu,
+      redisCpuSeconds: redis ? end.redisCpu - start.redisCpu : undefined,
       peakRssBytes: peakRss,
       bytesPerStream:
         before && after && scenario.kind === "connections" ? (after.rss - before.rss) / scenario.count : undefined,
@@ -81,8 +95,34 @@ async function measure(kind: ServerKind, scenario: Scenario): Promise<Measuremen
   } finally {
     clearInterval(sampler);
     generator.kill("SIGKILL");
-    await server.stop();
+    await Promise.all(servers.map((s) => s.stop()));
+    await redis?.kill();
   }
+}
+
+/** Fan-out with the members spread over cluster nodes, compared with one in-memory node. */
+const clusterSpecs: ClusterSpec[] = [1, 2, 3].map((nodes) => ({
+  name: `cluster-${nodes}`,
+  title: `Group fan-out, K = 100, over ${nodes} node${nodes > 1 ? "s" : ""} in cluster mode`,
+  nodes,
+  scenario: quick
+    ? { kind: "fanout", k: 20, n: 30, inFlight: 32, textSize: 32, stalled: false }
+    : { kind: "fanout", k: 100, n: 2000, inFlight: 32, textSize: 32, stalled: false },
+}));
+const runClusterSpecs = opts.only === undefined || clusterSpecs.some((c) => opts.only!.split(",").includes(c.name));
+
+function report(name: string, run: number, kind: string, m: Measurement): void {
+  const o = m.outcome;
+  const ok = o.deliveries === o.expected && o.duplicates === 0;
+  if (!ok) failures++;
+  console.log(
+    `${ok ? "ok  " : "FAIL"} run ${run + 1}/${runs} ${name.padEnd(12)} ${kind.padEnd(8)} ` +
+      `${Math.round(o.rate).toString().padStart(8)}/s  p50 ${o.latency.p50.toFixed(1)} ms  p99 ${o.latency.p99.toFixed(1)} ms  ` +
+      `deliveries ${o.deliveries}/${o.expected}  dup ${o.duplicates}  server cpu ${m.serverCpuSeconds.toFixed(2)} s  ` +
+      `generator cpu ${o.generatorCpuSeconds.toFixed(2)} s  ${(o.notes.eventsPerResponse ?? NaN).toFixed(1)} events/response` +
+      `${m.bytesPerStream !== undefined ? `  ${(m.bytesPerStream / 1024).toFixed(1)} KiB/stream` : ""}` +
+      `${m.redisCpuSeconds !== undefined ? `  redis cpu ${m.redisCpuSeconds.toFixed(2)} s` : ""}`,
+  );
 }
 
 const results = new Map<string, Measurement[][]>();
@@ -106,15 +146,7 @@ for (let run = 0; run < runs; run++) {
         const m = await measure(kind, scenario);
         m.pacedRate = scenario.kind === "fanout" ? scenario.rate : undefined;
         row.push(m);
-        const o = m.outcome;
-        const ok = o.deliveries === o.expected && o.duplicates === 0;
-        if (!ok) failures++;
-        console.log(
-          `${ok ? "ok  " : "FAIL"} run ${run + 1}/${runs} ${spec.name.padEnd(12)} ${kind.padEnd(8)} ` +
-            `${Math.round(o.rate).toString().padStart(8)}/s  p50 ${o.latency.p50.toFixed(1)} ms  p99 ${o.latency.p99.toFixed(1)} ms  ` +
-            `deliveries ${o.deliveries}/${o.expected}  dup ${o.duplicates}  server cpu ${m.serverCpuSeconds.toFixed(2)} s  ` +
-            `generator cpu ${o.generatorCpuSeconds.toFixed(2)} s  ${(o.notes.eventsPerResponse ?? NaN).toFixed(1)} events/response${m.bytesPerStream !== undefined ? `  ${(m.bytesPerStream / 1024).toFixed(1)} KiB/stream` : ""}`,
-        );
+        report(spec.name, run, kind, m);
       } catch (error) {
         failures++;
         console.log(`FAIL run ${run + 1}/${runs} ${spec.name} ${kind}: ${error instanceof Error ? error.message : String(error)}`);
@@ -122,16 +154,34 @@ for (let run = 0; run < runs; run++) {
     }
     results.set(spec.name, [...(results.get(spec.name) ?? []), row]);
   }
+  for (const spec of runClusterSpecs ? clusterSpecs : []) {
+    try {
+      const m = await measure("project", spec.scenario, spec.nodes);
+      report(spec.name, run, "project", m);
+      results.set(spec.name, [...(results.get(spec.name) ?? []), [m]]);
+    } catch (error) {
+      failures++;
+      console.log(`FAIL run ${run + 1}/${runs} ${spec.name} project: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
 }
 const seconds = (Date.now() - started) / 1000;
 console.log(`${failures === 0 ? "all scenarios completed with every delivery" : `${failures} scenario runs failed`} in ${seconds.toFixed(0)} s`);
 
 if (!quick) {
   const machine = `${cpus().length} cores (${cpus()[0]?.model ?? "unknown"}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node.js ${process.version}`;
-  const report = await renderReport({ specs, results, runs, machine, seconds, command: `npm run bench${opts.runs !== "3" ? ` -- --runs ${opts.runs}` : ""}` });
+  const rendered = await renderReport({
+    specs,
+    clusterSpecs: runClusterSpecs ? clusterSpecs : [],
+    results,
+    runs,
+    machine,
+    seconds,
+    command: `npm run bench${opts.runs !== "3" ? ` -- --runs ${opts.runs}` : ""}`,
+  });
   mkdirSync("bench/charts", { recursive: true });
-  for (const [name, svg] of report.charts) writeFileSync(`bench/charts/${name}.svg`, svg);
-  writeFileSync(opts.out, report.markdown);
-  console.log(`wrote ${opts.out} and ${report.charts.size} charts in bench/charts/`);
+  for (const [name, svg] of rendered.charts) writeFileSync(`bench/charts/${name}.svg`, svg);
+  writeFileSync(opts.out, rendered.markdown);
+  console.log(`wrote ${opts.out} and ${rendered.charts.size} charts in bench/charts/`);
 }
 process.exit(failures === 0 ? 0 : 1);

@@ -28,6 +28,13 @@ export interface BenchServer {
 
 const clockTicks = 100;
 
+/** CPU time a process has used so far, in seconds, from /proc. */
+export function processCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+}
+
 /**
  * Starts a server of the given kind on a free loopback port, with extra
  * environment (the project server reads its settings from there).
@@ -58,9 +65,7 @@ export async function startServer(kind: ServerKind, env: Record<string, string> 
     url: `http://127.0.0.1:${port}`,
     process: child,
     cpuSeconds() {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+      return processCpuSeconds(pid);
     },
     rssBytes() {
       const status = readFileSync(`/proc/${pid}/status`, "utf8");

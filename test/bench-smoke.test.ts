@@ -20,6 +20,9 @@ it("the quick benchmark completes every scenario with every delivery", { timeout
       assert.match(output, new RegExp(`^ok {3}run 1/1 ${scenario} +${server} `, "m"), `${scenario} on ${server} did not pass:\n${output}`);
     }
   }
+  for (const scenario of ["cluster-1", "cluster-2", "cluster-3"]) {
+    assert.match(output, new RegExp(`^ok {3}run 1/1 ${scenario} +project `, "m"), `${scenario} did not pass:\n${output}`);
+  }
   assert.doesNotMatch(output, /^FAIL/m);
   assert.match(output, /all scenarios completed with every delivery/);
 });

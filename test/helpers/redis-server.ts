@@ -5,6 +5,8 @@ import * as net from "node:net";
 export interface TestRedis {
   readonly port: number;
   readonly url: string;
+  /** The process id of the running server. */
+  readonly pid: number;
   /** Kills the server (SIGKILL): every connection drops at once. */
   kill(): Promise<void>;
   /** Starts it again on the same port, empty (nothing is persisted). */
@@ -47,6 +49,9 @@ export async function startRedis(): Promise<TestRedis> {
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
+    get pid() {
+      return child.pid!;
+    },
     kill,
     async restart() {
       await kill();
