@@ -9,7 +9,7 @@ export type ServerKind = (typeof serverKinds)[number];
 
 const entries: Record<ServerKind, string[]> = {
   // At its default log level: a line per session, none per message.
-  project: [fileURLToPath(new URL("../server/main.ts", import.meta.url)), "--port", "0"],
+  project: [fileURLToPath(new URL("../server/main.ts", import.meta.url)), "--port", "0", "--web-port", "0"],
   limit: [fileURLToPath(new URL("./baselines/raw-http2-server.ts", import.meta.url))],
   "grpc-js": [fileURLToPath(new URL("./baselines/grpc-js-server.ts", import.meta.url))],
 };

@@ -17,7 +17,7 @@ const serverMain = fileURLToPath(new URL("../server/main.ts", import.meta.url));
 const show = (who: string, line: string) => process.stdout.write(`${who.padEnd(6)} | ${line}\n`);
 const step = (text: string) => show("demo", `--- ${text}`);
 
-const server = spawn(process.execPath, ["--import", "tsx", serverMain, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+const server = spawn(process.execPath, ["--import", "tsx", serverMain, "--port", "0", "--web-port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
 const serverExit = new Promise<number | null>((resolve) => server.on("exit", (code) => resolve(code)));
 const port = await new Promise<number>((resolve, reject) => {
   createInterface({ input: server.stdout }).on("line", (line) => {

@@ -1,6 +1,7 @@
 import { setMaxListeners } from "node:events";
 import * as http from "node:http";
 import * as http2 from "node:http2";
+import type * as net from "node:net";
 import type { AddressInfo } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
@@ -11,6 +12,7 @@ import { createRedisBackend } from "./cluster/redis-backend.js";
 import type { ServerConfig } from "./config.js";
 import { createHealthStatus, ServingStatus, type HealthStatus } from "./health-status.js";
 import { createNodeHandler } from "./node-handler.js";
+import { createWebPage, type WebPage } from "./web-page.js";
 import { createServices } from "./routes.js";
 import { createChatMetrics, type ChatMetrics } from "./chat-metrics.js";
 
@@ -29,6 +31,8 @@ export interface ChatServer {
   readonly connections: number;
   /** Starts listening and resolves with the bound address. */
   listen(): Promise<AddressInfo>;
+  /** The address of the chat page and the browser protocols once listening, if they are on. */
+  readonly webAddress: AddressInfo | undefined;
   /** The address of the /metrics endpoint once listening, if it is on. */
   readonly metricsAddress: AddressInfo | undefined;
   /**
@@ -93,6 +97,15 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
     handler,
   );
 
+  // Browsers speak HTTP/2 only over TLS, so they reach the same handler
+  // (the Connect protocol and gRPC-Web over HTTP/1.1), next to the chat page,
+  // on a port of their own.
+  let webPage: WebPage | undefined;
+  const http1 = http.createServer((req, res) => {
+    if (webPage?.serve(req, res)) return;
+    handler(req, res);
+  });
+
   server.on("session", (session) => {
     sessions.add(session);
     const stopPinging = keepAlive(session, config.pingIntervalMs, config.pingTimeoutMs, logger);
@@ -119,6 +132,9 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
     get connections() {
       return sessions.size;
     },
+    get webAddress() {
+      return http1.listening ? (http1.address() as AddressInfo) : undefined;
+    },
     get metricsAddress() {
       return metricsServer?.address() as AddressInfo | undefined;
     },
@@ -138,15 +154,16 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
           });
         });
       }
-      return new Promise<AddressInfo>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(config.port, config.host, () => {
-          server.off("error", reject);
-          const address = server.address() as AddressInfo;
-          logger.info({ host: address.address, port: address.port }, "server listening");
-          resolve(address);
-        });
-      });
+      let web: string | undefined;
+      if (config.webPort !== undefined) {
+        webPage = await createWebPage();
+        const address = await listenOn(http1, config.webPort, config.host);
+        web = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}/`;
+      }
+      const address = await listenOn(server, config.port, config.host);
+      logger.info({ host: address.address, port: address.port, ...(web ? { web } : {}) }, "server listening");
+      if (web) logger.info({ web }, `chat page at ${web}`);
+      return address;
     },
 
     shutdown() {
@@ -155,7 +172,11 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
         health.setAll(ServingStatus.NOT_SERVING);
         // Ends every open handler: each stream closes with UNAVAILABLE.
         shutdownController.abort(new ConnectError("the server is shutting down", Code.Unavailable));
-        const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+        const serverClosed = Promise.all([
+          new Promise<void>((resolve) => server.close(() => resolve())),
+          new Promise<void>((resolve) => (http1.listening ? http1.close(() => resolve()) : resolve())),
+        ]);
+        http1.closeIdleConnections();
         // The server's callback can come before the sessions' own close events.
         const sessionsClosed = new Promise<void>((resolve) => {
           onLastSessionClosed = resolve;
@@ -174,6 +195,7 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
           for (const session of sessions) {
             session.destroy();
           }
+          http1.closeAllConnections();
           await closed;
         }
         await cluster?.close();
@@ -182,6 +204,17 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
       return stopping;
     },
   };
+}
+
+/** Listens on a port and resolves with the bound address. */
+function listenOn(server: net.Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
 }
 
 /**

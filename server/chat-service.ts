@@ -77,6 +77,9 @@ export function createChatService(
       }
       const username = session.username;
       const stream = ctx.values.get(http2StreamKey);
+      // JSON has no place for pre-encoded events: JSON clients (browsers on
+      // the Connect protocol, curl) get messages built for them.
+      const binary = !(ctx.requestHeader.get("content-type") ?? "").includes("json");
       const started = performance.now();
       const onCutOff = () => {
         metrics?.slowConsumerCut();
@@ -115,7 +118,7 @@ export function createChatService(
           const batch = session.take(maxEventsPerResponse, maxTextBytesPerResponse);
           if (batch.length > 0) {
             metrics?.responseSent(batch.length, depth);
-            yield toConnectResponse(batch);
+            yield toConnectResponse(batch, binary);
             continue;
           }
           if (session.signal.aborted) {
@@ -178,13 +181,20 @@ function encodedEvent(event: ChatEvent): Uint8Array {
 }
 
 /**
- * Builds one ConnectResponse carrying a batch of events in order. The events
- * travel as pre-encoded occurrences of field 1 (events) in the message's
- * unknown fields, which protobuf-es writes out verbatim: on the wire this is
- * exactly a ConnectResponse with its events set, without building and
- * encoding the same messages again for every member of a group.
+ * Builds one ConnectResponse carrying a batch of events in order. For the
+ * binary format, the events travel as pre-encoded occurrences of field 1
+ * (events) in the message's unknown fields, which protobuf-es writes out
+ * verbatim: on the wire this is exactly a ConnectResponse with its events
+ * set, without building and encoding the same messages again for every
+ * member of a group. The JSON format ignores unknown fields, so for it the
+ * events are built as messages.
  */
-export function toConnectResponse(batch: readonly ChatEvent[]): ConnectResponse {
+export function toConnectResponse(batch: readonly ChatEvent[], binary: boolean): ConnectResponse {
+  if (!binary) {
+    return create(ConnectResponseSchema, {
+      events: batch.map((event) => ({ kind: { case: "message" as const, value: toChatMessage(event) } })),
+    });
+  }
   const response = create(ConnectResponseSchema);
   response.$unknown = batch.map((event) => ({ no: 1, wireType: WireType.LengthDelimited, data: encodedEvent(event) }));
   return response;

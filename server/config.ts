@@ -22,6 +22,8 @@ export interface ServerConfig {
   leaseMs: number;
   /** Cluster mode: how often a node looks for nodes whose lease ran out. */
   sweepMs: number;
+  /** The port of the chat page and the browser protocols (HTTP/1.1); none when undefined. */
+  webPort?: number;
 }
 
 /** The configuration used when no flag or variable says otherwise. */
@@ -39,6 +41,7 @@ export const defaultConfig: ServerConfig = {
   logLevel: "info",
   leaseMs: 10_000,
   sweepMs: 2_000,
+  webPort: 8080,
 };
 
 /** The error parseConfig throws for a bad flag or variable; its message says which. */
@@ -121,6 +124,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
       option("--read-max-bytes <n>", "largest request message accepted", "READ_MAX_BYTES", integer(1024, 16 * 1024 * 1024)).default(d.readMaxBytes),
     )
     .addOption(option("--log-level <level>", "log level", "LOG_LEVEL").choices(logLevels).default(d.logLevel))
+    .addOption(option("--web-port <n>", "port of the chat page and of Connect and gRPC-Web over HTTP/1.1, for browsers", "WEB_PORT", integer(0, 65535)).default(d.webPort))
+    .addOption(new Option("--no-web", "serve no chat page and no HTTP/1.1 port"))
     .addOption(option("--metrics-port <n>", "serve Prometheus metrics at /metrics on this port (off when unset)", "METRICS_PORT", integer(0, 65535)))
     .addOption(option("--redis <url>", "cluster mode: share state with other nodes through this Redis (redis://host:port)", "REDIS_URL", redisUrl))
     .addOption(option("--lease-ms <n>", "cluster mode: a node's lease; a dead node's users are gone within lease + sweep", "LEASE_MS", integer(300, 600_000)).default(d.leaseMs))
@@ -158,5 +163,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
   const config = { ...o };
   if (config.metricsPort === undefined) delete config.metricsPort;
   if (config.redis === undefined) delete config.redis;
-  return config;
+  const { web, ...rest } = config as ServerConfig & { web?: boolean };
+  if (web === false) delete rest.webPort;
+  return rest;
 }

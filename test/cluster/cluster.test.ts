@@ -139,7 +139,7 @@ describe("cluster mode: three nodes sharing one Redis", { timeout: 60_000 }, () 
   });
 
   it("forgets the users of a node killed without a goodbye", async () => {
-    const child = spawn(process.execPath, ["--import", "tsx", serverMain, "--port", "0", "--redis", redis.url, "--lease-ms", "1000", "--sweep-ms", "200"], {
+    const child = spawn(process.execPath, ["--import", "tsx", serverMain, "--port", "0", "--web-port", "0", "--redis", redis.url, "--lease-ms", "1000", "--sweep-ms", "200"], {
       stdio: ["ignore", "pipe", "inherit"],
     });
     const port = await new Promise<number>((resolve) => {

@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
 import { toBinary, create } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { SendMessageRequestSchema } from "../../gen/chat/v1/chat_pb.js";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { ChatService, SendMessageRequestSchema } from "../../gen/chat/v1/chat_pb.js";
 import { createChatClient } from "../../client/chat-client.js";
 import { openStream } from "../helpers/chat-stream.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/test-server.js";
@@ -177,6 +178,26 @@ describe("chat server on a real port, connect-node gRPC clients", () => {
     }
     assert.equal((await stream.waitForMessages(2)).length, 2);
     stream.cancel();
+  });
+
+  it("serves browsers' protocols on the web port, in binary and in JSON", async () => {
+    const sender = createChatClient(t.baseUrl, "web-sender");
+    const senderStream = await openStream(sender, "web-sender");
+    const transports = {
+      "connect-json": createConnectTransport({ baseUrl: t.webUrl, httpVersion: "1.1", useBinaryFormat: false }),
+      "connect-binary": createConnectTransport({ baseUrl: t.webUrl, httpVersion: "1.1", useBinaryFormat: true }),
+      "grpc-web-binary": createGrpcWebTransport({ baseUrl: t.webUrl, httpVersion: "1.1", useBinaryFormat: true }),
+      "grpc-web-json": createGrpcWebTransport({ baseUrl: t.webUrl, httpVersion: "1.1", useBinaryFormat: false }),
+    };
+    for (const [name, transport] of Object.entries(transports)) {
+      const stream = await openStream(createClient(ChatService, transport), name);
+      await sender.sendMessage({ channel: name, text: `to ${name} ✓` });
+      const [got] = await stream.waitForMessages(1);
+      assert.deepEqual([got?.sender, got?.channel?.name, got?.text], ["web-sender", name, `to ${name} ✓`], name);
+      assert.ok(got?.id !== "" && got?.sentAt !== undefined, name);
+      stream.cancel();
+    }
+    senderStream.cancel();
   });
 
   it("answers malformed requests with a clear status and lives on", async () => {

@@ -34,7 +34,7 @@ function startMain(args: string[], env: Record<string, string> = {}) {
 
 describe("the server process", () => {
   it("shuts down on SIGTERM: streams end UNAVAILABLE, exit code 0", async () => {
-    const main = startMain(["--port", "0", "--shutdown-grace-ms", "3000"], { LOG_LEVEL: "info" });
+    const main = startMain(["--port", "0", "--web-port", "0", "--shutdown-grace-ms", "3000"], { LOG_LEVEL: "info" });
     const port = await main.listening;
     const url = `http://127.0.0.1:${port}`;
     const alice = await openStream(createChatClient(url, "alice"), "alice");

@@ -8,6 +8,8 @@ export interface TestServer {
   readonly server: ChatServer;
   readonly port: number;
   readonly baseUrl: string;
+  /** The address of the chat page and the browser protocols. */
+  readonly webUrl: string;
   /** Every log line, parsed. */
   readonly logs: Record<string, unknown>[];
   stop(): Promise<void>;
@@ -27,13 +29,14 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
       callback();
     },
   });
-  const config: ServerConfig = { ...defaultConfig, port: 0, shutdownGraceMs: 1000, ...overrides };
+  const config: ServerConfig = { ...defaultConfig, port: 0, webPort: 0, shutdownGraceMs: 1000, ...overrides };
   const server = createChatServer(config, createLogger("debug", sink));
   const address = await server.listen();
   return {
     server,
     port: address.port,
     baseUrl: `http://127.0.0.1:${address.port}`,
+    webUrl: `http://127.0.0.1:${server.webAddress?.port ?? 0}`,
     logs,
     stop: () => server.shutdown(),
   };
