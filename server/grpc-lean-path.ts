@@ -163,25 +163,11 @@ function serveUnary(
     (next, interceptor) => interceptor(next as never) as never,
     async (r) => {
       const result: unknown = await spec.impl(r.message as never, ctx);
-      return lazyHeaders(ctx, {
-        stream: false,
-        service: spec.method.parent,
-        method: spec.method,
-        message: isMessage(result, output) ? result : create(output, result as never),
-      }) as UnaryResponse;
+      return new LeanUnaryResponse(ctx, isMessage(result, output) ? result : create(output, result as never)) as UnaryResponse;
     },
   );
-  const request = lazyHeaders(ctx, {
-    stream: false,
-    service: spec.method.parent,
-    method: spec.method,
-    requestMethod: "POST",
-    url: ctx.url,
-    signal,
-    contextValues: values,
-    message: input,
-  });
-  call(request as UnaryRequest).then(
+  const request = new LeanUnaryRequest(ctx, input);
+  call(request as unknown as UnaryRequest).then(
     (response) => {
       res.writeHead(200, responseHeaders(ctx));
       res.addTrailers({ ...ctx.trailerEntries(), "grpc-status": "0" });
@@ -192,14 +178,55 @@ function serveUnary(
 }
 
 /**
- * Gives a request or response object header and trailer properties that
- * read the context's Headers only when used.
+ * A unary request whose header is read through the context, so that no
+ * Headers object is made unless an interceptor asks for one.
  */
-function lazyHeaders<T extends object>(ctx: LeanContext, target: T): T {
-  return Object.defineProperties(target, {
-    header: { get: () => ("requestMethod" in target ? ctx.requestHeader : ctx.responseHeader), enumerable: true },
-    trailer: { get: () => ctx.responseTrailer, enumerable: true },
-  });
+class LeanUnaryRequest {
+  readonly stream = false;
+  readonly requestMethod = "POST";
+  constructor(
+    private readonly ctx: LeanContext,
+    readonly message: unknown,
+  ) {}
+  get service() {
+    return this.ctx.service;
+  }
+  get method() {
+    return this.ctx.method;
+  }
+  get url() {
+    return this.ctx.url;
+  }
+  get signal() {
+    return this.ctx.signal;
+  }
+  get contextValues() {
+    return this.ctx.values;
+  }
+  get header() {
+    return this.ctx.requestHeader;
+  }
+}
+
+/** A unary response whose header and trailer live in the context, made on demand. */
+class LeanUnaryResponse {
+  readonly stream = false;
+  constructor(
+    private readonly ctx: LeanContext,
+    readonly message: unknown,
+  ) {}
+  get service() {
+    return this.ctx.service;
+  }
+  get method() {
+    return this.ctx.method;
+  }
+  get header() {
+    return this.ctx.responseHeader;
+  }
+  get trailer() {
+    return this.ctx.responseTrailer;
+  }
 }
 
 async function serveServerStream(
