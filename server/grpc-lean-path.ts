@@ -177,15 +177,11 @@ function serveUnary(
   );
 }
 
-/**
- * A unary request whose header is read through the context, so that no
- * Headers object is made unless an interceptor asks for one.
- */
-class LeanUnaryRequest {
+/** What a unary request and response share: the call they belong to, and a message. */
+class LeanUnaryPart {
   readonly stream = false;
-  readonly requestMethod = "POST";
   constructor(
-    private readonly ctx: LeanContext,
+    protected readonly ctx: LeanContext,
     readonly message: unknown,
   ) {}
   get service() {
@@ -194,6 +190,14 @@ class LeanUnaryRequest {
   get method() {
     return this.ctx.method;
   }
+}
+
+/**
+ * A unary request whose header is read through the context, so that no
+ * Headers object is made unless an interceptor asks for one.
+ */
+class LeanUnaryRequest extends LeanUnaryPart {
+  readonly requestMethod = "POST";
   get url() {
     return this.ctx.url;
   }
@@ -209,18 +213,7 @@ class LeanUnaryRequest {
 }
 
 /** A unary response whose header and trailer live in the context, made on demand. */
-class LeanUnaryResponse {
-  readonly stream = false;
-  constructor(
-    private readonly ctx: LeanContext,
-    readonly message: unknown,
-  ) {}
-  get service() {
-    return this.ctx.service;
-  }
-  get method() {
-    return this.ctx.method;
-  }
+class LeanUnaryResponse extends LeanUnaryPart {
   get header() {
     return this.ctx.responseHeader;
   }
