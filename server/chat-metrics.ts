@@ -68,8 +68,6 @@ export function createChatMetrics(hub: ChatBackend): ChatMetrics {
     buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 10, 60, 600, 3600],
     registers: [registry],
   });
-  const handledByKey = new Map<string, { inc(): void }>();
-  const latencyByMethod = new Map<string, { observe(value: number): void }>();
   return {
     registry,
     responseSent(events, queueDepth) {
@@ -81,20 +79,8 @@ export function createChatMetrics(hub: ChatBackend): ChatMetrics {
       slow.inc();
     },
     callEnded(method, code, seconds) {
-      // Bound children: labels are hashed once per method and code, not per call.
-      const key = `${method} ${code}`;
-      let counter = handledByKey.get(key);
-      if (counter === undefined) {
-        counter = handled.labels({ method, code: code === "OK" ? "OK" : grpcCodeName(code) });
-        handledByKey.set(key, counter);
-      }
-      counter.inc();
-      let timer = latencyByMethod.get(method);
-      if (timer === undefined) {
-        timer = latency.labels({ method });
-        latencyByMethod.set(method, timer);
-      }
-      timer.observe(seconds);
+      handled.inc({ method, code: code === "OK" ? "OK" : grpcCodeName(code) });
+      latency.observe({ method }, seconds);
     },
   };
 }
