@@ -80,9 +80,16 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
   const nodeId = randomUUID();
   const schedule = createWakeScheduler();
   const sessions = new Map<string, SessionState>();
-  // Commands fail at once while Redis is away instead of queueing: a chat
-  // call that cannot be served now should say so now.
-  const redisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, retryStrategy: (n: number) => Math.min(100 * n, 1000) };
+  // Commands fail at once while Redis is away instead of queueing, and after
+  // two seconds when it hangs: a chat call that cannot be served now should
+  // say so now.
+  const redisOptions = {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: 2000,
+    lazyConnect: true,
+    retryStrategy: (n: number) => Math.min(100 * n, 1000),
+  };
   const redis = new Redis(options.url, redisOptions);
   const subscriber = new Redis(options.url, { ...redisOptions, enableOfflineQueue: true });
   const commands = redis as unknown as Redis & ChatCommands;
