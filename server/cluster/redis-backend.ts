@@ -146,8 +146,21 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     }
   };
 
+  /** Marks Redis unreachable: health turns NOT_SERVING and every stream ends. */
+  const goneAway = () => {
+    if (closing || !available) return;
+    setAvailable(false);
+    endLocalSessions(unavailable());
+  };
+
   const refreshLease = async () => {
-    if (!available) return;
+    if (closing) return;
+    if (!available) {
+      // A connection that never closed (Redis hung, then answered again)
+      // brings no "ready" event: try to come back from here.
+      if (redis.status === "ready") await recover();
+      return;
+    }
     try {
       const kept = await redis.set(leaseKey, "1", "PX", leaseMs, "XX");
       if (kept === null) {
@@ -158,7 +171,8 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
         await recover();
       }
     } catch {
-      // The connection's own events report the outage.
+      // Redis did not answer in time: as good as gone.
+      goneAway();
     }
   };
 
@@ -213,11 +227,7 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     async start() {
       redis.on("error", (err: Error) => logger.debug({ err: err.message }, "Redis connection error"));
       subscriber.on("error", (err: Error) => logger.debug({ err: err.message }, "Redis subscriber error"));
-      redis.on("close", () => {
-        if (closing || !available) return;
-        setAvailable(false);
-        endLocalSessions(unavailable());
-      });
+      redis.on("close", goneAway);
       redis.on("ready", () => {
         if (!closing && !available) void recover();
       });

@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Redis } from "ioredis";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { createChatClient, type ChatClient } from "../../client/chat-client.js";
 import { openStream, type OpenStream } from "../helpers/chat-stream.js";
@@ -157,8 +158,41 @@ describe("cluster mode: three nodes sharing one Redis", { timeout: 60_000 }, () 
     await until(async () => !(await names(0)).some((n) => n === "@victim" || n === "#victims-room"), "the dead node's user lingers");
     // Lease 1 s plus a sweep every 0.2 s: well within the bound.
     assert.ok(Date.now() - killedAt < 5000);
+    // Nothing of the dead node lingers in Redis.
+    const admin = new Redis(redis.url);
+    const live = new Set(nodes.map((n) => (n.server.backend as { nodeId?: string }).nodeId));
+    await until(async () => (await admin.scard("chat:nodes")) === 3, "the dead node is still registered");
+    assert.deepEqual(new Set(await admin.smembers("chat:nodes")), live);
+    const keys = await admin.keys("chat:*");
+    assert.deepEqual(keys.filter((k) => k.includes("victim")), []);
+    for (const key of keys.filter((k) => k.startsWith("chat:node-users:") || k.startsWith("chat:lease:"))) {
+      assert.ok(live.has(key.split(":")[2]), `${key} belongs to no live node`);
+    }
+    admin.disconnect();
     stream.cancel();
     await connect(1, "victim");
+  });
+
+  it("stops serving while Redis hangs, and comes back with nothing stale", async () => {
+    const before = await Promise.all([0, 1, 2].map((n) => connect(n, `hang${n}`)));
+    await on(0, "hang0").createGroupChat({ name: "hang-room" });
+    redis.freeze();
+    // A refresh every lease / 3, failing after the 2 s command timeout.
+    for (const s of before) assert.equal((await s.ended)?.code, Code.Unavailable);
+    for (const node of [0, 1, 2]) {
+      await until(async () => nodes[node]!.server.health.get("") === HealthCheckResponse_ServingStatus.NOT_SERVING, `node ${node} still serving`);
+    }
+    redis.thaw();
+    for (const node of [0, 1, 2]) {
+      await until(async () => nodes[node]!.server.health.get("") === HealthCheckResponse_ServingStatus.SERVING, `node ${node} not back`, 15_000);
+    }
+    // Redis kept its data through the freeze; the nodes released what they held.
+    const listed = await names(1);
+    for (const gone of ["@hang0", "@hang1", "@hang2", "#hang-room"]) assert.ok(!listed.includes(gone), `${gone} is stale`);
+    // Every stream from before the freeze has ended; open the one the next test uses.
+    open.length = 0;
+    assert.equal(await nodes[0]!.server.backend.isOnline("alice"), false);
+    open.push(await openStream(on(0, "alice"), "alice"));
   });
 
   it("stops serving while Redis is away, and comes back clean", async () => {

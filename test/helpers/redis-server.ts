@@ -9,6 +9,10 @@ export interface TestRedis {
   readonly pid: number;
   /** Kills the server (SIGKILL): every connection drops at once. */
   kill(): Promise<void>;
+  /** Freezes the server (SIGSTOP): connections stay open, nothing answers. */
+  freeze(): void;
+  /** Lets a frozen server run again (SIGCONT), its data intact. */
+  thaw(): void;
   /** Starts it again on the same port, empty (nothing is persisted). */
   restart(): Promise<void>;
 }
@@ -53,6 +57,8 @@ export async function startRedis(): Promise<TestRedis> {
       return child.pid!;
     },
     kill,
+    freeze: () => child.kill("SIGSTOP"),
+    thaw: () => child.kill("SIGCONT"),
     async restart() {
       await kill();
       child = await launch(port);
