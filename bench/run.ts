@@ -7,6 +7,7 @@
 import { fork } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import type { GeneratorReply, Scenario, ScenarioOutcome } from "./protocol.js";
@@ -179,9 +180,11 @@ if (!quick) {
     seconds,
     command: `npm run bench${opts.runs !== "3" ? ` -- --runs ${opts.runs}` : ""}`,
   });
-  mkdirSync("bench/charts", { recursive: true });
-  for (const [name, svg] of rendered.charts) writeFileSync(`bench/charts/${name}.svg`, svg);
+  // The report links its charts as bench/charts/…, relative to itself.
+  const chartsDir = join(dirname(opts.out), "bench", "charts");
+  mkdirSync(chartsDir, { recursive: true });
+  for (const [name, svg] of rendered.charts) writeFileSync(join(chartsDir, `${name}.svg`), svg);
   writeFileSync(opts.out, rendered.markdown);
-  console.log(`wrote ${opts.out} and ${rendered.charts.size} charts in bench/charts/`);
+  console.log(`wrote ${opts.out} and ${rendered.charts.size} charts in ${chartsDir}/`);
 }
 process.exit(failures === 0 ? 0 : 1);
