@@ -145,14 +145,8 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
         logger.info({ node: cluster.nodeId }, "cluster mode: registered with Redis");
       }
       if (metricsServer !== undefined) {
-        await new Promise<void>((resolve, reject) => {
-          metricsServer.once("error", reject);
-          metricsServer.listen(config.metricsPort, config.host, () => {
-            const address = metricsServer.address() as AddressInfo;
-            logger.info({ host: address.address, port: address.port }, "metrics listening");
-            resolve();
-          });
-        });
+        const address = await listenOn(metricsServer, config.metricsPort!, config.host);
+        logger.info({ host: address.address, port: address.port }, "metrics listening");
       }
       let web: string | undefined;
       if (config.webPort !== undefined) {

@@ -156,16 +156,12 @@ function serveUnary(
 ): void {
   const ctx = handlerContext(spec, req, values, signal);
   const output = spec.method.output;
-  // Interceptors in order, the first outermost, as Connect applies them. The
-  // request and response read their Headers through the context, so that
-  // none is made unless something asks for it.
-  const call = interceptors.reduceRight<(r: UnaryRequest) => Promise<UnaryResponse>>(
-    (next, interceptor) => interceptor(next as never) as never,
-    async (r) => {
-      const result: unknown = await spec.impl(r.message as never, ctx);
-      return new LeanUnaryResponse(ctx, isMessage(result, output) ? result : create(output, result as never)) as UnaryResponse;
-    },
-  );
+  // The request and response read their Headers through the context, so
+  // that none is made unless something asks for it.
+  const call = intercept<UnaryRequest, UnaryResponse>(interceptors, async (r) => {
+    const result: unknown = await spec.impl(r.message as never, ctx);
+    return new LeanUnaryResponse(ctx, isMessage(result, output) ? result : create(output, result as never)) as UnaryResponse;
+  });
   const request = new LeanUnaryRequest(ctx, input);
   call(request as unknown as UnaryRequest).then(
     (response) => {
@@ -249,17 +245,14 @@ async function serveServerStream(
   };
   let it: AsyncIterator<unknown> | undefined;
   try {
-    const call = interceptors.reduceRight<(r: StreamRequest) => Promise<StreamResponse>>(
-      (next, interceptor) => interceptor(next as never) as never,
-      async (r) => ({
-        stream: true,
-        service: spec.method.parent,
-        method: spec.method,
-        header: ctx.responseHeader,
-        trailer: ctx.responseTrailer,
-        message: spec.impl(await single(r.message), ctx) as AsyncIterable<never>,
-      }),
-    );
+    const call = intercept<StreamRequest, StreamResponse>(interceptors, async (r) => ({
+      stream: true,
+      service: spec.method.parent,
+      method: spec.method,
+      header: ctx.responseHeader,
+      trailer: ctx.responseTrailer,
+      message: spec.impl(await single(r.message), ctx) as AsyncIterable<never>,
+    }));
     const response = await call({
       stream: true,
       service: spec.method.parent,
@@ -328,6 +321,14 @@ function endWithError(res: http2.Http2ServerResponse, ctx: LeanContext, error: u
     "grpc-message": encodeURIComponent(err.rawMessage),
   });
   res.end();
+}
+
+/**
+ * Wraps a call in interceptors the way Connect applies them: the first in the
+ * list is the outermost.
+ */
+function intercept<Req, Res>(interceptors: Interceptor[], call: (req: Req) => Promise<Res>): (req: Req) => Promise<Res> {
+  return interceptors.reduceRight((next, interceptor) => interceptor(next as never) as never, call);
 }
 
 async function single<T>(messages: AsyncIterable<T>): Promise<T> {
