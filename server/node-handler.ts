@@ -52,7 +52,7 @@ export function createNodeHandler(options: NodeHandlerOptions): (
   return (req, res) => {
     const handler = paths.get(req.url?.split("?", 2)[0] ?? "");
     if (handler === undefined) {
-      res.writeHead(404);
+      res.statusCode = 404;
       res.end();
       return;
     }
