@@ -16,6 +16,8 @@ export interface ChatMetrics {
   slowConsumerCut(): void;
   /** A call ended with this status after this many seconds. */
   callEnded(method: string, code: Code | "OK", seconds: number): void;
+  /** A call was served on the lean gRPC path rather than through Connect's handler. */
+  leanPathCall(): void;
 }
 
 /**
@@ -68,8 +70,16 @@ export function createChatMetrics(hub: ChatBackend): ChatMetrics {
     buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 10, 60, 600, 3600],
     registers: [registry],
   });
+  const lean = new Counter({
+    name: "grpc_server_lean_path_calls_total",
+    help: "gRPC calls served on the lean path (the rest go through Connect's handler).",
+    registers: [registry],
+  });
   return {
     registry,
+    leanPathCall() {
+      lean.inc();
+    },
     responseSent(events, queueDepth) {
       delivered.inc(events);
       perResponse.observe(events);

@@ -80,7 +80,9 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
     services: createServices({ hub: backend, health, logger, metrics }),
     shutdownSignal: shutdownController.signal,
     readMaxBytes: config.readMaxBytes,
+    leanPath: config.leanPath,
     logger,
+    metrics,
   });
 
   const server = http2.createServer(

@@ -24,6 +24,8 @@ export interface ServerConfig {
   sweepMs: number;
   /** The port of the chat page and the browser protocols (HTTP/1.1); none when undefined. */
   webPort?: number;
+  /** Whether plain gRPC calls take the lean path (see grpc-lean-path.ts), or all go through Connect. */
+  leanPath: boolean;
 }
 
 /** The configuration used when no flag or variable says otherwise. */
@@ -42,6 +44,7 @@ export const defaultConfig: ServerConfig = {
   leaseMs: 10_000,
   sweepMs: 2_000,
   webPort: 8080,
+  leanPath: true,
 };
 
 /** The error parseConfig throws for a bad flag or variable; its message says which. */
@@ -126,6 +129,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
     .addOption(option("--log-level <level>", "log level", "LOG_LEVEL").choices(logLevels).default(d.logLevel))
     .addOption(option("--web-port <n>", "port of the chat page and of Connect and gRPC-Web over HTTP/1.1, for browsers", "WEB_PORT", integer(0, 65535)).default(d.webPort))
     .addOption(new Option("--no-web", "serve no chat page and no HTTP/1.1 port"))
+    .addOption(new Option("--no-lean-path", "serve every call through Connect's handler, without the lean gRPC path"))
     .addOption(option("--metrics-port <n>", "serve Prometheus metrics at /metrics on this port (off when unset)", "METRICS_PORT", integer(0, 65535)))
     .addOption(option("--redis <url>", "cluster mode: share state with other nodes through this Redis (redis://host:port)", "REDIS_URL", redisUrl))
     .addOption(option("--lease-ms <n>", "cluster mode: a node's lease; a dead node's users are gone within lease + sweep", "LEASE_MS", integer(300, 600_000)).default(d.leaseMs))

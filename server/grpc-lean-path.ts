@@ -1,26 +1,47 @@
-import type * as http2 from "node:http2";
-import { create, fromBinary, isMessage, toBinary } from "@bufbuild/protobuf";
+import * as http2 from "node:http2";
+import { create, isMessage, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
+  createHandlerContext,
   type ContextValues,
   type HandlerContext,
   type Interceptor,
   type MethodImplSpec,
   type StreamRequest,
   type StreamResponse,
-  type UnaryRequest,
-  type UnaryResponse,
 } from "@connectrpc/connect";
-import { createAsyncIterable } from "@connectrpc/connect/protocol";
+import {
+  compressionNegotiate,
+  createAsyncIterable,
+  createMethodSerializationLookup,
+  encodeEnvelope,
+  envelopeCompress,
+  envelopeDecompress,
+  invokeUnaryImplementation,
+  validateReadWriteMaxBytes,
+  type Compression,
+  type MethodSerializationLookup,
+} from "@connectrpc/connect/protocol";
+import {
+  contentTypeProto,
+  grpcStatusOk,
+  headerAcceptEncoding,
+  headerContentType,
+  headerEncoding,
+  headerGrpcStatus,
+  parseTimeout,
+  setTrailerStatus,
+} from "@connectrpc/connect/protocol-grpc";
 import type { ServiceRegistration } from "./routes.js";
 
 type LeanSpec = Extract<MethodImplSpec, { kind: "unary" | "server_streaming" }>;
 
-/** A method the lean path can serve, with its interceptors. */
+/** A method the lean path can serve: its implementation, interceptors and serializers. */
 interface LeanMethod {
   spec: LeanSpec;
   interceptors: Interceptor[];
+  serialization: MethodSerializationLookup<DescMessage, DescMessage>;
 }
 
 /** Called when the lean path hands a request back to Connect, with the body bytes it already read. */
@@ -37,40 +58,65 @@ export type GrpcLeanPath = (
   fallback: Fallback,
 ) => boolean;
 
+/**
+ * The router options that the lean path must apply exactly as Connect's
+ * handler does; the node handler gives both the same object.
+ */
+export interface LeanPathOptions {
+  acceptCompression: Compression[];
+  readMaxBytes: number;
+  shutdownSignal: AbortSignal;
+  /** The longest grpc-timeout accepted; Connect's default is no limit. */
+  maxTimeoutMs?: number;
+}
+
+/** What the lean path reports about each call it serves. */
+export interface LeanPathHooks {
+  /** A call was taken by the lean path (not handed back to Connect). */
+  served?(): void;
+  /** A response could not be written, usually because the client left. */
+  writeFailed?(method: string, error: unknown): void;
+}
+
 const contentTypes = new Set(["application/grpc", "application/grpc+proto"]);
 
 /**
  * Creates the lean path for unary and server-streaming gRPC calls.
  *
  * Connect's protocol handler runs every call, and every response of a stream,
- * through a pipeline of async iterables (compiled to generator helpers) and
- * abort signals. Profiled here, that machinery is most of the server's work:
- * about 650 µs of CPU per unary call and over 100 µs per streamed response,
- * where the write itself costs a few. This path serves the common case
- * directly: an HTTP/2 gRPC call, uncompressed, with no deadline, whose body
- * is exactly one message within readMaxBytes that decodes. It runs the very
- * same method implementations behind the very same interceptors, and writes
- * what Connect would write: headers, the messages, then grpc-status and
- * grpc-message in trailers. Anything else (compression, a deadline, a
- * malformed or oversized body, another protocol, a bidi stream) goes to
- * Connect's handler with the bytes read so far, so that every edge keeps
- * Connect's behaviour.
+ * through a pipeline of async iterables (compiled to generator helpers).
+ * Profiled here, that pipeline was most of the server's work: about 650 µs of
+ * CPU per unary call and over 100 µs per streamed response, where the write
+ * itself costs a few. This path bypasses that pipeline and nothing else: the
+ * handler context comes from Connect's createHandlerContext (deadline, shutdown
+ * and request signals linked as Connect links them), unary calls go through
+ * Connect's invokeUnaryImplementation, compression is negotiated by Connect's
+ * compressionNegotiate with the router's codecs and thresholds, messages are
+ * (de)serialized by Connect's serializers, and errors become trailers through
+ * Connect's setTrailerStatus, exactly as its gRPC handler does. What it takes:
+ * an HTTP/2 gRPC call with the proto codec, a valid grpc-timeout if any, an
+ * encoding the server supports, and a body of exactly one well-formed message
+ * within readMaxBytes. Anything else goes to Connect's handler with the bytes
+ * read so far, so that every edge keeps Connect's own answer.
  *
- * The handler context's signal aborts when the server shuts down and, for a
- * stream, when the stream closes. A unary call's signal does not abort on a
- * client's cancel, unlike Connect's: no unary handler here reads it, as each
- * runs to completion synchronously.
+ * These functions of @connectrpc/connect/protocol and protocol-grpc are marked
+ * internal by Connect and follow no semver, which is why package.json pins
+ * Connect's minor version; the parity test in test/e2e/lean-path-parity.test.ts
+ * compares both paths call by call.
  */
 export function createGrpcLeanPath(
   services: readonly ServiceRegistration[],
-  readMaxBytes: number,
-  shutdownSignal: AbortSignal,
+  options: LeanPathOptions,
+  hooks: LeanPathHooks = {},
 ): GrpcLeanPath {
+  const { readMaxBytes, compressMinBytes } = validateReadWriteMaxBytes(options.readMaxBytes, undefined, undefined);
+  const maxTimeoutMs = options.maxTimeoutMs ?? Number.MAX_SAFE_INTEGER;
   const methods = new Map<string, LeanMethod>();
   for (const { spec, interceptors } of services) {
     for (const method of Object.values(spec.methods)) {
       if (method.kind === "unary" || method.kind === "server_streaming") {
-        methods.set(`/${spec.service.typeName}/${method.method.name}`, { spec: method, interceptors });
+        const serialization = createMethodSerializationLookup(method.method, undefined, undefined, { readMaxBytes, writeMaxBytes: 0xffffffff });
+        methods.set(`/${spec.service.typeName}/${method.method.name}`, { spec: method, interceptors, serialization });
       }
     }
   }
@@ -78,43 +124,75 @@ export function createGrpcLeanPath(
   return (req, res, values, fallback) => {
     const method = methods.get(req.url);
     const headers = req.headers;
-    if (
-      method === undefined ||
-      req.method !== "POST" ||
-      !contentTypes.has(String(headers["content-type"])) ||
-      (headers["grpc-encoding"] !== undefined && headers["grpc-encoding"] !== "identity") ||
-      headers["grpc-timeout"] !== undefined
-    ) {
+    if (method === undefined || req.method !== "POST" || !contentTypes.has(String(headers["content-type"]))) {
       return false;
     }
-    readMessage(req, readMaxBytes, fallback, (bytes, chunks) => {
-      let input;
-      try {
-        input = fromBinary(method.spec.method.input, bytes);
-      } catch {
-        fallback(chunks);
-        return;
-      }
-      if (method.spec.kind === "unary") {
-        serveUnary(method.spec, method.interceptors, req, res, values, shutdownSignal, input);
-      } else {
-        void serveServerStream(method.spec, method.interceptors, req, res, values, shutdownSignal, input);
-      }
+    const timeoutHeader = single(headers["grpc-timeout"]);
+    const encodingHeader = single(headers["grpc-encoding"]);
+    const acceptHeader = single(headers["grpc-accept-encoding"]);
+    if (timeoutHeader === undefined || encodingHeader === undefined || acceptHeader === undefined) {
+      return false;
+    }
+    const timeout = parseTimeout(timeoutHeader, maxTimeoutMs);
+    const compression = compressionNegotiate(options.acceptCompression, encodingHeader, acceptHeader, headerAcceptEncoding);
+    if (timeout.error !== undefined || compression.error !== undefined) {
+      // Connect answers these with a status of its own: let it.
+      return false;
+    }
+    const call: LeanCall = {
+      method,
+      req,
+      res,
+      values,
+      timeoutMs: timeout.timeoutMs,
+      compression: compression.request,
+      responseCompression: compression.response,
+      compressMinBytes,
+      shutdownSignal: options.shutdownSignal,
+      hooks,
+    };
+    readEnvelope(req, readMaxBytes, fallback, (flags, data, chunks) => {
+      serve(call, flags, data, chunks, readMaxBytes, fallback).catch((error: unknown) => {
+        // Nothing a call does may end the process: a response that cannot be
+        // written (the stream closed under it) ends that stream alone.
+        hooks.writeFailed?.(method.spec.method.name, error);
+        if (!req.stream.destroyed) req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      });
     });
     return true;
   };
 }
 
+/** One call on the lean path: what it needs from the request and the router. */
+interface LeanCall {
+  method: LeanMethod;
+  req: http2.Http2ServerRequest;
+  res: http2.Http2ServerResponse;
+  values: ContextValues;
+  timeoutMs: number | undefined;
+  compression: Compression | null;
+  responseCompression: Compression | null;
+  compressMinBytes: number;
+  shutdownSignal: AbortSignal;
+  hooks: LeanPathHooks;
+}
+
+/** A single header value; undefined for a header sent more than once, which Connect reads differently. */
+function single(value: string | string[] | undefined): string | null | undefined {
+  if (value === undefined) return null;
+  return typeof value === "string" ? value : undefined;
+}
+
 /**
- * Reads a request body that must be exactly one uncompressed gRPC message of
- * at most readMaxBytes, and passes its bytes on; any other body goes to the
+ * Reads a request body that must be exactly one gRPC envelope of at most
+ * readMaxBytes, and passes its flags and data on; any other body goes to the
  * fallback with the chunks read.
  */
-function readMessage(
+function readEnvelope(
   req: http2.Http2ServerRequest,
   readMaxBytes: number,
   fallback: Fallback,
-  onMessage: (bytes: Uint8Array, chunks: Buffer[]) => void,
+  onEnvelope: (flags: number, data: Uint8Array, chunks: Buffer[]) => void,
 ): void {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -135,165 +213,216 @@ function readMessage(
   const onEnd = () => {
     stop();
     const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-    if (body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5) {
+    if (body.length < 5 || (body[0]! & ~1) !== 0 || body.readUInt32BE(1) !== body.length - 5) {
       fallback(chunks);
       return;
     }
-    onMessage(body.subarray(5), chunks);
+    onEnvelope(body[0]!, body.subarray(5), chunks);
   };
   req.on("data", onData);
   req.on("end", onEnd);
 }
 
-function serveUnary(
-  spec: Extract<LeanSpec, { kind: "unary" }>,
-  interceptors: Interceptor[],
-  req: http2.Http2ServerRequest,
-  res: http2.Http2ServerResponse,
-  values: ContextValues,
-  signal: AbortSignal,
-  input: unknown,
-): void {
-  const ctx = handlerContext(spec, req, values, signal);
-  const output = spec.method.output;
-  // The request and response read their Headers through the context, so
-  // that none is made unless something asks for it.
-  const call = intercept<UnaryRequest, UnaryResponse>(interceptors, async (r) => {
-    const result: unknown = await spec.impl(r.message as never, ctx);
-    return new LeanUnaryResponse(ctx, isMessage(result, output) ? result : create(output, result as never)) as UnaryResponse;
-  });
-  const request = new LeanUnaryRequest(ctx, input);
-  call(request as unknown as UnaryRequest).then(
-    (response) => {
-      res.writeHead(200, responseHeaders(ctx));
-      res.addTrailers({ ...ctx.trailerEntries(), "grpc-status": "0" });
-      res.end(frame(toBinary(output, response.message as never)));
-    },
-    (error: unknown) => endWithError(res, ctx, error, false),
-  );
+/**
+ * Decodes the request and runs the call. A body that does not decompress or
+ * parse goes back to Connect, which answers it with its own status.
+ */
+async function serve(call: LeanCall, flags: number, data: Uint8Array, chunks: Buffer[], readMaxBytes: number, fallback: Fallback): Promise<void> {
+  let input: MessageShape<DescMessage>;
+  try {
+    const envelope = await envelopeDecompress({ flags, data }, call.compression, readMaxBytes);
+    input = call.method.serialization.getI(true).parse(envelope.data);
+  } catch {
+    fallback(chunks);
+    return;
+  }
+  call.hooks.served?.();
+  const context = createContext(call);
+  try {
+    if (call.method.spec.kind === "unary") {
+      await serveUnary(call, call.method.spec, context, input);
+    } else {
+      await serveServerStream(call, call.method.spec, context, input);
+    }
+  } finally {
+    // As Connect does once a response is complete: stops the deadline timer
+    // and tells anything still listening that the call is over.
+    context.abort();
+  }
 }
 
-/** What a unary request and response share: the call they belong to, and a message. */
-class LeanUnaryPart {
-  readonly stream = false;
-  constructor(
-    protected readonly ctx: LeanContext,
-    readonly message: unknown,
-  ) {}
-  get service() {
-    return this.ctx.service;
+type LeanContext = ReturnType<typeof createHandlerContext>;
+
+function createContext(call: LeanCall): LeanContext {
+  const { req } = call;
+  const requestHeader: [string, string][] = [];
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (name.startsWith(":") || value === undefined) continue;
+    if (typeof value === "string") requestHeader.push([name, value]);
+    else for (const v of value) requestHeader.push([name, v]);
   }
-  get method() {
-    return this.ctx.method;
+  const context = createHandlerContext({
+    service: call.method.spec.method.parent,
+    method: call.method.spec.method,
+    protocolName: "grpc",
+    requestMethod: "POST",
+    url: `http://${req.authority}${req.url}`,
+    timeoutMs: call.timeoutMs,
+    shutdownSignal: call.shutdownSignal,
+    requestSignal: requestSignal(req.stream),
+    requestHeader,
+    responseHeader: { [headerContentType]: contentTypeProto },
+    responseTrailer: { [headerGrpcStatus]: grpcStatusOk },
+    contextValues: call.values,
+  });
+  if (call.responseCompression !== null) {
+    context.responseHeader.set(headerEncoding, call.responseCompression.name);
   }
+  return context;
 }
 
 /**
- * A unary request whose header is read through the context, so that no
- * Headers object is made unless an interceptor asks for one.
+ * A signal that aborts when the HTTP/2 stream closes, with the status that
+ * connect-node derives from the reset code (a client's cancel is CANCELED).
  */
-class LeanUnaryRequest extends LeanUnaryPart {
-  readonly requestMethod = "POST";
-  get url() {
-    return this.ctx.url;
-  }
-  get signal() {
-    return this.ctx.signal;
-  }
-  get contextValues() {
-    return this.ctx.values;
-  }
-  get header() {
-    return this.ctx.requestHeader;
-  }
-}
-
-/** A unary response whose header and trailer live in the context, made on demand. */
-class LeanUnaryResponse extends LeanUnaryPart {
-  get header() {
-    return this.ctx.responseHeader;
-  }
-  get trailer() {
-    return this.ctx.responseTrailer;
-  }
-}
-
-async function serveServerStream(
-  spec: Extract<LeanSpec, { kind: "server_streaming" }>,
-  interceptors: Interceptor[],
-  req: http2.Http2ServerRequest,
-  res: http2.Http2ServerResponse,
-  values: ContextValues,
-  shutdownSignal: AbortSignal,
-  input: unknown,
-): Promise<void> {
-  const stream = req.stream;
+function requestSignal(stream: http2.ServerHttp2Stream): AbortSignal {
   const controller = new AbortController();
-  const onShutdown = () => controller.abort(shutdownSignal.reason);
-  const onClose = () => controller.abort(new ConnectError(`http/2 stream closed (0x${(stream.rstCode ?? 0).toString(16)})`, Code.Canceled));
-  if (shutdownSignal.aborted) onShutdown();
-  shutdownSignal.addEventListener("abort", onShutdown);
-  stream.once("close", onClose);
-  const ctx = handlerContext(spec, req, values, controller.signal);
+  stream.once("close", () => controller.abort(errorFromResetCode(stream.rstCode)));
+  return controller.signal;
+}
+
+/** connect-node's mapping of HTTP/2 reset codes (node-error.ts, not exported). */
+function errorFromResetCode(rstCode: number | undefined): ConnectError | undefined {
+  const c = http2.constants;
+  const codes: Record<number, Code> = {
+    [c.NGHTTP2_PROTOCOL_ERROR]: Code.Internal,
+    [c.NGHTTP2_INTERNAL_ERROR]: Code.Internal,
+    [c.NGHTTP2_FLOW_CONTROL_ERROR]: Code.Internal,
+    [c.NGHTTP2_SETTINGS_TIMEOUT]: Code.Internal,
+    [c.NGHTTP2_FRAME_SIZE_ERROR]: Code.Internal,
+    [c.NGHTTP2_COMPRESSION_ERROR]: Code.Internal,
+    [c.NGHTTP2_CONNECT_ERROR]: Code.Internal,
+    [c.NGHTTP2_REFUSED_STREAM]: Code.Unavailable,
+    [c.NGHTTP2_CANCEL]: Code.Canceled,
+    [c.NGHTTP2_ENHANCE_YOUR_CALM]: Code.ResourceExhausted,
+    [c.NGHTTP2_INADEQUATE_SECURITY]: Code.PermissionDenied,
+    [c.NGHTTP2_HTTP_1_1_REQUIRED]: Code.PermissionDenied,
+  };
+  const code = rstCode === undefined ? undefined : codes[rstCode];
+  return code === undefined ? undefined : new ConnectError(`http/2 stream closed with error code 0x${rstCode!.toString(16)}`, code);
+}
+
+async function serveUnary(call: LeanCall, spec: Extract<LeanSpec, { kind: "unary" }>, context: LeanContext, input: MessageShape<DescMessage>): Promise<void> {
+  let body: Uint8Array;
+  try {
+    const output = await invokeUnaryImplementation(spec, context, input, call.method.interceptors);
+    body = await encode(call, output);
+  } catch (error) {
+    endWithError(call, context, error, false);
+    return;
+  }
+  if (call.req.stream.closed) return;
+  call.res.writeHead(200, nodeHeaders(context.responseHeader));
+  call.res.addTrailers(nodeHeaders(context.responseTrailer));
+  call.res.end(body);
+}
+
+/**
+ * Runs a server-streaming call the way Connect's invokeStreamImplementation
+ * does (interceptors around the implementation, headers and trailers copied
+ * from what they return), writing each response as it comes with HTTP/2 flow
+ * control honoured.
+ */
+async function serveServerStream(
+  call: LeanCall,
+  spec: Extract<LeanSpec, { kind: "server_streaming" }>,
+  context: LeanContext,
+  input: MessageShape<DescMessage>,
+): Promise<void> {
+  const { req, res } = call;
+  const stream = req.stream;
   const output = spec.method.output;
   let headersSent = false;
-  const sendHeaders = () => {
-    if (!headersSent) {
-      headersSent = true;
-      res.writeHead(200, responseHeaders(ctx));
-    }
-  };
   let it: AsyncIterator<unknown> | undefined;
   try {
-    const call = intercept<StreamRequest, StreamResponse>(interceptors, async (r) => ({
+    const next = applyInterceptors<StreamRequest, StreamResponse>(call.method.interceptors, async (request) => ({
       stream: true,
       service: spec.method.parent,
       method: spec.method,
-      header: ctx.responseHeader,
-      trailer: ctx.responseTrailer,
-      message: spec.impl(await single(r.message), ctx) as AsyncIterable<never>,
+      header: context.responseHeader,
+      trailer: context.responseTrailer,
+      message: normalizeIterable(output, spec.impl(await firstMessage(request.message), mergeRequest(context, request))),
     }));
-    const response = await call({
+    const response = await next({
       stream: true,
       service: spec.method.parent,
       method: spec.method,
-      requestMethod: "POST",
-      url: ctx.url,
-      signal: ctx.signal,
-      header: ctx.requestHeader,
-      contextValues: values,
-      message: createAsyncIterable([input as never]),
+      requestMethod: context.requestMethod,
+      url: context.url,
+      signal: context.signal,
+      header: context.requestHeader,
+      contextValues: context.values,
+      message: createAsyncIterable([input]),
     });
-    it = (response.message as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+    copyHeaders(response.header, context.responseHeader);
+    it = response.message[Symbol.asyncIterator]();
     for (;;) {
-      const next = await it.next();
-      if (next.done === true) break;
-      const message = isMessage(next.value, output) ? next.value : create(output, next.value as never);
-      sendHeaders();
-      if (stream.closed || !res.write(frame(toBinary(output, message)))) {
-        await drained(res, stream);
+      const result = await it.next();
+      if (result.done === true) break;
+      const body = await encode(call, result.value);
+      if (stream.closed) break;
+      if (!headersSent) {
+        headersSent = true;
+        res.writeHead(200, nodeHeaders(context.responseHeader));
       }
-      if (stream.closed) {
-        // The client is gone: let the handler clean up, and write nothing more.
-        await it.return?.();
-        return;
-      }
+      if (!res.write(body)) await drained(res, stream);
+      if (stream.closed) break;
     }
-    sendHeaders();
-    res.addTrailers({ ...ctx.trailerEntries(), "grpc-status": "0" });
+    if (stream.closed) {
+      // The client is gone: let the handler clean up, and write nothing more.
+      await it.return?.();
+      return;
+    }
+    copyHeaders(response.trailer, context.responseTrailer);
+    if (!headersSent) res.writeHead(200, nodeHeaders(context.responseHeader));
+    res.addTrailers(nodeHeaders(context.responseTrailer));
     res.end();
   } catch (error) {
-    if (!stream.closed) endWithError(res, ctx, error, headersSent);
-  } finally {
-    shutdownSignal.removeEventListener("abort", onShutdown);
-    stream.off("close", onClose);
+    endWithError(call, context, error, headersSent);
   }
+}
+
+/** Serializes, compresses when negotiated and large enough, and frames one message. */
+async function encode(call: LeanCall, message: unknown): Promise<Uint8Array> {
+  // The interceptors and the implementation produce messages of the method's
+  // output type; Connect's serializer is typed for them.
+  const data = call.method.serialization.getO(true).serialize(message as MessageShape<DescMessage>);
+  const envelope = await envelopeCompress({ flags: 0, data }, call.responseCompression, call.compressMinBytes);
+  return encodeEnvelope(envelope.flags, envelope.data);
+}
+
+/**
+ * Ends a call with the status of an error, as Connect's gRPC handler does: a
+ * ConnectError keeps its code, message, details and (non-protocol) metadata;
+ * anything else is INTERNAL with a generic message, so that no internal
+ * detail reaches the client. Headers, then the status in trailers. (The compat
+ * API cannot send a trailers-only response: it would end the stream with an
+ * empty DATA frame, which grpc-js rejects.)
+ */
+function endWithError(call: LeanCall, context: LeanContext, error: unknown, headersSent: boolean): void {
+  context.abort(error);
+  if (call.req.stream.closed) return;
+  const err = error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal, undefined, undefined, error);
+  setTrailerStatus(context.responseTrailer, err);
+  if (!headersSent) call.res.writeHead(200, nodeHeaders(context.responseHeader));
+  call.res.addTrailers(nodeHeaders(context.responseTrailer));
+  call.res.end();
 }
 
 /**
  * Resolves once the response can take more data, or once its stream has
- * closed: connect-node waits for "drain" alone, which never comes on a stream
- * destroyed with its connection.
+ * closed: waiting for "drain" alone never ends on a stream destroyed with its
+ * connection (see docs/upstream.md).
  */
 function drained(res: http2.Http2ServerResponse, stream: http2.ServerHttp2Stream): Promise<void> {
   return new Promise((resolve) => {
@@ -308,99 +437,52 @@ function drained(res: http2.Http2ServerResponse, stream: http2.ServerHttp2Stream
   });
 }
 
-function endWithError(res: http2.Http2ServerResponse, ctx: LeanContext, error: unknown, headersSent: boolean): void {
-  const err = ConnectError.from(error);
-  // Headers, then the status in trailers, as Connect sends it. (The compat API
-  // cannot send a trailers-only response: it would end the stream with an
-  // empty DATA frame, which grpc-js rejects.)
-  if (!headersSent) res.writeHead(200, responseHeaders(ctx));
-  res.addTrailers({
-    ...ctx.trailerEntries(),
-    ...Object.fromEntries(err.metadata),
-    "grpc-status": String(err.code),
-    "grpc-message": encodeURIComponent(err.rawMessage),
-  });
-  res.end();
+/** Wraps a call in interceptors as Connect's applyInterceptors does: the first in the list is the outermost. */
+function applyInterceptors<Req, Res>(interceptors: Interceptor[], call: (req: Req) => Promise<Res>): (req: Req) => Promise<Res> {
+  // An Interceptor is typed over Connect's union of unary and stream calls;
+  // the lean path only ever chains one kind, which the union cannot express.
+  type AnyFn = Parameters<Interceptor>[0];
+  return interceptors.reduceRight<AnyFn>((next, interceptor) => interceptor(next), call as unknown as AnyFn) as unknown as (req: Req) => Promise<Res>;
 }
 
-/**
- * Wraps a call in interceptors the way Connect applies them: the first in the
- * list is the outermost.
- */
-function intercept<Req, Res>(interceptors: Interceptor[], call: (req: Req) => Promise<Res>): (req: Req) => Promise<Res> {
-  return interceptors.reduceRight((next, interceptor) => interceptor(next as never) as never, call);
+/** The context a handler sees: Connect's, with what the interceptors changed on the request (mergeRequest in Connect). */
+function mergeRequest(context: LeanContext, request: StreamRequest): HandlerContext {
+  return { ...context, service: request.service, requestHeader: request.header, signal: request.signal, values: request.contextValues };
 }
 
-async function single<T>(messages: AsyncIterable<T>): Promise<T> {
+/** Takes the one request message of a server-streaming call, with Connect's error when there is none. */
+async function firstMessage<T>(messages: AsyncIterable<T>): Promise<T> {
   for await (const message of messages) return message;
-  throw new ConnectError("protocol error: missing input message", Code.Unimplemented);
-}
-
-function frame(bytes: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(5 + bytes.length);
-  out[0] = 0;
-  out.writeUInt32BE(bytes.length, 1);
-  out.set(bytes, 5);
-  return out;
-}
-
-function responseHeaders(ctx: LeanContext): Record<string, string> {
-  const headers = ctx.responseHeaderIfAny;
-  return headers === undefined ? { "content-type": "application/grpc+proto" } : { ...Object.fromEntries(headers), "content-type": "application/grpc+proto" };
-}
-
-function handlerContext(spec: LeanSpec, req: http2.Http2ServerRequest, values: ContextValues, signal: AbortSignal): LeanContext {
-  return new LeanContext(spec, req, values, signal);
+  throw new ConnectError("protocol error: missing input message for server-streaming method", Code.Unimplemented);
 }
 
 /**
- * A HandlerContext whose Headers objects are made only when asked for: most
- * calls read one request header (authorization) and set none.
+ * Connect's normalizeIterable (protocol/normalize.ts, not exported): each
+ * response built as a message of the output type, since implementations may
+ * yield init shapes. A mapping iterator, not one more async generator.
  */
-class LeanContext implements HandlerContext {
-  readonly requestMethod = "POST";
-  readonly protocolName = "grpc";
-  private requestHeaders: Headers | undefined;
-  responseHeaderIfAny: Headers | undefined;
-  private responseTrailers: Headers | undefined;
+function normalizeIterable<O extends DescMessage>(output: O, messages: AsyncIterable<MessageInitShape<O>>): AsyncIterable<MessageShape<O>> {
+  const normalize = (result: IteratorResult<MessageInitShape<O>>): IteratorResult<MessageShape<O>> =>
+    result.done === true ? result : { done: false, value: isMessage(result.value, output) ? result.value : create(output, result.value) };
+  return {
+    [Symbol.asyncIterator]() {
+      const it = messages[Symbol.asyncIterator]();
+      return {
+        next: () => it.next().then(normalize),
+        return: (value?: unknown) => (it.return ? it.return(value).then(normalize) : Promise.resolve({ done: true as const, value: undefined })),
+        throw: (error?: unknown) => (it.throw ? it.throw(error).then(normalize) : Promise.reject(error)),
+      };
+    },
+  };
+}
 
-  constructor(
-    private readonly spec: LeanSpec,
-    private readonly req: http2.Http2ServerRequest,
-    readonly values: ContextValues,
-    readonly signal: AbortSignal,
-  ) {}
+function copyHeaders(from: Headers, to: Headers): void {
+  if (from === to) return;
+  for (const key of [...to.keys()]) to.delete(key);
+  from.forEach((value, key) => to.set(key, value));
+}
 
-  get method() {
-    return this.spec.method;
-  }
-  get service() {
-    return this.spec.method.parent;
-  }
-  get url() {
-    return `http://${this.req.authority}${this.req.url}`;
-  }
-  timeoutMs() {
-    return undefined;
-  }
-  get requestHeader(): Headers {
-    if (this.requestHeaders === undefined) {
-      this.requestHeaders = new Headers();
-      for (const [name, value] of Object.entries(this.req.headers)) {
-        if (name.startsWith(":") || value === undefined) continue;
-        this.requestHeaders.set(name, Array.isArray(value) ? value.join(", ") : value);
-      }
-    }
-    return this.requestHeaders;
-  }
-  get responseHeader(): Headers {
-    return (this.responseHeaderIfAny ??= new Headers());
-  }
-  get responseTrailer(): Headers {
-    return (this.responseTrailers ??= new Headers());
-  }
-  /** The trailers set by the handler, without making an empty Headers. */
-  trailerEntries(): Record<string, string> {
-    return this.responseTrailers === undefined ? {} : Object.fromEntries(this.responseTrailers);
-  }
+/** Headers for node's http2 compat API; the values of a repeated name are joined, as fetch's Headers does. */
+function nodeHeaders(headers: Headers): Record<string, string> {
+  return Object.fromEntries(headers);
 }

@@ -12,6 +12,7 @@ import type { Logger } from "pino";
 import { createGrpcLeanPath } from "./grpc-lean-path.js";
 import { http2StreamKey } from "./http2-stream-key.js";
 import { routesOf, type ServiceRegistration } from "./routes.js";
+import type { ChatMetrics } from "./chat-metrics.js";
 
 /** Settings of {@link createNodeHandler}. */
 export interface NodeHandlerOptions {
@@ -20,7 +21,14 @@ export interface NodeHandlerOptions {
   shutdownSignal: AbortSignal;
   /** The largest request message accepted, after decompression. */
   readMaxBytes: number;
+  /**
+   * Whether plain gRPC calls may take the lean path (the default). Off, every
+   * call goes through Connect's handler: the parity tests compare the two.
+   */
+  leanPath?: boolean;
   logger: Logger;
+  /** Counts the calls that the lean path serves. */
+  metrics?: Pick<ChatMetrics, "leanPathCall">;
 }
 
 /**
@@ -37,18 +45,27 @@ export function createNodeHandler(options: NodeHandlerOptions): (
   req: http.IncomingMessage | http2.Http2ServerRequest,
   res: http.ServerResponse | http2.Http2ServerResponse,
 ) => void {
-  const router = createConnectRouter({
+  const { logger, metrics } = options;
+  // One set of router options, so that Connect and the lean path apply the
+  // same codecs, limits and signals.
+  const routerOptions = {
     acceptCompression: [compressionGzip, compressionBrotli],
     shutdownSignal: options.shutdownSignal,
     readMaxBytes: options.readMaxBytes,
-  });
+  };
+  const router = createConnectRouter(routerOptions);
   routesOf(options.services)(router);
-  const leanPath = createGrpcLeanPath(options.services, options.readMaxBytes, options.shutdownSignal);
+  const leanPath =
+    options.leanPath === false
+      ? () => false
+      : createGrpcLeanPath(options.services, routerOptions, {
+          served: () => metrics?.leanPathCall(),
+          writeFailed: (rpc, err) => logger.warn({ rpc, err }, "response not written; stream reset"),
+        });
   const paths = new Map<string, UniversalHandler>();
   for (const handler of router.handlers) {
     paths.set(handler.requestPath, handler);
   }
-  const { logger } = options;
   return (req, res) => {
     const handler = paths.get(req.url?.split("?", 2)[0] ?? "");
     if (handler === undefined) {

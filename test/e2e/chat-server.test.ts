@@ -156,30 +156,6 @@ describe("chat server on a real port, connect-node gRPC clients", () => {
     fastStream.cancel();
   });
 
-  it("answers unary calls the same on the lean path and through Connect", async () => {
-    const client = createChatClient(t.baseUrl, "lean-user");
-    const stream = await openStream(client, "lean-user");
-    const auth = { authorization: "lean-user" };
-    const path = "/chat.v1.ChatService/SendMessage";
-    const request = (channel: string) =>
-      grpcFrame(toBinary(SendMessageRequestSchema, create(SendMessageRequestSchema, { channel, text: "same either way" })));
-    // A deadline sends the call through Connect's own handler.
-    const viaConnect = { ...auth, "grpc-timeout": "10S" };
-    for (const headers of [auth, viaConnect]) {
-      const ok = await rawGrpcCall(t.baseUrl, path, request("lean-user"), headers);
-      assert.equal(ok.status, 200);
-      assert.equal(ok.headers["content-type"], "application/grpc+proto");
-      assert.deepEqual(grpcStatus(ok), { code: 0, message: "" });
-      assert.deepEqual([...ok.data], [0, 0, 0, 0, 0], "one empty SendMessageResponse");
-      const missing = await rawGrpcCall(t.baseUrl, path, request("nobody"), headers);
-      assert.deepEqual(grpcStatus(missing), { code: Code.NotFound, message: 'no online user or group is named "nobody"' });
-      const anonymous = await rawGrpcCall(t.baseUrl, path, request("lean-user"), headers === auth ? {} : { "grpc-timeout": "10S" });
-      assert.equal(grpcStatus(anonymous).code, Code.Unauthenticated);
-    }
-    assert.equal((await stream.waitForMessages(2)).length, 2);
-    stream.cancel();
-  });
-
   it("serves browsers' protocols on the web port, in binary and in JSON", async () => {
     const sender = createChatClient(t.baseUrl, "web-sender");
     const senderStream = await openStream(sender, "web-sender");

@@ -1,0 +1,378 @@
+import assert from "node:assert/strict";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { Writable } from "node:stream";
+import { after, before, describe, it } from "node:test";
+import { create, toBinary, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextKey, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
+import {
+  ChatService,
+  ConnectRequestSchema,
+  ConnectResponseSchema,
+  CreateGroupChatRequestSchema,
+  CreateGroupChatResponseSchema,
+  JoinGroupChatRequestSchema,
+  JoinGroupChatResponseSchema,
+  LeaveGroupChatRequestSchema,
+  LeaveGroupChatResponseSchema,
+  ListChannelsRequestSchema,
+  ListChannelsResponseSchema,
+  SendMessageRequestSchema,
+  SendMessageResponseSchema,
+} from "../../gen/chat/v1/chat_pb.js";
+import {
+  Health,
+  HealthCheckRequestSchema,
+  HealthCheckResponse_ServingStatus as ServingStatus,
+  HealthCheckResponseSchema,
+} from "../../gen/grpc/health/v1/health_pb.js";
+import { createChatErrorInterceptor } from "../../server/chat-error-interceptor.js";
+import { createChatMetrics } from "../../server/chat-metrics.js";
+import { createChatHub } from "../../server/core/chat-hub.js";
+import { createLogger } from "../../server/logger.js";
+import { createNodeHandler } from "../../server/node-handler.js";
+import { createRpcLogInterceptor } from "../../server/rpc-log-interceptor.js";
+import { serviceSpec } from "../../server/service-spec.js";
+import { rawH2Call, type RawCallOptions, type WireTranscript } from "../helpers/raw-h2-call.js";
+import { startTestServer } from "../helpers/test-server.js";
+
+// The lean path must answer exactly as Connect's own handler does. Each table
+// below runs twice, against a server with the lean path and one without, and
+// the two wire transcripts (headers, trailers, decoded messages, reset codes)
+// must be equal; the lean-path counter proves which path served each run.
+
+/** Header variants every unary row runs under: plain, with a deadline, compressed both ways. */
+const variants: Record<string, RawCallOptions> = {
+  plain: {},
+  deadline: { headers: { "grpc-timeout": "5S" } },
+  gzip: { gzipRequest: true, headers: { "grpc-accept-encoding": "gzip" } },
+};
+
+interface Row {
+  name: string;
+  path: string;
+  input: DescMessage;
+  body: Record<string, unknown>;
+  output: DescMessage;
+  options?: RawCallOptions;
+  /** Left open while the rows after it run; its transcript is taken at the end. */
+  background?: boolean;
+}
+
+function row<I extends DescMessage>(name: string, path: string, input: I, body: MessageInitShape<I>, output: DescMessage, options?: RawCallOptions): Row {
+  return { name, path, input, body: body as Record<string, unknown>, output, ...(options ? { options } : {}) };
+}
+
+function withVariant(options: RawCallOptions | undefined, variant: RawCallOptions): RawCallOptions {
+  return { ...options, ...variant, headers: { ...options?.headers, ...variant.headers } };
+}
+
+/** Message ids and times are random or the clock's: compared for presence, not value. */
+function normalize(transcript: WireTranscript): WireTranscript {
+  return JSON.parse(
+    JSON.stringify(transcript, (key, value: unknown) => {
+      if (key === "id" && typeof value === "string" && value !== "") return "<id>";
+      if (key === "sentAt" && typeof value === "string" && value !== "") return "<time>";
+      return value;
+    }),
+  ) as WireTranscript;
+}
+
+/** A stream's events, flattened: how they were coalesced into responses depends on timing. */
+function flattenEvents(transcript: WireTranscript): unknown {
+  return {
+    ...transcript,
+    messages: transcript.messages.flatMap((m) => (m.json as { events?: unknown[] }).events ?? []),
+  };
+}
+
+async function runRows(baseUrl: string, rows: readonly Row[]): Promise<Record<string, unknown>> {
+  const session = http2.connect(baseUrl);
+  session.on("error", () => {});
+  const results: Record<string, unknown> = {};
+  const background: Promise<void>[] = [];
+  const closeBackground = new AbortController();
+  for (const r of rows) {
+    const options = r.background ? { ...r.options, signal: closeBackground.signal } : r.options;
+    const call = rawH2Call(session, r.path, toBinary(r.input, create(r.input, r.body as MessageInitShape<DescMessage>)), r.output, options).then((t) => {
+      results[r.name] = r.output === ConnectResponseSchema ? flattenEvents(normalize(t)) : normalize(t);
+    });
+    if (r.background) {
+      background.push(call);
+      // Let the stream be registered before the next row uses its name.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    } else {
+      await call;
+    }
+  }
+  // Let the last deliveries reach the open streams, then close them.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  closeBackground.abort();
+  await Promise.all(background);
+  session.close();
+  return results;
+}
+
+function statusesOf(results: Record<string, unknown>): Set<number> {
+  return new Set(Object.values(results).map((t) => Number((t as WireTranscript).trailers["grpc-status"] ?? -1)));
+}
+
+const chat = (method: string) => `/chat.v1.ChatService/${method}`;
+const as = (user: string, options?: RawCallOptions): RawCallOptions => ({ ...options, headers: { authorization: user, ...options?.headers } });
+
+function chatRows(): Row[] {
+  const rows: Row[] = [
+    { ...row("connect alice", chat("Connect"), ConnectRequestSchema, { username: "alice" }, ConnectResponseSchema), background: true },
+    { ...row("connect bob, deadline", chat("Connect"), ConnectRequestSchema, { username: "bob" }, ConnectResponseSchema, { headers: { "grpc-timeout": "60S" } }), background: true },
+    {
+      ...row("connect carol, gzip", chat("Connect"), ConnectRequestSchema, { username: "carol" }, ConnectResponseSchema, { headers: { "grpc-accept-encoding": "gzip" } }),
+      background: true,
+    },
+    row("connect alice again", chat("Connect"), ConnectRequestSchema, { username: "alice" }, ConnectResponseSchema),
+    row("connect bad name", chat("Connect"), ConnectRequestSchema, { username: "bad name!" }, ConnectResponseSchema),
+    row("connect dave past its deadline", chat("Connect"), ConnectRequestSchema, { username: "dave" }, ConnectResponseSchema, { headers: { "grpc-timeout": "300m" } }),
+    row("connect erin, cancelled", chat("Connect"), ConnectRequestSchema, { username: "erin" }, ConnectResponseSchema, { cancelAfterMs: 100 }),
+  ];
+  for (const [v, variant] of Object.entries(variants)) {
+    const add = (name: string, r: Omit<Row, "name">) => rows.push({ ...r, name: `${name} (${v})`, options: withVariant(r.options, variant) });
+    add("create team", row("", chat("CreateGroupChat"), CreateGroupChatRequestSchema, { name: "team" }, CreateGroupChatResponseSchema, as("alice")));
+    add("create a user's name", row("", chat("CreateGroupChat"), CreateGroupChatRequestSchema, { name: "alice" }, CreateGroupChatResponseSchema, as("bob")));
+    add("create bad name", row("", chat("CreateGroupChat"), CreateGroupChatRequestSchema, { name: "bad name" }, CreateGroupChatResponseSchema, as("bob")));
+    add("join team", row("", chat("JoinGroupChat"), JoinGroupChatRequestSchema, { name: "team" }, JoinGroupChatResponseSchema, as("bob")));
+    add("join nowhere", row("", chat("JoinGroupChat"), JoinGroupChatRequestSchema, { name: "nowhere" }, JoinGroupChatResponseSchema, as("bob")));
+    add("leave as non-member", row("", chat("LeaveGroupChat"), LeaveGroupChatRequestSchema, { name: "team" }, LeaveGroupChatResponseSchema, as("carol")));
+    add("send as non-member", row("", chat("SendMessage"), SendMessageRequestSchema, { channel: "team", text: "hi" }, SendMessageResponseSchema, as("carol")));
+    add("send to team", row("", chat("SendMessage"), SendMessageRequestSchema, { channel: "team", text: `hello team ${v}` }, SendMessageResponseSchema, as("alice")));
+    add(
+      "send a long direct message",
+      row("", chat("SendMessage"), SendMessageRequestSchema, { channel: "carol", text: `${v} `.repeat(700) }, SendMessageResponseSchema, as("bob")),
+    );
+    add("send anonymously", row("", chat("SendMessage"), SendMessageRequestSchema, { channel: "team", text: "hi" }, SendMessageResponseSchema));
+    add("send as nobody online", row("", chat("SendMessage"), SendMessageRequestSchema, { channel: "team", text: "hi" }, SendMessageResponseSchema, as("nobody")));
+    add("send empty text", row("", chat("SendMessage"), SendMessageRequestSchema, { channel: "team", text: "" }, SendMessageResponseSchema, as("alice")));
+    add("send to nobody", row("", chat("SendMessage"), SendMessageRequestSchema, { channel: "nobody", text: "hi" }, SendMessageResponseSchema, as("alice")));
+    add("list", row("", chat("ListChannels"), ListChannelsRequestSchema, {}, ListChannelsResponseSchema, as("alice")));
+    add("list anonymously", row("", chat("ListChannels"), ListChannelsRequestSchema, {}, ListChannelsResponseSchema));
+  }
+  // Up to the group limit (40 in these servers), then one more.
+  for (let i = 0; i < 41; i++) {
+    rows.push(row(`create group ${i}`, chat("CreateGroupChat"), CreateGroupChatRequestSchema, { name: `g${String(i).padStart(2, "0")}-${"x".repeat(28)}` }, CreateGroupChatResponseSchema, as("carol")));
+  }
+  for (const [v, variant] of Object.entries(variants)) {
+    rows.push(row(`list (${v}), large enough to compress`, chat("ListChannels"), ListChannelsRequestSchema, {}, ListChannelsResponseSchema, as("alice", variant)));
+  }
+  return rows;
+}
+
+async function leanCalls(metricsPort: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  return Number(/^grpc_server_lean_path_calls_total (\d+)$/m.exec(text)?.[1]);
+}
+
+describe("the lean gRPC path answers exactly as Connect would", () => {
+  const failures: unknown[] = [];
+  const onFailure = (error: unknown) => failures.push(error);
+  before(() => {
+    process.on("unhandledRejection", onFailure);
+    process.on("uncaughtException", onFailure);
+  });
+  after(() => {
+    process.off("unhandledRejection", onFailure);
+    process.off("uncaughtException", onFailure);
+  });
+
+  it("for every chat RPC, status, header, deadline and compression", async () => {
+    const transcripts: Record<string, unknown>[] = [];
+    for (const leanPath of [true, false]) {
+      const t = await startTestServer({ leanPath, maxGroupsPerUser: 40, metricsPort: 0 });
+      try {
+        const rows = chatRows();
+        transcripts.push(await runRows(t.baseUrl, rows));
+        assert.equal(await leanCalls(t.server.metricsAddress!.port), leanPath ? rows.length : 0, `lean path ${leanPath ? "on" : "off"}: calls it served`);
+      } finally {
+        await t.stop();
+      }
+    }
+    const [lean, connect] = transcripts as [Record<string, unknown>, Record<string, unknown>];
+    for (const name of Object.keys(connect)) {
+      assert.deepEqual(lean[name], connect[name], name);
+    }
+    assert.deepEqual(Object.keys(lean).sort(), Object.keys(connect).sort());
+    // The matrix really covers success and each code the chat answers with.
+    const codes = [Code.InvalidArgument, Code.DeadlineExceeded, Code.NotFound, Code.AlreadyExists, Code.PermissionDenied, Code.ResourceExhausted, Code.FailedPrecondition, Code.Unauthenticated];
+    assert.deepEqual([0, ...codes].filter((c) => !statusesOf(connect).has(c)), []);
+    // Compression was negotiated, both ways.
+    const large = connect["list (gzip), large enough to compress"] as WireTranscript;
+    assert.equal(large.headers["grpc-encoding"], "gzip");
+    assert.equal(large.messages[0]?.compressed, true);
+    assert.equal((connect["list (plain), large enough to compress"] as WireTranscript).messages[0]?.compressed, false);
+    assert.equal(failures.length, 0, String(failures[0]));
+  });
+
+  it("for handlers that fail, misbehave, or outlive their client", async () => {
+    const transcripts: Record<string, unknown>[] = [];
+    for (const leanPath of [true, false]) {
+      const server = await startHealthServer(leanPath);
+      try {
+        transcripts.push(await runRows(server.baseUrl, healthRows()));
+        assert.equal(await server.leanCalls(), leanPath ? healthRows().length : 0);
+      } finally {
+        await server.close();
+      }
+    }
+    const [lean, connect] = transcripts as [Record<string, unknown>, Record<string, unknown>];
+    for (const name of Object.keys(connect)) {
+      assert.deepEqual(lean[name], connect[name], name);
+    }
+    // What the rows are there for, as Connect answers them.
+    const trailers = (name: string) => (connect[name] as WireTranscript).trailers;
+    assert.equal(trailers("check details (plain)")["grpc-status"], String(Code.FailedPrecondition));
+    assert.ok(trailers("check details (plain)")["grpc-status-details-bin"], "error details travel");
+    assert.equal(trailers("check details (plain)")["x-reason"], "quota", "error metadata travels");
+    assert.deepEqual([trailers("check plain error (plain)")["grpc-status"], trailers("check plain error (plain)")["grpc-message"]], [String(Code.Internal), "internal%20error"]);
+    assert.equal(trailers("check unencodable (plain)")["grpc-status"], String(Code.Internal));
+    assert.equal((connect["check merged context (plain)"] as WireTranscript).headers["x-added"], "by-interceptor");
+    assert.equal((connect["check last cancel"] as WireTranscript).headers["x-last-cancel"], String(Code.Canceled));
+    assert.equal(trailers("check past its deadline")["grpc-status"], String(Code.DeadlineExceeded));
+    assert.equal(trailers("watch past its deadline")["grpc-status"], String(Code.DeadlineExceeded));
+    assert.equal(failures.length, 0, `a call's failure escaped: ${String(failures[0])}`);
+  });
+});
+
+const health = (method: string) => `/grpc.health.v1.Health/${method}`;
+
+function healthRows(): Row[] {
+  const rows: Row[] = [];
+  for (const [v, variant] of Object.entries(variants)) {
+    for (const [name, service] of [
+      ["ok", "ok"],
+      ["details", "details"],
+      ["plain error", "plain"],
+      ["unencodable", "enum"],
+      ["merged context", "merged"],
+    ]) {
+      rows.push(row(`check ${name} (${v})`, health("Check"), HealthCheckRequestSchema, { service }, HealthCheckResponseSchema, variant));
+      rows.push(row(`watch ${name} (${v})`, health("Watch"), HealthCheckRequestSchema, { service }, HealthCheckResponseSchema, variant));
+    }
+  }
+  rows.push(row("check cancelled", health("Check"), HealthCheckRequestSchema, { service: "cancel" }, HealthCheckResponseSchema, { cancelAfterMs: 100 }));
+  rows.push(row("check last cancel", health("Check"), HealthCheckRequestSchema, { service: "last-cancel" }, HealthCheckResponseSchema));
+  rows.push(row("watch cancelled", health("Watch"), HealthCheckRequestSchema, { service: "cancel" }, HealthCheckResponseSchema, { cancelAfterMs: 100 }));
+  rows.push(row("watch last cancel", health("Check"), HealthCheckRequestSchema, { service: "last-cancel" }, HealthCheckResponseSchema));
+  const deadline = { headers: { "grpc-timeout": "200m" } };
+  rows.push(row("check past its deadline", health("Check"), HealthCheckRequestSchema, { service: "deadline" }, HealthCheckResponseSchema, deadline));
+  rows.push(row("watch past its deadline", health("Watch"), HealthCheckRequestSchema, { service: "deadline" }, HealthCheckResponseSchema, deadline));
+  return rows;
+}
+
+const addedKey = createContextKey<string>("", { description: "set by the test interceptor" });
+
+/**
+ * Handlers that do what no chat handler should: fail with details and
+ * metadata, throw plain errors, return what cannot be encoded, and keep
+ * going after their client left.
+ */
+function misbehavingHealth(): ServiceImpl<typeof Health> {
+  let lastCancel = "";
+  const details = () =>
+    new ConnectError("refused with details", Code.FailedPrecondition, { "x-reason": "quota", "grpc-status": "0", "content-type": "text/html" }, [
+      { desc: HealthCheckResponseSchema, value: { status: ServingStatus.SERVING } },
+    ]);
+  const aborted = (signal: AbortSignal) => new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve())));
+  // An enum value that is not an int32, which the binary writer refuses.
+  const unencodable = 2 ** 40 as ServingStatus;
+  return {
+    async check(req, ctx) {
+      switch (req.service) {
+        case "details":
+          throw details();
+        case "plain":
+          throw new Error("internal detail: /etc/secret");
+        case "enum":
+          return { status: unencodable };
+        case "merged":
+          ctx.responseHeader.set("x-added", ctx.requestHeader.get("x-added") ?? "missing");
+          ctx.responseTrailer.set("x-value", ctx.values.get(addedKey));
+          return { status: ServingStatus.SERVING };
+        case "cancel":
+          await aborted(ctx.signal);
+          lastCancel = String(ConnectError.from(ctx.signal.reason).code);
+          // Answers after its client left: the write must fail quietly.
+          return { status: ServingStatus.SERVING };
+        case "last-cancel":
+          ctx.responseHeader.set("x-last-cancel", lastCancel);
+          return { status: ServingStatus.SERVING };
+        case "deadline":
+          ctx.responseHeader.set("x-timeout-set", String((ctx.timeoutMs() ?? 0) > 0));
+          await aborted(ctx.signal);
+          throw ctx.signal.reason;
+        default:
+          ctx.responseTrailer.set("x-trailer", "set by the handler");
+          return { status: ServingStatus.SERVING };
+      }
+    },
+    async *watch(req, ctx) {
+      yield { status: ServingStatus.SERVING };
+      switch (req.service) {
+        case "details":
+          throw details();
+        case "plain":
+          throw new Error("internal detail: /etc/secret");
+        case "enum":
+          yield { status: unencodable };
+          return;
+        case "merged":
+          yield { status: ctx.requestHeader.get("x-added") === "by-interceptor" ? ServingStatus.SERVING : ServingStatus.UNKNOWN };
+          return;
+        case "cancel":
+          await aborted(ctx.signal);
+          lastCancel = String(ConnectError.from(ctx.signal.reason).code);
+          yield { status: ServingStatus.NOT_SERVING };
+          return;
+        case "deadline":
+          await aborted(ctx.signal);
+          throw ctx.signal.reason;
+        default:
+          ctx.responseTrailer.set("x-trailer", "set by the handler");
+          yield { status: ServingStatus.NOT_SERVING };
+      }
+    },
+  };
+}
+
+/** Adds a request header and a context value, so that handlers show what they were given. */
+const mergingInterceptor: Interceptor = (next) => async (req) => {
+  const header = new Headers(req.header);
+  header.set("x-added", "by-interceptor");
+  req.contextValues.set(addedKey, "from the interceptor");
+  return next({ ...req, header });
+};
+
+async function startHealthServer(leanPath: boolean) {
+  const logger = createLogger("silent", new Writable({ write: (_c, _e, cb) => cb() }));
+  const metrics = createChatMetrics(createChatHub({ queueLimit: 10, maxGroupsPerUser: 10 }));
+  const shutdown = new AbortController();
+  const handler = createNodeHandler({
+    services: [
+      {
+        spec: serviceSpec(Health, misbehavingHealth()),
+        interceptors: [createRpcLogInterceptor(logger), createChatErrorInterceptor(), mergingInterceptor],
+      },
+    ],
+    shutdownSignal: shutdown.signal,
+    readMaxBytes: 65536,
+    leanPath,
+    logger,
+    metrics,
+  });
+  const server = http2.createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    leanCalls: async () => (await metrics.registry.getSingleMetric("grpc_server_lean_path_calls_total")?.get())?.values[0]?.value ?? 0,
+    close: () => {
+      shutdown.abort();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
