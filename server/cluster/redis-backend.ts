@@ -91,7 +91,10 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     retryStrategy: (n: number) => Math.min(100 * n, 1000),
   };
   const redis = new Redis(options.url, redisOptions);
-  const subscriber = new Redis(options.url, { ...redisOptions, enableOfflineQueue: true });
+  // The subscriber resubscribes by itself (below) rather than through
+  // ioredis's autoResubscribe, so that the node serves again only once Redis
+  // has confirmed the subscription.
+  const subscriber = new Redis(options.url, { ...redisOptions, enableOfflineQueue: true, autoResubscribe: false });
   const commands = redis as unknown as Redis & ChatCommands;
   const scripts: [keyof ChatCommands, string][] = [
     ["chatConnect", connectScript],
@@ -107,6 +110,11 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
 
   let available = false;
   let closing = false;
+  let started = false;
+  // Whether Redis has confirmed this node's delivery subscription on the
+  // current subscriber connection: without it, messages for this node's users
+  // would be published to nobody.
+  let subscribed = false;
   let timers: NodeJS.Timeout[] = [];
   const deliverChannel = `chat:deliver:${nodeId}`;
   const leaseKey = `chat:lease:${nodeId}`;
@@ -153,12 +161,40 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     endLocalSessions(unavailable());
   };
 
+  /** Both connections are up and the subscription confirmed: the node may serve. */
+  const canServe = () => redis.status === "ready" && subscribed;
+
+  /**
+   * The subscriber connection is back: subscribe again, then serve again if
+   * the command connection is up too.
+   */
+  const resubscribe = async () => {
+    try {
+      await subscriber.subscribe(deliverChannel);
+      subscribed = true;
+      if (!closing && !available && canServe()) await recover();
+    } catch (err) {
+      logger.warn({ err }, "could not subscribe to this node's deliveries yet");
+    }
+  };
+
+  /**
+   * The subscriber connection dropped (Redis closed it: a pub/sub output
+   * buffer over its limit, CLIENT KILL, a restart). Messages published to
+   * this node meanwhile are lost, so its streams end now rather than miss
+   * them silently, exactly as when the command connection drops.
+   */
+  const subscriberLost = () => {
+    subscribed = false;
+    goneAway();
+  };
+
   const refreshLease = async () => {
     if (closing) return;
     if (!available) {
       // A connection that never closed (Redis hung, then answered again)
       // brings no "ready" event: try to come back from here.
-      if (redis.status === "ready") await recover();
+      if (canServe()) await recover();
       return;
     }
     try {
@@ -189,8 +225,13 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     }
   };
 
-  const onDelivery = (_channel: string, payload: string) => {
-    const message = JSON.parse(payload) as DeliveredMessage;
+  const onDelivery = (channel: string, payload: string) => {
+    const message = parseDelivery(payload);
+    if (message === undefined) {
+      // Only the send script publishes here; anything else is not ours.
+      logger.warn({ channel, bytes: payload.length }, "ignored a malformed delivery");
+      return;
+    }
     const event: ChatEvent = {
       id: message.id,
       sender: message.sender,
@@ -229,13 +270,19 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
       subscriber.on("error", (err: Error) => logger.debug({ err: err.message }, "Redis subscriber error"));
       redis.on("close", goneAway);
       redis.on("ready", () => {
-        if (!closing && !available) void recover();
+        if (started && !closing && !available && canServe()) void recover();
+      });
+      subscriber.on("close", subscriberLost);
+      subscriber.on("ready", () => {
+        if (started && !closing) void resubscribe();
       });
       subscriber.on("message", onDelivery);
       await redis.connect();
       await subscriber.connect();
       await subscriber.subscribe(deliverChannel);
+      subscribed = true;
       await register();
+      started = true;
       setAvailable(true);
       timers = [setInterval(refreshLease, Math.max(100, Math.floor(leaseMs / 3))), setInterval(sweep, sweepMs)];
       for (const t of timers) t.unref();
@@ -344,4 +391,27 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
   }
 
   return backend;
+}
+
+/** Reads a delivery published by the send script; undefined for anything else. */
+function parseDelivery(payload: string): DeliveredMessage | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(payload);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null) return undefined;
+  const m = value as Record<string, unknown>;
+  const valid =
+    typeof m.id === "string" &&
+    typeof m.sender === "string" &&
+    typeof m.channel === "string" &&
+    (m.type === "user" || m.type === "group") &&
+    typeof m.text === "string" &&
+    typeof m.at === "number" &&
+    Array.isArray(m.to) &&
+    m.to.every((name) => typeof name === "string");
+  // Every field was checked above.
+  return valid ? (m as unknown as DeliveredMessage) : undefined;
 }

@@ -173,6 +173,58 @@ describe("cluster mode: three nodes sharing one Redis", { timeout: 60_000 }, () 
     await connect(1, "victim");
   });
 
+  it("ignores what is not a delivery on a node's channel", async () => {
+    const recv = await connect(1, "garbled");
+    const admin = new Redis(redis.url);
+    for (const channel of (await admin.pubsub("CHANNELS", "chat:deliver:*")) as string[]) {
+      for (const junk of ["not json", "null", '{"to": "garbled"}', '{"id": 1, "to": ["garbled"]}']) await admin.publish(channel, junk);
+    }
+    admin.disconnect();
+    await on(0, "garbled").sendMessage({ channel: "garbled", text: "after the junk" });
+    assert.equal((await recv.waitForMessages(1))[0]?.text, "after the junk");
+    assert.ok(nodes[1]!.logs.some((l) => l.msg === "ignored a malformed delivery"));
+    assert.equal(nodes[1]!.server.health.get(""), HealthCheckResponse_ServingStatus.SERVING);
+  });
+
+  it("ends its streams when Redis drops a node's subscriber, and serves again once resubscribed", async () => {
+    const sender = on(0, "pubsend");
+    await connect(0, "pubsend");
+    const recv = await connect(1, "pubrecv");
+    let acked = 0;
+    let sending = true;
+    const sends = (async () => {
+      while (sending && acked < 5000) {
+        try {
+          await sender.sendMessage({ channel: "pubrecv", text: String(acked + 1) });
+          acked++;
+        } catch {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+    })();
+    await recv.waitForMessages(20);
+    const admin = new Redis(redis.url);
+    // What Redis does to a subscriber over client-output-buffer-limit pubsub.
+    await admin.client("KILL", "TYPE", "pubsub");
+    admin.disconnect();
+    // Not a silent loss: the stream ends and says why...
+    assert.equal((await recv.ended)?.code, Code.Unavailable);
+    sending = false;
+    await sends;
+    // ...and what it did receive has no gap: every message in order, up to where it ended.
+    const got = recv.messages.map((m) => Number(m.text));
+    assert.deepEqual(got, got.map((_, i) => i + 1));
+    assert.ok(got.length <= acked);
+    for (const node of [0, 1, 2]) {
+      await until(async () => nodes[node]!.server.health.get("") === HealthCheckResponse_ServingStatus.SERVING, `node ${node} not back`);
+    }
+    // Every node lost its subscriber: both users connect again.
+    await connect(0, "pubsend");
+    const again = await connect(1, "pubrecv");
+    await on(2, "pubsend").sendMessage({ channel: "pubrecv", text: "resubscribed" });
+    assert.equal((await again.waitForMessages(1))[0]?.text, "resubscribed");
+  });
+
   it("stops serving while Redis hangs, and comes back with nothing stale", async () => {
     const before = await Promise.all([0, 1, 2].map((n) => connect(n, `hang${n}`)));
     await on(0, "hang0").createGroupChat({ name: "hang-room" });
