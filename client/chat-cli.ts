@@ -31,6 +31,16 @@ export const helpText = [
   "  <text>                 send to the current channel (see /to)",
 ].join("\n");
 
+/** The commands that need an argument, with how to use them. */
+const usages: Record<string, string> = {
+  "/create": "/create <group>",
+  "/join": "/join <group>",
+  "/leave": "/leave <group>",
+  "/to": "/to <channel>",
+  "/send": "/send <channel> <text>",
+  "/sleep": "/sleep <ms>",
+};
+
 /**
  * Formats a received message as one line: time (UTC), channel ("#group" or
  * "@user" for a direct message to that user), sender, text.
@@ -113,6 +123,11 @@ export async function runChatCli(options: ChatCliOptions): Promise<number> {
     }
     const [command = "", ...rest] = trimmed.split(/\s+/);
     const arg = rest[0] ?? "";
+    const usage = usages[command];
+    if (usage !== undefined && arg === "") {
+      print(`! ${command} needs an argument: ${usage}`);
+      return true;
+    }
     switch (command) {
       case "/help":
         print(helpText);
@@ -134,7 +149,7 @@ export async function runChatCli(options: ChatCliOptions): Promise<number> {
       case "/list": {
         const { channels } = await client.listChannels({});
         const names = channels.map((c) => (c.type === ChannelType.GROUP ? `#${c.name}` : `@${c.name}`));
-        print(`* ${channels.length} channels: ${names.join(" ")}`);
+        print(`* ${channels.length} ${channels.length === 1 ? "channel" : "channels"}${names.length > 0 ? `: ${names.join(" ")}` : ""}`);
         return true;
       }
       case "/to":
@@ -148,9 +163,15 @@ export async function runChatCli(options: ChatCliOptions): Promise<number> {
         print(`* sent to ${arg}`);
         return true;
       }
-      case "/sleep":
-        await new Promise((resolve) => setTimeout(resolve, Number(arg) || 0));
+      case "/sleep": {
+        const ms = Number(arg);
+        if (!/^\d+$/.test(arg) || ms > 3_600_000) {
+          print(`! /sleep takes a whole number of milliseconds up to 3600000, got ${JSON.stringify(arg)}`);
+          return true;
+        }
+        await new Promise((resolve) => setTimeout(resolve, ms));
         return true;
+      }
       default:
         print(`! unknown command ${command}: type /help for the list`);
         return true;

@@ -8,20 +8,44 @@ import { quote } from "./core/chat-error.js";
  */
 export const userKey = createContextKey<string | undefined>(undefined, { description: "authenticated username" });
 
+/** What an authorization header says: a username, or what is wrong with it. */
+export type Authorization = { username: string } | { problem: string };
+
+const hint = 'send the username of a live Connect stream, bare or as "Bearer <username>"';
+
 /**
- * Extracts the username from an authorization header value: either the bare
- * username, or "Bearer <username>" (the scheme compared without regard to
- * case, as RFC 9110 has it). Returns undefined for a missing or empty value,
- * and for a scheme with no token.
+ * Reads an authorization header value: either the bare username, or
+ * "Bearer <username>" (the scheme compared without regard to case, as RFC
+ * 9110 has it). Anything else comes back as a problem that says what is
+ * wrong, for the UNAUTHENTICATED message.
  */
-export function parseAuthorization(value: string | null): string | undefined {
+export function parseAuthorization(value: string | null): Authorization {
   if (value === null) {
-    return undefined;
+    // HTTP/2 drops a field value with leading or trailing whitespace as
+    // malformed (RFC 9113, 8.2.1), so a padded header arrives as no header.
+    return { problem: `missing "authorization" header (one with leading or trailing spaces is dropped as malformed on the way): ${hint}` };
+  }
+  const trimmed = value.trim();
+  if (trimmed === "") {
+    return { problem: `the "authorization" header is empty: ${hint}` };
   }
   // "Bearer" alone is a scheme without a token, not a user named Bearer
   // (who can still write "Bearer Bearer").
-  const username = value.trim().replace(/^bearer(?:\s+|$)/i, "");
-  return username === "" ? undefined : username;
+  const bearer = /^bearer(?:\s+|$)/i.exec(trimmed);
+  const username = bearer === null ? trimmed : trimmed.slice(bearer[0].length);
+  if (username === "") {
+    return { problem: `"authorization" has the Bearer scheme but no token: ${hint}` };
+  }
+  if (/\s/.test(username)) {
+    const scheme = bearer === null ? username.split(/\s/, 1)[0]! : "Bearer";
+    return {
+      problem:
+        bearer === null
+          ? `"authorization" uses the scheme ${quote(scheme)}, which this server does not accept: ${hint}`
+          : `"authorization" names ${quote(username)}, which is not one username: ${hint}`,
+    };
+  }
+  return { username };
 }
 
 /**
@@ -35,13 +59,11 @@ export function createAuthInterceptor(isOnline: (username: string) => boolean | 
     if (exemptMethods.has(req.method)) {
       return next(req);
     }
-    const username = parseAuthorization(req.header.get("authorization"));
-    if (username === undefined) {
-      throw new ConnectError(
-        'missing "authorization" header: send the username of a live Connect stream',
-        Code.Unauthenticated,
-      );
+    const authorization = parseAuthorization(req.header.get("authorization"));
+    if ("problem" in authorization) {
+      throw new ConnectError(authorization.problem, Code.Unauthenticated);
     }
+    const { username } = authorization;
     if (!(await isOnline(username))) {
       throw new ConnectError(
         `"authorization" names ${quote(username)}, which is not connected`,

@@ -9,7 +9,7 @@ import { ChatService } from "../gen/chat/v1/chat_pb.js";
 import type { ChatBackend } from "./core/chat-backend.js";
 import { createChatHub, type ChatHub } from "./core/chat-hub.js";
 import { createRedisBackend } from "./cluster/redis-backend.js";
-import type { ServerConfig } from "./config.js";
+import { ConfigError, type ServerConfig } from "./config.js";
 import { createHealthStatus, ServingStatus, type HealthStatus } from "./health-status.js";
 import { createNodeHandler } from "./node-handler.js";
 import { createWebPage, type WebPage } from "./web-page.js";
@@ -143,22 +143,26 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
 
     async listen() {
       if (cluster !== undefined) {
-        await cluster.start();
+        try {
+          await cluster.start();
+        } catch (error) {
+          await cluster.close();
+          throw new ConfigError(`--redis ${redactUrl(config.redis!)}: cannot reach Redis (${describeError(error)})`);
+        }
         logger.info({ node: cluster.nodeId }, "cluster mode: registered with Redis");
       }
       if (metricsServer !== undefined) {
-        const address = await listenOn(metricsServer, config.metricsPort!, config.host);
+        const address = await listenOn(metricsServer, config.metricsPort!, config.host, "--metrics-port");
         logger.info({ host: address.address, port: address.port }, "metrics listening");
       }
       let web: string | undefined;
       if (config.webPort !== undefined) {
         webPage = await createWebPage();
-        const address = await listenOn(http1, config.webPort, config.host);
-        web = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}/`;
+        const address = await listenOn(http1, config.webPort, config.host, "--web-port");
+        web = `http://${hostPort(address)}/`;
       }
-      const address = await listenOn(server, config.port, config.host);
+      const address = await listenOn(server, config.port, config.host, "--port");
       logger.info({ host: address.address, port: address.port, ...(web ? { web } : {}) }, "server listening");
-      if (web) logger.info({ web }, `chat page at ${web}`);
       return address;
     },
 
@@ -202,15 +206,44 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
   };
 }
 
-/** Listens on a port and resolves with the bound address. */
-function listenOn(server: net.Server, port: number, host: string): Promise<AddressInfo> {
+/**
+ * Listens on a port and resolves with the bound address. A port that cannot
+ * be had rejects with a ConfigError naming the flag and the address.
+ */
+function listenOn(server: net.Server, port: number, host: string, flag: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
-    server.once("error", reject);
+    const onError = (error: NodeJS.ErrnoException) => {
+      const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+      const why: Record<string, string> = {
+        EADDRINUSE: `${where} is already in use`,
+        EACCES: `no permission to listen on ${where}`,
+        EADDRNOTAVAIL: `${host} is not an address of this machine (see --host)`,
+        ENOTFOUND: `host ${host} not found (see --host)`,
+      };
+      reject(new ConfigError(`${flag} ${port}: ${why[error.code ?? ""] ?? `cannot listen on ${where} (${error.message})`}`));
+    };
+    server.once("error", onError);
     server.listen(port, host, () => {
-      server.off("error", reject);
+      server.off("error", onError);
       resolve(server.address() as AddressInfo);
     });
   });
+}
+
+/** An address as host:port, with brackets around an IPv6 host. */
+function hostPort(address: AddressInfo): string {
+  return `${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
+}
+
+/** A URL without its password, for messages. */
+function redactUrl(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.password !== "") parsed.password = "***";
+  return parsed.toString().replace(/\/$/, "");
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /**

@@ -47,7 +47,11 @@ export const defaultConfig: ServerConfig = {
   leanPath: true,
 };
 
-/** The error parseConfig throws for a bad flag or variable; its message says which. */
+/**
+ * A configuration the server cannot run with: a bad flag or variable, a port
+ * already in use, a Redis that cannot be reached. Its message is one line
+ * that names the flag and the value; main prints it and exits 2.
+ */
 export class ConfigError extends Error {
   override name = "ConfigError";
 }

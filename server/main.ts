@@ -34,9 +34,18 @@ async function main(): Promise<void> {
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   try {
-    await server.listen();
+    const address = await server.listen();
+    if (!logger.isLevelEnabled("info")) {
+      // The log says where the server listens, unless it is quieter than that.
+      const web = server.webAddress;
+      process.stderr.write(`chat-server: listening on ${config.host}:${address.port}${web ? `, chat page on port ${web.port}` : ""}\n`);
+    }
   } catch (err) {
-    logger.fatal({ err, host: config.host, port: config.port }, "cannot listen");
+    if (err instanceof ConfigError) {
+      process.stderr.write(`chat-server: ${err.message}\n`);
+      process.exit(2);
+    }
+    logger.fatal({ err, host: config.host, port: config.port }, "cannot start");
     process.exit(1);
   }
 }

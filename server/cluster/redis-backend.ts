@@ -266,8 +266,17 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     },
 
     async start() {
-      redis.on("error", (err: Error) => logger.debug({ err: err.message }, "Redis connection error"));
-      subscriber.on("error", (err: Error) => logger.debug({ err: err.message }, "Redis subscriber error"));
+      // ioredis rejects a failed first connect with "Connection is closed.";
+      // the error event before it says why.
+      let lastError: Error | undefined;
+      redis.on("error", (err: Error) => {
+        lastError = err;
+        logger.debug({ err: err.message }, "Redis connection error");
+      });
+      subscriber.on("error", (err: Error) => {
+        lastError = err;
+        logger.debug({ err: err.message }, "Redis subscriber error");
+      });
       redis.on("close", goneAway);
       redis.on("ready", () => {
         if (started && !closing && !available && canServe()) void recover();
@@ -277,8 +286,12 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
         if (started && !closing) void resubscribe();
       });
       subscriber.on("message", onDelivery);
-      await redis.connect();
-      await subscriber.connect();
+      try {
+        await redis.connect();
+        await subscriber.connect();
+      } catch (error) {
+        throw lastError ?? error;
+      }
       await subscriber.subscribe(deliverChannel);
       subscribed = true;
       await register();

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import * as net from "node:net";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
@@ -61,6 +62,55 @@ describe("the server process", () => {
     const flag = startMain(["--queue-limit", "-5"]);
     assert.deepEqual(await flag.exited, { code: 2, signal: null });
     assert.match(flag.stderr(), /--queue-limit/);
+  });
+
+  it("says in one line which port is taken, and exits 2", async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      for (const [args, flag] of [
+        [["--port", String(port), "--web-port", "0"], "--port"],
+        [["--port", "0", "--web-port", String(port)], "--web-port"],
+        [["--port", "0", "--no-web", "--metrics-port", String(port)], "--metrics-port"],
+      ] as const) {
+        const main = startMain([...args]);
+        assert.deepEqual(await main.exited, { code: 2, signal: null }, flag);
+        assert.equal(main.stderr(), `chat-server: ${flag} ${port}: 127.0.0.1:${port} is already in use\n`);
+      }
+    } finally {
+      taken.close();
+    }
+  });
+
+  it("says in one line that Redis cannot be reached, and exits 2", async () => {
+    const closed = net.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const port = (closed.address() as net.AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const main = startMain(["--port", "0", "--no-web", "--redis", `redis://:secret@127.0.0.1:${port}`]);
+    assert.deepEqual(await main.exited, { code: 2, signal: null });
+    assert.match(main.stderr(), new RegExp(`^chat-server: --redis redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}: cannot reach Redis \\(.*ECONNREFUSED.*\\)\\n$`));
+    assert.doesNotMatch(main.stderr(), /secret/);
+  });
+
+  it("still says where it listens when its log is silent", async () => {
+    const main = startMain(["--port", "0", "--web-port", "0", "--log-level", "silent"]);
+    await new Promise<void>((resolve) => main.child.stderr.once("data", () => resolve()));
+    assert.match(main.stderr(), /^chat-server: listening on 127\.0\.0\.1:\d+, chat page on port \d+\n$/);
+    assert.deepEqual(main.logs, []);
+    main.child.kill("SIGTERM");
+    assert.deepEqual(await main.exited, { code: 0, signal: null });
+  });
+
+  it("logs where it listens once, the page's address included", async () => {
+    const main = startMain(["--port", "0", "--web-port", "0"]);
+    await main.listening;
+    main.child.kill("SIGTERM");
+    await main.exited;
+    const mentions = main.logs.filter((l) => JSON.stringify(l).includes("http://127.0.0.1:"));
+    assert.equal(mentions.length, 1, JSON.stringify(mentions));
+    assert.equal(main.stderr(), "");
   });
 });
 

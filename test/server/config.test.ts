@@ -64,13 +64,20 @@ describe("configuration", () => {
 
 describe("authorization header", () => {
   it("accepts a username or Bearer <username>", () => {
-    assert.equal(parseAuthorization("alice"), "alice");
-    assert.equal(parseAuthorization("Bearer alice"), "alice");
-    assert.equal(parseAuthorization("BEARER  alice "), "alice");
-    assert.equal(parseAuthorization("Bearer Bearer"), "Bearer");
-    assert.equal(parseAuthorization("Bearer"), undefined);
-    assert.equal(parseAuthorization(""), undefined);
-    assert.equal(parseAuthorization("   "), undefined);
-    assert.equal(parseAuthorization(null), undefined);
+    assert.deepEqual(parseAuthorization("alice"), { username: "alice" });
+    assert.deepEqual(parseAuthorization("Bearer alice"), { username: "alice" });
+    assert.deepEqual(parseAuthorization("BEARER  alice "), { username: "alice" });
+    assert.deepEqual(parseAuthorization("Bearer Bearer"), { username: "Bearer" });
+    const problem = (value: string | null) => {
+      const result = parseAuthorization(value);
+      return "problem" in result ? result.problem : `no problem: ${result.username}`;
+    };
+    assert.match(problem("Bearer"), /Bearer scheme but no token/);
+    assert.match(problem("bearer   "), /Bearer scheme but no token/);
+    assert.match(problem(""), /header is empty/);
+    assert.match(problem("   "), /header is empty/);
+    assert.match(problem(null), /missing "authorization" header \(one with leading or trailing spaces is dropped/);
+    assert.match(problem("Basic YWxpY2U6eA=="), /uses the scheme "Basic", which this server does not accept/);
+    assert.match(problem("Bearer alice bob"), /names "alice bob", which is not one username/);
   });
 });
