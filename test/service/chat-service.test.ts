@@ -94,7 +94,7 @@ describe("chat service over the in-memory transport", () => {
 
     // UNAUTHENTICATED
     await rejectsWith(f.client().listChannels({}), Code.Unauthenticated, "missing");
-    await rejectsWith(f.client("").listChannels({}), Code.Unauthenticated, "missing");
+    await rejectsWith(f.client("").listChannels({}), Code.Unauthenticated, "Bearer scheme but no token");
     await rejectsWith(f.client("dave").sendMessage({ channel: "alice", text: "x" }), Code.Unauthenticated, '"dave"');
 
     // NOT_FOUND
@@ -180,9 +180,10 @@ describe("chat service over the in-memory transport", () => {
     assert.equal(new Set([direct?.id, group?.id, self?.id]).size, 3);
     const sentMs = Number(direct?.sentAt?.seconds) * 1000 + (direct?.sentAt?.nanos ?? 0) / 1e6;
     assert.ok(sentMs >= before - 1 && sentMs <= Date.now() + 1, `sent_at ${sentMs} not within the call`);
-    // Alice got only the group message: her direct message went to Bob alone.
-    await new Promise((r) => setTimeout(r, 20));
-    assert.equal(aliceStream.messages.length, 1);
+    // Alice got only the group message (her direct message went to Bob
+    // alone): the next thing she receives is a marker sent after both.
+    await f.client("bob").sendMessage({ channel: "alice", text: "marker" });
+    assert.deepEqual((await aliceStream.waitForMessages(2)).map((m) => m.text), [aliceGroup?.text, "marker"]);
   });
 
   it("coalesces events that queue while the stream is busy", async () => {
