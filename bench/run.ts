@@ -110,7 +110,7 @@ const clusterSpecs: ClusterSpec[] = [1, 2, 3].map((nodes) => ({
     ? { kind: "fanout", k: 20, n: 30, inFlight: 32, textSize: 32, stalled: false }
     : { kind: "fanout", k: 100, n: 2000, inFlight: 32, textSize: 32, stalled: false },
 }));
-const runClusterSpecs = opts.only === undefined || clusterSpecs.some((c) => opts.only!.split(",").includes(c.name));
+const selectedClusterSpecs = clusterSpecs.filter((c) => opts.only === undefined || opts.only.split(",").includes(c.name));
 
 function report(name: string, run: number, kind: string, m: Measurement): void {
   const o = m.outcome;
@@ -155,7 +155,7 @@ for (let run = 0; run < runs; run++) {
     }
     results.set(spec.name, [...(results.get(spec.name) ?? []), row]);
   }
-  for (const spec of runClusterSpecs ? clusterSpecs : []) {
+  for (const spec of selectedClusterSpecs) {
     try {
       const m = await measure("project", spec.scenario, spec.nodes);
       report(spec.name, run, "project", m);
@@ -173,7 +173,7 @@ if (!quick) {
   const machine = `${cpus().length} cores (${cpus()[0]?.model ?? "unknown"}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node.js ${process.version}`;
   const rendered = await renderReport({
     specs,
-    clusterSpecs: runClusterSpecs ? clusterSpecs : [],
+    clusterSpecs: selectedClusterSpecs,
     results,
     runs,
     machine,
