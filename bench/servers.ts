@@ -42,7 +42,9 @@ export function processCpuSeconds(pid: number): number {
 export async function startServer(kind: ServerKind, env: Record<string, string> = {}): Promise<BenchServer> {
   // BENCH_PROFILE=dir profiles the project's server with --cpu-prof.
   const profile = kind === "project" && process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
-  const child = spawn(process.execPath, [...profile, "--import", "tsx", ...entries[kind]], {
+  // BENCH_SERVER_ARGS="--no-lean-path" (say) passes flags to the project's server.
+  const extra = kind === "project" ? (process.env.BENCH_SERVER_ARGS ?? "").split(" ").filter((arg) => arg !== "") : [];
+  const child = spawn(process.execPath, [...profile, "--import", "tsx", ...entries[kind], ...extra], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -245,16 +245,24 @@ async function serve(call: LeanCall, flags: number, data: Uint8Array, chunks: Bu
       await serveServerStream(call, call.method.spec, context, input);
     }
   } finally {
-    // As Connect does once a response is complete: stops the deadline timer
-    // and tells anything still listening that the call is over.
-    context.abort();
+    // As Connect does once a response is complete: stops the deadline timer,
+    // unlinks the shutdown and request signals, and tells anything still
+    // listening that the call is over. Connect aborts without a reason, which
+    // makes a DOMException with a stack trace on every call (8% of the CPU of
+    // a direct message in the profile); a shared reason costs nothing, and no
+    // handler can see the difference, since its call has already ended.
+    context.abort(callEnded);
   }
 }
+
+/** Why a call's signal aborts once its response is complete. */
+const callEnded = new ConnectError("the call has ended", Code.Canceled);
 
 type LeanContext = ReturnType<typeof createHandlerContext>;
 
 function createContext(call: LeanCall): LeanContext {
   const { req } = call;
+  const request = new AbortController();
   const requestHeader: [string, string][] = [];
   for (const [name, value] of Object.entries(req.headers)) {
     if (name.startsWith(":") || value === undefined) continue;
@@ -269,11 +277,18 @@ function createContext(call: LeanCall): LeanContext {
     url: `http://${req.authority}${req.url}`,
     timeoutMs: call.timeoutMs,
     shutdownSignal: call.shutdownSignal,
-    requestSignal: requestSignal(req.stream),
+    requestSignal: request.signal,
     requestHeader,
     responseHeader: { [headerContentType]: contentTypeProto },
     responseTrailer: { [headerGrpcStatus]: grpcStatusOk },
     contextValues: call.values,
+  });
+  // The request signal aborts when the HTTP/2 stream closes while the call
+  // runs, with the status that connect-node derives from the reset code (a
+  // client's cancel is CANCELED). A stream that closes after its response is
+  // the normal end of every call: nothing is left to tell.
+  req.stream.once("close", () => {
+    if (!context.signal.aborted) request.abort(errorFromResetCode(req.stream.rstCode));
   });
   if (call.responseCompression !== null) {
     context.responseHeader.set(headerEncoding, call.responseCompression.name);
@@ -281,20 +296,10 @@ function createContext(call: LeanCall): LeanContext {
   return context;
 }
 
-/**
- * A signal that aborts when the HTTP/2 stream closes, with the status that
- * connect-node derives from the reset code (a client's cancel is CANCELED).
- */
-function requestSignal(stream: http2.ServerHttp2Stream): AbortSignal {
-  const controller = new AbortController();
-  stream.once("close", () => controller.abort(errorFromResetCode(stream.rstCode)));
-  return controller.signal;
-}
-
 /** connect-node's mapping of HTTP/2 reset codes (node-error.ts, not exported). */
-function errorFromResetCode(rstCode: number | undefined): ConnectError | undefined {
+const resetCodes: Record<number, Code> = (() => {
   const c = http2.constants;
-  const codes: Record<number, Code> = {
+  return {
     [c.NGHTTP2_PROTOCOL_ERROR]: Code.Internal,
     [c.NGHTTP2_INTERNAL_ERROR]: Code.Internal,
     [c.NGHTTP2_FLOW_CONTROL_ERROR]: Code.Internal,
@@ -308,7 +313,10 @@ function errorFromResetCode(rstCode: number | undefined): ConnectError | undefin
     [c.NGHTTP2_INADEQUATE_SECURITY]: Code.PermissionDenied,
     [c.NGHTTP2_HTTP_1_1_REQUIRED]: Code.PermissionDenied,
   };
-  const code = rstCode === undefined ? undefined : codes[rstCode];
+})();
+
+function errorFromResetCode(rstCode: number | undefined): ConnectError | undefined {
+  const code = rstCode === undefined ? undefined : resetCodes[rstCode];
   return code === undefined ? undefined : new ConnectError(`http/2 stream closed with error code 0x${rstCode!.toString(16)}`, code);
 }
 
