@@ -281,13 +281,15 @@ function misbehavingHealth(): ServiceImpl<typeof Health> {
   const aborted = (signal: AbortSignal) => new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve())));
   // An enum value that is not an int32, which the binary writer refuses.
   const unencodable = 2 ** 40 as ServingStatus;
+  // The failures both methods share.
+  const failIfAsked = (service: string) => {
+    if (service === "details") throw details();
+    if (service === "plain") throw new Error("internal detail: /etc/secret");
+  };
   return {
     async check(req, ctx) {
+      failIfAsked(req.service);
       switch (req.service) {
-        case "details":
-          throw details();
-        case "plain":
-          throw new Error("internal detail: /etc/secret");
         case "enum":
           return { status: unencodable };
         case "merged":
@@ -313,11 +315,8 @@ function misbehavingHealth(): ServiceImpl<typeof Health> {
     },
     async *watch(req, ctx) {
       yield { status: ServingStatus.SERVING };
+      failIfAsked(req.service);
       switch (req.service) {
-        case "details":
-          throw details();
-        case "plain":
-          throw new Error("internal detail: /etc/secret");
         case "enum":
           yield { status: unencodable };
           return;
