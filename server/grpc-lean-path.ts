@@ -145,6 +145,7 @@ export function createGrpcLeanPath(
       res,
       values,
       timeoutMs: timeout.timeoutMs,
+      arrivedAt: performance.now(),
       compression: compression.request,
       responseCompression: compression.response,
       compressMinBytes,
@@ -170,6 +171,8 @@ interface LeanCall {
   res: http2.Http2ServerResponse;
   values: ContextValues;
   timeoutMs: number | undefined;
+  /** When the request's headers arrived: the deadline runs from then, as in Connect, not from the end of the body. */
+  arrivedAt: number;
   compression: Compression | null;
   responseCompression: Compression | null;
   compressMinBytes: number;
@@ -275,7 +278,7 @@ function createContext(call: LeanCall): LeanContext {
     protocolName: "grpc",
     requestMethod: "POST",
     url: `http://${req.authority}${req.url}`,
-    timeoutMs: call.timeoutMs,
+    timeoutMs: call.timeoutMs === undefined ? undefined : call.timeoutMs - (performance.now() - call.arrivedAt),
     shutdownSignal: call.shutdownSignal,
     requestSignal: request.signal,
     requestHeader,
@@ -315,9 +318,29 @@ const resetCodes: Record<number, Code> = (() => {
   };
 })();
 
+/** The names of HTTP/2 error codes (RFC 9113, section 7), as connect-node spells them. */
+const resetCodeNames = [
+  "NO_ERROR",
+  "PROTOCOL_ERROR",
+  "INTERNAL_ERROR",
+  "FLOW_CONTROL_ERROR",
+  "SETTINGS_TIMEOUT",
+  "STREAM_CLOSED",
+  "FRAME_SIZE_ERROR",
+  "REFUSED_STREAM",
+  "CANCEL",
+  "COMPRESSION_ERROR",
+  "CONNECT_ERROR",
+  "ENHANCE_YOUR_CALM",
+  "INADEQUATE_SECURITY",
+  "HTTP_1_1_REQUIRED",
+];
+
 function errorFromResetCode(rstCode: number | undefined): ConnectError | undefined {
   const code = rstCode === undefined ? undefined : resetCodes[rstCode];
-  return code === undefined ? undefined : new ConnectError(`http/2 stream closed with error code 0x${rstCode!.toString(16)}`, code);
+  return code === undefined
+    ? undefined
+    : new ConnectError(`http/2 stream closed with error code ${resetCodeNames[rstCode!]} (0x${rstCode!.toString(16)})`, code);
 }
 
 async function serveUnary(call: LeanCall, spec: Extract<LeanSpec, { kind: "unary" }>, context: LeanContext, input: MessageShape<DescMessage>): Promise<void> {
@@ -380,8 +403,8 @@ async function serveServerStream(
       const body = await encode(call, result.value);
       if (stream.closed) break;
       if (!headersSent) {
-        headersSent = true;
         res.writeHead(200, nodeHeaders(context.responseHeader));
+        headersSent = true;
       }
       if (!res.write(body)) await drained(res, stream);
       if (stream.closed) break;
@@ -397,6 +420,10 @@ async function serveServerStream(
     res.end();
   } catch (error) {
     endWithError(call, context, error, headersSent);
+    // As Connect's pipeline does when serializing or writing fails: close the
+    // handler's generator, so that its finally blocks run (a Watch releases
+    // its subscription there). A generator that threw is already closed.
+    it?.return?.().catch(() => {});
   }
 }
 

@@ -12,7 +12,7 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 // benchmark's business, not the tests'.
 const only = ["fanout-100", "direct", "cluster-2"];
 
-it("the benchmark completes a scenario of each kind with every delivery", { timeout: 60_000 }, async () => {
+it("the benchmark completes a scenario of each kind with every delivery", { timeout: 30_000 }, async () => {
   const output = await new Promise<string>((resolve, reject) => {
     execFile(process.execPath, ["--import", "tsx", "bench/run.ts", "--quick", "--only", only.join(",")], { cwd: root, maxBuffer: 1 << 24 }, (error, stdout, stderr) => {
       if (error) reject(new Error(`${error.message}\n${stdout}\n${stderr}`));

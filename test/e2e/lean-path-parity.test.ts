@@ -34,7 +34,7 @@ import { createNodeHandler } from "../../server/node-handler.js";
 import { createRpcLogInterceptor } from "../../server/rpc-log-interceptor.js";
 import { serviceSpec } from "../../server/service-spec.js";
 import { rawH2Call, type RawCallOptions, type WireTranscript } from "../helpers/raw-h2-call.js";
-import { startTestServer } from "../helpers/test-server.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 // The lean path must answer exactly as Connect's own handler does. Each table
 // below runs twice, against a server with the lean path and one without, and
@@ -86,31 +86,71 @@ function flattenEvents(transcript: WireTranscript): unknown {
   };
 }
 
-async function runRows(baseUrl: string, rows: readonly Row[]): Promise<Record<string, unknown>> {
+/** A stream left open while the rows after it run. */
+interface OpenStreamRow {
+  username: string;
+  /** Resolves once a response carries this text. */
+  saw(text: string): Promise<void>;
+}
+
+/**
+ * Runs the rows in order on one connection and returns each one's transcript.
+ * Background rows (Connect streams) stay open until `finish` has run: it gets
+ * the open streams and whatever closes them (a shutdown, say).
+ */
+async function runRows(
+  baseUrl: string,
+  rows: readonly Row[],
+  finish: (session: http2.ClientHttp2Session, open: OpenStreamRow[]) => Promise<void> = async () => {},
+): Promise<Record<string, unknown>> {
   const session = http2.connect(baseUrl);
   session.on("error", () => {});
   const results: Record<string, unknown> = {};
   const background: Promise<void>[] = [];
-  const closeBackground = new AbortController();
+  const open: OpenStreamRow[] = [];
   for (const r of rows) {
-    const options = r.background ? { ...r.options, signal: closeBackground.signal } : r.options;
+    const texts: string[] = [];
+    const waiters: (() => void)[] = [];
+    const onMessage = (json: unknown) => {
+      texts.push(JSON.stringify(json));
+      for (const wake of waiters.splice(0)) wake();
+    };
+    const saw = async (text: string) => {
+      while (!texts.some((t) => t.includes(JSON.stringify(text)))) await new Promise<void>((resolve) => waiters.push(resolve));
+    };
+    const options = r.background ? { ...r.options, onMessage } : r.options;
     const call = rawH2Call(session, r.path, toBinary(r.input, create(r.input, r.body as MessageInitShape<DescMessage>)), r.output, options).then((t) => {
       results[r.name] = r.output === ConnectResponseSchema ? flattenEvents(normalize(t)) : normalize(t);
     });
     if (r.background) {
       background.push(call);
-      // Let the stream be registered before the next row uses its name.
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // Registered once its Connected event came: the next rows may use the name.
+      await new Promise<void>((resolve) => waiters.push(resolve));
+      open.push({ username: String(r.body.username), saw });
     } else {
       await call;
     }
   }
-  // Let the last deliveries reach the open streams, then close them.
-  await new Promise((resolve) => setTimeout(resolve, 100));
-  closeBackground.abort();
+  await finish(session, open);
   await Promise.all(background);
   session.close();
   return results;
+}
+
+/**
+ * Ends the open streams the way a server does: a marker message to each,
+ * seen arriving (so every delivery before it is in the transcript), then a
+ * shutdown, which ends them all with UNAVAILABLE.
+ */
+function markThenShutDown(t: TestServer) {
+  return async (session: http2.ClientHttp2Session, open: OpenStreamRow[]) => {
+    for (const stream of open) {
+      const marker = `marker for ${stream.username}`;
+      await rawH2Call(session, chat("SendMessage"), toBinary(SendMessageRequestSchema, create(SendMessageRequestSchema, { channel: stream.username, text: marker })), SendMessageResponseSchema, as(stream.username));
+      await stream.saw(marker);
+    }
+    await t.stop();
+  };
 }
 
 function statusesOf(results: Record<string, unknown>): Set<number> {
@@ -187,8 +227,14 @@ describe("the lean gRPC path answers exactly as Connect would", () => {
       const t = await startTestServer({ leanPath, maxGroupsPerUser: 40, metricsPort: 0 });
       try {
         const rows = chatRows();
-        transcripts.push(await runRows(t.baseUrl, rows));
-        assert.equal(await leanCalls(t.server.metricsAddress!.port), leanPath ? rows.length : 0, `lean path ${leanPath ? "on" : "off"}: calls it served`);
+        let served = -1;
+        transcripts.push(
+          await runRows(t.baseUrl, rows, async (session, open) => {
+            served = await leanCalls(t.server.metricsAddress!.port);
+            await markThenShutDown(t)(session, open);
+          }),
+        );
+        assert.equal(served, leanPath ? rows.length : 0, `lean path ${leanPath ? "on" : "off"}: calls it served`);
       } finally {
         await t.stop();
       }
@@ -199,7 +245,17 @@ describe("the lean gRPC path answers exactly as Connect would", () => {
     }
     assert.deepEqual(Object.keys(lean).sort(), Object.keys(connect).sort());
     // The matrix really covers success and each code the chat answers with.
-    const codes = [Code.InvalidArgument, Code.DeadlineExceeded, Code.NotFound, Code.AlreadyExists, Code.PermissionDenied, Code.ResourceExhausted, Code.FailedPrecondition, Code.Unauthenticated];
+    const codes = [
+      Code.InvalidArgument,
+      Code.DeadlineExceeded,
+      Code.NotFound,
+      Code.AlreadyExists,
+      Code.PermissionDenied,
+      Code.ResourceExhausted,
+      Code.FailedPrecondition,
+      Code.Unavailable,
+      Code.Unauthenticated,
+    ];
     assert.deepEqual([0, ...codes].filter((c) => !statusesOf(connect).has(c)), []);
     // Compression was negotiated, both ways.
     const large = connect["list (gzip), large enough to compress"] as WireTranscript;
@@ -232,7 +288,8 @@ describe("the lean gRPC path answers exactly as Connect would", () => {
     assert.deepEqual([trailers("check plain error (plain)")["grpc-status"], trailers("check plain error (plain)")["grpc-message"]], [String(Code.Internal), "internal%20error"]);
     assert.equal(trailers("check unencodable (plain)")["grpc-status"], String(Code.Internal));
     assert.equal((connect["check merged context (plain)"] as WireTranscript).headers["x-added"], "by-interceptor");
-    assert.equal((connect["check last cancel"] as WireTranscript).headers["x-last-cancel"], String(Code.Canceled));
+    assert.equal((connect["check last cancel"] as WireTranscript).headers["x-last-cancel"], `${Code.Canceled} http/2 stream closed with error code CANCEL (0x8)`);
+    assert.equal((connect["watch unencodable (plain): did its finally run"] as WireTranscript).headers["x-finally-ran"], "true");
     assert.equal(trailers("check past its deadline")["grpc-status"], String(Code.DeadlineExceeded));
     assert.equal(trailers("watch past its deadline")["grpc-status"], String(Code.DeadlineExceeded));
     assert.equal(failures.length, 0, `a call's failure escaped: ${String(failures[0])}`);
@@ -253,6 +310,7 @@ function healthRows(): Row[] {
     ]) {
       rows.push(row(`check ${name} (${v})`, health("Check"), HealthCheckRequestSchema, { service }, HealthCheckResponseSchema, variant));
       rows.push(row(`watch ${name} (${v})`, health("Watch"), HealthCheckRequestSchema, { service }, HealthCheckResponseSchema, variant));
+      rows.push(row(`watch ${name} (${v}): did its finally run`, health("Check"), HealthCheckRequestSchema, { service: "last-finally" }, HealthCheckResponseSchema));
     }
   }
   rows.push(row("check cancelled", health("Check"), HealthCheckRequestSchema, { service: "cancel" }, HealthCheckResponseSchema, { cancelAfterMs: 100 }));
@@ -274,6 +332,7 @@ const addedKey = createContextKey<string>("", { description: "set by the test in
  */
 function misbehavingHealth(): ServiceImpl<typeof Health> {
   let lastCancel = "";
+  let finallyRan = false;
   const details = () =>
     new ConnectError("refused with details", Code.FailedPrecondition, { "x-reason": "quota", "grpc-status": "0", "content-type": "text/html" }, [
       { desc: HealthCheckResponseSchema, value: { status: ServingStatus.SERVING } },
@@ -298,11 +357,15 @@ function misbehavingHealth(): ServiceImpl<typeof Health> {
           return { status: ServingStatus.SERVING };
         case "cancel":
           await aborted(ctx.signal);
-          lastCancel = String(ConnectError.from(ctx.signal.reason).code);
+          lastCancel = `${ConnectError.from(ctx.signal.reason).code} ${ConnectError.from(ctx.signal.reason).rawMessage}`;
           // Answers after its client left: the write must fail quietly.
           return { status: ServingStatus.SERVING };
         case "last-cancel":
           ctx.responseHeader.set("x-last-cancel", lastCancel);
+          return { status: ServingStatus.SERVING };
+        case "last-finally":
+          ctx.responseHeader.set("x-finally-ran", String(finallyRan));
+          finallyRan = false;
           return { status: ServingStatus.SERVING };
         case "deadline":
           ctx.responseHeader.set("x-timeout-set", String((ctx.timeoutMs() ?? 0) > 0));
@@ -318,14 +381,19 @@ function misbehavingHealth(): ServiceImpl<typeof Health> {
       failIfAsked(req.service);
       switch (req.service) {
         case "enum":
-          yield { status: unencodable };
+          try {
+            yield { status: unencodable };
+          } finally {
+            // Runs only if the server closes the generator after the failed write.
+            finallyRan = true;
+          }
           return;
         case "merged":
           yield { status: ctx.requestHeader.get("x-added") === "by-interceptor" ? ServingStatus.SERVING : ServingStatus.UNKNOWN };
           return;
         case "cancel":
           await aborted(ctx.signal);
-          lastCancel = String(ConnectError.from(ctx.signal.reason).code);
+          lastCancel = `${ConnectError.from(ctx.signal.reason).code} ${ConnectError.from(ctx.signal.reason).rawMessage}`;
           yield { status: ServingStatus.NOT_SERVING };
           return;
         case "deadline":

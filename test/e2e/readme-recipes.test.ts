@@ -94,10 +94,18 @@ describe("the README's recipes, as typed", { timeout: 90_000 }, () => {
         }
       }
       const texts = (i: number) => JSON.stringify(streams[i]?.events);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      assert.match(texts(0), /"text":"hello"/);
-      assert.match(texts(0), /"text":"hi alice"/);
-      assert.match(texts(1), /"text":"hello"/);
+      const deadline = Date.now() + 5000;
+      const expected: [number, RegExp][] = [
+        [0, /"text":"hello"/],
+        [0, /"text":"hi alice"/],
+        [1, /"text":"hello"/],
+      ];
+      for (const [i, text] of expected) {
+        while (!text.test(texts(i))) {
+          assert.ok(Date.now() < deadline, `stream ${i} got no ${text}: ${texts(i)}`);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      }
     } finally {
       for (const s of streams) s.call.cancel();
       for (const c of clients) c.close();
@@ -140,6 +148,11 @@ describe("the README's recipes, as typed", { timeout: 90_000 }, () => {
           await new Promise((resolve) => setTimeout(resolve, 200));
         }
       }
+      // The recipe's own processes answered: its Redis and each node say so
+      // in their output (a server already on one of these ports would not).
+      assert.match(clusterOutput, /Ready to accept connections/);
+      for (const port of ports) assert.match(clusterOutput, new RegExp(`"port":${port},.*"msg":"server listening"`), `node ${port} did not log that it listens`);
+      assert.doesNotMatch(clusterOutput, /already in use|EADDRINUSE/);
       const [aliceLine, bobLine, carolLine] = clients as [string, string, string];
       const bob = runLine(bobLine);
       const carol = runLine(carolLine);

@@ -23,6 +23,8 @@ export interface RawCallOptions {
   cancelAfterMessages?: number;
   /** Reset the stream with CANCEL when this aborts (for streams left open while other calls run). */
   signal?: AbortSignal;
+  /** Called with each response message as it arrives, decoded to JSON. */
+  onMessage?: (json: unknown) => void;
 }
 
 /**
@@ -73,7 +75,9 @@ export function rawH2Call(
         if (compressed) {
           bytes = headers["grpc-encoding"] === "br" ? zlib.brotliDecompressSync(bytes) : zlib.gunzipSync(bytes);
         }
-        messages.push({ compressed, json: toJson(output, fromBinary(output, bytes)) });
+        const json = toJson(output, fromBinary(output, bytes));
+        messages.push({ compressed, json });
+        options.onMessage?.(json);
         if (messages.length === options.cancelAfterMessages) cancel();
       }
     });
