@@ -12,6 +12,8 @@ import { createRedisBackend } from "./cluster/redis-backend.js";
 import { ConfigError, type ServerConfig } from "./config.js";
 import { createHealthStatus, ServingStatus, type HealthStatus } from "./health-status.js";
 import { createNodeHandler } from "./node-handler.js";
+import { guardConnection } from "./connection-guard.js";
+import { defaultChatServiceOptions } from "./chat-service.js";
 import { createWebPage, type WebPage } from "./web-page.js";
 import { createServices } from "./routes.js";
 import { createChatMetrics, type ChatMetrics } from "./chat-metrics.js";
@@ -50,15 +52,20 @@ export interface ChatServer {
  */
 export function createChatServer(config: ServerConfig, logger: Logger): ChatServer {
   const health = createHealthStatus([ChatService.typeName]);
-  const hub =
-    config.redis === undefined ? createChatHub({ queueLimit: config.queueLimit, maxGroupsPerUser: config.maxGroupsPerUser }) : undefined;
+  const limits = {
+    queueLimit: config.queueLimit,
+    queueLimitBytes: config.queueLimitBytes,
+    maxQueuedBytes: config.maxQueuedBytes,
+    maxGroupsPerUser: config.maxGroupsPerUser,
+    maxGroups: config.maxGroups,
+  };
+  const hub = config.redis === undefined ? createChatHub(limits) : undefined;
   const cluster =
     config.redis === undefined
       ? undefined
       : createRedisBackend({
           url: config.redis,
-          queueLimit: config.queueLimit,
-          maxGroupsPerUser: config.maxGroupsPerUser,
+          ...limits,
           leaseMs: config.leaseMs,
           sweepMs: config.sweepMs,
           logger,
@@ -77,7 +84,13 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
   let onLastSessionClosed: (() => void) | undefined;
 
   const handler = createNodeHandler({
-    services: createServices({ hub: backend, health, logger, metrics }),
+    services: createServices({
+      hub: backend,
+      health,
+      logger,
+      metrics,
+      chatServiceOptions: { ...defaultChatServiceOptions, stallTimeoutMs: config.stallTimeoutMs, listPageSize: config.listPageSize },
+    }),
     shutdownSignal: shutdownController.signal,
     readMaxBytes: config.readMaxBytes,
     leanPath: config.leanPath,
@@ -103,16 +116,32 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
   // (the Connect protocol and gRPC-Web over HTTP/1.1), next to the chat page,
   // on a port of their own.
   let webPage: WebPage | undefined;
-  const http1 = http.createServer((req, res) => {
+  const http1 = http.createServer({ headersTimeout: config.webHeadersTimeoutMs, requestTimeout: config.webRequestTimeoutMs }, (req, res) => {
     if (webPage?.serve(req, res)) return;
     handler(req, res);
+  });
+
+  // Past the cap, node closes new connections at once; say so once a minute
+  // at most, with how many were refused meanwhile.
+  server.maxConnections = config.maxConnections;
+  let refused = 0;
+  let refusalLogged = 0;
+  server.on("drop", () => {
+    refused++;
+    if (Date.now() - refusalLogged > 60_000) {
+      logger.warn({ maxConnections: config.maxConnections, refused }, "connection limit reached: refusing new connections");
+      refusalLogged = Date.now();
+      refused = 0;
+    }
   });
 
   server.on("session", (session) => {
     sessions.add(session);
     const stopPinging = keepAlive(session, config.pingIntervalMs, config.pingTimeoutMs, logger);
+    const stopGuarding = guardConnection(session, config, logger);
     session.once("close", () => {
       stopPinging();
+      stopGuarding();
       sessions.delete(session);
       if (sessions.size === 0) onLastSessionClosed?.();
     });
@@ -147,23 +176,31 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
           await cluster.start();
         } catch (error) {
           await cluster.close();
-          throw new ConfigError(`--redis ${redactUrl(config.redis!)}: cannot reach Redis (${describeError(error)})`);
+          throw new ConfigError(`--redis (REDIS_URL) ${redactUrl(config.redis!)}: cannot reach Redis (${describeError(error)})`);
         }
         logger.info({ node: cluster.nodeId }, "cluster mode: registered with Redis");
       }
-      if (metricsServer !== undefined) {
-        const address = await listenOn(metricsServer, config.metricsPort!, config.host, "--metrics-port");
-        logger.info({ host: address.address, port: address.port }, "metrics listening");
+      try {
+        if (metricsServer !== undefined) {
+          const address = await listenOn(metricsServer, config.metricsPort!, config.host, "--metrics-port");
+          logger.info({ host: address.address, port: address.port }, "metrics listening");
+        }
+        let web: string | undefined;
+        if (config.webPort !== undefined) {
+          webPage = await createWebPage();
+          const address = await listenOn(http1, config.webPort, config.host, "--web-port");
+          web = `http://${hostPort(address)}/`;
+        }
+        const address = await listenOn(server, config.port, config.host, "--port");
+        logger.info({ host: address.address, port: address.port, ...(web ? { web } : {}) }, "server listening");
+        return address;
+      } catch (error) {
+        // A port that cannot be had: leave Redis as if this node never came.
+        metricsServer?.close();
+        if (http1.listening) http1.close();
+        await cluster?.close();
+        throw error;
       }
-      let web: string | undefined;
-      if (config.webPort !== undefined) {
-        webPage = await createWebPage();
-        const address = await listenOn(http1, config.webPort, config.host, "--web-port");
-        web = `http://${hostPort(address)}/`;
-      }
-      const address = await listenOn(server, config.port, config.host, "--port");
-      logger.info({ host: address.address, port: address.port, ...(web ? { web } : {}) }, "server listening");
-      return address;
     },
 
     shutdown() {
@@ -214,13 +251,15 @@ function listenOn(server: net.Server, port: number, host: string, flag: string):
   return new Promise((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {
       const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
-      const why: Record<string, string> = {
-        EADDRINUSE: `${where} is already in use`,
-        EACCES: `no permission to listen on ${where}`,
-        EADDRNOTAVAIL: `${host} is not an address of this machine (see --host)`,
-        ENOTFOUND: `host ${host} not found (see --host)`,
+      // The flag, and the variable that sets it too: either may be how the value came.
+      const named = `${flag} (${flag.slice(2).toUpperCase().replaceAll("-", "_")}) ${port}`;
+      const messages: Record<string, string> = {
+        EADDRINUSE: `${named}: ${where} is already in use`,
+        EACCES: `${named}: no permission to listen on ${where}`,
+        EADDRNOTAVAIL: `--host (HOST) ${host}: not an address of this machine`,
+        ENOTFOUND: `--host (HOST) ${host}: no such host`,
       };
-      reject(new ConfigError(`${flag} ${port}: ${why[error.code ?? ""] ?? `cannot listen on ${where} (${error.message})`}`));
+      reject(new ConfigError(messages[error.code ?? ""] ?? `${named}: cannot listen on ${where} (${error.message})`));
     };
     server.once("error", onError);
     server.listen(port, host, () => {
@@ -231,7 +270,7 @@ function listenOn(server: net.Server, port: number, host: string, flag: string):
 }
 
 /** An address as host:port, with brackets around an IPv6 host. */
-function hostPort(address: AddressInfo): string {
+export function hostPort(address: AddressInfo): string {
   return `${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
 }
 

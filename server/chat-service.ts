@@ -1,4 +1,3 @@
-import { constants as http2constants, type ServerHttp2Stream } from "node:http2";
 import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -13,11 +12,13 @@ import {
   type ChatMessageSchema,
 } from "../gen/chat/v1/chat_pb.js";
 import type { ChatBackend } from "./core/chat-backend.js";
+import { ChatError, chatErrors, quote } from "./core/chat-error.js";
+import { isValidName } from "./core/names.js";
 import type { ChannelRef, ChatEvent, ChatSession } from "./core/chat-session.js";
 import { authenticatedUser } from "./auth-interceptor.js";
 import { toConnectError } from "./chat-error-interceptor.js";
 import type { ChatMetrics } from "./chat-metrics.js";
-import { http2StreamKey } from "./http2-stream-key.js";
+import { hardCloseKey } from "./hard-close-key.js";
 
 /** Settings of the chat service's streams. */
 export interface ChatServiceOptions {
@@ -34,6 +35,14 @@ export interface ChatServiceOptions {
    * never receive the trailers, which wait behind unread data.
    */
   cutOffGraceMs: number;
+  /**
+   * How long a response may wait for its client's flow-control window. A
+   * client that answers PINGs but reads nothing would otherwise hold its
+   * stream, and the response waiting in it, for as long as it likes.
+   */
+  stallTimeoutMs: number;
+  /** The default and the largest page of ListChannels. */
+  listPageSize: number;
 }
 
 /** The defaults of {@link ChatServiceOptions}. */
@@ -41,6 +50,8 @@ export const defaultChatServiceOptions: ChatServiceOptions = {
   maxEventsPerResponse: 512,
   maxTextBytesPerResponse: 1024 * 1024,
   cutOffGraceMs: 500,
+  stallTimeoutMs: 30_000,
+  listPageSize: 1000,
 };
 
 const channelTypes: Record<ChannelRef["type"], ChannelType> = {
@@ -60,7 +71,8 @@ export function createChatService(
   options: ChatServiceOptions = defaultChatServiceOptions,
   metrics?: ChatMetrics,
 ): ServiceImpl<typeof ChatService> {
-  const { maxEventsPerResponse, maxTextBytesPerResponse, cutOffGraceMs } = options;
+  const { maxEventsPerResponse, maxTextBytesPerResponse, cutOffGraceMs, stallTimeoutMs, listPageSize } = options;
+  const stalls = createStallWatch(stallTimeoutMs, (session) => void hub.disconnect(session, chatErrors.stalled(session.username, stallTimeoutMs)));
 
   return {
     async *connect(req, ctx) {
@@ -76,14 +88,14 @@ export function createChatService(
         throw toConnectError(error);
       }
       const username = session.username;
-      const stream = ctx.values.get(http2StreamKey);
+      const hardClose = ctx.values.get(hardCloseKey);
       // JSON has no place for pre-encoded events: JSON clients (browsers on
       // the Connect protocol, curl) get messages built for them.
       const binary = !(ctx.requestHeader.get("content-type") ?? "").includes("json");
       const started = performance.now();
       const onCutOff = () => {
         metrics?.slowConsumerCut();
-        resetIfStuck(stream, cutOffGraceMs);
+        closeIfStuck(hardClose, cutOffGraceMs);
       };
       // The call can end while this generator is suspended in a yield whose
       // write never completes: connect-node waits for "drain" or "error", and
@@ -118,7 +130,9 @@ export function createChatService(
           const batch = session.take(maxEventsPerResponse, maxTextBytesPerResponse);
           if (batch.length > 0) {
             metrics?.responseSent(batch.length, depth);
+            stalls.writing(session);
             yield toConnectResponse(batch, binary);
+            stalls.written(session);
             continue;
           }
           if (session.signal.aborted) {
@@ -134,6 +148,7 @@ export function createChatService(
         // generator.
         throw toConnectError(error);
       } finally {
+        stalls.written(session);
         close(reason);
       }
     },
@@ -158,11 +173,36 @@ export function createChatService(
       return {};
     },
 
-    async listChannels() {
-      const channels = await hub.listChannels();
-      return { channels: channels.map((channel) => ({ name: channel.name, type: channelTypes[channel.type] })) };
+    async listChannels(req) {
+      if (req.pageSize < 0) {
+        throw new ChatError("invalid-input", `page_size must not be negative, got ${req.pageSize}`);
+      }
+      const limit = req.pageSize === 0 ? listPageSize : Math.min(req.pageSize, listPageSize);
+      const after = req.pageToken === "" ? undefined : readPageToken(req.pageToken);
+      // One more than the page: whether it exists says whether another page follows.
+      const channels = await hub.listChannels({ ...(after === undefined ? {} : { after }), limit: limit + 1 });
+      const page = channels.slice(0, limit);
+      return {
+        channels: page.map((channel) => ({ name: channel.name, type: channelTypes[channel.type] })),
+        nextPageToken: channels.length > limit ? pageToken(page[page.length - 1]!.name) : "",
+      };
     },
   };
+}
+
+// A page token names the last channel of its page, so the next page starts
+// after it whatever came or went meanwhile. It is opaque to clients (AIP-158):
+// base64url, with a version prefix so that its form can change.
+function pageToken(lastName: string): string {
+  return Buffer.from(`v1:${lastName}`, "utf8").toString("base64url");
+}
+
+function readPageToken(token: string): string {
+  const text = /^[A-Za-z0-9_-]{1,64}$/.test(token) ? Buffer.from(token, "base64url").toString("utf8") : "";
+  if (!text.startsWith("v1:") || !isValidName(text.slice(3))) {
+    throw new ChatError("invalid-input", `page_token ${quote(token)} is not one this server issued: pass next_page_token as it came, or none for the first page`);
+  }
+  return text.slice(3);
 }
 
 // Each group message is encoded once, however many members receive it: the
@@ -212,18 +252,57 @@ function toChatMessage(event: ChatEvent): MessageInitShape<typeof ChatMessageSch
 
 /**
  * After a session is cut off, gives its stream a grace period to end with
- * its status, then resets it with ENHANCE_YOUR_CALM, which gRPC clients read
- * as RESOURCE_EXHAUSTED. A stream that ended in time is left alone.
+ * its status, then closes its transport: an HTTP/2 stream is reset with
+ * ENHANCE_YOUR_CALM (which gRPC clients read as RESOURCE_EXHAUSTED), a
+ * browser's HTTP/1.1 socket is destroyed. A stream that ended in time is
+ * left alone (closing it is then a no-op).
  */
-function resetIfStuck(stream: ServerHttp2Stream | undefined, graceMs: number): void {
-  if (stream === undefined) {
-    return;
-  }
-  setTimeout(() => {
-    if (!stream.closed && !stream.destroyed) {
-      stream.close(http2constants.NGHTTP2_ENHANCE_YOUR_CALM);
+function closeIfStuck(hardClose: (() => void) | undefined, graceMs: number): void {
+  if (hardClose !== undefined) setTimeout(hardClose, graceMs).unref();
+}
+
+/** Watches the responses that wait for their client to read them. */
+interface StallWatch {
+  /** A response for this session has been handed to the transport. */
+  writing(session: ChatSession): void;
+  /** The transport took it (or the stream ended). */
+  written(session: ChatSession): void;
+}
+
+/**
+ * Creates a StallWatch that calls onStall for a session whose response has
+ * waited longer than timeoutMs. One timer checks them all, a quarter of the
+ * timeout apart, so that the fan-out path pays a map entry per response,
+ * not a timer.
+ */
+function createStallWatch(timeoutMs: number, onStall: (session: ChatSession) => void): StallWatch {
+  const since = new Map<ChatSession, number>();
+  let timer: NodeJS.Timeout | undefined;
+  const check = () => {
+    const now = performance.now();
+    for (const [session, started] of since) {
+      if (now - started > timeoutMs) {
+        since.delete(session);
+        onStall(session);
+      }
     }
-  }, graceMs).unref();
+    if (since.size === 0) {
+      clearInterval(timer);
+      timer = undefined;
+    }
+  };
+  return {
+    writing(session) {
+      since.set(session, performance.now());
+      if (timer === undefined) {
+        timer = setInterval(check, Math.max(10, timeoutMs / 4));
+        timer.unref();
+      }
+    },
+    written(session) {
+      since.delete(session);
+    },
+  };
 }
 
 function describeReason(reason: unknown): string {

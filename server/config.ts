@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { logLevels, type LogLevel } from "./logger.js";
 
@@ -6,7 +7,29 @@ export interface ServerConfig {
   host: string;
   port: number;
   queueLimit: number;
+  /** Bytes of queued events (text plus about 100 bytes each) that may wait for one stream. */
+  queueLimitBytes: number;
+  /** Bytes that may wait in all the streams' queues together; past it, the largest are cut off. */
+  maxQueuedBytes: number;
+  /** How long a stream's response may wait for its client's flow-control window before it is cut off. */
+  stallTimeoutMs: number;
   maxGroupsPerUser: number;
+  /** Groups that may exist at once. */
+  maxGroups: number;
+  /** The default and the largest page of ListChannels. */
+  listPageSize: number;
+  /** Connections the gRPC port accepts at once; more are refused. */
+  maxConnections: number;
+  /** A connection with no open stream for this long is closed. */
+  idleTimeoutMs: number;
+  /** A connection that has not acknowledged the server's SETTINGS by then is closed. */
+  settingsTimeoutMs: number;
+  /** Bytes of request headers a connection may hold in open streams before it acknowledges SETTINGS. */
+  unackedHeaderBytes: number;
+  /** The web port's limit for receiving a request's headers. */
+  webHeadersTimeoutMs: number;
+  /** The web port's limit for receiving a whole request. */
+  webRequestTimeoutMs: number;
   pingIntervalMs: number;
   pingTimeoutMs: number;
   shutdownGraceMs: number;
@@ -14,6 +37,8 @@ export interface ServerConfig {
   maxSessionMemoryMb: number;
   readMaxBytes: number;
   logLevel: LogLevel;
+  /** Log lines of one kind per second before the rest are summarised. */
+  logBurst: number;
   /** The port of the Prometheus /metrics endpoint; none when undefined. */
   metricsPort?: number;
   /** Cluster mode: the URL of the Redis every node shares; in-memory when undefined. */
@@ -28,19 +53,48 @@ export interface ServerConfig {
   leanPath: boolean;
 }
 
+/**
+ * The default cap on connections: what the process's file-descriptor limit
+ * leaves after a reserve for everything else it opens (web sockets, Redis,
+ * files), so that running out of descriptors never locks everyone out.
+ */
+function defaultMaxConnections(): number {
+  let limit = 1024;
+  try {
+    const line = readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith("Max open files"));
+    const soft = Number(line?.split(/\s{2,}/)[1]);
+    if (Number.isSafeInteger(soft) && soft > 0) limit = soft;
+  } catch {
+    // Not Linux: assume the common default of 1024.
+  }
+  return Math.max(16, Math.min(100_000, limit - 256));
+}
+
 /** The configuration used when no flag or variable says otherwise. */
 export const defaultConfig: ServerConfig = {
   host: "127.0.0.1",
   port: 50051,
   queueLimit: 4096,
+  queueLimitBytes: 1024 * 1024,
+  maxQueuedBytes: 256 * 1024 * 1024,
+  stallTimeoutMs: 30_000,
   maxGroupsPerUser: 1000,
+  maxGroups: 100_000,
+  listPageSize: 1000,
+  maxConnections: defaultMaxConnections(),
+  idleTimeoutMs: 300_000,
+  settingsTimeoutMs: 5_000,
+  unackedHeaderBytes: 64 * 1024,
+  webHeadersTimeoutMs: 10_000,
+  webRequestTimeoutMs: 30_000,
   pingIntervalMs: 30_000,
   pingTimeoutMs: 10_000,
   shutdownGraceMs: 5_000,
-  maxConcurrentStreams: 100,
+  maxConcurrentStreams: 10_000,
   maxSessionMemoryMb: 10,
   readMaxBytes: 64 * 1024,
   logLevel: "info",
+  logBurst: 100,
   leaseMs: 10_000,
   sweepMs: 2_000,
   webPort: 8080,
@@ -110,7 +164,34 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
       option("--queue-limit <n>", "events that may wait for one stream before it is cut off", "QUEUE_LIMIT", integer(1, 1_000_000)).default(d.queueLimit),
     )
     .addOption(
+      option("--queue-limit-bytes <n>", "bytes of events that may wait for one stream before it is cut off", "QUEUE_LIMIT_BYTES", integer(4096, 1 << 30)).default(d.queueLimitBytes),
+    )
+    .addOption(
+      option("--max-queued-bytes <n>", "bytes that may wait in all streams' queues together; past it the largest are cut off", "MAX_QUEUED_BYTES", integer(65536, 64 * 2 ** 30)).default(d.maxQueuedBytes),
+    )
+    .addOption(
+      option("--stall-timeout-ms <n>", "time a response may wait for the client's flow-control window before the stream is cut off", "STALL_TIMEOUT_MS", integer(100, 3_600_000)).default(d.stallTimeoutMs),
+    )
+    .addOption(
       option("--max-groups-per-user <n>", "groups one user may be a member of", "MAX_GROUPS_PER_USER", integer(1, 1_000_000)).default(d.maxGroupsPerUser),
+    )
+    .addOption(option("--max-groups <n>", "groups that may exist at once", "MAX_GROUPS", integer(1, 100_000_000)).default(d.maxGroups))
+    .addOption(option("--list-page-size <n>", "the default and the largest page of ListChannels", "LIST_PAGE_SIZE", integer(1, 100_000)).default(d.listPageSize))
+    .addOption(
+      option("--max-connections <n>", "connections the gRPC port accepts at once (default: the file-descriptor limit less 256)", "MAX_CONNECTIONS", integer(1, 10_000_000)).default(d.maxConnections),
+    )
+    .addOption(option("--idle-timeout-ms <n>", "close a connection that has had no open stream this long", "IDLE_TIMEOUT_MS", integer(1000, 86_400_000)).default(d.idleTimeoutMs))
+    .addOption(
+      option("--settings-timeout-ms <n>", "close a connection that has not acknowledged the server's SETTINGS by then", "SETTINGS_TIMEOUT_MS", integer(100, 600_000)).default(d.settingsTimeoutMs),
+    )
+    .addOption(
+      option("--unacked-header-bytes <n>", "request header bytes a connection may hold in open streams before it acknowledges SETTINGS", "UNACKED_HEADER_BYTES", integer(16 * 1024, 1 << 30)).default(d.unackedHeaderBytes),
+    )
+    .addOption(
+      option("--web-headers-timeout-ms <n>", "web port: time a client has to send a request's headers", "WEB_HEADERS_TIMEOUT_MS", integer(1000, 3_600_000)).default(d.webHeadersTimeoutMs),
+    )
+    .addOption(
+      option("--web-request-timeout-ms <n>", "web port: time a client has to send a whole request", "WEB_REQUEST_TIMEOUT_MS", integer(1000, 3_600_000)).default(d.webRequestTimeoutMs),
     )
     .addOption(
       option("--ping-interval-ms <n>", "HTTP/2 PING interval per connection", "PING_INTERVAL_MS", integer(100, 3_600_000)).default(d.pingIntervalMs),
@@ -122,7 +203,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
       option("--shutdown-grace-ms <n>", "time open connections get to close on shutdown", "SHUTDOWN_GRACE_MS", integer(0, 600_000)).default(d.shutdownGraceMs),
     )
     .addOption(
-      option("--max-concurrent-streams <n>", "HTTP/2 streams one connection may open at once", "MAX_CONCURRENT_STREAMS", integer(1, 10_000)).default(d.maxConcurrentStreams),
+      option("--max-concurrent-streams <n>", "HTTP/2 streams one connection may open at once", "MAX_CONCURRENT_STREAMS", integer(1, 2 ** 31 - 1)).default(d.maxConcurrentStreams),
     )
     .addOption(
       option("--max-session-memory-mb <n>", "memory one HTTP/2 connection may buffer, in MiB", "MAX_SESSION_MEMORY_MB", integer(1, 1024)).default(d.maxSessionMemoryMb),
@@ -131,6 +212,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
       option("--read-max-bytes <n>", "largest request message accepted", "READ_MAX_BYTES", integer(1024, 16 * 1024 * 1024)).default(d.readMaxBytes),
     )
     .addOption(option("--log-level <level>", "log level", "LOG_LEVEL").choices(logLevels).default(d.logLevel))
+    .addOption(option("--log-burst <n>", "log lines of one kind per second before the rest are summarised in one line", "LOG_BURST", integer(1, 1_000_000)).default(d.logBurst))
     .addOption(option("--web-port <n>", "port of the chat page and of Connect and gRPC-Web over HTTP/1.1, for browsers", "WEB_PORT", integer(0, 65535)).default(d.webPort))
     .addOption(new Option("--no-web", "serve no chat page and no HTTP/1.1 port"))
     .addOption(new Option("--no-lean-path", "serve every call through Connect's handler, without the lean gRPC path"))
@@ -148,7 +230,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
     const help = (error as { code?: string }).code === "commander.helpDisplayed";
     throw new ConfigError(help ? program.helpInformation() : message.replace(/^error: /, ""));
   }
-  const o = program.opts<ServerConfig>();
+  const o = program.opts<ServerConfig & { web?: boolean }>();
   for (const [key, name] of envNames) {
     const value = env[name];
     const source = program.getOptionValueSource(key);
@@ -165,13 +247,23 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
   if (!(logLevels as readonly string[]).includes(o.logLevel)) {
     throw new ConfigError(`environment variable LOG_LEVEL: expected one of ${logLevels.join(", ")}, got ${JSON.stringify(o.logLevel)}`);
   }
+  const ports = ([["--port", o.port], ["--web-port", o.web === false ? 0 : o.webPort], ["--metrics-port", o.metricsPort]] as const).filter(
+    ([, port]) => port !== undefined && port !== 0,
+  );
+  for (const [i, [flag, port]] of ports.entries()) {
+    const other = ports.slice(i + 1).find(([, p]) => p === port);
+    if (other !== undefined) throw new ConfigError(`${flag} and ${other[0]} are both ${port}: each needs a port of its own`);
+  }
+  if (o.webHeadersTimeoutMs > o.webRequestTimeoutMs) {
+    throw new ConfigError(`--web-headers-timeout-ms (${o.webHeadersTimeoutMs}) must not exceed --web-request-timeout-ms (${o.webRequestTimeoutMs})`);
+  }
   if (o.pingTimeoutMs > o.pingIntervalMs) {
     throw new ConfigError(`--ping-timeout-ms (${o.pingTimeoutMs}) must not exceed --ping-interval-ms (${o.pingIntervalMs})`);
   }
   const config = { ...o };
   if (config.metricsPort === undefined) delete config.metricsPort;
   if (config.redis === undefined) delete config.redis;
-  const { web, ...rest } = config as ServerConfig & { web?: boolean };
+  const { web, ...rest } = config;
   if (web === false) delete rest.webPort;
   return rest;
 }

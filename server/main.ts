@@ -1,6 +1,6 @@
 import { ConfigError, parseConfig } from "./config.js";
-import { createChatServer } from "./chat-server.js";
-import { createLogger } from "./logger.js";
+import { createChatServer, hostPort } from "./chat-server.js";
+import { createLogger, flushLog } from "./logger.js";
 
 /**
  * Starts the chat server from flags and environment, and shuts it down
@@ -19,14 +19,18 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, { burstPerSecond: config.logBurst });
   const server = createChatServer(config, logger);
   const stop = (signal: NodeJS.Signals) => {
     logger.info({ signal }, "signal received");
     server.shutdown().then(
-      () => process.exit(0),
-      (err: unknown) => {
+      async () => {
+        await flushLog(logger);
+        process.exit(0);
+      },
+      async (err: unknown) => {
         logger.fatal({ err }, "shutdown failed");
+        await flushLog(logger);
         process.exit(1);
       },
     );
@@ -38,7 +42,7 @@ async function main(): Promise<void> {
     if (!logger.isLevelEnabled("info")) {
       // The log says where the server listens, unless it is quieter than that.
       const web = server.webAddress;
-      process.stderr.write(`chat-server: listening on ${config.host}:${address.port}${web ? `, chat page on port ${web.port}` : ""}\n`);
+      process.stderr.write(`chat-server: listening on ${hostPort(address)}${web ? `, chat page at http://${hostPort(web)}/` : ""}\n`);
     }
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -46,6 +50,7 @@ async function main(): Promise<void> {
       process.exit(2);
     }
     logger.fatal({ err, host: config.host, port: config.port }, "cannot start");
+    await flushLog(logger);
     process.exit(1);
   }
 }

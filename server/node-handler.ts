@@ -1,7 +1,9 @@
 import type * as http from "node:http";
+import { constants as http2constants } from "node:http2";
 import type * as http2 from "node:http2";
 import { Code, ConnectError, createConnectRouter, createContextValues } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
+import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
 import {
   compressionBrotli,
   compressionGzip,
@@ -10,7 +12,7 @@ import {
 } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { createGrpcLeanPath } from "./grpc-lean-path.js";
-import { http2StreamKey } from "./http2-stream-key.js";
+import { hardCloseKey } from "./hard-close-key.js";
 import { routesOf, type ServiceRegistration } from "./routes.js";
 import type { ChatMetrics } from "./chat-metrics.js";
 
@@ -73,7 +75,8 @@ export function createNodeHandler(options: NodeHandlerOptions): (
       res.end();
       return;
     }
-    const values = createContextValues().set(http2StreamKey, "stream" in req ? req.stream : undefined);
+    dropTimeoutsBeyondTimers(req.headers);
+    const values = createContextValues().set(hardCloseKey, hardClose(req));
     const viaConnect = (consumed: Buffer[] = []) => {
       const uReq = universalRequestFromNodeRequest(req, res, undefined, values);
       if (consumed.length > 0) {
@@ -97,6 +100,41 @@ export function createNodeHandler(options: NodeHandlerOptions): (
         }
       });
   }
+}
+
+/**
+ * The longest delay a Node timer takes: a longer one overflows to 1 ms
+ * (TimeoutOverflowWarning), which would end a stream at once.
+ */
+export const longestTimerMs = 2 ** 31 - 1;
+
+/**
+ * Removes a deadline too far away for a timer (about 24.8 days), in either
+ * protocol's header, before Connect or the lean path reads it: Connect would
+ * set a timer that fires at once (see docs/upstream.md). A call that asks for
+ * a month gets no deadline at all, which is what it meant in practice.
+ */
+function dropTimeoutsBeyondTimers(headers: http.IncomingHttpHeaders | http2.IncomingHttpHeaders): void {
+  const grpc = headers["grpc-timeout"];
+  if (typeof grpc === "string" && (parseTimeout(grpc, Number.MAX_SAFE_INTEGER).timeoutMs ?? 0) > longestTimerMs) {
+    delete headers["grpc-timeout"];
+  }
+  const connect = headers["connect-timeout-ms"];
+  if (typeof connect === "string" && /^\d{1,10}$/.test(connect) && Number(connect) > longestTimerMs) {
+    delete headers["connect-timeout-ms"];
+  }
+}
+
+/** What closes a call's transport without a status: its HTTP/2 stream, or its HTTP/1.1 socket. */
+function hardClose(req: http.IncomingMessage | http2.Http2ServerRequest): () => void {
+  if ("stream" in req) {
+    const stream = req.stream;
+    return () => {
+      if (!stream.closed && !stream.destroyed) stream.close(http2constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    };
+  }
+  const socket = req.socket;
+  return () => socket.destroy();
 }
 
 async function* prepend(first: Buffer[], rest: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {

@@ -18,14 +18,17 @@ export function createRpcLogInterceptor(logger: Logger): Interceptor {
     } catch (error) {
       const err = ConnectError.from(error);
       const serverFault = err.code === Code.Internal || err.code === Code.Unknown;
+      // One message for every failed call, the details in fields: a flood of
+      // failures is then one kind of line, which the logger summarises.
       logger[serverFault ? "error" : "info"](
         {
           rpc: req.method.name,
           code: grpcCodeName(err.code),
           user: req.contextValues.get(userKey),
+          error: err.rawMessage,
           err: serverFault ? error : undefined,
         },
-        err.rawMessage,
+        "call failed",
       );
       throw error;
     }

@@ -3,8 +3,9 @@ import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { ChatBackend, ChatStats } from "../core/chat-backend.js";
 import { ChatError, chatErrors } from "../core/chat-error.js";
-import { createSessionState, createWakeScheduler, type ChannelRef, type ChatEvent, type ChatSession, type SessionState } from "../core/chat-session.js";
+import { createQueueBudget, createSessionState, createWakeScheduler, enforceQueueBudget, type ChannelRef, type ChatEvent, type ChatSession, type SessionState } from "../core/chat-session.js";
 import { assertValidName, measureText } from "../core/names.js";
+import { pageOf, sortChannels } from "../core/channel-page.js";
 import {
   connectScript,
   createGroupScript,
@@ -21,7 +22,13 @@ export interface RedisBackendOptions {
   /** A redis:// URL. */
   url: string;
   queueLimit: number;
+  /** Bytes that may wait for one session (see queuedEventBytes). */
+  queueLimitBytes: number;
+  /** Bytes that may wait in this node's queues together; past it, the largest are cut off. */
+  maxQueuedBytes: number;
   maxGroupsPerUser: number;
+  /** Groups that may exist at once, cluster-wide. */
+  maxGroups: number;
   /** How long this node's lease lives without a refresh; it is refreshed three times as often. */
   leaseMs: number;
   /** How often this node looks for nodes whose lease ran out. */
@@ -58,7 +65,7 @@ interface ChatCommands {
   chatDisconnect(node: string, user: string): Promise<string>;
   chatSweep(node: string): Promise<string>;
   chatReleaseNode(node: string): Promise<string>;
-  chatCreateGroup(user: string, group: string, max: number): Promise<string>;
+  chatCreateGroup(user: string, group: string, max: number, maxTotal: number): Promise<string>;
   chatJoinGroup(user: string, group: string, max: number): Promise<string>;
   chatLeaveGroup(user: string, group: string): Promise<string>;
   chatSend(user: string, channel: string, id: string, text: string, at: number): Promise<string>;
@@ -76,7 +83,9 @@ const unavailable = () => new ChatError("unavailable", "the chat's shared store 
  * answers again and the node has released what it held before.
  */
 export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
-  const { queueLimit, maxGroupsPerUser, leaseMs, sweepMs, logger } = options;
+  const { maxGroupsPerUser, maxGroups, leaseMs, sweepMs, logger } = options;
+  const limits = { events: options.queueLimit, bytes: options.queueLimitBytes };
+  const budget = createQueueBudget(options.maxQueuedBytes);
   const nodeId = randomUUID();
   const schedule = createWakeScheduler();
   const sessions = new Map<string, SessionState>();
@@ -115,6 +124,9 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
   // current subscriber connection: without it, messages for this node's users
   // would be published to nobody.
   let subscribed = false;
+  // Counts the subscriber's connections, so that a late confirmation from a
+  // dropped one is not taken for the current one's.
+  let subscriberGeneration = 0;
   let timers: NodeJS.Timeout[] = [];
   const deliverChannel = `chat:deliver:${nodeId}`;
   const leaseKey = `chat:lease:${nodeId}`;
@@ -148,7 +160,8 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     try {
       await commands.chatReleaseNode(nodeId);
       await register();
-      setAvailable(true);
+      // Either connection may have dropped meanwhile: serve only with both.
+      if (canServe()) setAvailable(true);
     } catch (err) {
       logger.warn({ err }, "could not register with Redis yet");
     }
@@ -169,8 +182,11 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
    * the command connection is up too.
    */
   const resubscribe = async () => {
+    const generation = subscriberGeneration;
     try {
       await subscriber.subscribe(deliverChannel);
+      // A confirmation from a connection that has dropped since is worth nothing.
+      if (generation !== subscriberGeneration) return;
       subscribed = true;
       if (!closing && !available && canServe()) await recover();
     } catch (err) {
@@ -186,6 +202,7 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
    */
   const subscriberLost = () => {
     subscribed = false;
+    subscriberGeneration++;
     goneAway();
   };
 
@@ -193,8 +210,10 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     if (closing) return;
     if (!available) {
       // A connection that never closed (Redis hung, then answered again)
-      // brings no "ready" event: try to come back from here.
-      if (canServe()) await recover();
+      // brings no "ready" event, and one that came back before this node
+      // had started was not resubscribed: try to come back from here.
+      if (!subscribed && subscriber.status === "ready") await resubscribe();
+      else if (canServe()) await recover();
       return;
     }
     try {
@@ -242,10 +261,14 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     };
     for (const name of message.to) {
       const session = sessions.get(name);
-      if (session !== undefined && !session.push(event)) {
-        void backend.disconnect(session, chatErrors.fellBehind(name, queueLimit));
+      const overflow = session?.push(event);
+      if (session !== undefined && overflow !== undefined) {
+        void backend.disconnect(session, overflow);
       }
     }
+    enforceQueueBudget(budget, sessions.values(), (session) => {
+      void backend.disconnect(session, chatErrors.serverQueuesFull(session.username, session.pendingBytes, budget.limitBytes));
+    });
   };
 
   /** Runs a command, turning connection failures into UNAVAILABLE. */
@@ -296,7 +319,9 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
       subscribed = true;
       await register();
       started = true;
-      setAvailable(true);
+      // The subscriber may have dropped meanwhile: then the lease refresh
+      // brings the node up once it is back.
+      if (canServe()) setAvailable(true);
       timers = [setInterval(refreshLease, Math.max(100, Math.floor(leaseMs / 3))), setInterval(sweep, sweepMs)];
       for (const t of timers) t.unref();
     },
@@ -323,7 +348,7 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
       if (status === "user-exists") throw chatErrors.usernameOnline(username);
       if (status === "group-exists") throw chatErrors.usernameIsGroup(username);
       if (status !== "ok") throw unavailable();
-      const session = createSessionState(username, queueLimit, schedule);
+      const session = createSessionState(username, limits, schedule, budget);
       sessions.set(username, session);
       return session;
     },
@@ -348,7 +373,7 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
 
     async createGroup(caller, name) {
       assertValidName(name, "group name");
-      const status = await call(() => commands.chatCreateGroup(caller, name, maxGroupsPerUser));
+      const status = await call(() => commands.chatCreateGroup(caller, name, maxGroupsPerUser, maxGroups));
       if (status === "group-exists") throw chatErrors.groupExists(name);
       if (status === "user-exists") throw chatErrors.groupIsUser(name);
       checkCommon(status, caller, name);
@@ -380,13 +405,16 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
       return { id, sender: caller, channel: { name: channel, type: status as ChannelRef["type"] }, text, textBytes, sentAt };
     },
 
-    async listChannels() {
+    async listChannels(page) {
+      // Every name, then the page: bounded by --max-groups and the users
+      // online. Sorted sets kept by the scripts would page in Redis itself;
+      // not worth their cost on every connect and create at this scale.
       const [users, groups] = await call(() => Promise.all([redis.hkeys("chat:users"), redis.smembers("chat:groups")]));
       const channels: ChannelRef[] = [
         ...users.map((name) => ({ name, type: "user" as const })),
         ...groups.map((name) => ({ name, type: "group" as const })),
       ];
-      return channels.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      return pageOf(sortChannels(channels), page);
     },
 
     async stats(): Promise<ChatStats> {
@@ -400,6 +428,7 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     if (status === "not-signed-in") throw chatErrors.notSignedIn(caller);
     if (status === "not-found") throw chatErrors.noSuchGroup(group);
     if (status === "limit") throw chatErrors.tooManyGroups(caller, maxGroupsPerUser);
+    if (status === "limit-total") throw chatErrors.tooManyGroupsInTotal(maxGroups);
     throw unavailable();
   }
 

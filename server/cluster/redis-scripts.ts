@@ -66,12 +66,13 @@ redis.call('SREM', 'chat:nodes', node)
 return 'ok'
 `;
 
-/** ARGV: caller, group name, most groups per user. */
+/** ARGV: caller, group name, most groups per user, most groups in all. */
 export const createGroupScript = `
-local u, g, max = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local u, g, max, maxTotal = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 if redis.call('HEXISTS', 'chat:users', u) == 0 then return 'not-signed-in' end
 if redis.call('SISMEMBER', 'chat:groups', g) == 1 then return 'group-exists' end
 if redis.call('HEXISTS', 'chat:users', g) == 1 then return 'user-exists' end
+if redis.call('SCARD', 'chat:groups') >= maxTotal then return 'limit-total' end
 if redis.call('SCARD', 'chat:user-groups:' .. u) >= max then return 'limit' end
 redis.call('SADD', 'chat:groups', g)
 redis.call('SADD', 'chat:group:' .. g, u)

@@ -3,6 +3,14 @@ import type { ChannelRef, ChatEvent, ChatSession } from "./chat-session.js";
 /** A value, or a promise of one: the in-memory backend answers at once. */
 export type MaybePromise<T> = T | Promise<T>;
 
+/** Which part of the sorted channel list to return. */
+export interface ChannelPage {
+  /** Only names after this one, in code-unit order. */
+  after?: string;
+  /** At most this many channels. */
+  limit: number;
+}
+
 /** What a backend holds, for health checks, logs, metrics and tests. */
 export interface ChatStats {
   readonly users: number;
@@ -43,8 +51,11 @@ export interface ChatBackend {
    * handed to the engine that delivers it in order).
    */
   send(caller: string, channel: string, text: string): MaybePromise<ChatEvent>;
-  /** Lists every online user and every group, sorted by name. */
-  listChannels(): MaybePromise<ChannelRef[]>;
+  /**
+   * Lists the online users and the groups sorted by name: all of them, or the
+   * page of at most page.limit whose names come after page.after.
+   */
+  listChannels(page?: ChannelPage): MaybePromise<ChannelRef[]>;
   /** Counts users and groups. */
   stats(): MaybePromise<ChatStats>;
 }

@@ -58,8 +58,15 @@ export const chatErrors = {
     new ChatError("not-allowed", `${quote(user)} must join group ${quote(group)} before sending to it`),
   tooManyGroups: (user: string, max: number) =>
     new ChatError("exhausted", `${quote(user)} is already in ${max} groups, the most one user may join`),
-  fellBehind: (user: string, queueLimit: number) =>
-    new ChatError("exhausted", `${quote(user)} fell too far behind: ${queueLimit} events were waiting to be read`),
+  tooManyGroupsInTotal: (max: number) => new ChatError("exhausted", `the server already holds ${max} groups, the most it allows`),
+  fellBehind: (user: string, why: string) => new ChatError("exhausted", `${quote(user)} fell too far behind: ${why}`),
+  serverQueuesFull: (user: string, held: number, limit: number) =>
+    new ChatError(
+      "exhausted",
+      `${quote(user)} was cut off: the server's queues reached their limit of ${limit} bytes, and this stream held the most (${held} bytes waiting to be read)`,
+    ),
+  stalled: (user: string, ms: number) =>
+    new ChatError("exhausted", `${quote(user)} fell too far behind: its client read nothing for ${ms} ms while a response waited`),
 };
 
 /**

@@ -1,10 +1,14 @@
 import { randomUUID } from "node:crypto";
-import type { ChatBackend, ChatStats } from "./chat-backend.js";
-import { chatErrors } from "./chat-error.js";
+import type { ChannelPage, ChatBackend, ChatStats } from "./chat-backend.js";
+import { pageOf } from "./channel-page.js";
+import { chatErrors, type ChatError } from "./chat-error.js";
 import { assertValidName, measureText } from "./names.js";
+import { sortChannels } from "./channel-page.js";
 import {
+  createQueueBudget,
   createSessionState,
   createWakeScheduler,
+  enforceQueueBudget,
   type ChannelRef,
   type ChatEvent,
   type ChatSession,
@@ -15,6 +19,12 @@ import {
 export interface ChatHubOptions {
   /** How many events may wait for one session before it is cut off. Default 4096. */
   queueLimit?: number;
+  /** How many bytes (see queuedEventBytes) may wait for one session before it is cut off. Default 1 MiB. */
+  queueLimitBytes?: number;
+  /** How many bytes may wait in all the sessions' queues together; past it, the largest are cut off. Default 256 MiB. */
+  maxQueuedBytes?: number;
+  /** How many groups may exist at once. Default 100,000. */
+  maxGroups?: number;
   /** How many groups one user may be a member of at once. Default 1000. */
   maxGroupsPerUser?: number;
   /** The clock that stamps messages. */
@@ -61,8 +71,8 @@ export interface ChatHub extends ChatBackend {
    * is full is cut off instead ("exhausted"), without slowing the others.
    */
   send(caller: string, channel: string, text: string): ChatEvent;
-  /** Lists every online user and every group, sorted by name. */
-  listChannels(): ChannelRef[];
+  /** Lists the online users and the groups sorted by name: all, or one page. */
+  listChannels(page?: ChannelPage): ChannelRef[];
   /** Counts users and groups. */
   stats(): ChatHubStats;
 }
@@ -71,14 +81,19 @@ export interface ChatHub extends ChatBackend {
  * Creates an in-memory {@link ChatHub}.
  */
 export function createChatHub(options: ChatHubOptions = {}): ChatHub {
-  const queueLimit = options.queueLimit ?? 4096;
+  const limits = { events: options.queueLimit ?? 4096, bytes: options.queueLimitBytes ?? 1024 * 1024 };
+  const budget = createQueueBudget(options.maxQueuedBytes ?? 256 * 1024 * 1024);
   const maxGroupsPerUser = options.maxGroupsPerUser ?? 1000;
+  const maxGroups = options.maxGroups ?? 100_000;
   const now = options.now ?? (() => new Date());
   const newId = options.newId ?? randomUUID;
   const schedule = createWakeScheduler();
   const users = new Map<string, SessionState>();
   // Members keep the order in which they joined.
   const groups = new Map<string, Set<SessionState>>();
+  // The sorted channel list, kept until a name comes or goes: pages of
+  // ListChannels are then a binary search and a slice, not a sort each.
+  let sorted: ChannelRef[] | undefined;
 
   function caller(username: string): SessionState {
     const session = users.get(username);
@@ -108,6 +123,7 @@ export function createChatHub(options: ChatHubOptions = {}): ChatHub {
     session.groups.delete(name);
     if (members.size === 0) {
       groups.delete(name);
+      sorted = undefined;
     }
   }
 
@@ -127,18 +143,22 @@ export function createChatHub(options: ChatHubOptions = {}): ChatHub {
   }
 
   function deliver(recipients: Iterable<SessionState>, event: ChatEvent): void {
-    let behind: SessionState[] | undefined;
+    let behind: [SessionState, ChatError][] | undefined;
     for (const session of recipients) {
-      if (!session.push(event)) {
-        (behind ??= []).push(session);
+      const overflow = session.push(event);
+      if (overflow !== undefined) {
+        (behind ??= []).push([session, overflow]);
       }
     }
     // Cut off after the loop: disconnecting edits the member set being iterated.
     if (behind !== undefined) {
-      for (const session of behind) {
-        disconnect(session, chatErrors.fellBehind(session.username, queueLimit));
+      for (const [session, reason] of behind) {
+        disconnect(session, reason);
       }
     }
+    enforceQueueBudget(budget, users.values(), (session) =>
+      disconnect(session, chatErrors.serverQueuesFull(session.username, session.pendingBytes, budget.limitBytes)),
+    );
   }
 
   function disconnect(session: ChatSession, reason?: unknown): void {
@@ -146,6 +166,7 @@ export function createChatHub(options: ChatHubOptions = {}): ChatHub {
     state.end(reason);
     if (users.get(state.username) === state) {
       users.delete(state.username);
+      sorted = undefined;
     }
     for (const name of state.groups) {
       const members = groups.get(name);
@@ -164,8 +185,9 @@ export function createChatHub(options: ChatHubOptions = {}): ChatHub {
       if (groups.has(username)) {
         throw chatErrors.usernameIsGroup(username);
       }
-      const session = createSessionState(username, queueLimit, schedule);
+      const session = createSessionState(username, limits, schedule, budget);
       users.set(username, session);
+      sorted = undefined;
       return session;
     },
 
@@ -184,9 +206,13 @@ export function createChatHub(options: ChatHubOptions = {}): ChatHub {
       if (users.has(name)) {
         throw chatErrors.groupIsUser(name);
       }
+      if (groups.size >= maxGroups) {
+        throw chatErrors.tooManyGroupsInTotal(maxGroups);
+      }
       assertRoomForGroup(session);
       groups.set(name, new Set([session]));
       session.groups.add(name);
+      sorted = undefined;
     },
 
     joinGroup(callerName, name) {
@@ -226,16 +252,18 @@ export function createChatHub(options: ChatHubOptions = {}): ChatHub {
       return event;
     },
 
-    listChannels() {
-      const channels: ChannelRef[] = [];
-      for (const name of users.keys()) {
-        channels.push({ name, type: "user" });
+    listChannels(page) {
+      if (sorted === undefined) {
+        const channels: ChannelRef[] = [];
+        for (const name of users.keys()) {
+          channels.push({ name, type: "user" });
+        }
+        for (const name of groups.keys()) {
+          channels.push({ name, type: "group" });
+        }
+        sorted = sortChannels(channels);
       }
-      for (const name of groups.keys()) {
-        channels.push({ name, type: "group" });
-      }
-      // Names are ASCII and compared exactly, so code-unit order is the order.
-      return channels.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      return pageOf(sorted, page);
     },
 
     stats() {

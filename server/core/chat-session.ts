@@ -1,4 +1,4 @@
-import { ChatError } from "./chat-error.js";
+import { ChatError, chatErrors } from "./chat-error.js";
 
 /** Where a message was sent: a group, or for a direct message its recipient. */
 export interface ChannelRef {
@@ -35,6 +35,8 @@ export interface ChatSession {
   readonly signal: AbortSignal;
   /** How many events are waiting to be taken. */
   readonly pending: number;
+  /** What the waiting events weigh, in bytes (see {@link queuedEventBytes}). */
+  readonly pendingBytes: number;
   /**
    * Removes and returns the oldest waiting events, in order: at most
    * maxEvents of them, and no more than maxTextBytes of text unless a single
@@ -56,10 +58,60 @@ export interface ChatSession {
 export interface SessionState extends ChatSession {
   /** The groups the user is a member of, by name. */
   readonly groups: Set<string>;
-  /** Queues an event; returns false, leaving the queue as it was, when it is full. */
-  push(event: ChatEvent): boolean;
+  /**
+   * Queues an event. When the queue is full (in events or in bytes) it stays
+   * as it was, and the error to cut the session off with comes back instead.
+   */
+  push(event: ChatEvent): ChatError | undefined;
   /** Ends the session once; later calls do nothing. Drops what is queued. */
   end(reason: unknown): void;
+}
+
+/**
+ * What one queued event weighs: its text, plus what its id, names and
+ * timestamp take in memory and on the wire.
+ */
+export function queuedEventBytes(event: ChatEvent): number {
+  return event.textBytes + 100;
+}
+
+/** The bounds of one session's queue. */
+export interface QueueLimits {
+  /** Events that may wait before the session is cut off. */
+  events: number;
+  /** Bytes (see {@link queuedEventBytes}) that may wait before the session is cut off. */
+  bytes: number;
+}
+
+/**
+ * The bytes queued for all the sessions of one process, against a limit:
+ * sessions add what they queue and release what is taken or dropped, and
+ * the backend cuts off the largest queues when the total goes over.
+ */
+export interface QueueBudget {
+  readonly limitBytes: number;
+  usedBytes: number;
+}
+
+/** Creates a budget of limitBytes for all queues together. */
+export function createQueueBudget(limitBytes: number): QueueBudget {
+  return { limitBytes, usedBytes: 0 };
+}
+
+/**
+ * Brings a budget back under its limit by cutting off the sessions that hold
+ * the most, largest first: one reader that stopped reading must not take the
+ * memory every other user needs. Scans the sessions only when over.
+ */
+export function enforceQueueBudget(budget: QueueBudget, sessions: Iterable<SessionState>, cutOff: (session: SessionState) => void): void {
+  while (budget.usedBytes > budget.limitBytes) {
+    let largest: SessionState | undefined;
+    for (const session of sessions) {
+      if (!session.signal.aborted && (largest === undefined || session.pendingBytes > largest.pendingBytes)) largest = session;
+    }
+    if (largest === undefined || largest.pendingBytes === 0) return;
+    cutOff(largest);
+  }
 }
 
 /**
@@ -92,11 +144,17 @@ export function createWakeScheduler(): WakeScheduler {
 const wakeNow: WakeScheduler = (wake) => wake();
 
 /**
- * Creates the state of one session whose queue holds at most queueLimit
- * events, whose reader is woken through the scheduler.
+ * Creates the state of one session whose queue holds at most limits.events
+ * events and limits.bytes bytes, counted in the budget too, whose reader is
+ * woken through the scheduler.
  */
-export function createSessionState(username: string, queueLimit: number, schedule: WakeScheduler = wakeNow): SessionState {
-  return new Session(username, queueLimit, schedule);
+export function createSessionState(
+  username: string,
+  limits: QueueLimits,
+  schedule: WakeScheduler = wakeNow,
+  budget: QueueBudget = createQueueBudget(Number.POSITIVE_INFINITY),
+): SessionState {
+  return new Session(username, limits, schedule, budget);
 }
 
 class Session implements SessionState {
@@ -105,6 +163,7 @@ class Session implements SessionState {
   // A FIFO as an array with a moving head: shift() would be O(n) per event.
   private items: ChatEvent[] = [];
   private head = 0;
+  private bytes = 0;
   private waiter: (() => void) | undefined;
   private wakeScheduled = false;
   private readonly wakeWaiter = () => {
@@ -114,8 +173,9 @@ class Session implements SessionState {
 
   constructor(
     readonly username: string,
-    private readonly queueLimit: number,
+    private readonly limits: QueueLimits,
     private readonly schedule: WakeScheduler,
+    private readonly budget: QueueBudget,
   ) {}
 
   get signal(): AbortSignal {
@@ -126,17 +186,27 @@ class Session implements SessionState {
     return this.items.length - this.head;
   }
 
-  push(event: ChatEvent): boolean {
+  get pendingBytes(): number {
+    return this.bytes;
+  }
+
+  push(event: ChatEvent): ChatError | undefined {
     if (this.controller.signal.aborted) {
       // Nobody will read it; the sender need not know.
-      return true;
+      return undefined;
     }
-    if (this.items.length - this.head >= this.queueLimit) {
-      return false;
+    if (this.items.length - this.head >= this.limits.events) {
+      return chatErrors.fellBehind(this.username, `${this.limits.events} events were waiting to be read`);
+    }
+    const size = queuedEventBytes(event);
+    if (this.bytes + size > this.limits.bytes) {
+      return chatErrors.fellBehind(this.username, `${this.bytes + size} bytes were waiting to be read, more than the ${this.limits.bytes} allowed`);
     }
     this.items.push(event);
+    this.bytes += size;
+    this.budget.usedBytes += size;
     this.wake();
-    return true;
+    return undefined;
   }
 
   take(maxEvents: number, maxTextBytes: number): ChatEvent[] {
@@ -146,6 +216,7 @@ class Session implements SessionState {
     }
     let count = 0;
     let bytes = 0;
+    let weight = 0;
     const limit = Math.min(available, maxEvents);
     while (count < limit) {
       const event = this.items[this.head + count] as ChatEvent;
@@ -153,8 +224,11 @@ class Session implements SessionState {
       if (bytes > maxTextBytes && count > 0) {
         break;
       }
+      weight += queuedEventBytes(event);
       count++;
     }
+    this.bytes -= weight;
+    this.budget.usedBytes -= weight;
     if (count === available) {
       const all = this.head === 0 ? this.items : this.items.slice(this.head);
       this.items = [];
@@ -189,6 +263,8 @@ class Session implements SessionState {
     }
     this.items = [];
     this.head = 0;
+    this.budget.usedBytes -= this.bytes;
+    this.bytes = 0;
     this.controller.abort(reason ?? new ChatError("unavailable", `the session of ${this.username} has ended`));
     this.wake();
   }

@@ -4,8 +4,17 @@ import type { ChatBackend } from "../../server/core/chat-backend.js";
 import { ChatError, type ChatErrorKind } from "../../server/core/chat-error.js";
 import type { ChatEvent, ChatSession } from "../../server/core/chat-session.js";
 
+/** The limits every backend takes. */
+export interface BackendLimits {
+  queueLimit: number;
+  queueLimitBytes: number;
+  maxQueuedBytes: number;
+  maxGroupsPerUser: number;
+  maxGroups: number;
+}
+
 /** Makes a fresh, empty backend for one test, and disposes of it after. */
-export type BackendFactory = (options: { queueLimit: number; maxGroupsPerUser: number }) => Promise<{
+export type BackendFactory = (options: BackendLimits) => Promise<{
   backend: ChatBackend;
   close(): Promise<void>;
 }>;
@@ -38,8 +47,8 @@ async function received(session: ChatSession, n: number): Promise<ChatEvent[]> {
  */
 export function backendContract(name: string, factory: BackendFactory): void {
   describe(`ChatBackend contract: ${name}`, () => {
-    const withBackend = (options: Partial<{ queueLimit: number; maxGroupsPerUser: number }>, body: (b: ChatBackend) => Promise<void>) => async () => {
-      const { backend, close } = await factory({ queueLimit: 100, maxGroupsPerUser: 10, ...options });
+    const withBackend = (options: Partial<BackendLimits>, body: (b: ChatBackend) => Promise<void>) => async () => {
+      const { backend, close } = await factory({ queueLimit: 100, queueLimitBytes: 1 << 20, maxQueuedBytes: 1 << 28, maxGroupsPerUser: 10, maxGroups: 1000, ...options });
       try {
         await body(backend);
       } finally {

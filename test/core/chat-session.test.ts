@@ -15,17 +15,17 @@ function event(i: number, textBytes = 1): ChatEvent {
 
 describe("chat session", () => {
   it("queues in order up to its limit", () => {
-    const s = createSessionState("u", 3);
-    assert.equal(s.push(event(1)), true);
-    assert.equal(s.push(event(2)), true);
-    assert.equal(s.push(event(3)), true);
-    assert.equal(s.push(event(4)), false);
+    const s = createSessionState("u", { events: 3, bytes: 1e9 });
+    assert.equal(s.push(event(1)), undefined);
+    assert.equal(s.push(event(2)), undefined);
+    assert.equal(s.push(event(3)), undefined);
+    assert.match(String(s.push(event(4))?.message), /fell too far behind: 3 events were waiting/);
     assert.deepEqual(s.take(10, 1e6).map((e) => e.id), ["1", "2", "3"]);
     assert.equal(s.pending, 0);
   });
 
   it("takes batches bounded by count and by text size", () => {
-    const s = createSessionState("u", 100);
+    const s = createSessionState("u", { events: 100, bytes: 1e9 });
     for (let i = 0; i < 10; i++) s.push(event(i, 100));
     assert.deepEqual(s.take(3, 1e6).map((e) => e.id), ["0", "1", "2"]);
     assert.deepEqual(s.take(100, 250).map((e) => e.id), ["3", "4"]);
@@ -36,7 +36,7 @@ describe("chat session", () => {
   });
 
   it("keeps order across many partial takes", () => {
-    const s = createSessionState("u", 5000);
+    const s = createSessionState("u", { events: 5000, bytes: 1e9 });
     let next = 0;
     const seen: string[] = [];
     for (let round = 0; round < 50; round++) {
@@ -48,7 +48,7 @@ describe("chat session", () => {
   });
 
   it("wakes a waiter on a new event and on end", async () => {
-    const s = createSessionState("u", 10);
+    const s = createSessionState("u", { events: 10, bytes: 1e9 });
     let woke = false;
     const waiting = s.wait().then(() => (woke = true));
     await new Promise((r) => setImmediate(r));
@@ -67,7 +67,7 @@ describe("chat session", () => {
   });
 
   it("defers wake-ups to the end of the turn, so that one take sees the whole burst", async () => {
-    const s = createSessionState("u", 100, createWakeScheduler());
+    const s = createSessionState("u", { events: 100, bytes: 1e9 }, createWakeScheduler());
     let taken: number | undefined;
     const reader = s.wait().then(() => (taken = s.take(100, 1e6).length));
     s.push(event(1));
@@ -81,11 +81,11 @@ describe("chat session", () => {
   });
 
   it("drops its queue and ignores pushes once ended", () => {
-    const s = createSessionState("u", 2);
+    const s = createSessionState("u", { events: 2, bytes: 1e9 });
     s.push(event(1));
     s.end(undefined);
     assert.equal(s.pending, 0);
-    assert.equal(s.push(event(2)), true);
+    assert.equal(s.push(event(2)), undefined);
     assert.equal(s.pending, 0);
     s.end(new Error("second end is ignored"));
     assert.notEqual((s.signal.reason as Error).message, "second end is ignored");

@@ -62,6 +62,12 @@ describe("the server process", () => {
     const flag = startMain(["--queue-limit", "-5"]);
     assert.deepEqual(await flag.exited, { code: 2, signal: null });
     assert.match(flag.stderr(), /--queue-limit/);
+    const clash = startMain(["--port", "50070", "--web-port", "50070"]);
+    assert.deepEqual(await clash.exited, { code: 2, signal: null });
+    assert.equal(clash.stderr(), "chat-server: --port and --web-port are both 50070: each needs a port of its own\n");
+    const host = startMain(["--host", "no-such-host.invalid", "--port", "0", "--no-web"]);
+    assert.deepEqual(await host.exited, { code: 2, signal: null });
+    assert.match(host.stderr(), /^chat-server: --host \(HOST\) no-such-host\.invalid: /);
   });
 
   it("says in one line which port is taken, and exits 2", async () => {
@@ -76,7 +82,8 @@ describe("the server process", () => {
       ] as const) {
         const main = startMain([...args]);
         assert.deepEqual(await main.exited, { code: 2, signal: null }, flag);
-        assert.equal(main.stderr(), `chat-server: ${flag} ${port}: 127.0.0.1:${port} is already in use\n`);
+        const variable = flag.slice(2).toUpperCase().replaceAll("-", "_");
+        assert.equal(main.stderr(), `chat-server: ${flag} (${variable}) ${port}: 127.0.0.1:${port} is already in use\n`);
       }
     } finally {
       taken.close();
@@ -90,14 +97,14 @@ describe("the server process", () => {
     await new Promise((resolve) => closed.close(resolve));
     const main = startMain(["--port", "0", "--no-web", "--redis", `redis://:secret@127.0.0.1:${port}`]);
     assert.deepEqual(await main.exited, { code: 2, signal: null });
-    assert.match(main.stderr(), new RegExp(`^chat-server: --redis redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}: cannot reach Redis \\(.*ECONNREFUSED.*\\)\\n$`));
+    assert.match(main.stderr(), new RegExp(`^chat-server: --redis \\(REDIS_URL\\) redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}: cannot reach Redis \\(.*ECONNREFUSED.*\\)\\n$`));
     assert.doesNotMatch(main.stderr(), /secret/);
   });
 
   it("still says where it listens when its log is silent", async () => {
     const main = startMain(["--port", "0", "--web-port", "0", "--log-level", "silent"]);
     await new Promise<void>((resolve) => main.child.stderr.once("data", () => resolve()));
-    assert.match(main.stderr(), /^chat-server: listening on 127\.0\.0\.1:\d+, chat page on port \d+\n$/);
+    assert.match(main.stderr(), /^chat-server: listening on 127\.0\.0\.1:\d+, chat page at http:\/\/127\.0\.0\.1:\d+\/\n$/);
     assert.deepEqual(main.logs, []);
     main.child.kill("SIGTERM");
     assert.deepEqual(await main.exited, { code: 0, signal: null });

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chat/v1/chat.proto.
  */
 export const file_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEiIgoOQ29ubmVjdFJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkiMQoPQ29ubmVjdFJlc3BvbnNlEh4KBmV2ZW50cxgBIAMoCzIOLmNoYXQudjEuRXZlbnQiYQoFRXZlbnQSJwoJY29ubmVjdGVkGAEgASgLMhIuY2hhdC52MS5Db25uZWN0ZWRIABInCgdtZXNzYWdlGAIgASgLMhQuY2hhdC52MS5DaGF0TWVzc2FnZUgAQgYKBGtpbmQiHQoJQ29ubmVjdGVkEhAKCHVzZXJuYW1lGAEgASgJIjsKB0NoYW5uZWwSDAoEbmFtZRgBIAEoCRIiCgR0eXBlGAIgASgOMhQuY2hhdC52MS5DaGFubmVsVHlwZSKHAQoLQ2hhdE1lc3NhZ2USCgoCaWQYASABKAkSDgoGc2VuZGVyGAIgASgJEiEKB2NoYW5uZWwYAyABKAsyEC5jaGF0LnYxLkNoYW5uZWwSDAoEdGV4dBgEIAEoCRIrCgdzZW50X2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCImChZDcmVhdGVHcm91cENoYXRSZXF1ZXN0EgwKBG5hbWUYASABKAkiGQoXQ3JlYXRlR3JvdXBDaGF0UmVzcG9uc2UiJAoUSm9pbkdyb3VwQ2hhdFJlcXVlc3QSDAoEbmFtZRgBIAEoCSIXChVKb2luR3JvdXBDaGF0UmVzcG9uc2UiJQoVTGVhdmVHcm91cENoYXRSZXF1ZXN0EgwKBG5hbWUYASABKAkiGAoWTGVhdmVHcm91cENoYXRSZXNwb25zZSIzChJTZW5kTWVzc2FnZVJlcXVlc3QSDwoHY2hhbm5lbBgBIAEoCRIMCgR0ZXh0GAIgASgJIhUKE1NlbmRNZXNzYWdlUmVzcG9uc2UiFQoTTGlzdENoYW5uZWxzUmVxdWVzdCI6ChRMaXN0Q2hhbm5lbHNSZXNwb25zZRIiCghjaGFubmVscxgBIAMoCzIQLmNoYXQudjEuQ2hhbm5lbCpaCgtDaGFubmVsVHlwZRIcChhDSEFOTkVMX1RZUEVfVU5TUEVDSUZJRUQQABIVChFDSEFOTkVMX1RZUEVfVVNFUhABEhYKEkNIQU5ORUxfVFlQRV9HUk9VUBACMt0DCgtDaGF0U2VydmljZRI+CgdDb25uZWN0EhcuY2hhdC52MS5Db25uZWN0UmVxdWVzdBoYLmNoYXQudjEuQ29ubmVjdFJlc3BvbnNlMAESVAoPQ3JlYXRlR3JvdXBDaGF0Eh8uY2hhdC52MS5DcmVhdGVHcm91cENoYXRSZXF1ZXN0GiAuY2hhdC52MS5DcmVhdGVHcm91cENoYXRSZXNwb25zZRJOCg1Kb2luR3JvdXBDaGF0Eh0uY2hhdC52MS5Kb2luR3JvdXBDaGF0UmVxdWVzdBoeLmNoYXQudjEuSm9pbkdyb3VwQ2hhdFJlc3BvbnNlElEKDkxlYXZlR3JvdXBDaGF0Eh4uY2hhdC52MS5MZWF2ZUdyb3VwQ2hhdFJlcXVlc3QaHy5jaGF0LnYxLkxlYXZlR3JvdXBDaGF0UmVzcG9uc2USSAoLU2VuZE1lc3NhZ2USGy5jaGF0LnYxLlNlbmRNZXNzYWdlUmVxdWVzdBocLmNoYXQudjEuU2VuZE1lc3NhZ2VSZXNwb25zZRJLCgxMaXN0Q2hhbm5lbHMSHC5jaGF0LnYxLkxpc3RDaGFubmVsc1JlcXVlc3QaHS5jaGF0LnYxLkxpc3RDaGFubmVsc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEiIgoOQ29ubmVjdFJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkiMQoPQ29ubmVjdFJlc3BvbnNlEh4KBmV2ZW50cxgBIAMoCzIOLmNoYXQudjEuRXZlbnQiYQoFRXZlbnQSJwoJY29ubmVjdGVkGAEgASgLMhIuY2hhdC52MS5Db25uZWN0ZWRIABInCgdtZXNzYWdlGAIgASgLMhQuY2hhdC52MS5DaGF0TWVzc2FnZUgAQgYKBGtpbmQiHQoJQ29ubmVjdGVkEhAKCHVzZXJuYW1lGAEgASgJIjsKB0NoYW5uZWwSDAoEbmFtZRgBIAEoCRIiCgR0eXBlGAIgASgOMhQuY2hhdC52MS5DaGFubmVsVHlwZSKHAQoLQ2hhdE1lc3NhZ2USCgoCaWQYASABKAkSDgoGc2VuZGVyGAIgASgJEiEKB2NoYW5uZWwYAyABKAsyEC5jaGF0LnYxLkNoYW5uZWwSDAoEdGV4dBgEIAEoCRIrCgdzZW50X2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCImChZDcmVhdGVHcm91cENoYXRSZXF1ZXN0EgwKBG5hbWUYASABKAkiGQoXQ3JlYXRlR3JvdXBDaGF0UmVzcG9uc2UiJAoUSm9pbkdyb3VwQ2hhdFJlcXVlc3QSDAoEbmFtZRgBIAEoCSIXChVKb2luR3JvdXBDaGF0UmVzcG9uc2UiJQoVTGVhdmVHcm91cENoYXRSZXF1ZXN0EgwKBG5hbWUYASABKAkiGAoWTGVhdmVHcm91cENoYXRSZXNwb25zZSIzChJTZW5kTWVzc2FnZVJlcXVlc3QSDwoHY2hhbm5lbBgBIAEoCRIMCgR0ZXh0GAIgASgJIhUKE1NlbmRNZXNzYWdlUmVzcG9uc2UiPAoTTGlzdENoYW5uZWxzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJTChRMaXN0Q2hhbm5lbHNSZXNwb25zZRIiCghjaGFubmVscxgBIAMoCzIQLmNoYXQudjEuQ2hhbm5lbBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqWgoLQ2hhbm5lbFR5cGUSHAoYQ0hBTk5FTF9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRQ0hBTk5FTF9UWVBFX1VTRVIQARIWChJDSEFOTkVMX1RZUEVfR1JPVVAQAjLdAwoLQ2hhdFNlcnZpY2USPgoHQ29ubmVjdBIXLmNoYXQudjEuQ29ubmVjdFJlcXVlc3QaGC5jaGF0LnYxLkNvbm5lY3RSZXNwb25zZTABElQKD0NyZWF0ZUdyb3VwQ2hhdBIfLmNoYXQudjEuQ3JlYXRlR3JvdXBDaGF0UmVxdWVzdBogLmNoYXQudjEuQ3JlYXRlR3JvdXBDaGF0UmVzcG9uc2USTgoNSm9pbkdyb3VwQ2hhdBIdLmNoYXQudjEuSm9pbkdyb3VwQ2hhdFJlcXVlc3QaHi5jaGF0LnYxLkpvaW5Hcm91cENoYXRSZXNwb25zZRJRCg5MZWF2ZUdyb3VwQ2hhdBIeLmNoYXQudjEuTGVhdmVHcm91cENoYXRSZXF1ZXN0Gh8uY2hhdC52MS5MZWF2ZUdyb3VwQ2hhdFJlc3BvbnNlEkgKC1NlbmRNZXNzYWdlEhsuY2hhdC52MS5TZW5kTWVzc2FnZVJlcXVlc3QaHC5jaGF0LnYxLlNlbmRNZXNzYWdlUmVzcG9uc2USSwoMTGlzdENoYW5uZWxzEhwuY2hhdC52MS5MaXN0Q2hhbm5lbHNSZXF1ZXN0Gh0uY2hhdC52MS5MaXN0Q2hhbm5lbHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message chat.v1.ConnectRequest
@@ -292,9 +292,30 @@ export const SendMessageResponseSchema: GenMessage<SendMessageResponse> = /*@__P
   messageDesc(file_chat_v1_chat, 13);
 
 /**
+ * ListChannelsRequest pages through the channels the way Google's API design
+ * guide describes (AIP-158). A client that sets neither field gets the first
+ * page, of the server's default size.
+ *
  * @generated from message chat.v1.ListChannelsRequest
  */
 export type ListChannelsRequest = Message<"chat.v1.ListChannelsRequest"> & {
+  /**
+   * The most channels to return. 0 means the server's default (1000 unless
+   * configured otherwise); larger values are lowered to that maximum.
+   * Negative values are INVALID_ARGUMENT.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous response, to get the page after it;
+   * empty for the first page. A token this server did not issue is
+   * INVALID_ARGUMENT.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
 };
 
 /**
@@ -309,9 +330,22 @@ export const ListChannelsRequestSchema: GenMessage<ListChannelsRequest> = /*@__P
  */
 export type ListChannelsResponse = Message<"chat.v1.ListChannelsResponse"> & {
   /**
+   * Channels sorted by name: the users online and the groups, at most
+   * page_size of them.
+   *
    * @generated from field: repeated chat.v1.Channel channels = 1;
    */
   channels: Channel[];
+
+  /**
+   * Set when more channels follow: pass it as page_token to get them. Empty
+   * on the last page. Pages follow the names in order, so a channel created
+   * or gone between two calls shows on a later page or not at all, and no
+   * channel shows twice.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -406,7 +440,7 @@ export const ChatService: GenService<{
     output: typeof SendMessageResponseSchema;
   },
   /**
-   * ListChannels lists the online users and the groups.
+   * ListChannels lists the online users and the groups, a page at a time.
    *
    * @generated from rpc chat.v1.ChatService.ListChannels
    */

@@ -1,0 +1,26 @@
+import type { ChannelPage } from "./chat-backend.js";
+import type { ChannelRef } from "./chat-session.js";
+
+/**
+ * Sorts channels by name, in place. Names are ASCII and compared exactly, so
+ * code-unit order is the order.
+ */
+export function sortChannels(channels: ChannelRef[]): ChannelRef[] {
+  return channels.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** Returns the page of a sorted list that the request asks for: all of it when none is given. */
+export function pageOf(sorted: readonly ChannelRef[], page: ChannelPage | undefined): ChannelRef[] {
+  if (page === undefined) return [...sorted];
+  let start = 0;
+  if (page.after !== undefined) {
+    // The first name after page.after, by binary search.
+    let high = sorted.length;
+    while (start < high) {
+      const mid = (start + high) >>> 1;
+      if (sorted[mid]!.name <= page.after) start = mid + 1;
+      else high = mid;
+    }
+  }
+  return sorted.slice(start, start + page.limit);
+}
