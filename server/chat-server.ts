@@ -116,10 +116,19 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
   // (the Connect protocol and gRPC-Web over HTTP/1.1), next to the chat page,
   // on a port of their own.
   let webPage: WebPage | undefined;
-  const http1 = http.createServer({ headersTimeout: config.webHeadersTimeoutMs, requestTimeout: config.webRequestTimeoutMs }, (req, res) => {
-    if (webPage?.serve(req, res)) return;
-    handler(req, res);
-  });
+  const http1 = http.createServer(
+    {
+      headersTimeout: config.webHeadersTimeoutMs,
+      requestTimeout: config.webRequestTimeoutMs,
+      // Node checks both timeouts this often (30 s by default), which would
+      // let a slow client hold its socket well past them.
+      connectionsCheckingInterval: Math.min(1000, config.webHeadersTimeoutMs),
+    },
+    (req, res) => {
+      if (webPage?.serve(req, res)) return;
+      handler(req, res);
+    },
+  );
 
   // Past the cap, node closes new connections at once; say so once a minute
   // at most, with how many were refused meanwhile.

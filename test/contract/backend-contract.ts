@@ -169,5 +169,65 @@ export function backendContract(name: string, factory: BackendFactory): void {
         await failsWith(() => b.createGroup("alice", "g3"), "exhausted", "2 groups");
       }),
     );
+
+    it(
+      "limits how many groups exist at once",
+      withBackend({ maxGroups: 3 }, async (b) => {
+        for (const u of ["u1", "u2"]) await b.connect(u);
+        await b.createGroup("u1", "g1");
+        await b.createGroup("u1", "g2");
+        await b.createGroup("u2", "g3");
+        await failsWith(() => b.createGroup("u2", "g4"), "exhausted", "3 groups, the most it allows");
+        await b.leaveGroup("u1", "g1");
+        await b.createGroup("u2", "g4");
+      }),
+    );
+
+    it(
+      "lists channels a page at a time, in name order",
+      withBackend({}, async (b) => {
+        for (const u of ["carol", "alice", "bob"]) await b.connect(u);
+        for (const g of ["beta", "alpha", "gamma"]) await b.createGroup("alice", g);
+        const names = (channels: { name: string }[]) => channels.map((c) => c.name);
+        assert.deepEqual(names(await b.listChannels()), ["alice", "alpha", "beta", "bob", "carol", "gamma"]);
+        assert.deepEqual(names(await b.listChannels({ limit: 4 })), ["alice", "alpha", "beta", "bob"]);
+        assert.deepEqual(names(await b.listChannels({ after: "bob", limit: 4 })), ["carol", "gamma"]);
+        // After a name that is gone, the page starts where it would have been.
+        assert.deepEqual(names(await b.listChannels({ after: "b", limit: 1 })), ["beta"]);
+        assert.deepEqual(await b.listChannels({ after: "gamma", limit: 4 }), []);
+      }),
+    );
+
+    it(
+      "bounds each queue in bytes as well as in events",
+      withBackend({ queueLimit: 1000, queueLimitBytes: 10_000 }, async (b) => {
+        const reader = await b.connect("reader");
+        await b.connect("writer");
+        // 2,000 bytes of text and about 100 of envelope each: the fifth is too many.
+        for (let i = 0; i < 4; i++) await b.send("writer", "reader", "t".repeat(2000));
+        await b.send("writer", "reader", "t".repeat(2000));
+        const deadline = Date.now() + 5000;
+        while (!reader.signal.aborted && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+        assert.match(String((reader.signal.reason as Error).message), /10500 bytes were waiting to be read, more than the 10000 allowed/);
+        assert.equal(await b.isOnline("reader"), false);
+      }),
+    );
+
+    it(
+      "cuts off the largest queues when all of them together pass the limit",
+      withBackend({ queueLimitBytes: 100_000, maxQueuedBytes: 30_000 }, async (b) => {
+        const big = await b.connect("big");
+        const small = await b.connect("small");
+        await b.connect("writer");
+        for (let i = 0; i < 10; i++) await b.send("writer", "big", "t".repeat(2000));
+        for (let i = 0; i < 5; i++) await b.send("writer", "small", "t".repeat(2000));
+        // 21,000 + 10,500 bytes: over 30,000, and big holds the most.
+        const deadline = Date.now() + 5000;
+        while (!big.signal.aborted && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+        assert.match(String((big.signal.reason as Error).message), /queues reached their limit of 30000 bytes, and this stream held the most \(21000 bytes/);
+        assert.equal(small.signal.aborted, false);
+        assert.equal(small.pending, 5);
+      }),
+    );
   });
 }

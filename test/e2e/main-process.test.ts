@@ -1,37 +1,14 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import * as net from "node:net";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { createChatClient } from "../../client/chat-client.js";
 import { openStream } from "../helpers/chat-stream.js";
 import { openStalledStream } from "../helpers/raw-grpc.js";
+import { startServerProcess } from "../helpers/server-process.js";
 import { startTestServer } from "../helpers/test-server.js";
 
-const serverMain = fileURLToPath(new URL("../../server/main.ts", import.meta.url));
-
-function startMain(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, ["--import", "tsx", serverMain, ...args], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const logs: Record<string, unknown>[] = [];
-  let stderr = "";
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const listening = new Promise<number>((resolve) => {
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      const entry = JSON.parse(line) as Record<string, unknown>;
-      logs.push(entry);
-      if (entry.msg === "server listening") resolve(entry.port as number);
-    });
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on("exit", (code, signal) => resolve({ code, signal })),
-  );
-  return { child, logs, listening, exited, stderr: () => stderr };
-}
+const startMain = startServerProcess;
 
 describe("the server process", () => {
   it("shuts down on SIGTERM: streams end UNAVAILABLE, exit code 0", async () => {

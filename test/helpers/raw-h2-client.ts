@@ -132,8 +132,15 @@ export async function connectRawH2(port: number, options: RawH2Options = {}): Pr
     send,
     request(streamId, headers, data, endStream = true) {
       const block = hpackEncode(headers);
-      // END_HEADERS, and END_STREAM when there is no body.
-      send(FrameType.HEADERS, 0x4 | (data === undefined && endStream ? 0x1 : 0), streamId, block);
+      // A block larger than a frame goes on in CONTINUATION frames; the last
+      // frame carries END_HEADERS. END_STREAM when there is no body.
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < block.length || at === 0; at += 16384) chunks.push(block.subarray(at, at + 16384));
+      chunks.forEach((chunk, i) => {
+        const last = i === chunks.length - 1 ? 0x4 : 0;
+        if (i === 0) send(FrameType.HEADERS, last | (data === undefined && endStream ? 0x1 : 0), streamId, chunk);
+        else send(FrameType.CONTINUATION, last, streamId, chunk);
+      });
       if (data !== undefined) send(FrameType.DATA, endStream ? 0x1 : 0, streamId, data);
     },
     destroy: () => socket.destroy(),

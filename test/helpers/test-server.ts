@@ -30,7 +30,7 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
     },
   });
   const config: ServerConfig = { ...defaultConfig, port: 0, webPort: 0, shutdownGraceMs: 1000, ...overrides };
-  const server = createChatServer(config, createLogger("debug", sink));
+  const server = createChatServer(config, createLogger("debug", sink, { burstPerSecond: config.logBurst }));
   const address = await server.listen();
   return {
     server,

@@ -225,6 +225,35 @@ describe("chat service over the in-memory transport", () => {
     await openStream(f.client(), "slow");
   });
 
+  it("pages ListChannels (AIP-158): tokens, sizes, and what it refuses", async () => {
+    const f = setup({ maxGroupsPerUser: 1000 });
+    for (let u = 0; u < 3; u++) {
+      f.hub.connect(`user${u}`);
+      for (let g = 0; g < 800; g++) f.hub.createGroup(`user${u}`, `g${u}-${String(g).padStart(4, "0")}`);
+    }
+    const client = f.client("user0");
+    // No page size: the server's default, 1000.
+    const first = await client.listChannels({});
+    assert.equal(first.channels.length, 1000);
+    assert.notEqual(first.nextPageToken, "");
+    assert.equal((await client.listChannels({ pageSize: 10 })).channels.length, 10);
+    assert.equal((await client.listChannels({ pageSize: 50_000 })).channels.length, 1000, "a larger page is lowered to the maximum");
+    // Every channel once, in order, across the pages.
+    const all: string[] = [];
+    let pageToken = "";
+    do {
+      const page = await client.listChannels({ pageSize: 700, pageToken });
+      all.push(...page.channels.map((c) => c.name));
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+    assert.equal(all.length, 2403);
+    assert.deepEqual(all, [...all].sort());
+    assert.equal(new Set(all).size, all.length);
+    await rejectsWith(client.listChannels({ pageToken: "not-ours" }), Code.InvalidArgument, "is not one this server issued");
+    await rejectsWith(client.listChannels({ pageToken: Buffer.from("v1:bad name!").toString("base64url") }), Code.InvalidArgument, "is not one");
+    await rejectsWith(client.listChannels({ pageSize: -1 }), Code.InvalidArgument, "page_size must not be negative");
+  });
+
   it("serves health checks", async () => {
     const f = setup();
     const health = createClient(Health, f.transport);
