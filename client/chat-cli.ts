@@ -147,9 +147,10 @@ export async function runChatCli(options: ChatCliOptions): Promise<number> {
         print(`* left #${arg}`);
         return true;
       case "/list": {
-        const { channels } = await client.listChannels({});
+        const { channels, nextPageToken } = await client.listChannels({});
         const names = channels.map((c) => (c.type === ChannelType.GROUP ? `#${c.name}` : `@${c.name}`));
-        print(`* ${channels.length} ${channels.length === 1 ? "channel" : "channels"}${names.length > 0 ? `: ${names.join(" ")}` : ""}`);
+        const count = `${channels.length}${nextPageToken === "" ? "" : " (the first page; more exist)"}`;
+        print(`* ${count} ${channels.length === 1 ? "channel" : "channels"}${names.length > 0 ? `: ${names.join(" ")}` : ""}`);
         return true;
       }
       case "/to":
