@@ -96,6 +96,7 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
     leanPath: config.leanPath,
     logger,
     metrics,
+    requestBodies: { maxPendingBytes: config.maxPendingRequestBytes, timeoutMs: config.requestBodyTimeoutMs },
   });
 
   const server = http2.createServer(
@@ -133,6 +134,9 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
   // Past the cap, node closes new connections at once; say so once a minute
   // at most, with how many were refused meanwhile.
   server.maxConnections = config.maxConnections;
+  // The web port's sockets count against the same descriptors; each of its
+  // ports gets the same cap (it rarely matters: browsers are few).
+  http1.maxConnections = config.maxConnections;
   let refused = 0;
   let refusalLogged = 0;
   server.on("drop", () => {

@@ -94,7 +94,9 @@ export function createChatService(
       const binary = !(ctx.requestHeader.get("content-type") ?? "").includes("json");
       const started = performance.now();
       const onCutOff = () => {
-        metrics?.slowConsumerCut();
+        // Only a stream cut off for falling behind counts as a slow consumer
+        // (not one ended because Redis went away, say).
+        if (session.signal.reason instanceof ChatError && session.signal.reason.kind === "exhausted") metrics?.slowConsumerCut();
         closeIfStuck(hardClose, cutOffGraceMs);
       };
       // The call can end while this generator is suspended in a yield whose
@@ -133,6 +135,7 @@ export function createChatService(
             stalls.writing(session);
             yield toConnectResponse(batch, binary);
             stalls.written(session);
+            session.written();
             continue;
           }
           if (session.signal.aborted) {

@@ -26,6 +26,10 @@ export interface ServerConfig {
   settingsTimeoutMs: number;
   /** Bytes of request headers a connection may hold in open streams before it acknowledges SETTINGS. */
   unackedHeaderBytes: number;
+  /** Bytes of unary and server-streaming request bodies not yet complete that one connection may hold. */
+  maxPendingRequestBytes: number;
+  /** Time a unary or server-streaming call has to send its whole request. */
+  requestBodyTimeoutMs: number;
   /** The web port's limit for receiving a request's headers. */
   webHeadersTimeoutMs: number;
   /** The web port's limit for receiving a whole request. */
@@ -75,7 +79,7 @@ export const defaultConfig: ServerConfig = {
   host: "127.0.0.1",
   port: 50051,
   queueLimit: 4096,
-  queueLimitBytes: 1024 * 1024,
+  queueLimitBytes: 4 * 1024 * 1024,
   maxQueuedBytes: 256 * 1024 * 1024,
   stallTimeoutMs: 30_000,
   maxGroupsPerUser: 1000,
@@ -85,6 +89,8 @@ export const defaultConfig: ServerConfig = {
   idleTimeoutMs: 300_000,
   settingsTimeoutMs: 5_000,
   unackedHeaderBytes: 64 * 1024,
+  maxPendingRequestBytes: 4 * 1024 * 1024,
+  requestBodyTimeoutMs: 10_000,
   webHeadersTimeoutMs: 10_000,
   webRequestTimeoutMs: 30_000,
   pingIntervalMs: 30_000,
@@ -186,6 +192,12 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
     )
     .addOption(
       option("--unacked-header-bytes <n>", "request header bytes a connection may hold in open streams before it acknowledges SETTINGS", "UNACKED_HEADER_BYTES", integer(16 * 1024, 1 << 30)).default(d.unackedHeaderBytes),
+    )
+    .addOption(
+      option("--max-pending-request-bytes <n>", "bytes of request bodies not yet complete that one connection may hold", "MAX_PENDING_REQUEST_BYTES", integer(65536, 1 << 30)).default(d.maxPendingRequestBytes),
+    )
+    .addOption(
+      option("--request-body-timeout-ms <n>", "time a unary or server-streaming call has to send its whole request", "REQUEST_BODY_TIMEOUT_MS", integer(100, 3_600_000)).default(d.requestBodyTimeoutMs),
     )
     .addOption(
       option("--web-headers-timeout-ms <n>", "web port: time a client has to send a request's headers", "WEB_HEADERS_TIMEOUT_MS", integer(1000, 3_600_000)).default(d.webHeadersTimeoutMs),

@@ -67,7 +67,9 @@ export function createLogger(level: LogLevel, destination?: DestinationStream, o
         },
       },
     },
-    destination ?? pino.destination({ fd: 1, sync: false }),
+    // At most 16 MiB waiting for a stdout that does not keep up: past it,
+    // lines are dropped rather than held.
+    destination ?? pino.destination({ fd: 1, sync: false, maxLength: 16 * 1024 * 1024 }),
   );
   return logger;
 }

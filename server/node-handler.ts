@@ -13,6 +13,7 @@ import {
 import type { Logger } from "pino";
 import { createGrpcLeanPath } from "./grpc-lean-path.js";
 import { hardCloseKey } from "./hard-close-key.js";
+import { createRequestBodyGuard, type RequestBodyLimits } from "./request-body-guard.js";
 import { routesOf, type ServiceRegistration } from "./routes.js";
 import type { ChatMetrics } from "./chat-metrics.js";
 
@@ -31,6 +32,8 @@ export interface NodeHandlerOptions {
   logger: Logger;
   /** Counts the calls that the lean path serves. */
   metrics?: Pick<ChatMetrics, "leanPathCall">;
+  /** Bounds the bodies of single-message requests on HTTP/2; none when undefined. */
+  requestBodies?: RequestBodyLimits;
 }
 
 /**
@@ -68,6 +71,7 @@ export function createNodeHandler(options: NodeHandlerOptions): (
   for (const handler of router.handlers) {
     paths.set(handler.requestPath, handler);
   }
+  const guardBody = options.requestBodies === undefined ? undefined : createRequestBodyGuard(options.requestBodies, logger);
   return (req, res) => {
     const handler = paths.get(req.url?.split("?", 2)[0] ?? "");
     if (handler === undefined) {
@@ -76,7 +80,10 @@ export function createNodeHandler(options: NodeHandlerOptions): (
       return;
     }
     dropTimeoutsBeyondTimers(req.headers);
-    const values = createContextValues().set(hardCloseKey, hardClose(req));
+    if ("stream" in req && guardBody !== undefined && (handler.method.methodKind === "unary" || handler.method.methodKind === "server_streaming")) {
+      guardBody(req.stream);
+    }
+    const values = createContextValues().set(hardCloseKey, hardClose(req, res));
     const viaConnect = (consumed: Buffer[] = []) => {
       const uReq = universalRequestFromNodeRequest(req, res, undefined, values);
       if (consumed.length > 0) {
@@ -126,15 +133,19 @@ function dropTimeoutsBeyondTimers(headers: http.IncomingHttpHeaders | http2.Inco
 }
 
 /** What closes a call's transport without a status: its HTTP/2 stream, or its HTTP/1.1 socket. */
-function hardClose(req: http.IncomingMessage | http2.Http2ServerRequest): () => void {
+function hardClose(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): () => void {
   if ("stream" in req) {
     const stream = req.stream;
     return () => {
       if (!stream.closed && !stream.destroyed) stream.close(http2constants.NGHTTP2_ENHANCE_YOUR_CALM);
     };
   }
+  // A response that ended in time has handed its keep-alive socket on to
+  // the next request: leave it alone.
   const socket = req.socket;
-  return () => socket.destroy();
+  return () => {
+    if (!res.writableFinished) socket.destroy();
+  };
 }
 
 async function* prepend(first: Buffer[], rest: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {

@@ -258,6 +258,7 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
       text: message.text,
       textBytes: Buffer.byteLength(message.text, "utf8"),
       sentAt: new Date(message.at),
+      holders: 0,
     };
     for (const name of message.to) {
       const session = sessions.get(name);
@@ -266,7 +267,7 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
         void backend.disconnect(session, overflow);
       }
     }
-    enforceQueueBudget(budget, sessions.values(), (session) => {
+    enforceQueueBudget(budget, () => sessions.values(), (session) => {
       void backend.disconnect(session, chatErrors.serverQueuesFull(session.username, session.pendingBytes, budget.limitBytes));
     });
   };

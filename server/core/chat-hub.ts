@@ -19,7 +19,7 @@ import {
 export interface ChatHubOptions {
   /** How many events may wait for one session before it is cut off. Default 4096. */
   queueLimit?: number;
-  /** How many bytes (see queuedEventBytes) may wait for one session before it is cut off. Default 1 MiB. */
+  /** How many bytes (see queuedEventBytes) may wait for one session before it is cut off. Default 4 MiB. */
   queueLimitBytes?: number;
   /** How many bytes may wait in all the sessions' queues together; past it, the largest are cut off. Default 256 MiB. */
   maxQueuedBytes?: number;
@@ -81,7 +81,7 @@ export interface ChatHub extends ChatBackend {
  * Creates an in-memory {@link ChatHub}.
  */
 export function createChatHub(options: ChatHubOptions = {}): ChatHub {
-  const limits = { events: options.queueLimit ?? 4096, bytes: options.queueLimitBytes ?? 1024 * 1024 };
+  const limits = { events: options.queueLimit ?? 4096, bytes: options.queueLimitBytes ?? 4 * 1024 * 1024 };
   const budget = createQueueBudget(options.maxQueuedBytes ?? 256 * 1024 * 1024);
   const maxGroupsPerUser = options.maxGroupsPerUser ?? 1000;
   const maxGroups = options.maxGroups ?? 100_000;
@@ -156,7 +156,7 @@ export function createChatHub(options: ChatHubOptions = {}): ChatHub {
         disconnect(session, reason);
       }
     }
-    enforceQueueBudget(budget, users.values(), (session) =>
+    enforceQueueBudget(budget, () => users.values(), (session) =>
       disconnect(session, chatErrors.serverQueuesFull(session.username, session.pendingBytes, budget.limitBytes)),
     );
   }
@@ -247,6 +247,7 @@ export function createChatHub(options: ChatHubOptions = {}): ChatHub {
         text,
         textBytes,
         sentAt: now(),
+        holders: 0,
       };
       deliver(recipients, event);
       return event;

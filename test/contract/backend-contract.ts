@@ -111,7 +111,9 @@ export function backendContract(name: string, factory: BackendFactory): void {
         const direct = await b.send("alice", "bob", "hello bob");
         assert.deepEqual([direct.sender, direct.channel, direct.text, direct.textBytes], ["alice", { name: "bob", type: "user" }, "hello bob", 9]);
         const [got] = await received(bob, 1);
-        assert.deepEqual({ ...got, sentAt: got?.sentAt.getTime() }, { ...direct, sentAt: direct.sentAt.getTime() });
+        // The holders count is the queues' bookkeeping; the message is the rest.
+        const message = (e: ChatEvent | undefined) => ({ ...e, sentAt: e?.sentAt.getTime(), holders: undefined });
+        assert.deepEqual(message(got), message(direct));
         await b.send("alice", "alice", "to myself");
         assert.deepEqual((await received(alice, 1)).map((e) => e.text), ["to myself"]);
         await b.createGroup("alice", "room");
@@ -200,33 +202,54 @@ export function backendContract(name: string, factory: BackendFactory): void {
 
     it(
       "bounds each queue in bytes as well as in events",
-      withBackend({ queueLimit: 1000, queueLimitBytes: 10_000 }, async (b) => {
+      withBackend({ queueLimit: 1000, queueLimitBytes: 15_000 }, async (b) => {
         const reader = await b.connect("reader");
         await b.connect("writer");
-        // 2,000 bytes of text and about 100 of envelope each: the fifth is too many.
+        // 2,000 bytes of text weigh 4,700 (see queuedEventBytes): the fourth is too many.
         for (let i = 0; i < 4; i++) await b.send("writer", "reader", "t".repeat(2000));
-        await b.send("writer", "reader", "t".repeat(2000));
         const deadline = Date.now() + 5000;
         while (!reader.signal.aborted && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-        assert.match(String((reader.signal.reason as Error).message), /10500 bytes were waiting to be read, more than the 10000 allowed/);
+        assert.match(String((reader.signal.reason as Error).message), /18800 bytes were waiting to be read, more than the 15000 allowed/);
         assert.equal(await b.isOnline("reader"), false);
       }),
     );
 
     it(
       "cuts off the largest queues when all of them together pass the limit",
-      withBackend({ queueLimitBytes: 100_000, maxQueuedBytes: 30_000 }, async (b) => {
+      withBackend({ queueLimitBytes: 100_000, maxQueuedBytes: 60_000 }, async (b) => {
         const big = await b.connect("big");
         const small = await b.connect("small");
         await b.connect("writer");
         for (let i = 0; i < 10; i++) await b.send("writer", "big", "t".repeat(2000));
         for (let i = 0; i < 5; i++) await b.send("writer", "small", "t".repeat(2000));
-        // 21,000 + 10,500 bytes: over 30,000, and big holds the most.
+        // 47,000 + 14,100 bytes: over 60,000, and big holds the most.
         const deadline = Date.now() + 5000;
         while (!big.signal.aborted && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-        assert.match(String((big.signal.reason as Error).message), /queues reached their limit of 30000 bytes, and this stream held the most \(21000 bytes/);
+        assert.match(String((big.signal.reason as Error).message), /queues reached their limit of 60000 bytes, and this stream held the most \(47000 bytes/);
         assert.equal(small.signal.aborted, false);
+        while (small.pending < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
         assert.equal(small.pending, 5);
+      }),
+    );
+
+    it(
+      "counts a group message once in the total, and cuts off as many as it takes to get under it",
+      withBackend({ queueLimitBytes: 100_000, maxQueuedBytes: 20_000 }, async (b) => {
+        const a = await b.connect("a");
+        const c = await b.connect("c");
+        await b.connect("s");
+        await b.createGroup("s", "room");
+        await b.joinGroup("a", "room");
+        await b.joinGroup("c", "room");
+        // Three queues hold each message, which counts once: 4 × 4,700 is under 20,000.
+        for (let i = 0; i < 4; i++) await b.send("s", "room", "t".repeat(2000));
+        await new Promise((r) => setTimeout(r, 50));
+        assert.equal(a.signal.aborted || c.signal.aborted, false, "cut off under the limit");
+        // The fifth passes it; cutting one member frees nothing the others still hold.
+        await b.send("s", "room", "t".repeat(2000));
+        const deadline = Date.now() + 5000;
+        while (!(a.signal.aborted && c.signal.aborted) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+        assert.equal(a.signal.aborted && c.signal.aborted, true, "only one was cut off");
       }),
     );
   });

@@ -113,6 +113,8 @@ describe("chat hub", () => {
       text: "hello bob",
       textBytes: 9,
       sentAt: at,
+      // Queued for bob alone.
+      holders: 1,
     });
     assert.deepEqual(bob.take(10, 1e6), [event]);
     assert.equal(alice.pending, 0);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import * as http from "node:http";
+import * as http2 from "node:http2";
 import * as net from "node:net";
 import { after, describe, it } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -147,6 +148,45 @@ describe("hostile clients", { timeout: 120_000 }, () => {
     }
   });
 
+  it("requests that never finish their body hold little, and not for long", async () => {
+    const t = await startMeasuredServer(["--request-body-timeout-ms", "2000"]);
+    const session = http2.connect(t.baseUrl);
+    session.on("error", () => {});
+    try {
+      const before = t.rssBytes();
+      const resets: number[] = [];
+      const attack = (async () => {
+        // 2,000 unary calls on one connection, each announcing a 65,000-byte
+        // message and sending 60,000 bytes of it: 120 MB, were it all kept.
+        const partial = Buffer.alloc(60_005);
+        partial.writeUInt32BE(65_000, 1);
+        const closed: Promise<void>[] = [];
+        for (let i = 0; i < 2000; i++) {
+          const stream = session.request({ ":method": "POST", ":path": "/chat.v1.ChatService/SendMessage", "content-type": "application/grpc", te: "trailers" });
+          stream.on("error", () => {});
+          closed.push(new Promise((resolve) => stream.on("close", () => resolve(void resets.push(stream.rstCode ?? 0)))));
+          stream.write(partial);
+        }
+        await Promise.all(closed);
+      })();
+      const chat = stillChatting(t, "bodies");
+      const peak = await peakRss(() => t.rssBytes(), attack);
+      await chat;
+      // Past 4 MiB of unfinished bodies a stream is reset at once; the rest when their time is up.
+      assert.ok(resets.filter((c) => c === http2.constants.NGHTTP2_ENHANCE_YOUR_CALM).length > 0, "none reset for the connection's budget");
+      assert.equal(resets.length, 2000);
+      assert.ok(resets.every((c) => c === http2.constants.NGHTTP2_ENHANCE_YOUR_CALM || c === http2.constants.NGHTTP2_CANCEL), `other resets: ${[...new Set(resets)]}`);
+      assert.equal(t.child.exitCode, null, "the server died");
+      // What is held is at most 4 MiB of unfinished bodies, for at most 2 s;
+      // the resident set also takes the garbage of the 120 MB that flowed
+      // through before each reset, so this bound is loose.
+      assert.ok(peak - before < 256 * MiB, `the server grew by ${((peak - before) / MiB).toFixed(1)} MiB`);
+    } finally {
+      session.destroy();
+      await t.stop();
+    }
+  });
+
   it("a response that waits on flow control past the stall timeout ends its stream", async () => {
     const t = await start({ stallTimeoutMs: 300 });
     const sender = createChatClient(t.baseUrl, "staller");
@@ -167,7 +207,7 @@ describe("hostile clients", { timeout: 120_000 }, () => {
   });
 
   it("the server's queues have a total: the largest are cut off first", async () => {
-    const t = await start({ queueLimitBytes: 1 << 20, maxQueuedBytes: 1 << 20, stallTimeoutMs: 60_000 });
+    const t = await start({ queueLimitBytes: 4 << 20, maxQueuedBytes: 700_000, stallTimeoutMs: 60_000 });
     const sender = createChatClient(t.baseUrl, "filler");
     const senderStream = await openStream(sender, "filler");
     for (let i = 0; i < 3; i++) {
@@ -176,14 +216,17 @@ describe("hostile clients", { timeout: 120_000 }, () => {
       c.request(1, grpcHeaders(connectPath), connectBody(`big-${i}`));
     }
     await eventually(() => t.server.hub.stats().users === 4, "not connected");
-    const text = "z".repeat(4000);
-    // big-0 takes the most; together they pass the 1 MiB total.
-    for (let n = 0; n < 200; n++) await sender.sendMessage({ channel: "big-0", text });
-    for (let n = 0; n < 60; n++) for (const to of ["big-1", "big-2"]) await sender.sendMessage({ channel: to, text });
+    // 1,000 bytes of text weigh 2,700 (see queuedEventBytes), and node takes
+    // about 64 KiB of a stream's responses before a write waits (those are
+    // written, so no longer counted). big-0 holds the most (about 590,000
+    // bytes); big-1 and big-2 (about 105,000 each) take the total past 700,000.
+    const text = "z".repeat(1000);
+    for (let n = 0; n < 280; n++) await sender.sendMessage({ channel: "big-0", text });
+    for (let n = 0; n < 100; n++) for (const to of ["big-1", "big-2"]) await sender.sendMessage({ channel: to, text });
     await eventually(() => !t.server.hub.isOnline("big-0"), "the largest queue was not cut off");
     await eventually(() => t.logs.some((l) => l.msg === "session closed" && l.user === "big-0"), "no log line");
     const reason = String(t.logs.find((l) => l.msg === "session closed" && l.user === "big-0")?.reason);
-    assert.match(reason, /the server's queues reached their limit of 1048576 bytes, and this stream held the most/);
+    assert.match(reason, /the server's queues reached their limit of 700000 bytes, and this stream held the most/);
     assert.equal(t.server.hub.isOnline("big-1"), true);
     senderStream.cancel();
   });

@@ -1,0 +1,62 @@
+import * as http2 from "node:http2";
+import type { Logger } from "pino";
+
+/** The limits {@link createRequestBodyGuard} applies. */
+export interface RequestBodyLimits {
+  /** Bytes of request bodies not yet received in full that one connection may hold. */
+  maxPendingBytes: number;
+  /** Time a call has to send its whole request. */
+  timeoutMs: number;
+}
+
+/**
+ * Creates a guard for the bodies of single-message requests (unary and
+ * server-streaming calls) on HTTP/2. Such a body is read in full before it is
+ * parsed, so a client that starts many and finishes none (an envelope header
+ * announcing 64 KiB, then part of it, on each of thousands of streams) would
+ * make the server hold all of it for as long as it likes. The guard counts,
+ * per connection, the bytes of bodies not yet complete, and resets the
+ * stream that takes them past maxPendingBytes (ENHANCE_YOUR_CALM); a body not
+ * complete within timeoutMs is reset too (CANCEL). Both paths, Connect's and
+ * the lean one, read from the same stream, so one guard covers them.
+ */
+export function createRequestBodyGuard(limits: RequestBodyLimits, logger: Logger): (stream: http2.ServerHttp2Stream) => void {
+  const pending = new WeakMap<http2.Http2Session, { bytes: number }>();
+  return (stream) => {
+    const session = stream.session;
+    if (session === undefined || stream.readableEnded) return;
+    let budget = pending.get(session);
+    if (budget === undefined) {
+      budget = { bytes: 0 };
+      pending.set(session, budget);
+    }
+    const connection = budget;
+    let held = 0;
+    const reset = (code: number, why: string) => {
+      logger.info({ why }, "request reset");
+      if (!stream.closed && !stream.destroyed) stream.close(code);
+      done();
+    };
+    // The compat layer keeps the stream flowing; this only watches its chunks.
+    const onData = (chunk: Buffer) => {
+      held += chunk.length;
+      connection.bytes += chunk.length;
+      if (connection.bytes > limits.maxPendingBytes) {
+        reset(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, `the connection's unfinished requests passed ${limits.maxPendingBytes} bytes`);
+      }
+    };
+    const timer = setTimeout(() => reset(http2.constants.NGHTTP2_CANCEL, `the request was not complete after ${limits.timeoutMs} ms`), limits.timeoutMs);
+    timer.unref();
+    const done = () => {
+      clearTimeout(timer);
+      connection.bytes -= held;
+      held = 0;
+      stream.off("data", onData);
+      stream.off("end", done);
+      stream.off("close", done);
+    };
+    stream.on("data", onData);
+    stream.once("end", done);
+    stream.once("close", done);
+  };
+}
