@@ -10,6 +10,7 @@ import type { ChatBackend } from "./core/chat-backend.js";
 import { createChatHub, type ChatHub } from "./core/chat-hub.js";
 import { createRedisBackend } from "./cluster/redis-backend.js";
 import { ConfigError, type ServerConfig } from "./config.js";
+import { describeReason } from "./core/chat-error.js";
 import { createHealthStatus, ServingStatus, type HealthStatus } from "./health-status.js";
 import { createNodeHandler } from "./node-handler.js";
 import { guardConnection } from "./connection-guard.js";
@@ -189,7 +190,7 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
           await cluster.start();
         } catch (error) {
           await cluster.close();
-          throw new ConfigError(`--redis (REDIS_URL) ${redactUrl(config.redis!)}: cannot reach Redis (${describeError(error)})`);
+          throw new ConfigError(`--redis (REDIS_URL) ${redactUrl(config.redis!)}: cannot reach Redis (${describeReason(error)})`);
         }
         logger.info({ node: cluster.nodeId }, "cluster mode: registered with Redis");
       }
@@ -294,9 +295,6 @@ function redactUrl(url: string): string {
   return parsed.toString().replace(/\/$/, "");
 }
 
-function describeError(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 /**
  * Creates the HTTP/1.1 server of /metrics, in Prometheus text format.

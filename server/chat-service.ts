@@ -12,7 +12,7 @@ import {
   type ChatMessageSchema,
 } from "../gen/chat/v1/chat_pb.js";
 import type { ChatBackend } from "./core/chat-backend.js";
-import { ChatError, chatErrors, quote } from "./core/chat-error.js";
+import { ChatError, chatErrors, describeReason, quote } from "./core/chat-error.js";
 import { isValidName } from "./core/names.js";
 import type { ChannelRef, ChatEvent, ChatSession } from "./core/chat-session.js";
 import { authenticatedUser } from "./auth-interceptor.js";
@@ -308,12 +308,4 @@ function createStallWatch(timeoutMs: number, onStall: (session: ChatSession) => 
   };
 }
 
-function describeReason(reason: unknown): string {
-  if (typeof reason === "string") {
-    return reason;
-  }
-  if (reason instanceof Error) {
-    return reason.message;
-  }
-  return String(reason);
-}
+

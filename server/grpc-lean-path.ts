@@ -66,8 +66,6 @@ export interface LeanPathOptions {
   acceptCompression: Compression[];
   readMaxBytes: number;
   shutdownSignal: AbortSignal;
-  /** The longest grpc-timeout accepted; Connect's default is no limit. */
-  maxTimeoutMs?: number;
 }
 
 /** What the lean path reports about each call it serves. */
@@ -110,7 +108,6 @@ export function createGrpcLeanPath(
   hooks: LeanPathHooks = {},
 ): GrpcLeanPath {
   const { readMaxBytes, compressMinBytes } = validateReadWriteMaxBytes(options.readMaxBytes, undefined, undefined);
-  const maxTimeoutMs = options.maxTimeoutMs ?? Number.MAX_SAFE_INTEGER;
   const methods = new Map<string, LeanMethod>();
   for (const { spec, interceptors } of services) {
     for (const method of Object.values(spec.methods)) {
@@ -133,7 +130,9 @@ export function createGrpcLeanPath(
     if (timeoutHeader === undefined || encodingHeader === undefined || acceptHeader === undefined) {
       return false;
     }
-    const timeout = parseTimeout(timeoutHeader, maxTimeoutMs);
+    // No maxTimeoutMs, as in Connect's router by default (node-handler.ts
+    // removes a deadline too long for a timer before this runs).
+    const timeout = parseTimeout(timeoutHeader, Number.MAX_SAFE_INTEGER);
     const compression = compressionNegotiate(options.acceptCompression, encodingHeader, acceptHeader, headerAcceptEncoding);
     if (timeout.error !== undefined || compression.error !== undefined) {
       // Connect answers these with a status of its own: let it.
@@ -299,48 +298,29 @@ function createContext(call: LeanCall): LeanContext {
   return context;
 }
 
-/** connect-node's mapping of HTTP/2 reset codes (node-error.ts, not exported). */
-const resetCodes: Record<number, Code> = (() => {
-  const c = http2.constants;
-  return {
-    [c.NGHTTP2_PROTOCOL_ERROR]: Code.Internal,
-    [c.NGHTTP2_INTERNAL_ERROR]: Code.Internal,
-    [c.NGHTTP2_FLOW_CONTROL_ERROR]: Code.Internal,
-    [c.NGHTTP2_SETTINGS_TIMEOUT]: Code.Internal,
-    [c.NGHTTP2_FRAME_SIZE_ERROR]: Code.Internal,
-    [c.NGHTTP2_COMPRESSION_ERROR]: Code.Internal,
-    [c.NGHTTP2_CONNECT_ERROR]: Code.Internal,
-    [c.NGHTTP2_REFUSED_STREAM]: Code.Unavailable,
-    [c.NGHTTP2_CANCEL]: Code.Canceled,
-    [c.NGHTTP2_ENHANCE_YOUR_CALM]: Code.ResourceExhausted,
-    [c.NGHTTP2_INADEQUATE_SECURITY]: Code.PermissionDenied,
-    [c.NGHTTP2_HTTP_1_1_REQUIRED]: Code.PermissionDenied,
-  };
-})();
-
-/** The names of HTTP/2 error codes (RFC 9113, section 7), as connect-node spells them. */
-const resetCodeNames = [
-  "NO_ERROR",
-  "PROTOCOL_ERROR",
-  "INTERNAL_ERROR",
-  "FLOW_CONTROL_ERROR",
-  "SETTINGS_TIMEOUT",
-  "STREAM_CLOSED",
-  "FRAME_SIZE_ERROR",
-  "REFUSED_STREAM",
-  "CANCEL",
-  "COMPRESSION_ERROR",
-  "CONNECT_ERROR",
-  "ENHANCE_YOUR_CALM",
-  "INADEQUATE_SECURITY",
-  "HTTP_1_1_REQUIRED",
-];
+/**
+ * connect-node's mapping of HTTP/2 reset codes (node-error.ts, not exported),
+ * by the codes' numbers in RFC 9113, section 7, with their names as it
+ * spells them. NO_ERROR and STREAM_CLOSED map to no status.
+ */
+const resetCodes: Record<number, [string, Code]> = {
+  0x1: ["PROTOCOL_ERROR", Code.Internal],
+  0x2: ["INTERNAL_ERROR", Code.Internal],
+  0x3: ["FLOW_CONTROL_ERROR", Code.Internal],
+  0x4: ["SETTINGS_TIMEOUT", Code.Internal],
+  0x6: ["FRAME_SIZE_ERROR", Code.Internal],
+  0x7: ["REFUSED_STREAM", Code.Unavailable],
+  0x8: ["CANCEL", Code.Canceled],
+  0x9: ["COMPRESSION_ERROR", Code.Internal],
+  0xa: ["CONNECT_ERROR", Code.Internal],
+  0xb: ["ENHANCE_YOUR_CALM", Code.ResourceExhausted],
+  0xc: ["INADEQUATE_SECURITY", Code.PermissionDenied],
+  0xd: ["HTTP_1_1_REQUIRED", Code.PermissionDenied],
+};
 
 function errorFromResetCode(rstCode: number | undefined): ConnectError | undefined {
-  const code = rstCode === undefined ? undefined : resetCodes[rstCode];
-  return code === undefined
-    ? undefined
-    : new ConnectError(`http/2 stream closed with error code ${resetCodeNames[rstCode!]} (0x${rstCode!.toString(16)})`, code);
+  const entry = rstCode === undefined ? undefined : resetCodes[rstCode];
+  return entry === undefined ? undefined : new ConnectError(`http/2 stream closed with error code ${entry[0]} (0x${rstCode!.toString(16)})`, entry[1]);
 }
 
 async function serveUnary(call: LeanCall, spec: Extract<LeanSpec, { kind: "unary" }>, context: LeanContext, input: MessageShape<DescMessage>): Promise<void> {

@@ -113,7 +113,7 @@ export function createNodeHandler(options: NodeHandlerOptions): (
  * The longest delay a Node timer takes: a longer one overflows to 1 ms
  * (TimeoutOverflowWarning), which would end a stream at once.
  */
-export const longestTimerMs = 2 ** 31 - 1;
+const longestTimerMs = 2 ** 31 - 1;
 
 /**
  * Removes a deadline too far away for a timer (about 24.8 days), in either

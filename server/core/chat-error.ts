@@ -69,6 +69,13 @@ export const chatErrors = {
     new ChatError("exhausted", `${quote(user)} fell too far behind: its client read nothing for ${ms} ms while a response waited`),
 };
 
+/** The message of an error, or the reason itself as text: for log lines and messages. */
+export function describeReason(reason: unknown): string {
+  if (typeof reason === "string") return reason;
+  if (reason instanceof Error) return reason.message;
+  return String(reason);
+}
+
 /**
  * Quotes a client-supplied value for an error message, cut to a readable
  * length and with control characters escaped by JSON.stringify.
