@@ -7,17 +7,17 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { ChatService } from "../gen/chat/v1/chat_pb.js";
 import type { ChatBackend } from "./core/chat-backend.js";
-import { createChatHub, type ChatHub } from "./core/chat-hub.js";
+import { createChatHub, type ChatHub } from "./core/memory-backend.js";
 import { createRedisBackend } from "./cluster/redis-backend.js";
-import { ConfigError, type ServerConfig } from "./config.js";
+import { ConfigError, type ServerConfig } from "./ops/config.js";
 import { describeReason } from "./core/chat-error.js";
-import { createHealthStatus, ServingStatus, type HealthStatus } from "./health-status.js";
-import { createNodeHandler } from "./node-handler.js";
-import { guardConnection } from "./connection-guard.js";
-import { defaultChatServiceOptions } from "./chat-service.js";
-import { createWebPage, type WebPage } from "./web-page.js";
-import { createServices } from "./routes.js";
-import { createChatMetrics, type ChatMetrics } from "./chat-metrics.js";
+import { createHealthStatus, ServingStatus, type HealthStatus } from "./standard/health-status.js";
+import { createNodeHandler } from "./transport/node-handler.js";
+import { guardConnection } from "./transport/connection-guard.js";
+import { defaultChatServiceOptions } from "./rpc/chat-service.js";
+import { createWebPage, type WebPage } from "./transport/web-page.js";
+import { createServices } from "./rpc/routes.js";
+import { createChatMetrics, type ChatMetrics } from "./ops/chat-metrics.js";
 
 /** A chat server: the HTTP/2 listener, its routes and the state behind them. */
 export interface ChatServer {

@@ -1,6 +1,6 @@
-import { ConfigError, parseConfig } from "./config.js";
+import { ConfigError, parseConfig } from "./ops/config.js";
 import { createChatServer, hostPort } from "./chat-server.js";
-import { createLogger, flushLog } from "./logger.js";
+import { createLogger, flushLog } from "./ops/logger.js";
 
 /**
  * Starts the chat server from flags and environment, and shuts it down

@@ -1,7 +1,7 @@
 import { after, before } from "node:test";
 import { Redis } from "ioredis";
 import { createRedisBackend } from "../../server/cluster/redis-backend.js";
-import { createLogger } from "../../server/logger.js";
+import { createLogger } from "../../server/ops/logger.js";
 import { startRedis, type TestRedis } from "../helpers/redis-server.js";
 import { backendContract } from "./backend-contract.js";
 

@@ -26,13 +26,13 @@ import {
   HealthCheckResponse_ServingStatus as ServingStatus,
   HealthCheckResponseSchema,
 } from "../../gen/grpc/health/v1/health_pb.js";
-import { createChatErrorInterceptor } from "../../server/chat-error-interceptor.js";
-import { createChatMetrics } from "../../server/chat-metrics.js";
-import { createChatHub } from "../../server/core/chat-hub.js";
-import { createLogger } from "../../server/logger.js";
-import { createNodeHandler } from "../../server/node-handler.js";
-import { createRpcLogInterceptor } from "../../server/rpc-log-interceptor.js";
-import { serviceSpec } from "../../server/service-spec.js";
+import { createChatErrorInterceptor } from "../../server/rpc/error-interceptor.js";
+import { createChatMetrics } from "../../server/ops/chat-metrics.js";
+import { createChatHub } from "../../server/core/memory-backend.js";
+import { createLogger } from "../../server/ops/logger.js";
+import { createNodeHandler } from "../../server/transport/node-handler.js";
+import { createRpcLogInterceptor } from "../../server/rpc/log-interceptor.js";
+import { serviceSpec } from "../../server/standard/service-spec.js";
 import { rawH2Call, type RawCallOptions, type WireTranscript } from "../helpers/raw-h2-call.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 

@@ -1,7 +1,7 @@
 import { Writable } from "node:stream";
-import { defaultConfig, type ServerConfig } from "../../server/config.js";
+import { defaultConfig, type ServerConfig } from "../../server/ops/config.js";
 import { createChatServer, type ChatServer } from "../../server/chat-server.js";
-import { createLogger } from "../../server/logger.js";
+import { createLogger } from "../../server/ops/logger.js";
 
 /** A chat server on a free loopback port, with its log kept in memory. */
 export interface TestServer {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ConfigError, defaultConfig, parseConfig } from "../../server/config.js";
-import { parseAuthorization } from "../../server/auth-interceptor.js";
+import { ConfigError, defaultConfig, parseConfig } from "../../server/ops/config.js";
+import { parseAuthorization } from "../../server/rpc/auth-interceptor.js";
 
 describe("configuration", () => {
   it("uses the defaults when nothing is given", () => {

@@ -5,10 +5,10 @@ import { Code, ConnectError, createClient, createRouterTransport, type Transport
 import { ChannelType, ChatService } from "../../gen/chat/v1/chat_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { createAuthorizationInterceptor, type ChatClient } from "../../client/chat-client.js";
-import { createChatHub, type ChatHub } from "../../server/core/chat-hub.js";
-import { createHealthStatus } from "../../server/health-status.js";
-import { createLogger } from "../../server/logger.js";
-import { createRoutes } from "../../server/routes.js";
+import { createChatHub, type ChatHub } from "../../server/core/memory-backend.js";
+import { createHealthStatus } from "../../server/standard/health-status.js";
+import { createLogger } from "../../server/ops/logger.js";
+import { createRoutes } from "../../server/rpc/routes.js";
 import { openStream } from "../helpers/chat-stream.js";
 
 interface Fixture {

@@ -1,5 +1,5 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { ServingStatus, type HealthStatus } from "./health-status.js";
 
 /**

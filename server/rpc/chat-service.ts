@@ -10,15 +10,15 @@ import {
   EventSchema,
   type ConnectResponse,
   type ChatMessageSchema,
-} from "../gen/chat/v1/chat_pb.js";
-import type { ChatBackend } from "./core/chat-backend.js";
-import { ChatError, chatErrors, describeReason, quote } from "./core/chat-error.js";
-import { isValidName } from "./core/names.js";
-import type { ChannelRef, ChatEvent, ChatSession } from "./core/chat-session.js";
+} from "../../gen/chat/v1/chat_pb.js";
+import type { ChatBackend } from "../core/chat-backend.js";
+import { ChatError, chatErrors, describeReason, quote } from "../core/chat-error.js";
+import { isValidName } from "../core/names.js";
+import type { ChannelRef, ChatEvent, ChatSession } from "../core/chat-session.js";
 import { authenticatedUser } from "./auth-interceptor.js";
-import { toConnectError } from "./chat-error-interceptor.js";
-import type { ChatMetrics } from "./chat-metrics.js";
-import { hardCloseKey } from "./hard-close-key.js";
+import { toConnectError } from "./error-interceptor.js";
+import type { ChatMetrics } from "../ops/chat-metrics.js";
+import { hardCloseKey } from "../transport/hard-close.js";
 
 /** Settings of the chat service's streams. */
 export interface ChatServiceOptions {

@@ -33,7 +33,7 @@ import {
   parseTimeout,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
-import type { ServiceRegistration } from "./routes.js";
+import type { ServiceRegistration } from "../rpc/routes.js";
 
 type LeanSpec = Extract<MethodImplSpec, { kind: "unary" | "server_streaming" }>;
 

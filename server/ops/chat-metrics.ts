@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import type { ChatBackend } from "./core/chat-backend.js";
-import { grpcCodeName } from "./rpc-log-interceptor.js";
+import type { ChatBackend } from "../core/chat-backend.js";
+import { grpcCodeName } from "../rpc/log-interceptor.js";
 
 /**
  * The server's own figures, in Prometheus form. Everything is counted in

@@ -1,6 +1,6 @@
 import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import type { DescMethod } from "@bufbuild/protobuf";
-import { quote } from "./core/chat-error.js";
+import { quote } from "../core/chat-error.js";
 
 /**
  * The context value that carries the authenticated caller's username from the

@@ -3,7 +3,7 @@ import type * as http from "node:http";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
-const webDir = fileURLToPath(new URL("../web/", import.meta.url));
+const webDir = fileURLToPath(new URL("../../web/", import.meta.url));
 
 /** The chat page: its files, ready to serve. */
 export interface WebPage {

@@ -1,5 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { ChatError, type ChatErrorKind } from "./core/chat-error.js";
+import { ChatError, type ChatErrorKind } from "../core/chat-error.js";
 
 const codes: Record<ChatErrorKind, Code> = {
   "invalid-input": Code.InvalidArgument,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ChatError, type ChatErrorKind } from "../../server/core/chat-error.js";
-import { createChatHub } from "../../server/core/chat-hub.js";
+import { createChatHub } from "../../server/core/memory-backend.js";
 import type { ChatSession } from "../../server/core/chat-session.js";
 
 function throwsKind(fn: () => unknown, kind: ChatErrorKind, messagePart?: string): void {

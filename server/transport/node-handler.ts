@@ -12,10 +12,10 @@ import {
 } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { createGrpcLeanPath } from "./grpc-lean-path.js";
-import { hardCloseKey } from "./hard-close-key.js";
+import { hardCloseKey } from "./hard-close.js";
 import { createRequestBodyGuard, type RequestBodyLimits } from "./request-body-guard.js";
-import { routesOf, type ServiceRegistration } from "./routes.js";
-import type { ChatMetrics } from "./chat-metrics.js";
+import { routesOf, type ServiceRegistration } from "../rpc/routes.js";
+import type { ChatMetrics } from "../ops/chat-metrics.js";
 
 /** Settings of {@link createNodeHandler}. */
 export interface NodeHandlerOptions {

@@ -1,19 +1,19 @@
 import type { ConnectRouter, Interceptor, ServiceImplSpec } from "@connectrpc/connect";
-import { serviceSpec } from "./service-spec.js";
+import { serviceSpec } from "../standard/service-spec.js";
 import type { Logger } from "pino";
-import { ChatService } from "../gen/chat/v1/chat_pb.js";
-import { Health } from "../gen/grpc/health/v1/health_pb.js";
-import * as reflectionV1 from "../gen/grpc/reflection/v1/reflection_pb.js";
-import * as reflectionV1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
-import type { ChatBackend } from "./core/chat-backend.js";
+import { ChatService } from "../../gen/chat/v1/chat_pb.js";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import * as reflectionV1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import * as reflectionV1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import type { ChatBackend } from "../core/chat-backend.js";
 import { createAuthInterceptor } from "./auth-interceptor.js";
-import { createMetricsInterceptor, type ChatMetrics } from "./chat-metrics.js";
-import { createChatErrorInterceptor } from "./chat-error-interceptor.js";
+import { createMetricsInterceptor, type ChatMetrics } from "../ops/chat-metrics.js";
+import { createChatErrorInterceptor } from "./error-interceptor.js";
 import { createChatService, defaultChatServiceOptions, type ChatServiceOptions } from "./chat-service.js";
-import { createHealthService } from "./health-service.js";
-import type { HealthStatus } from "./health-status.js";
-import { createReflectionIndex, createReflectionServices } from "./reflection-service.js";
-import { createRpcLogInterceptor } from "./rpc-log-interceptor.js";
+import { createHealthService } from "../standard/health-service.js";
+import type { HealthStatus } from "../standard/health-status.js";
+import { createReflectionIndex, createReflectionServices } from "../standard/reflection-service.js";
+import { createRpcLogInterceptor } from "./log-interceptor.js";
 
 /** What the routes are built on. */
 export interface RoutesDeps {
