@@ -4,7 +4,9 @@ import { quote } from "../core/chat-error.js";
 
 /**
  * The context value that carries the authenticated caller's username from the
- * auth interceptor to the handlers. It is empty on exempt methods.
+ * auth interceptor to the handlers, and to the interceptors that log and
+ * count calls. Connect, which is exempt, sets it to the username its stream
+ * claims.
  */
 export const userKey = createContextKey<string | undefined>(undefined, { description: "authenticated username" });
 

@@ -1,5 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { ChatError, type ChatErrorKind } from "../core/chat-error.js";
+import { mapStreamErrors } from "./stream-end.js";
 
 const codes: Record<ChatErrorKind, Code> = {
   "invalid-input": Code.InvalidArgument,
@@ -26,15 +27,15 @@ export function toConnectError(error: unknown): unknown {
 }
 
 /**
- * Creates an interceptor that converts the chat core's errors into
- * ConnectErrors for unary calls. Streaming handlers call toConnectError
- * themselves: wrapping their responses here would add an async generator to
- * the path of every response.
+ * Creates the interceptor that converts the chat core's errors into
+ * ConnectErrors, for unary calls and for every message of a stream, so that
+ * handlers throw the core's errors as they are.
  */
-export function createChatErrorInterceptor(): Interceptor {
+export function createErrorInterceptor(): Interceptor {
   return (next) => async (req) => {
     try {
-      return await next(req);
+      const res = await next(req);
+      return res.stream ? mapStreamErrors(res, toConnectError) : res;
     } catch (error) {
       throw toConnectError(error);
     }

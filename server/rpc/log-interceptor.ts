@@ -1,43 +1,49 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { userKey } from "./auth-interceptor.js";
+import { grpcCodeName } from "./code-name.js";
+import { toConnectError } from "./error-interceptor.js";
+import { observeStream } from "./stream-end.js";
 
 /**
- * Creates an interceptor that writes one log line per failed unary call, with
- * its method, status code, message and caller. Successful calls are not
- * logged: at chat rates a line per message would cost more than the message.
- * Streams log their own opening and closing.
+ * Creates the interceptor that writes the calls' log lines. A unary call
+ * that fails gets one line, with its method, status code, message and caller;
+ * successful ones get none: at chat rates a line per message would cost more
+ * than the message. A stream (a chat session) gets a line when it opens and
+ * one when it ends, with why; one that fails before its first response is
+ * "session refused".
  */
-export function createRpcLogInterceptor(logger: Logger): Interceptor {
+export function createLogInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
-    if (req.stream) {
-      return next(req);
-    }
+    let res: Awaited<ReturnType<typeof next>>;
     try {
-      return await next(req);
+      res = await next(req);
     } catch (error) {
-      const err = ConnectError.from(error);
-      const serverFault = err.code === Code.Internal || err.code === Code.Unknown;
-      // One message for every failed call, the details in fields: a flood of
-      // failures is then one kind of line, which the logger summarises.
-      logger[serverFault ? "error" : "info"](
-        {
-          rpc: req.method.name,
-          code: grpcCodeName(err.code),
-          user: req.contextValues.get(userKey),
-          error: err.rawMessage,
-          err: serverFault ? error : undefined,
-        },
-        "call failed",
-      );
+      logFailure(logger, req.method.name, req.contextValues.get(userKey), error);
       throw error;
     }
+    if (!req.stream || !res.stream) return res;
+    const user = () => req.contextValues.get(userKey);
+    return observeStream(req, res, {
+      first: () => logger.info({ user: user() }, "session opened"),
+      end: (reason, opened) =>
+        logger.info({ user: user(), reason: describeEnd(reason) }, opened ? "session closed" : "session refused"),
+    });
   };
 }
 
-/**
- * Spells a status code the way gRPC does everywhere else, such as NOT_FOUND.
- */
-export function grpcCodeName(code: Code): string {
-  return (Code[code] ?? "UNKNOWN").replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+function logFailure(logger: Logger, rpc: string, user: string | undefined, error: unknown): void {
+  const err = ConnectError.from(error);
+  const serverFault = err.code === Code.Internal || err.code === Code.Unknown;
+  // One message for every failed call, the details in fields: a flood of
+  // failures is then one kind of line, which the logger summarises.
+  logger[serverFault ? "error" : "info"](
+    { rpc, code: grpcCodeName(err.code), user, error: err.rawMessage, err: serverFault ? error : undefined },
+    "call failed",
+  );
+}
+
+/** Why a stream ended, in words: its status's message, or "completed". */
+function describeEnd(reason: unknown): string {
+  return reason === undefined ? "completed" : ConnectError.from(toConnectError(reason)).rawMessage;
 }

@@ -1,103 +1,12 @@
-import {
-  create,
-  fromBinary,
-  toBinary,
-  type DescEnum,
-  type DescExtension,
-  type DescFile,
-  type DescMessage,
-  type DescService,
-  type MessageInitShape,
-} from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
-import type { ServiceImplSpec } from "@connectrpc/connect";
-import { serviceSpec } from "./service-spec.js";
+import { create, type DescFile, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
 import * as v1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import type { ReflectionIndex } from "./reflection-index.js";
 
 // gRPC's own numbers for the codes an ErrorResponse carries.
 const grpcNotFound = 5;
 const grpcInvalidArgument = 3;
-
-/**
- * What reflection knows: the services it lists and every file they need,
- * indexed by file name, by symbol and by extension.
- */
-export interface ReflectionIndex {
-  readonly serviceNames: readonly string[];
-  fileByName(name: string): DescFile | undefined;
-  fileBySymbol(symbol: string): DescFile | undefined;
-  fileByExtension(extendee: string, number: number): DescFile | undefined;
-  extensionNumbers(extendee: string): number[] | undefined;
-  /** The serialized FileDescriptorProto of a file. */
-  bytesOf(file: DescFile): Uint8Array;
-}
-
-/**
- * Indexes the given services and, transitively, the files they are declared
- * in and those files' imports.
- */
-export function createReflectionIndex(services: readonly DescService[]): ReflectionIndex {
-  const files = new Map<string, DescFile>();
-  const symbols = new Map<string, DescFile>();
-  const extensions = new Map<string, Map<number, DescFile>>();
-  const bytes = new Map<DescFile, Uint8Array>();
-
-  const addExtensions = (list: readonly DescExtension[], file: DescFile) => {
-    for (const ext of list) {
-      symbols.set(ext.typeName, file);
-      const byNumber = extensions.get(ext.extendee.typeName) ?? new Map<number, DescFile>();
-      byNumber.set(ext.number, file);
-      extensions.set(ext.extendee.typeName, byNumber);
-    }
-  };
-  const addEnums = (list: readonly DescEnum[], file: DescFile) => {
-    for (const e of list) symbols.set(e.typeName, file);
-  };
-  const addMessages = (list: readonly DescMessage[], file: DescFile) => {
-    for (const m of list) {
-      symbols.set(m.typeName, file);
-      addMessages(m.nestedMessages, file);
-      addEnums(m.nestedEnums, file);
-      addExtensions(m.nestedExtensions, file);
-    }
-  };
-  const addFile = (file: DescFile) => {
-    const name = file.proto.name;
-    if (files.has(name)) return;
-    files.set(name, file);
-    addMessages(file.messages, file);
-    addEnums(file.enums, file);
-    addExtensions(file.extensions, file);
-    for (const service of file.services) {
-      symbols.set(service.typeName, file);
-      for (const method of service.methods) {
-        symbols.set(`${service.typeName}.${method.name}`, file);
-      }
-    }
-    file.dependencies.forEach(addFile);
-  };
-  for (const service of services) addFile(service.file);
-
-  return {
-    serviceNames: services.map((s) => s.typeName).sort(),
-    fileByName: (name) => files.get(name),
-    fileBySymbol: (symbol) => symbols.get(symbol.startsWith(".") ? symbol.slice(1) : symbol),
-    fileByExtension: (extendee, number) => extensions.get(extendee)?.get(number),
-    extensionNumbers: (extendee) => {
-      if (!symbols.has(extendee)) return undefined;
-      return [...(extensions.get(extendee)?.keys() ?? [])].sort((a, b) => a - b);
-    },
-    bytesOf(file) {
-      let encoded = bytes.get(file);
-      if (encoded === undefined) {
-        encoded = toBinary(FileDescriptorProtoSchema, file.proto);
-        bytes.set(file, encoded);
-      }
-      return encoded;
-    },
-  };
-}
 
 /**
  * Answers one reflection request. The set remembers which files this stream
@@ -105,7 +14,7 @@ export function createReflectionIndex(services: readonly DescService[]): Reflect
  * such as grpcurl expect: a requested file comes with every import not sent
  * before.
  */
-export function answerReflection(
+function answerReflection(
   index: ReflectionIndex,
   req: v1.ServerReflectionRequest,
   sent: Set<string>,
@@ -177,23 +86,29 @@ export function answerReflection(
   }
 }
 
+/** Both versions of gRPC server reflection, served from one index. */
+export interface ReflectionServices {
+  v1: ServiceImpl<typeof v1.ServerReflection>;
+  v1alpha: ServiceImpl<typeof v1alpha.ServerReflection>;
+}
+
 /**
  * Creates gRPC server reflection, both grpc.reflection.v1 and the older
  * grpc.reflection.v1alpha that many tools still ask for first. The two are
  * identical on the wire, so v1alpha messages are re-read as v1 and the answer
  * is re-read back: one implementation serves both.
  */
-export function createReflectionServices(index: ReflectionIndex): ServiceImplSpec[] {
-  return [
-    serviceSpec(v1.ServerReflection, {
+export function createReflectionServices(index: ReflectionIndex): ReflectionServices {
+  return {
+    v1: {
       async *serverReflectionInfo(requests) {
         const sent = new Set<string>();
         for await (const req of requests) {
           yield answerReflection(index, req, sent);
         }
       },
-    }),
-    serviceSpec(v1alpha.ServerReflection, {
+    },
+    v1alpha: {
       async *serverReflectionInfo(requests) {
         const sent = new Set<string>();
         for await (const alphaReq of requests) {
@@ -203,6 +118,6 @@ export function createReflectionServices(index: ReflectionIndex): ServiceImplSpe
           yield fromBinary(v1alpha.ServerReflectionResponseSchema, bytes);
         }
       },
-    }),
-  ];
+    },
+  };
 }

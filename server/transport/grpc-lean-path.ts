@@ -33,25 +33,37 @@ import {
   parseTimeout,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
-import type { ServiceRegistration } from "../rpc/routes.js";
 
 type LeanSpec = Extract<MethodImplSpec, { kind: "unary" | "server_streaming" }>;
 
 /** A method the lean path can serve: its implementation, interceptors and serializers. */
-interface LeanMethod {
+export interface LeanMethod {
   spec: LeanSpec;
   interceptors: Interceptor[];
   serialization: MethodSerializationLookup<DescMessage, DescMessage>;
+}
+
+/**
+ * Prepares a method for the lean path, or returns undefined for the kinds
+ * it does not serve (client and bidi streams).
+ */
+export function createLeanMethod(spec: MethodImplSpec, interceptors: Interceptor[], readMaxBytes: number): LeanMethod | undefined {
+  if (spec.kind !== "unary" && spec.kind !== "server_streaming") return undefined;
+  const limits = validateReadWriteMaxBytes(readMaxBytes, undefined, undefined);
+  const serialization = createMethodSerializationLookup(spec.method, undefined, undefined, { readMaxBytes: limits.readMaxBytes, writeMaxBytes: 0xffffffff });
+  return { spec, interceptors, serialization };
 }
 
 /** Called when the lean path hands a request back to Connect, with the body bytes it already read. */
 export type Fallback = (consumed: Buffer[]) => void;
 
 /**
- * Serves one request on the lean path, or hands it to the fallback.
- * Returns false, without touching the request, when the path does not apply.
+ * Serves one request for a method on the lean path, or hands it to the
+ * fallback. Returns false, without touching the request, when the path does
+ * not apply.
  */
 export type GrpcLeanPath = (
+  method: LeanMethod,
   req: http2.Http2ServerRequest,
   res: http2.Http2ServerResponse,
   values: ContextValues,
@@ -102,26 +114,11 @@ const contentTypes = new Set(["application/grpc", "application/grpc+proto"]);
  * Connect's minor version; the parity test in test/e2e/lean-path-parity.test.ts
  * compares both paths call by call.
  */
-export function createGrpcLeanPath(
-  services: readonly ServiceRegistration[],
-  options: LeanPathOptions,
-  hooks: LeanPathHooks = {},
-): GrpcLeanPath {
+export function createGrpcLeanPath(options: LeanPathOptions, hooks: LeanPathHooks = {}): GrpcLeanPath {
   const { readMaxBytes, compressMinBytes } = validateReadWriteMaxBytes(options.readMaxBytes, undefined, undefined);
-  const methods = new Map<string, LeanMethod>();
-  for (const { spec, interceptors } of services) {
-    for (const method of Object.values(spec.methods)) {
-      if (method.kind === "unary" || method.kind === "server_streaming") {
-        const serialization = createMethodSerializationLookup(method.method, undefined, undefined, { readMaxBytes, writeMaxBytes: 0xffffffff });
-        methods.set(`/${spec.service.typeName}/${method.method.name}`, { spec: method, interceptors, serialization });
-      }
-    }
-  }
-
-  return (req, res, values, fallback) => {
-    const method = methods.get(req.url);
+  return (method, req, res, values, fallback) => {
     const headers = req.headers;
-    if (method === undefined || req.method !== "POST" || !contentTypes.has(String(headers["content-type"]))) {
+    if (req.method !== "POST" || !contentTypes.has(String(headers["content-type"]))) {
       return false;
     }
     const timeoutHeader = single(headers["grpc-timeout"]);

@@ -1,14 +1,21 @@
-import { createContextKey } from "@connectrpc/connect";
+import type * as http from "node:http";
+import * as http2 from "node:http2";
 
 /**
- * The context value that lets a handler close its call's transport without a
- * status: it resets the HTTP/2 stream (with ENHANCE_YOUR_CALM, which gRPC
- * clients read as RESOURCE_EXHAUSTED), or destroys the HTTP/1.1 socket of a
- * browser's call. The Connect handler needs it for one thing the framework
- * does not offer: ending a stream whose client stopped reading, since no
- * trailer can reach such a client. It is empty on transports without a
- * socket, such as the in-memory one used by tests.
+ * What closes a call's transport without a status (see hardCloseKey): its
+ * HTTP/2 stream, reset with ENHANCE_YOUR_CALM, or its HTTP/1.1 socket.
  */
-export const hardCloseKey = createContextKey<(() => void) | undefined>(undefined, {
-  description: "closes the call's transport without a status",
-});
+export function hardClose(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): () => void {
+  if ("stream" in req) {
+    const stream = req.stream;
+    return () => {
+      if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    };
+  }
+  // A response that ended in time has handed its keep-alive socket on to
+  // the next request: leave it alone.
+  const socket = req.socket;
+  return () => {
+    if (!res.writableFinished) socket.destroy();
+  };
+}

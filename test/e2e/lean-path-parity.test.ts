@@ -26,13 +26,12 @@ import {
   HealthCheckResponse_ServingStatus as ServingStatus,
   HealthCheckResponseSchema,
 } from "../../gen/grpc/health/v1/health_pb.js";
-import { createChatErrorInterceptor } from "../../server/rpc/error-interceptor.js";
+import { createErrorInterceptor } from "../../server/rpc/error-interceptor.js";
 import { createChatMetrics } from "../../server/ops/chat-metrics.js";
-import { createChatHub } from "../../server/core/memory-backend.js";
+import { createMemoryBackend } from "../../server/core/memory-backend.js";
 import { createLogger } from "../../server/ops/logger.js";
 import { createNodeHandler } from "../../server/transport/node-handler.js";
-import { createRpcLogInterceptor } from "../../server/rpc/log-interceptor.js";
-import { serviceSpec } from "../../server/standard/service-spec.js";
+import { createLogInterceptor } from "../../server/rpc/log-interceptor.js";
 import { rawH2Call, type RawCallOptions, type WireTranscript } from "../helpers/raw-h2-call.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
@@ -417,15 +416,12 @@ const mergingInterceptor: Interceptor = (next) => async (req) => {
 
 async function startHealthServer(leanPath: boolean) {
   const logger = createLogger("silent", new Writable({ write: (_c, _e, cb) => cb() }));
-  const metrics = createChatMetrics(createChatHub({ queueLimit: 10, maxGroupsPerUser: 10 }));
+  const metrics = createChatMetrics(createMemoryBackend({ queueLimit: 10, maxGroupsPerUser: 10 }));
   const shutdown = new AbortController();
   const handler = createNodeHandler({
-    services: [
-      {
-        spec: serviceSpec(Health, misbehavingHealth()),
-        interceptors: [createRpcLogInterceptor(logger), createChatErrorInterceptor(), mergingInterceptor],
-      },
-    ],
+    routes: (router) => {
+      router.service(Health, misbehavingHealth(), { interceptors: [createLogInterceptor(logger), createErrorInterceptor(), mergingInterceptor] });
+    },
     shutdownSignal: shutdown.signal,
     readMaxBytes: 65536,
     leanPath,

@@ -5,21 +5,21 @@ import { Code, ConnectError, createClient, createRouterTransport, type Transport
 import { ChannelType, ChatService } from "../../gen/chat/v1/chat_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { createAuthorizationInterceptor, type ChatClient } from "../../client/chat-client.js";
-import { createChatHub, type ChatHub } from "../../server/core/memory-backend.js";
+import { createMemoryBackend, type MemoryBackend } from "../../server/core/memory-backend.js";
 import { createHealthStatus } from "../../server/standard/health-status.js";
 import { createLogger } from "../../server/ops/logger.js";
 import { createRoutes } from "../../server/rpc/routes.js";
 import { openStream } from "../helpers/chat-stream.js";
 
 interface Fixture {
-  hub: ChatHub;
+  hub: MemoryBackend;
   transport: Transport;
   client(username?: string): ChatClient;
   logs: Record<string, unknown>[];
 }
 
-function setup(hubOptions: Parameters<typeof createChatHub>[0] = {}): Fixture {
-  const hub = createChatHub(hubOptions);
+function setup(hubOptions: Parameters<typeof createMemoryBackend>[0] = {}): Fixture {
+  const hub = createMemoryBackend(hubOptions);
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _e, cb) {
@@ -27,7 +27,7 @@ function setup(hubOptions: Parameters<typeof createChatHub>[0] = {}): Fixture {
       cb();
     },
   });
-  const routes = createRoutes({ hub, health: createHealthStatus([ChatService.typeName]), logger: createLogger("info", sink) });
+  const routes = createRoutes({ backend: hub, health: createHealthStatus([ChatService.typeName]), logger: createLogger("info", sink) });
   const transport = createRouterTransport(routes);
   return {
     hub,
@@ -125,7 +125,7 @@ describe("chat service over the in-memory transport", () => {
     for (const header of ["alice", "Bearer alice", "bearer   alice", "  alice  "]) {
       const client = createClient(
         ChatService,
-        createRouterTransport(createRoutes({ hub: f.hub, health: createHealthStatus([]), logger: createLogger("silent") }), {
+        createRouterTransport(createRoutes({ backend: f.hub, health: createHealthStatus([]), logger: createLogger("silent") }), {
           transport: {
             interceptors: [
               (next) => (req) => {

@@ -1,0 +1,9 @@
+import { Code } from "@connectrpc/connect";
+
+/**
+ * Spells a status code the way gRPC does everywhere else, such as NOT_FOUND:
+ * in the server's logs and metrics, the terminal client and the chat page.
+ */
+export function grpcCodeName(code: Code): string {
+  return (Code[code] ?? "UNKNOWN").replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+}

@@ -1,0 +1,51 @@
+import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type ChatMessageSchema, type ConnectResponse, ConnectResponseSchema, EventSchema } from "../../gen/chat/v1/chat_pb.js";
+import type { ChatEvent } from "../core/chat-session.js";
+import { channelTypes } from "./channel-type.js";
+
+// Each group message is encoded once, however many members receive it: the
+// encoded Event (with its length prefix) is kept for as long as the event is
+// alive, and responses carry it as-is.
+const encodedEvents = new WeakMap<ChatEvent, Uint8Array>();
+
+function encodedEvent(event: ChatEvent): Uint8Array {
+  let data = encodedEvents.get(event);
+  if (data === undefined) {
+    const bytes = toBinary(EventSchema, create(EventSchema, { kind: { case: "message", value: toChatMessage(event) } }));
+    data = new BinaryWriter().bytes(bytes).finish();
+    encodedEvents.set(event, data);
+  }
+  return data;
+}
+
+/**
+ * Builds one ConnectResponse carrying a batch of events in order. For the
+ * binary format, the events travel as pre-encoded occurrences of field 1
+ * (events) in the message's unknown fields, which protobuf-es writes out
+ * verbatim: on the wire this is exactly a ConnectResponse with its events
+ * set, without building and encoding the same messages again for every
+ * member of a group. The JSON format ignores unknown fields, so for it the
+ * events are built as messages.
+ */
+export function toConnectResponse(batch: readonly ChatEvent[], binary: boolean): ConnectResponse {
+  if (!binary) {
+    return create(ConnectResponseSchema, {
+      events: batch.map((event) => ({ kind: { case: "message" as const, value: toChatMessage(event) } })),
+    });
+  }
+  const response = create(ConnectResponseSchema);
+  response.$unknown = batch.map((event) => ({ no: 1, wireType: WireType.LengthDelimited, data: encodedEvent(event) }));
+  return response;
+}
+
+function toChatMessage(event: ChatEvent): MessageInitShape<typeof ChatMessageSchema> {
+  return {
+    id: event.id,
+    sender: event.sender,
+    channel: { name: event.channel.name, type: channelTypes[event.channel.type] },
+    text: event.text,
+    sentAt: timestampFromDate(event.sentAt),
+  };
+}

@@ -1,0 +1,137 @@
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { type ConnectRequest, type ConnectResponse, ConnectResponseSchema } from "../../gen/chat/v1/chat_pb.js";
+import type { ChatBackend } from "../core/chat-backend.js";
+import { ChatError, chatErrors } from "../core/chat-error.js";
+import type { ChatSession } from "../core/chat-session.js";
+import { userKey } from "./auth-interceptor.js";
+import { toConnectResponse } from "./connect-response.js";
+import { hardCloseKey } from "./hard-close-key.js";
+import { createStallWatch } from "./stall-watch.js";
+import { endReasonKey } from "./stream-end.js";
+
+/** Settings of the chat's Connect streams. */
+export interface SessionStreamOptions {
+  /** The most events coalesced into one ConnectResponse. */
+  maxEventsPerResponse: number;
+  /**
+   * The most text, in bytes, coalesced into one ConnectResponse. Keeps each
+   * response well under the 4 MiB that gRPC clients accept by default.
+   */
+  maxTextBytesPerResponse: number;
+  /**
+   * How long a stream cut off for falling behind may take to deliver its
+   * final status before it is reset. A client that stopped reading would
+   * never receive the trailers, which wait behind unread data.
+   */
+  cutOffGraceMs: number;
+  /**
+   * How long a response may wait for its client's flow-control window. A
+   * client that answers PINGs but reads nothing would otherwise hold its
+   * stream, and the response waiting in it, for as long as it likes.
+   */
+  stallTimeoutMs: number;
+}
+
+/** The figures a stream reports about its deliveries: only it sees them. */
+export interface DeliveryMetrics {
+  /** A response left for a stream with this many events; depth is what was queued. */
+  responseSent(events: number, queueDepth: number): void;
+  /** A stream was cut off for falling behind. */
+  slowConsumerCut(): void;
+}
+
+/** The handler of a Connect stream. */
+export type SessionStream = (req: ConnectRequest, ctx: HandlerContext) => AsyncGenerator<ConnectResponse>;
+
+/**
+ * Creates the handler of Connect: it opens a session in the backend, sends
+ * Connected, then the session's events in batches as the client takes them,
+ * until the client leaves, the backend cuts the session off, or the server
+ * shuts down; then it releases the session. It throws the core's errors as
+ * they are (the error interceptor maps them), and records why the session
+ * ended under endReasonKey for the interceptors that log and count it.
+ */
+export function createSessionStream(backend: ChatBackend, logger: Logger, options: SessionStreamOptions, metrics?: DeliveryMetrics): SessionStream {
+  const { maxEventsPerResponse, maxTextBytesPerResponse } = options;
+  const release = (session: ChatSession, reason: unknown) =>
+    void Promise.resolve(backend.disconnect(session, reason)).catch((err: unknown) => logger.error({ user: session.username, err }, "session not released"));
+  const stalls = createStallWatch<ChatSession>(options.stallTimeoutMs, (session) => release(session, chatErrors.stalled(session.username, options.stallTimeoutMs)));
+
+  /**
+   * Ties the session to the call, and returns what ends the session. A cut
+   * off session gets cutOffGraceMs to end its stream with its status before
+   * the transport is closed under it. The call can end while the stream is
+   * suspended in a write that never completes (connect-node waits for
+   * "drain" or "error", and a stream destroyed with its connection emits
+   * neither), so the call's own signal ends the session too, or a ghost user
+   * would remain.
+   */
+  function attach(session: ChatSession, ctx: HandlerContext): (reason: unknown) => void {
+    const hardClose = ctx.values.get(hardCloseKey);
+    const onCutOff = () => {
+      const why = session.signal.reason;
+      ctx.values.set(endReasonKey, why);
+      // Only a stream cut off for falling behind counts as a slow consumer
+      // (not one ended because Redis went away, say).
+      if (why instanceof ChatError && why.kind === "exhausted") metrics?.slowConsumerCut();
+      if (hardClose !== undefined) setTimeout(hardClose, options.cutOffGraceMs).unref();
+    };
+    const onCallEnd = () => close(ctx.signal.reason);
+    let closed = false;
+    const close = (reason: unknown) => {
+      if (closed) return;
+      closed = true;
+      session.signal.removeEventListener("abort", onCutOff);
+      ctx.signal.removeEventListener("abort", onCallEnd);
+      // When the backend cut the session off, that is the reason, not the
+      // write error that the reset stream produced afterwards.
+      release(session, session.signal.aborted ? session.signal.reason : reason);
+    };
+    session.signal.addEventListener("abort", onCutOff);
+    ctx.signal.addEventListener("abort", onCallEnd);
+    return close;
+  }
+
+  return async function* connect(req, ctx) {
+    if (ctx.signal.aborted) {
+      // The server is shutting down: no new sessions.
+      throw ctx.signal.reason;
+    }
+    // The name the stream claims is its caller, for the log and the metrics.
+    ctx.values.set(userKey, req.username);
+    const session = await backend.connect(req.username);
+    const close = attach(session, ctx);
+    // JSON has no place for pre-encoded events: JSON clients (browsers on
+    // the Connect protocol, curl) get messages built for them.
+    const binary = !(ctx.requestHeader.get("content-type") ?? "").includes("json");
+    let reason: unknown = "completed";
+    try {
+      yield create(ConnectResponseSchema, { events: [{ kind: { case: "connected", value: { username: session.username } } }] });
+      for (;;) {
+        const depth = session.pending;
+        const batch = session.take(maxEventsPerResponse, maxTextBytesPerResponse);
+        if (batch.length > 0) {
+          metrics?.responseSent(batch.length, depth);
+          stalls.writing(session);
+          yield toConnectResponse(batch, binary);
+          stalls.written(session);
+          session.written();
+          continue;
+        }
+        if (session.signal.aborted) {
+          // Cut off by the backend, or ended by the call's signal.
+          throw session.signal.reason;
+        }
+        await session.wait();
+      }
+    } catch (error) {
+      reason = error;
+      throw error;
+    } finally {
+      stalls.written(session);
+      close(reason);
+    }
+  };
+}
