@@ -1,6 +1,7 @@
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ChatService } from "../gen/chat/v1/chat_pb.js";
+import { grpcCodeName } from "../server/rpc/code-name.js";
 
 /** A ChatService client bound to one user. */
 export type ChatClient = Client<typeof ChatService>;
@@ -38,6 +39,5 @@ export function createChatClient(baseUrl: string, username: string): ChatClient 
  */
 export function describeError(error: unknown): string {
   const err = ConnectError.from(error);
-  const code = (Code[err.code] ?? "UNKNOWN").replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
-  return `${code}: ${err.rawMessage}`;
+  return `${grpcCodeName(err.code)}: ${err.rawMessage}`;
 }

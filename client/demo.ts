@@ -22,8 +22,8 @@ const serverExit = new Promise<number | null>((resolve) => server.on("exit", (co
 const port = await new Promise<number>((resolve, reject) => {
   createInterface({ input: server.stdout }).on("line", (line) => {
     show("server", line);
-    const entry = JSON.parse(line) as { msg?: string; port?: number };
-    if (entry.msg === "server listening" && entry.port !== undefined) resolve(entry.port);
+    const port = listeningPort(line);
+    if (port !== undefined) resolve(port);
   });
   createInterface({ input: server.stderr }).on("line", (line) => show("server", line));
   server.once("exit", () => reject(new Error("the server exited before listening")));
@@ -101,4 +101,16 @@ try {
   show("demo", `FAILED: ${error instanceof Error ? error.message : String(error)}`);
   server.kill("SIGKILL");
   process.exitCode = 1;
+}
+
+/** The port of a "server listening" log line; undefined for any other line, JSON or not. */
+function listeningPort(line: string): number | undefined {
+  let entry: unknown;
+  try {
+    entry = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (typeof entry !== "object" || entry === null || !("msg" in entry) || !("port" in entry)) return undefined;
+  return entry.msg === "server listening" && typeof entry.port === "number" ? entry.port : undefined;
 }

@@ -1,5 +1,6 @@
 import { ConfigError, parseConfig } from "./ops/config.js";
-import { createChatServer, hostPort } from "./chat-server.js";
+import { createChatServer } from "./chat-server.js";
+import { hostPort } from "./transport/listen.js";
 import { createLogger, flushLog } from "./ops/logger.js";
 
 /**

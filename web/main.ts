@@ -8,6 +8,7 @@ import { createConnectTransport } from "@connectrpc/connect-web";
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import { ChannelType, ChatMessageSchema, ChatService, type ChatMessage } from "../gen/chat/v1/chat_pb.js";
+import { grpcCodeName } from "../server/rpc/code-name.js";
 
 type ChatClient = Client<typeof ChatService>;
 
@@ -67,8 +68,7 @@ function authorization(username: string): Interceptor {
 /** Formats an error as "CODE: message", the status code spelled as gRPC does. */
 function describe(error: unknown): string {
   const err = ConnectError.from(error);
-  const code = (Code[err.code] ?? "Unknown").replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
-  return `${code}: ${err.rawMessage}`;
+  return `${grpcCodeName(err.code)}: ${err.rawMessage}`;
 }
 
 function setStatus(text: string, down: boolean): void {

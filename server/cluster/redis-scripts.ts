@@ -1,3 +1,5 @@
+import type { ChatCommands } from "./redis-node.js";
+
 /**
  * The Lua scripts that change the shared state. Redis runs each one alone,
  * so every multi-key change is atomic across nodes, and the PUBLISHes of one
@@ -38,7 +40,7 @@ end
 `;
 
 /** ARGV: node, username. */
-export const connectScript = `
+const connectScript = `
 local node, u = ARGV[1], ARGV[2]
 if redis.call('EXISTS', 'chat:lease:' .. node) == 0 then return 'no-lease' end
 if redis.call('HEXISTS', 'chat:users', u) == 1 then return 'user-exists' end
@@ -49,7 +51,7 @@ return 'ok'
 `;
 
 /** ARGV: node, username. Only the node that holds the name may release it. */
-export const disconnectScript = `${removeUser}
+const disconnectScript = `${removeUser}
 local node, u = ARGV[1], ARGV[2]
 if redis.call('HGET', 'chat:users', u) ~= node then return 'not-held' end
 redis.call('SREM', 'chat:node-users:' .. node, u)
@@ -58,7 +60,7 @@ return 'ok'
 `;
 
 /** ARGV: node. Releases every user of a node whose lease ran out, and the node. */
-export const sweepScript = `${removeUser}
+const sweepScript = `${removeUser}
 local node = ARGV[1]
 if redis.call('EXISTS', 'chat:lease:' .. node) == 1 then return 'alive' end
 release_node(node)
@@ -67,7 +69,7 @@ return 'ok'
 `;
 
 /** ARGV: caller, group name, most groups per user, most groups in all. */
-export const createGroupScript = `
+const createGroupScript = `
 local u, g, max, maxTotal = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 if redis.call('HEXISTS', 'chat:users', u) == 0 then return 'not-signed-in' end
 if redis.call('SISMEMBER', 'chat:groups', g) == 1 then return 'group-exists' end
@@ -81,7 +83,7 @@ return 'ok'
 `;
 
 /** ARGV: caller, group name, most groups per user. */
-export const joinGroupScript = `
+const joinGroupScript = `
 local u, g, max = ARGV[1], ARGV[2], tonumber(ARGV[3])
 if redis.call('HEXISTS', 'chat:users', u) == 0 then return 'not-signed-in' end
 if redis.call('SISMEMBER', 'chat:groups', g) == 0 then return 'not-found' end
@@ -93,7 +95,7 @@ return 'ok'
 `;
 
 /** ARGV: caller, group name. */
-export const leaveGroupScript = `
+const leaveGroupScript = `
 local u, g = ARGV[1], ARGV[2]
 if redis.call('HEXISTS', 'chat:users', u) == 0 then return 'not-signed-in' end
 if redis.call('SISMEMBER', 'chat:groups', g) == 0 then return 'not-found' end
@@ -111,7 +113,7 @@ return 'ok'
  * each node that holds a recipient, with that node's recipients, and answers
  * 'group' or 'user' for the channel's type.
  */
-export const sendScript = `
+const sendScript = `
 local u, ch, id, text, at = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if redis.call('HEXISTS', 'chat:users', u) == 0 then return 'not-signed-in' end
 local kind, members
@@ -139,7 +141,19 @@ return kind
 `;
 
 /** ARGV: node. Releases every user of a live node, for a restart after an outage. */
-export const releaseNodeScript = `${removeUser}
+const releaseNodeScript = `${removeUser}
 release_node(ARGV[1])
 return 'ok'
 `;
+
+/** The chat's scripts, by the name of the ioredis command that runs each. */
+export const scripts: Record<keyof ChatCommands, string> = {
+  chatConnect: connectScript,
+  chatDisconnect: disconnectScript,
+  chatSweep: sweepScript,
+  chatReleaseNode: releaseNodeScript,
+  chatCreateGroup: createGroupScript,
+  chatJoinGroup: joinGroupScript,
+  chatLeaveGroup: leaveGroupScript,
+  chatSend: sendScript,
+};

@@ -19,7 +19,7 @@ export interface ChatStats {
 
 /**
  * Where the chat's state and deliveries live: in this process's memory (the
- * default, {@link createChatHub}), or shared by several nodes. The RPC layer
+ * default, {@link createMemoryBackend}), or shared by several nodes. The RPC layer
  * sees only this interface. Sessions are always local: a backend registers a
  * session's username for everyone, and delivers into the queues of the
  * sessions it holds. Failures are thrown (or rejected) as ChatError.

@@ -1,9 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { ChannelPage, ChatBackend, ChatStats } from "./chat-backend.js";
-import { pageOf } from "./channel-page.js";
+import { pageOf, sortChannels } from "./channel-page.js";
 import { chatErrors, type ChatError } from "./chat-error.js";
 import { assertValidName, measureText } from "./names.js";
-import { sortChannels } from "./channel-page.js";
 import {
   createQueueBudget,
   createSessionState,
@@ -15,8 +14,8 @@ import {
   type SessionState,
 } from "./chat-session.js";
 
-/** Settings of a {@link ChatHub}. Every field has a default. */
-export interface ChatHubOptions {
+/** Settings of a {@link MemoryBackend}. Every field has a default. */
+export interface MemoryBackendOptions {
   /** How many events may wait for one session before it is cut off. Default 4096. */
   queueLimit?: number;
   /** How many bytes (see queuedEventBytes) may wait for one session before it is cut off. Default 4 MiB. */
@@ -33,19 +32,16 @@ export interface ChatHubOptions {
   newId?: () => string;
 }
 
-/** What the hub holds. */
-export type ChatHubStats = ChatStats;
-
 /**
- * ChatHub is the chat's core in one process: who is online, which groups
+ * MemoryBackend is the chat's core in one process: who is online, which groups
  * exist and who is in them, and the delivery of messages into the sessions'
  * queues. It is the in-memory {@link ChatBackend}, whose every method runs to
  * completion synchronously, so each one is atomic with respect to the others,
  * and a message is queued for all its recipients before send returns. The
- * hub knows nothing of RPC; callers are named by username, and failures are
+ * backend knows nothing of RPC; callers are named by username, and failures are
  * thrown as ChatError.
  */
-export interface ChatHub extends ChatBackend {
+export interface MemoryBackend extends ChatBackend {
   /**
    * Opens a session for the username. Throws "invalid-input" for a malformed
    * name and "already-exists" when the name is an online user or a group.
@@ -54,7 +50,7 @@ export interface ChatHub extends ChatBackend {
   /**
    * Ends a session and releases what it held: the username is free at once,
    * and the user leaves every group, deleting groups left empty. Safe to call
-   * more than once, and after the hub already cut the session off.
+   * more than once, and after the backend already cut the session off.
    */
   disconnect(session: ChatSession, reason?: unknown): void;
   /** Reports whether the username belongs to a live session. */
@@ -74,13 +70,13 @@ export interface ChatHub extends ChatBackend {
   /** Lists the online users and the groups sorted by name: all, or one page. */
   listChannels(page?: ChannelPage): ChannelRef[];
   /** Counts users and groups. */
-  stats(): ChatHubStats;
+  stats(): ChatStats;
 }
 
 /**
- * Creates an in-memory {@link ChatHub}.
+ * Creates an in-memory {@link MemoryBackend}.
  */
-export function createChatHub(options: ChatHubOptions = {}): ChatHub {
+export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryBackend {
   const limits = { events: options.queueLimit ?? 4096, bytes: options.queueLimitBytes ?? 4 * 1024 * 1024 };
   const budget = createQueueBudget(options.maxQueuedBytes ?? 256 * 1024 * 1024);
   const maxGroupsPerUser = options.maxGroupsPerUser ?? 1000;

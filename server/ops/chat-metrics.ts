@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Code } from "@connectrpc/connect";
 import type { ChatBackend } from "../core/chat-backend.js";
-import { grpcCodeName } from "../rpc/log-interceptor.js";
+import { grpcCodeName } from "../rpc/code-name.js";
 
 /**
  * The server's own figures, in Prometheus form. Everything is counted in
@@ -21,10 +21,10 @@ export interface ChatMetrics {
 }
 
 /**
- * Creates the metrics of one server, reading users and groups from the hub
+ * Creates the metrics of one server, reading users and groups from the backend
  * when scraped.
  */
-export function createChatMetrics(hub: ChatBackend): ChatMetrics {
+export function createChatMetrics(backend: ChatBackend): ChatMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   new Gauge({
@@ -32,7 +32,7 @@ export function createChatMetrics(hub: ChatBackend): ChatMetrics {
     help: "Users with a live Connect stream.",
     registers: [registry],
     async collect() {
-      this.set((await hub.stats()).users);
+      this.set((await backend.stats()).users);
     },
   });
   new Gauge({
@@ -40,7 +40,7 @@ export function createChatMetrics(hub: ChatBackend): ChatMetrics {
     help: "Groups that exist.",
     registers: [registry],
     async collect() {
-      this.set((await hub.stats()).groups);
+      this.set((await backend.stats()).groups);
     },
   });
   const delivered = new Counter({ name: "chat_events_delivered_total", help: "Events written to Connect streams.", registers: [registry] });
@@ -92,26 +92,5 @@ export function createChatMetrics(hub: ChatBackend): ChatMetrics {
       handled.inc({ method, code: code === "OK" ? "OK" : grpcCodeName(code) });
       latency.observe({ method }, seconds);
     },
-  };
-}
-
-/**
- * Creates an interceptor that counts unary calls and times them by method and
- * status code. Streams report their own end to the metrics.
- */
-export function createMetricsInterceptor(metrics: ChatMetrics): Interceptor {
-  return (next) => async (req) => {
-    if (req.stream) {
-      return next(req);
-    }
-    const start = performance.now();
-    try {
-      const res = await next(req);
-      metrics.callEnded(req.method.name, "OK", (performance.now() - start) / 1000);
-      return res;
-    } catch (error) {
-      metrics.callEnded(req.method.name, ConnectError.from(error).code, (performance.now() - start) / 1000);
-      throw error;
-    }
   };
 }

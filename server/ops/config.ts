@@ -126,10 +126,6 @@ function integer(min: number, max: number) {
   };
 }
 
-// Commander reads variables from process.env itself; the server's own
-// environment is applied after parsing instead, so that tests can pass one.
-const envNames = new Map<string, string>();
-const parsers = new Map<string, (value: string) => unknown>();
 
 function redisUrl(value: string): string {
   let url: URL;
@@ -144,25 +140,31 @@ function redisUrl(value: string): string {
   return value;
 }
 
-function option(flags: string, description: string, env: string, parse?: (value: string) => unknown): Option {
-  const opt = new Option(flags, `${description} [env ${env}]`);
-  envNames.set(opt.attributeName(), env);
-  if (parse) {
-    parsers.set(opt.attributeName(), parse);
-    opt.argParser(parse);
-  }
-  return opt;
+/** The environment variable of each option that has one, and how to read its value. */
+type EnvTable = Map<string, { name: string; parse: (value: string) => unknown }>;
+
+/**
+ * Returns a function that makes an option whose environment variable is
+ * recorded in the table. Commander reads variables from process.env itself;
+ * the server's own environment is applied after parsing instead, so that
+ * tests can pass one.
+ */
+function optionsWithEnv(table: EnvTable) {
+  return (flags: string, description: string, env: string, parse?: (value: string) => unknown): Option => {
+    const opt = new Option(flags, `${description} [env ${env}]`);
+    table.set(opt.attributeName(), { name: env, parse: parse ?? ((v: string) => v) });
+    if (parse) opt.argParser(parse);
+    return opt;
+  };
 }
 
 /**
- * Reads the configuration from command-line flags, then environment
- * variables, then defaults, in that order of precedence. Throws a ConfigError
- * naming the flag or variable for a bad or unknown value, and for --help
- * (whose text is the error's message), so that main decides how to exit.
+ * Declares every flag, its variable, its parser and its default. Long, being
+ * a table: one entry per flag.
  */
-export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ServerConfig {
+function createProgram(option: ReturnType<typeof optionsWithEnv>): Command {
   const d = defaultConfig;
-  const program = new Command("chat-server")
+  return new Command("chat-server")
     .description("A real-time chat backend spoken over gRPC.")
     .addOption(option("--host <address>", "address to listen on", "HOST").default(d.host))
     .addOption(option("--port <n>", "TCP port; 0 picks a free one", "PORT", integer(0, 65535)).default(d.port))
@@ -235,6 +237,17 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
     .exitOverride()
     .configureOutput({ writeOut: () => {}, writeErr: () => {} })
     .allowExcessArguments(false);
+}
+
+/**
+ * Reads the configuration from command-line flags, then environment
+ * variables, then defaults, in that order of precedence. Throws a ConfigError
+ * naming the flag or variable for a bad or unknown value, and for --help
+ * (whose text is the error's message), so that main decides how to exit.
+ */
+export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ServerConfig {
+  const envTable: EnvTable = new Map();
+  const program = createProgram(optionsWithEnv(envTable));
   try {
     program.parse(argv, { from: "user" });
   } catch (error) {
@@ -242,20 +255,30 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
     const help = (error as { code?: string }).code === "commander.helpDisplayed";
     throw new ConfigError(help ? program.helpInformation() : message.replace(/^error: /, ""));
   }
-  const o = program.opts<ServerConfig & { web?: boolean }>();
-  for (const [key, name] of envNames) {
+  for (const [key, { name, parse }] of envTable) {
     const value = env[name];
     const source = program.getOptionValueSource(key);
     if (value === undefined || (source !== "default" && source !== undefined)) {
       continue;
     }
     try {
-      const parse = parsers.get(key) ?? ((v: string) => v);
-      (o as unknown as Record<string, unknown>)[key] = parse(value);
+      program.setOptionValueWithSource(key, parse(value), "env");
     } catch (error) {
       throw new ConfigError(`environment variable ${name}: ${(error as Error).message}`);
     }
   }
+  const o = program.opts<ServerConfig & { web?: boolean }>();
+  checkConsistency(o);
+  const config = { ...o };
+  if (config.metricsPort === undefined) delete config.metricsPort;
+  if (config.redis === undefined) delete config.redis;
+  const { web, ...rest } = config;
+  if (web === false) delete rest.webPort;
+  return rest;
+}
+
+/** Throws a ConfigError for values that are valid alone but not together. */
+function checkConsistency(o: ServerConfig & { web?: boolean }): void {
   if (!(logLevels as readonly string[]).includes(o.logLevel)) {
     throw new ConfigError(`environment variable LOG_LEVEL: expected one of ${logLevels.join(", ")}, got ${JSON.stringify(o.logLevel)}`);
   }
@@ -272,10 +295,4 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
   if (o.pingTimeoutMs > o.pingIntervalMs) {
     throw new ConfigError(`--ping-timeout-ms (${o.pingTimeoutMs}) must not exceed --ping-interval-ms (${o.pingIntervalMs})`);
   }
-  const config = { ...o };
-  if (config.metricsPort === undefined) delete config.metricsPort;
-  if (config.redis === undefined) delete config.redis;
-  const { web, ...rest } = config;
-  if (web === false) delete rest.webPort;
-  return rest;
 }

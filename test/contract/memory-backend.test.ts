@@ -1,4 +1,4 @@
-import { createChatHub } from "../../server/core/memory-backend.js";
+import { createMemoryBackend } from "../../server/core/memory-backend.js";
 import { backendContract } from "./backend-contract.js";
 
-backendContract("in memory", async (options) => ({ backend: createChatHub(options), close: async () => {} }));
+backendContract("in memory", async (options) => ({ backend: createMemoryBackend(options), close: async () => {} }));

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ChatError, type ChatErrorKind } from "../../server/core/chat-error.js";
-import { createChatHub } from "../../server/core/memory-backend.js";
+import { createMemoryBackend } from "../../server/core/memory-backend.js";
 import type { ChatSession } from "../../server/core/chat-session.js";
 
 function throwsKind(fn: () => unknown, kind: ChatErrorKind, messagePart?: string): void {
@@ -17,7 +17,7 @@ const texts = (session: ChatSession) => session.take(1e9, 1e9).map((e) => e.text
 
 describe("chat hub", () => {
   it("connects a user once and frees the name on disconnect", () => {
-    const hub = createChatHub();
+    const hub = createMemoryBackend();
     const alice = hub.connect("alice");
     assert.equal(hub.isOnline("alice"), true);
     throwsKind(() => hub.connect("alice"), "already-exists", '"alice"');
@@ -32,7 +32,7 @@ describe("chat hub", () => {
   });
 
   it("rejects malformed usernames and names that are groups", () => {
-    const hub = createChatHub();
+    const hub = createMemoryBackend();
     throwsKind(() => hub.connect(""), "invalid-input", "empty");
     throwsKind(() => hub.connect("a".repeat(33)), "invalid-input", "33 characters");
     throwsKind(() => hub.connect("al ice"), "invalid-input", '"al ice"');
@@ -46,7 +46,7 @@ describe("chat hub", () => {
   });
 
   it("creates a group with its creator as the only member", () => {
-    const hub = createChatHub();
+    const hub = createMemoryBackend();
     const alice = hub.connect("alice");
     hub.connect("bob");
     hub.createGroup("alice", "room");
@@ -64,7 +64,7 @@ describe("chat hub", () => {
   });
 
   it("joins and leaves groups with the documented errors", () => {
-    const hub = createChatHub();
+    const hub = createMemoryBackend();
     hub.connect("alice");
     hub.connect("bob");
     hub.createGroup("alice", "room");
@@ -79,7 +79,7 @@ describe("chat hub", () => {
   });
 
   it("deletes a group when its last member leaves or disconnects", () => {
-    const hub = createChatHub();
+    const hub = createMemoryBackend();
     const alice = hub.connect("alice");
     hub.connect("bob");
     hub.createGroup("alice", "a");
@@ -102,7 +102,7 @@ describe("chat hub", () => {
   it("delivers direct messages once, also to oneself", () => {
     let n = 0;
     const at = new Date("2026-01-02T03:04:05.678Z");
-    const hub = createChatHub({ newId: () => `id-${++n}`, now: () => at });
+    const hub = createMemoryBackend({ newId: () => `id-${++n}`, now: () => at });
     const alice = hub.connect("alice");
     const bob = hub.connect("bob");
     const event = hub.send("alice", "bob", "hello bob");
@@ -125,7 +125,7 @@ describe("chat hub", () => {
   });
 
   it("delivers a group message to every member, sender included, and only members may send", () => {
-    const hub = createChatHub();
+    const hub = createMemoryBackend();
     const alice = hub.connect("alice");
     const bob = hub.connect("bob");
     const carol = hub.connect("carol");
@@ -140,7 +140,7 @@ describe("chat hub", () => {
   });
 
   it("checks the text: 1 to 4096 bytes of UTF-8", () => {
-    const hub = createChatHub();
+    const hub = createMemoryBackend();
     const alice = hub.connect("alice");
     throwsKind(() => hub.send("alice", "alice", ""), "invalid-input", "empty");
     hub.send("alice", "alice", "x".repeat(4096));
@@ -151,7 +151,7 @@ describe("chat hub", () => {
   });
 
   it("gives every message a unique id", () => {
-    const hub = createChatHub();
+    const hub = createMemoryBackend();
     const alice = hub.connect("alice");
     for (let i = 0; i < 1000; i++) hub.send("alice", "alice", `m${i}`);
     const ids = new Set(alice.take(1e9, 1e9).map((e) => e.id));
@@ -159,7 +159,7 @@ describe("chat hub", () => {
   });
 
   it("keeps one order for all members of a group", () => {
-    const hub = createChatHub();
+    const hub = createMemoryBackend();
     const members = ["a", "b", "c", "d"].map((name) => hub.connect(name));
     hub.createGroup("a", "room");
     for (const m of members.slice(1)) hub.joinGroup(m.username, "room");
@@ -170,7 +170,7 @@ describe("chat hub", () => {
   });
 
   it("cuts off a session whose queue is full, and leaves the others alone", () => {
-    const hub = createChatHub({ queueLimit: 3 });
+    const hub = createMemoryBackend({ queueLimit: 3 });
     const slow = hub.connect("slow");
     const fast = hub.connect("fast");
     hub.createGroup("fast", "room");
@@ -196,7 +196,7 @@ describe("chat hub", () => {
   });
 
   it("deletes a group whose only member is cut off while it sends", () => {
-    const hub = createChatHub({ queueLimit: 1 });
+    const hub = createMemoryBackend({ queueLimit: 1 });
     hub.connect("solo");
     hub.createGroup("solo", "room");
     hub.send("solo", "room", "first");
@@ -206,7 +206,7 @@ describe("chat hub", () => {
   });
 
   it("limits the groups one user may be in", () => {
-    const hub = createChatHub({ maxGroupsPerUser: 2 });
+    const hub = createMemoryBackend({ maxGroupsPerUser: 2 });
     hub.connect("alice");
     hub.connect("bob");
     hub.createGroup("alice", "g1");
@@ -221,7 +221,7 @@ describe("chat hub", () => {
   });
 
   it("sorts channels by name, users and groups together", () => {
-    const hub = createChatHub();
+    const hub = createMemoryBackend();
     for (const name of ["zed", "Bob", "amy", "_x", "9"]) hub.connect(name);
     hub.createGroup("amy", "m-room");
     hub.createGroup("amy", "A.room");

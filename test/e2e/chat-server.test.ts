@@ -36,7 +36,7 @@ describe("chat server on a real port, connect-node gRPC clients", () => {
     assert.equal(aliceGot[0]?.id, bobGot[1]?.id);
     await bob.leaveGroupChat({ name: "conv-room" });
     await alice.leaveGroupChat({ name: "conv-room" });
-    assert.equal(t.server.hub.listChannels().some((c) => c.name === "conv-room"), false);
+    assert.equal(t.hub.listChannels().some((c) => c.name === "conv-room"), false);
     aliceStream.cancel();
     bobStream.cancel();
   });
@@ -95,8 +95,8 @@ describe("chat server on a real port, connect-node gRPC clients", () => {
     const stream = await openStream(client, "cancel-me");
     await client.createGroupChat({ name: "cancel-room" });
     stream.cancel();
-    await eventually(() => !t.server.hub.isOnline("cancel-me"), "cancel-me still online");
-    assert.equal(t.server.hub.listChannels().some((c) => c.name === "cancel-room"), false);
+    await eventually(() => !t.hub.isOnline("cancel-me"), "cancel-me still online");
+    assert.equal(t.hub.listChannels().some((c) => c.name === "cancel-room"), false);
     // The name is free again.
     (await openStream(createChatClient(t.baseUrl, "cancel-me"), "cancel-me")).cancel();
   });
@@ -108,8 +108,8 @@ describe("chat server on a real port, connect-node gRPC clients", () => {
     const stream = await openStream(client, "dropped");
     await client.createGroupChat({ name: "drop-room" });
     proxy.drop();
-    await eventually(() => !t.server.hub.isOnline("dropped"), "dropped still online");
-    assert.equal(t.server.hub.listChannels().some((c) => c.name === "drop-room"), false);
+    await eventually(() => !t.hub.isOnline("dropped"), "dropped still online");
+    assert.equal(t.hub.listChannels().some((c) => c.name === "drop-room"), false);
     assert.ok((await stream.ended) instanceof ConnectError);
     await proxy.close();
   });
@@ -121,8 +121,8 @@ describe("chat server on a real port, connect-node gRPC clients", () => {
     await client.createGroupChat({ name: "ghost-room" });
     proxy.freeze();
     // Ping every 200 ms, 200 ms to answer: gone well within two seconds.
-    await eventually(() => !t.server.hub.isOnline("ghost"), "ghost still online", 3000);
-    assert.equal(t.server.hub.listChannels().some((c) => c.name === "ghost-room"), false);
+    await eventually(() => !t.hub.isOnline("ghost"), "ghost still online", 3000);
+    assert.equal(t.hub.listChannels().some((c) => c.name === "ghost-room"), false);
     assert.ok(t.logs.some((l) => l.msg === "connection dropped: PING unanswered"));
     stream.cancel();
     await proxy.close();
@@ -147,8 +147,8 @@ describe("chat server on a real port, connect-node gRPC clients", () => {
     // The queue of 64 overflowed: the session is gone at once, and the stream
     // that could not be written to is reset with ENHANCE_YOUR_CALM, which gRPC
     // clients report as RESOURCE_EXHAUSTED.
-    assert.equal(t.server.hub.isOnline("slowpoke"), false);
-    assert.deepEqual(t.server.hub.listChannels().filter((c) => c.name.startsWith("slow")), [{ name: "slow-room", type: "group" }]);
+    assert.equal(t.hub.isOnline("slowpoke"), false);
+    assert.deepEqual(t.hub.listChannels().filter((c) => c.name.startsWith("slow")), [{ name: "slow-room", type: "group" }]);
     assert.equal(await closed, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
     const closedLog = t.logs.find((l) => l.msg === "session closed" && l.user === "slowpoke");
     assert.match(String(closedLog?.reason), /fell too far behind: 64 events/);

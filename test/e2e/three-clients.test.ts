@@ -127,13 +127,13 @@ describe("two terminal clients and a @grpc/grpc-js client chat together", { time
   it("frees a terminal user's name and groups when it quits", async () => {
     bob.send("/quit");
     assert.equal(await bob.end(), 0);
-    await eventually(() => !t.server.hub.isOnline("bob"), "bob still online");
+    await eventually(() => !t.hub.isOnline("bob"), "bob still online");
     const res = await unary<{ channels: { name: string }[] }>(carol, "listChannels", {}, as("carol"));
     assert.deepEqual(res.channels.map((c) => c.name), ["alice", "carol", "trio"]);
     alice.send("/leave trio");
     await alice.waitFor(/^\* left #trio$/);
     // Alice was the last member: the group is gone.
-    assert.equal(t.server.hub.listChannels().some((c) => c.name === "trio"), false);
+    assert.equal(t.hub.listChannels().some((c) => c.name === "trio"), false);
   });
 
   it("ends the grpc-js stream with UNAVAILABLE on shutdown", async () => {

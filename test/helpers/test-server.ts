@@ -2,10 +2,14 @@ import { Writable } from "node:stream";
 import { defaultConfig, type ServerConfig } from "../../server/ops/config.js";
 import { createChatServer, type ChatServer } from "../../server/chat-server.js";
 import { createLogger } from "../../server/ops/logger.js";
+import { backendLimits } from "../../server/create-backend.js";
+import { createMemoryBackend, type MemoryBackend } from "../../server/core/memory-backend.js";
 
 /** A chat server on a free loopback port, with its log kept in memory. */
 export interface TestServer {
   readonly server: ChatServer;
+  /** The in-memory state behind the server, which tests read synchronously to check that nothing is left behind. */
+  readonly hub: MemoryBackend;
   readonly port: number;
   readonly baseUrl: string;
   /** The address of the chat page and the browser protocols. */
@@ -30,10 +34,14 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
     },
   });
   const config: ServerConfig = { ...defaultConfig, port: 0, webPort: 0, shutdownGraceMs: 1000, ...overrides };
-  const server = createChatServer(config, createLogger("debug", sink, { burstPerSecond: config.logBurst }));
+  // The server's state, given to it as main's server builds its own, so that
+  // tests can read it.
+  const hub = createMemoryBackend(backendLimits(config));
+  const server = createChatServer(config, createLogger("debug", sink, { burstPerSecond: config.logBurst }), { backend: hub });
   const address = await server.listen();
   return {
     server,
+    hub,
     port: address.port,
     baseUrl: `http://127.0.0.1:${address.port}`,
     webUrl: `http://127.0.0.1:${server.webAddress?.port ?? 0}`,

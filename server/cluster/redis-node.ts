@@ -1,0 +1,266 @@
+import { randomUUID } from "node:crypto";
+import { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { ChatError } from "../core/chat-error.js";
+import { scripts } from "./redis-scripts.js";
+
+/** The chat's Lua scripts, as ioredis commands; each answers a status word. */
+export interface ChatCommands {
+  chatConnect(node: string, user: string): Promise<string>;
+  chatDisconnect(node: string, user: string): Promise<string>;
+  chatSweep(node: string): Promise<string>;
+  chatReleaseNode(node: string): Promise<string>;
+  chatCreateGroup(user: string, group: string, max: number, maxTotal: number): Promise<string>;
+  chatJoinGroup(user: string, group: string, max: number): Promise<string>;
+  chatLeaveGroup(user: string, group: string): Promise<string>;
+  chatSend(user: string, channel: string, id: string, text: string, at: number): Promise<string>;
+}
+
+/** Settings of {@link createRedisNode}. */
+export interface RedisNodeOptions {
+  /** A redis:// URL. */
+  url: string;
+  /** How long this node's lease lives without a refresh; it is refreshed three times as often. */
+  leaseMs: number;
+  /** How often this node looks for nodes whose lease ran out. */
+  sweepMs: number;
+  logger: Logger;
+  /** Told when Redis becomes reachable (true) or unreachable (false). */
+  onAvailability?: (available: boolean) => void;
+  /** A message published on this node's delivery channel. */
+  onDelivery(channel: string, payload: string): void;
+  /** This node's sessions must end: Redis was lost, the lease ran out, or the node is closing. */
+  onLost(reason: ChatError): void;
+}
+
+/** One node's place in the cluster: its connections to Redis, its lease, its delivery channel. */
+export interface RedisNode {
+  /** This node's id, new at every start. */
+  readonly id: string;
+  /** Whether Redis is reachable and this node registered and subscribed. */
+  readonly available: boolean;
+  /** The command connection, with the chat's scripts. */
+  readonly redis: Redis & ChatCommands;
+  /** Connects, subscribes and registers; rejects when Redis cannot be reached. */
+  start(): Promise<void>;
+  /** Ends this node's sessions, releases its users and leaves Redis. */
+  close(): Promise<void>;
+  /** Runs a command, turning connection failures into UNAVAILABLE; ChatErrors pass. */
+  call<T>(run: () => Promise<T>): Promise<T>;
+}
+
+/** The error of every call made while Redis is away. */
+export const unavailable = () => new ChatError("unavailable", "the chat's shared store (Redis) is unreachable; try again");
+
+/**
+ * Creates a node's link to the cluster. Nodes hold leases that expire unless
+ * refreshed; survivors sweep the users of a node whose lease ran out. While
+ * Redis is unreachable the node serves nothing (onLost ends its sessions),
+ * until Redis answers again, the subscription is confirmed, and the node has
+ * released what it held before.
+ */
+export function createRedisNode(options: RedisNodeOptions): RedisNode {
+  const { leaseMs, sweepMs, logger } = options;
+  const id = randomUUID();
+  // Commands fail at once while Redis is away instead of queueing, and after
+  // two seconds when it hangs: a chat call that cannot be served now should
+  // say so now.
+  const redisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 2000, lazyConnect: true, retryStrategy: (n: number) => Math.min(100 * n, 1000) };
+  const client = new Redis(options.url, redisOptions);
+  for (const [name, lua] of Object.entries(scripts)) client.defineCommand(name, { numberOfKeys: 0, lua });
+  // defineCommand adds one method per script at run time, which ioredis's
+  // types cannot express; ChatCommands names them, with scripts as their source.
+  const redis = client as Redis & ChatCommands;
+  // The subscriber resubscribes by itself (below) rather than through
+  // ioredis's autoResubscribe, so that the node serves again only once Redis
+  // has confirmed the subscription.
+  const subscriber = new Redis(options.url, { ...redisOptions, enableOfflineQueue: true, autoResubscribe: false });
+  const deliverChannel = `chat:deliver:${id}`;
+  const leaseKey = `chat:lease:${id}`;
+  let available = false;
+  let closing = false;
+  let started = false;
+  // Whether Redis has confirmed this node's delivery subscription on the
+  // current subscriber connection: without it, messages for this node's users
+  // would be published to nobody.
+  let subscribed = false;
+  // Counts the subscriber's connections, so that a late confirmation from a
+  // dropped one is not taken for the current one's.
+  let subscriberGeneration = 0;
+  let timers: NodeJS.Timeout[] = [];
+
+  const setAvailable = (value: boolean) => {
+    if (available === value) return;
+    available = value;
+    logger.info({ node: id }, value ? "Redis reachable: serving" : "Redis unreachable: not serving");
+    options.onAvailability?.(value);
+  };
+  const register = async () => {
+    await redis.set(leaseKey, "1", "PX", leaseMs);
+    await redis.sadd("chat:nodes", id);
+  };
+  /** Both connections are up and the subscription confirmed: the node may serve. */
+  const canServe = () => redis.status === "ready" && subscribed;
+
+  /**
+   * After an outage: release whatever this node held before (its users may
+   * still be listed if Redis kept its data), then register again.
+   */
+  const recover = async () => {
+    try {
+      await redis.chatReleaseNode(id);
+      await register();
+      // Either connection may have dropped meanwhile: serve only with both.
+      if (canServe()) setAvailable(true);
+    } catch (err) {
+      logger.warn({ err }, "could not register with Redis yet");
+    }
+  };
+
+  /** Marks Redis unreachable: health turns NOT_SERVING and every stream ends. */
+  const goneAway = () => {
+    if (closing || !available) return;
+    setAvailable(false);
+    options.onLost(unavailable());
+  };
+
+  /** The subscriber connection is back: subscribe again, then serve again if the command connection is up too. */
+  const resubscribe = async () => {
+    const generation = subscriberGeneration;
+    try {
+      await subscriber.subscribe(deliverChannel);
+      // A confirmation from a connection that has dropped since is worth nothing.
+      if (generation !== subscriberGeneration) return;
+      subscribed = true;
+      if (!closing && !available && canServe()) await recover();
+    } catch (err) {
+      logger.warn({ err }, "could not subscribe to this node's deliveries yet");
+    }
+  };
+
+  /**
+   * The subscriber connection dropped (Redis closed it: a pub/sub output
+   * buffer over its limit, CLIENT KILL, a restart). Messages published to
+   * this node meanwhile are lost, so its streams end now rather than miss
+   * them silently, exactly as when the command connection drops.
+   */
+  const subscriberLost = () => {
+    subscribed = false;
+    subscriberGeneration++;
+    goneAway();
+  };
+
+  const refreshLease = async () => {
+    if (closing) return;
+    if (!available) {
+      // A connection that never closed (Redis hung, then answered again)
+      // brings no "ready" event, and one that came back before this node
+      // had started was not resubscribed: try to come back from here.
+      if (!subscribed && subscriber.status === "ready") await resubscribe();
+      else if (canServe()) await recover();
+      return;
+    }
+    try {
+      if ((await redis.set(leaseKey, "1", "PX", leaseMs, "XX")) === null) {
+        // The lease ran out (a long pause, or Redis lost its data): other
+        // nodes may have released our users already. Start over.
+        logger.warn({ node: id }, "lease lost: ending local sessions");
+        options.onLost(unavailable());
+        await recover();
+      }
+    } catch {
+      // Redis did not answer in time: as good as gone.
+      goneAway();
+    }
+  };
+
+  const sweep = async () => {
+    if (!available) return;
+    try {
+      for (const node of await redis.smembers("chat:nodes")) {
+        if (node !== id && (await redis.chatSweep(node)) === "ok") {
+          logger.info({ node }, "released the users of a node whose lease ran out");
+        }
+      }
+    } catch {
+      // Reported by the connection's events.
+    }
+  };
+
+  /** Listens to both connections; returns the last error either reported, for a failed first connect. */
+  const listen = () => {
+    const seen: { error?: Error } = {};
+    redis.on("error", (err: Error) => {
+      seen.error = err;
+      logger.debug({ err: err.message }, "Redis connection error");
+    });
+    subscriber.on("error", (err: Error) => {
+      seen.error = err;
+      logger.debug({ err: err.message }, "Redis subscriber error");
+    });
+    redis.on("close", goneAway);
+    redis.on("ready", () => {
+      if (started && !closing && !available && canServe()) void recover();
+    });
+    subscriber.on("close", subscriberLost);
+    subscriber.on("ready", () => {
+      if (started && !closing) void resubscribe();
+    });
+    subscriber.on("message", options.onDelivery);
+    return seen;
+  };
+
+  return {
+    id,
+    redis,
+    get available() {
+      return available;
+    },
+
+    async start() {
+      const seen = listen();
+      try {
+        await redis.connect();
+        await subscriber.connect();
+      } catch (error) {
+        // ioredis rejects a failed first connect with "Connection is
+        // closed."; the error event before it says why.
+        throw seen.error ?? error;
+      }
+      await subscriber.subscribe(deliverChannel);
+      subscribed = true;
+      await register();
+      started = true;
+      // The subscriber may have dropped meanwhile: then the lease refresh
+      // brings the node up once it is back.
+      if (canServe()) setAvailable(true);
+      timers = [setInterval(refreshLease, Math.max(100, Math.floor(leaseMs / 3))), setInterval(sweep, sweepMs)];
+      for (const t of timers) t.unref();
+    },
+
+    async close() {
+      closing = true;
+      for (const t of timers) clearInterval(t);
+      options.onLost(new ChatError("unavailable", "the server is shutting down"));
+      try {
+        await redis.del(leaseKey);
+        await redis.chatReleaseNode(id);
+        await redis.srem("chat:nodes", id);
+      } catch {
+        // Redis is away: the survivors' sweep will release this node.
+      }
+      subscriber.disconnect();
+      redis.disconnect();
+    },
+
+    async call(run) {
+      if (!available) throw unavailable();
+      try {
+        return await run();
+      } catch (error) {
+        if (error instanceof ChatError) throw error;
+        throw unavailable();
+      }
+    },
+  };
+}

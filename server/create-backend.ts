@@ -1,0 +1,65 @@
+import type { Logger } from "pino";
+import { createRedisBackend } from "./cluster/redis-backend.js";
+import type { ChatBackend } from "./core/chat-backend.js";
+import { createMemoryBackend, type MemoryBackendOptions } from "./core/memory-backend.js";
+import { describeReason } from "./core/chat-error.js";
+import { ConfigError, type ServerConfig } from "./ops/config.js";
+
+/** A backend, and how its connection to shared state starts and ends. */
+export interface BackendLifecycle {
+  backend: ChatBackend;
+  /** Connects to shared state; rejects when it cannot be reached. Resolves with the node's id in cluster mode. */
+  start(): Promise<string | undefined>;
+  close(): Promise<void>;
+}
+
+/** The limits of the configuration that every backend applies. */
+export function backendLimits(config: ServerConfig): Required<Pick<MemoryBackendOptions, "queueLimit" | "queueLimitBytes" | "maxQueuedBytes" | "maxGroupsPerUser" | "maxGroups">> {
+  return {
+    queueLimit: config.queueLimit,
+    queueLimitBytes: config.queueLimitBytes,
+    maxQueuedBytes: config.maxQueuedBytes,
+    maxGroupsPerUser: config.maxGroupsPerUser,
+    maxGroups: config.maxGroups,
+  };
+}
+
+/**
+ * Creates the backend the configuration asks for: Redis in cluster mode
+ * (--redis), which tells onAvailability when it loses and regains Redis, or
+ * else the given backend, or else a new in-memory one.
+ */
+export function createBackend(config: ServerConfig, logger: Logger, onAvailability: (up: boolean) => void, given?: ChatBackend): BackendLifecycle {
+  if (config.redis === undefined) {
+    return { backend: given ?? createMemoryBackend(backendLimits(config)), start: async () => undefined, close: async () => {} };
+  }
+  const url = config.redis;
+  const cluster = createRedisBackend({
+    url,
+    ...backendLimits(config),
+    leaseMs: config.leaseMs,
+    sweepMs: config.sweepMs,
+    logger,
+    onAvailability,
+  });
+  return {
+    backend: cluster,
+    start: async () => {
+      try {
+        await cluster.start();
+      } catch (error) {
+        await cluster.close();
+        throw new ConfigError(`--redis (REDIS_URL) ${redactUrl(url)}: cannot reach Redis (${describeReason(error)})`);
+      }
+      return cluster.nodeId;
+    },
+    close: () => cluster.close(),
+  };
+}
+
+/** A URL without its password, for messages. */
+function redactUrl(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.password !== "") parsed.password = "***";
+  return parsed.toString().replace(/\/$/, "");
+}

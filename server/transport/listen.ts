@@ -1,0 +1,42 @@
+import type * as net from "node:net";
+import type { AddressInfo } from "node:net";
+import { ConfigError } from "../ops/config.js";
+
+/**
+ * Listens on a port and resolves with the bound address. A port that cannot
+ * be had rejects with a ConfigError naming the flag and the address.
+ */
+export function listenOn(server: net.Server, port: number, host: string, flag: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+      // The flag, and the variable that sets it too: either may be how the value came.
+      const named = `${flag} (${flag.slice(2).toUpperCase().replaceAll("-", "_")}) ${port}`;
+      const messages: Record<string, string> = {
+        EADDRINUSE: `${named}: ${where} is already in use`,
+        EACCES: `${named}: no permission to listen on ${where}`,
+        EADDRNOTAVAIL: `--host (HOST) ${host}: not an address of this machine`,
+        ENOTFOUND: `--host (HOST) ${host}: no such host`,
+      };
+      reject(new ConfigError(messages[error.code ?? ""] ?? `${named}: cannot listen on ${where} (${error.message})`));
+    };
+    server.once("error", onError);
+    server.listen(port, host, () => {
+      server.off("error", onError);
+      resolve(boundAddress(server));
+    });
+  });
+}
+
+/** The address a listening server is bound to. */
+export function boundAddress(server: net.Server): AddressInfo {
+  const address = server.address();
+  // A TCP server's address is an AddressInfo; only a pipe's is a string.
+  if (address === null || typeof address === "string") throw new Error("the server is not listening on a TCP port");
+  return address;
+}
+
+/** An address as host:port, with brackets around an IPv6 host. */
+export function hostPort(address: AddressInfo): string {
+  return `${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
+}
