@@ -14,10 +14,10 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Command } from "commander";
-import { ConnectRequestSchema } from "../gen/chat/v1/chat_pb.js";
 import { createChatClient } from "../client/chat-client.js";
-import { connectRawH2, grpcHeaders, Setting, type RawH2Client } from "../test/helpers/raw-h2-client.js";
+import { ConnectRequestSchema } from "../gen/chat/v1/chat_pb.js";
 import { grpcFrame } from "../test/helpers/raw-grpc.js";
+import { connectRawH2, grpcHeaders, type RawH2Client, Setting } from "../test/helpers/raw-h2-client.js";
 
 const opts = new Command("attacks")
   .option("--main <file>", "the server's main.ts", fileURLToPath(new URL("../server/main.ts", import.meta.url)))
@@ -99,7 +99,13 @@ await measure(`${opts.readers} readers with a shut window, each sent 4,000 × 4 
   await Promise.all(
     Array.from({ length: readers }, async (_, i) => {
       for (let n = 0; n < 4000; n++) {
-        if (!(await sender.sendMessage({ channel: `shut-${i}`, text }).then(() => true, () => false))) return;
+        if (
+          !(await sender.sendMessage({ channel: `shut-${i}`, text }).then(
+            () => true,
+            () => false,
+          ))
+        )
+          return;
       }
     }),
   );

@@ -13,7 +13,8 @@ export function frame(message: Uint8Array): Buffer {
   return out;
 }
 
-function varintLength(n: number): number {
+function varintLength(value: number): number {
+  let n = value;
   let len = 1;
   while (n >= 0x80) {
     n = Math.floor(n / 128);
@@ -22,7 +23,9 @@ function varintLength(n: number): number {
   return len;
 }
 
-function writeVarint(buf: Buffer, pos: number, n: number): number {
+function writeVarint(buf: Buffer, start: number, value: number): number {
+  let pos = start;
+  let n = value;
   while (n >= 0x80) {
     buf[pos++] = (n & 0x7f) | 0x80;
     n = Math.floor(n / 128);
@@ -48,7 +51,8 @@ export function encodeFields(fields: [number, Uint8Array | string][]): Buffer {
 }
 
 /** Reads a varint at pos; returns [value, next position]. */
-function readVarint(buf: Uint8Array, pos: number): [number, number] {
+function readVarint(buf: Uint8Array, start: number): [number, number] {
+  let pos = start;
   let value = 0;
   let shift = 1;
   for (;;) {
@@ -64,12 +68,7 @@ function readVarint(buf: Uint8Array, pos: number): [number, number] {
  * bounds of its payload for length-delimited fields. Other wire types are
  * skipped (the chat messages the generator reads have none it needs).
  */
-export function forEachField(
-  buf: Uint8Array,
-  start: number,
-  end: number,
-  onField: (no: number, from: number, to: number) => void,
-): void {
+export function forEachField(buf: Uint8Array, start: number, end: number, onField: (no: number, from: number, to: number) => void): void {
   let pos = start;
   while (pos < end) {
     let tag: number;

@@ -168,5 +168,5 @@ export function nameRequest(name: string): Buffer {
 /** A text that starts with the current time in microseconds, padded to size bytes. */
 export function timedText(size: number): string {
   const stamp = String(nowUs());
-  return stamp.length >= size ? stamp : stamp + " " + "x".repeat(size - stamp.length - 1);
+  return stamp.length >= size ? stamp : `${stamp} ${"x".repeat(size - stamp.length - 1)}`;
 }

@@ -5,16 +5,8 @@
  * message objects, and asks the orchestrator to sample the server's CPU and
  * memory at the edges of each measured phase.
  */
-import {
-  connectUser,
-  LatencyRecorder,
-  nameRequest,
-  nowUs,
-  sendMessageRequest,
-  timedText,
-  type LoadUser,
-} from "./load-client.js";
-import type { GeneratorRequest, GeneratorReply, ScenarioOutcome, Latency } from "./protocol.js";
+import { connectUser, LatencyRecorder, type LoadUser, nameRequest, nowUs, sendMessageRequest, timedText } from "./load-client.js";
+import type { GeneratorReply, GeneratorRequest, Latency, ScenarioOutcome } from "./protocol.js";
 
 let nextMark = 0;
 const markWaiters = new Map<number, () => void>();
@@ -72,7 +64,12 @@ function allReceived(users: readonly LoadUser[], count: number, timeoutMs: numbe
 }
 
 /** Connects the users, the i-th to urls[i % urls.length]: members spread over the nodes. */
-async function connectAll(urls: string[], names: string[], latencies: LatencyRecorder | undefined, waiters: Set<(user: LoadUser) => void>): Promise<LoadUser[]> {
+async function connectAll(
+  urls: string[],
+  names: string[],
+  latencies: LatencyRecorder | undefined,
+  waiters: Set<(user: LoadUser) => void>,
+): Promise<LoadUser[]> {
   const users: LoadUser[] = [];
   const index = new Map(names.map((name, i) => [name, i]));
   await inBatches(names, 200, async (name) => {
@@ -97,7 +94,10 @@ async function duplicates(users: readonly LoadUser[], expected: number): Promise
   return users.reduce((sum, u) => sum + Math.max(0, u.received - expected), 0);
 }
 
-async function fanout(urls: string[], p: { k: number; n: number; inFlight: number; textSize: number; stalled: boolean; rate?: number }): Promise<ScenarioOutcome> {
+async function fanout(
+  urls: string[],
+  p: { k: number; n: number; inFlight: number; textSize: number; stalled: boolean; rate?: number },
+): Promise<ScenarioOutcome> {
   const latencies = new LatencyRecorder();
   const waiters = new Set<(user: LoadUser) => void>();
   const names = Array.from({ length: p.k }, (_, i) => `m${i}`);
@@ -105,7 +105,11 @@ async function fanout(urls: string[], p: { k: number; n: number; inFlight: numbe
   const byName = new Map(users.map((u) => [u.username, u]));
   const sender = byName.get("m0")!;
   await sender.call("CreateGroupChat", nameRequest("g"));
-  await inBatches(users.filter((u) => u !== sender), 100, (u) => u.call("JoinGroupChat", nameRequest("g")));
+  await inBatches(
+    users.filter((u) => u !== sender),
+    100,
+    (u) => u.call("JoinGroupChat", nameRequest("g")),
+  );
   let stalled: LoadUser | undefined;
   if (p.stalled) {
     stalled = connectUser(urls[0]!, "stalled", undefined);
@@ -155,7 +159,7 @@ async function fanout(urls: string[], p: { k: number; n: number; inFlight: numbe
   const seconds = (t1 - t0) / 1e6;
   const extra = await duplicates(users, p.n);
   const stalledEnd = stalled === undefined ? undefined : await Promise.race([stalled.ended, new Promise<undefined>((r) => setTimeout(() => r(undefined), 10))]);
-  users.forEach((u) => u.close());
+  for (const u of users) u.close();
   stalled?.close();
   return {
     deliveries: users.reduce((sum, u) => sum + Math.min(u.received, p.n), 0),
@@ -175,8 +179,18 @@ async function fanout(urls: string[], p: { k: number; n: number; inFlight: numbe
 async function direct(urls: string[], p: { pairs: number; perSender: number; textSize: number }): Promise<ScenarioOutcome> {
   const latencies = new LatencyRecorder();
   const waiters = new Set<(user: LoadUser) => void>();
-  const senders = await connectAll(urls, Array.from({ length: p.pairs }, (_, i) => `s${i}`), undefined, waiters);
-  const receivers = await connectAll(urls, Array.from({ length: p.pairs }, (_, i) => `r${i}`), latencies, waiters);
+  const senders = await connectAll(
+    urls,
+    Array.from({ length: p.pairs }, (_, i) => `s${i}`),
+    undefined,
+    waiters,
+  );
+  const receivers = await connectAll(
+    urls,
+    Array.from({ length: p.pairs }, (_, i) => `r${i}`),
+    latencies,
+    waiters,
+  );
   await mark("start");
   const cpu = process.cpuUsage();
   const t0 = nowUs();
@@ -191,7 +205,7 @@ async function direct(urls: string[], p: { pairs: number; perSender: number; tex
   await mark("end");
   const seconds = (t1 - t0) / 1e6;
   const extra = await duplicates(receivers, p.perSender);
-  [...senders, ...receivers].forEach((u) => u.close());
+  for (const u of [...senders, ...receivers]) u.close();
   const expected = p.pairs * p.perSender;
   return {
     deliveries: receivers.reduce((sum, u) => sum + Math.min(u.received, p.perSender), 0),
@@ -210,7 +224,12 @@ async function connections(urls: string[], p: { count: number; messages: number;
   const waiters = new Set<(user: LoadUser) => void>();
   await mark("idle-before");
   const t0 = nowUs();
-  const users = await connectAll(urls, Array.from({ length: p.count }, (_, i) => `c${i}`), latencies, waiters);
+  const users = await connectAll(
+    urls,
+    Array.from({ length: p.count }, (_, i) => `c${i}`),
+    latencies,
+    waiters,
+  );
   const openSeconds = (nowUs() - t0) / 1e6;
   // Let the server settle before its memory is read.
   await new Promise((r) => setTimeout(r, 1000));
@@ -229,7 +248,7 @@ async function connections(urls: string[], p: { count: number; messages: number;
   const generatorCpu = process.cpuUsage(cpu);
   await mark("end");
   const extra = await duplicates(users, p.messages);
-  users.forEach((u) => u.close());
+  for (const u of users) u.close();
   const expected = p.count * p.messages;
   return {
     deliveries: users.reduce((sum, u) => sum + Math.min(u.received, p.messages), 0),
@@ -250,12 +269,7 @@ process.on("message", (message: GeneratorRequest | { type: "marked"; id: number 
     return;
   }
   const { urls, scenario } = message;
-  const run =
-    scenario.kind === "fanout"
-      ? fanout(urls, scenario)
-      : scenario.kind === "direct"
-        ? direct(urls, scenario)
-        : connections(urls, scenario);
+  const run = scenario.kind === "fanout" ? fanout(urls, scenario) : scenario.kind === "direct" ? direct(urls, scenario) : connections(urls, scenario);
   run.then(
     (outcome) => send({ type: "done", outcome }),
     (error: unknown) => send({ type: "failed", error: error instanceof Error ? error.message : String(error) }),

@@ -30,7 +30,4 @@ export interface ScenarioOutcome {
 
 /** Runs a scenario against the server at urls[0], or with users spread over several nodes. */
 export type GeneratorRequest = { type: "run"; urls: string[]; scenario: Scenario };
-export type GeneratorReply =
-  | { type: "mark"; id: number; name: string }
-  | { type: "done"; outcome: ScenarioOutcome }
-  | { type: "failed"; error: string };
+export type GeneratorReply = { type: "mark"; id: number; name: string } | { type: "done"; outcome: ScenarioOutcome } | { type: "failed"; error: string };

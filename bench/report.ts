@@ -1,7 +1,7 @@
 import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
 import type { Scenario, ScenarioOutcome } from "./protocol.js";
-import { serverKinds, type ServerKind } from "./servers.js";
+import { type ServerKind, serverKinds } from "./servers.js";
 
 /** A named scenario of the benchmark. */
 export interface ScenarioSpec {
@@ -80,7 +80,10 @@ export async function renderReport(input: ReportInput): Promise<{ markdown: stri
   const med = (name: string, server: ServerKind, f: (m: Measurement) => number | undefined) => median(pick(rows(name), server, f));
 
   lines.push("# Benchmarks", "");
-  lines.push(`Machine: ${input.machine}. Written by \`${input.command}\` in ${fmt(input.seconds)} s: ${input.runs} runs of every scenario against every server, the servers' order rotating between runs.`, "");
+  lines.push(
+    `Machine: ${input.machine}. Written by \`${input.command}\` in ${fmt(input.seconds)} s: ${input.runs} runs of every scenario against every server, the servers' order rotating between runs.`,
+    "",
+  );
   lines.push(
     "Servers: **project** is this repository's server (`npm start`, default settings); **limit** is `bench/baselines/raw-http2-server.ts`, a bare node:http2 server that writes each message's pre-encoded frame straight to the streams and does nothing else; **grpc-js** is `bench/baselines/grpc-js-server.ts`, the same minimal behaviour on `@grpc/grpc-js`. The load generator (`bench/load-generator.ts`) is a separate process of raw node:http2 clients, one connection per user, that counts events without decoding them into objects. Figures are medians over the runs; ratios are the median of the ratios taken within each run. CPU is seconds of user + system time over the measured phase, for the server and for the generator: the two share 2 cores, so whichever nears 1 core per second of wall time is the bottleneck.",
     "",
@@ -111,8 +114,17 @@ export async function renderReport(input: ReportInput): Promise<{ markdown: stri
   if (results.has("slow-member") && results.has("fanout-100")) {
     const base = rows("fanout-100");
     const slow = rows("slow-member");
-    const rate = median(slow.map((row, i) => (row.find((m) => m.server === "project")?.outcome.rate ?? NaN) / (base[i]?.find((m) => m.server === "project")?.outcome.rate ?? NaN)));
-    const p99 = median(slow.map((row, i) => (row.find((m) => m.server === "project")?.outcome.latency.p99 ?? NaN) / (base[i]?.find((m) => m.server === "project")?.outcome.latency.p99 ?? NaN)));
+    const rate = median(
+      slow.map(
+        (row, i) => (row.find((m) => m.server === "project")?.outcome.rate ?? NaN) / (base[i]?.find((m) => m.server === "project")?.outcome.rate ?? NaN),
+      ),
+    );
+    const p99 = median(
+      slow.map(
+        (row, i) =>
+          (row.find((m) => m.server === "project")?.outcome.latency.p99 ?? NaN) / (base[i]?.find((m) => m.server === "project")?.outcome.latency.p99 ?? NaN),
+      ),
+    );
     checks.push(["A slow member: others' throughput within 10% of fan-out K = 100", fmt(rate, 2), rate >= 0.9]);
     checks.push(["A slow member: others' p99 latency within 10% of fan-out K = 100", fmt(p99, 2), p99 <= 1.1]);
   }

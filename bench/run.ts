@@ -10,10 +10,10 @@ import { cpus, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
-import type { GeneratorReply, Scenario, ScenarioOutcome } from "./protocol.js";
-import { processCpuSeconds, serverKinds, startServer, type ServerKind } from "./servers.js";
-import { renderReport, type ClusterSpec, type Measurement, type ScenarioSpec } from "./report.js";
 import { startRedis } from "../test/helpers/redis-server.js";
+import type { GeneratorReply, Scenario, ScenarioOutcome } from "./protocol.js";
+import { type ClusterSpec, type Measurement, renderReport, type ScenarioSpec } from "./report.js";
+import { processCpuSeconds, type ServerKind, serverKinds, startServer } from "./servers.js";
 
 const program = new Command("bench")
   .option("--quick", "a small pass for smoke tests: checks deliveries, writes no report")
@@ -29,9 +29,18 @@ const full: ScenarioSpec[] = [
   { name: "fanout-10", title: "Group fan-out, K = 10", scenario: { kind: "fanout", k: 10, n: 20000, inFlight: 32, textSize: 32, stalled: false } },
   { name: "fanout-100", title: "Group fan-out, K = 100", scenario: { kind: "fanout", k: 100, n: 2000, inFlight: 32, textSize: 32, stalled: false } },
   { name: "fanout-1000", title: "Group fan-out, K = 1000", scenario: { kind: "fanout", k: 1000, n: 200, inFlight: 32, textSize: 32, stalled: false } },
-  { name: "paced-100", title: "Group fan-out, K = 100, at half the peak rate", scenario: { kind: "fanout", k: 100, n: 1000, inFlight: 32, textSize: 32, stalled: false }, pacedFrom: "fanout-100" },
+  {
+    name: "paced-100",
+    title: "Group fan-out, K = 100, at half the peak rate",
+    scenario: { kind: "fanout", k: 100, n: 1000, inFlight: 32, textSize: 32, stalled: false },
+    pacedFrom: "fanout-100",
+  },
   { name: "direct", title: "Direct messages, P = 100 pairs", scenario: { kind: "direct", pairs: 100, perSender: 200, textSize: 32 } },
-  { name: "slow-member", title: "Group fan-out, K = 100, plus one member that never reads", scenario: { kind: "fanout", k: 100, n: 2000, inFlight: 32, textSize: 32, stalled: true } },
+  {
+    name: "slow-member",
+    title: "Group fan-out, K = 100, plus one member that never reads",
+    scenario: { kind: "fanout", k: 100, n: 2000, inFlight: 32, textSize: 32, stalled: true },
+  },
   { name: "connections", title: "10,000 concurrent streams", scenario: { kind: "connections", count: 10000, messages: 5, textSize: 32 } },
 ];
 const small: Record<string, Partial<Scenario>> = {
@@ -56,9 +65,7 @@ const generatorEntry = fileURLToPath(new URL("./load-generator.ts", import.meta.
  */
 async function measure(kind: ServerKind, scenario: Scenario, clusterNodes = 0): Promise<Measurement> {
   const redis = clusterNodes > 0 ? await startRedis() : undefined;
-  const servers = await Promise.all(
-    Array.from({ length: Math.max(1, clusterNodes) }, () => startServer(kind, redis ? { REDIS_URL: redis.url } : {})),
-  );
+  const servers = await Promise.all(Array.from({ length: Math.max(1, clusterNodes) }, () => startServer(kind, redis ? { REDIS_URL: redis.url } : {})));
   const generator = fork(generatorEntry, [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
   const samples = new Map<string, { cpu: number; redisCpu: number; rss: number }>();
   const rss = () => servers.reduce((sum, s) => sum + s.rssBytes(), 0);
@@ -90,8 +97,7 @@ async function measure(kind: ServerKind, scenario: Scenario, clusterNodes = 0): 
       serverCpuSeconds: end.cpu - start.cpu,
       redisCpuSeconds: redis ? end.redisCpu - start.redisCpu : undefined,
       peakRssBytes: peakRss,
-      bytesPerStream:
-        before && after && scenario.kind === "connections" ? (after.rss - before.rss) / scenario.count : undefined,
+      bytesPerStream: before && after && scenario.kind === "connections" ? (after.rss - before.rss) / scenario.count : undefined,
     };
   } finally {
     clearInterval(sampler);

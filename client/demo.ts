@@ -11,7 +11,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ChatService } from "../gen/chat/v1/chat_pb.js";
 import { describeError } from "./chat-client.js";
-import { spawnCliProcess, type CliProcess } from "./cli-process.js";
+import { type CliProcess, spawnCliProcess } from "./cli-process.js";
 
 const serverMain = fileURLToPath(new URL("../server/main.ts", import.meta.url));
 const show = (who: string, line: string) => process.stdout.write(`${who.padEnd(6)} | ${line}\n`);

@@ -54,12 +54,18 @@ export interface ChatServerDeps {
  * Creates the chat server that main runs, and that the end-to-end tests run
  * the same way on a free port.
  */
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: a factory: the methods it returns are short closures over the state they share, which splitting it would have to pass around.
 export function createChatServer(config: ServerConfig, logger: Logger, deps: ChatServerDeps = {}): ChatServer {
   const health = createHealthStatus([ChatService.typeName]);
   let stopping: Promise<void> | undefined;
-  const state = createBackend(config, logger, (up) => {
-    if (!stopping) health.setAll(up ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
-  }, deps.backend);
+  const state = createBackend(
+    config,
+    logger,
+    (up) => {
+      if (!stopping) health.setAll(up ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
+    },
+    deps.backend,
+  );
   const metrics = createChatMetrics(state.backend);
   const metricsServer = config.metricsPort === undefined ? undefined : createMetricsServer(metrics);
   const shutdownController = new AbortController();

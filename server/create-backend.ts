@@ -1,8 +1,8 @@
 import type { Logger } from "pino";
 import { createRedisBackend } from "./cluster/redis-backend.js";
 import type { ChatBackend } from "./core/chat-backend.js";
-import { createMemoryBackend, type MemoryBackendOptions } from "./core/memory-backend.js";
 import { describeReason } from "./core/chat-error.js";
+import { createMemoryBackend, type MemoryBackendOptions } from "./core/memory-backend.js";
 import { ConfigError, type ServerConfig } from "./ops/config.js";
 
 /** A backend, and how its connection to shared state starts and ends. */
@@ -14,7 +14,9 @@ export interface BackendLifecycle {
 }
 
 /** The limits of the configuration that every backend applies. */
-export function backendLimits(config: ServerConfig): Required<Pick<MemoryBackendOptions, "queueLimit" | "queueLimitBytes" | "maxQueuedBytes" | "maxGroupsPerUser" | "maxGroups">> {
+export function backendLimits(
+  config: ServerConfig,
+): Required<Pick<MemoryBackendOptions, "queueLimit" | "queueLimitBytes" | "maxQueuedBytes" | "maxGroupsPerUser" | "maxGroups">> {
   return {
     queueLimit: config.queueLimit,
     queueLimitBytes: config.queueLimitBytes,

@@ -1,7 +1,7 @@
-import { ConfigError, parseConfig } from "./ops/config.js";
 import { createChatServer } from "./chat-server.js";
-import { hostPort } from "./transport/listen.js";
+import { ConfigError, parseConfig, type ServerConfig } from "./ops/config.js";
 import { createLogger, flushLog } from "./ops/logger.js";
+import { hostPort } from "./transport/listen.js";
 
 /**
  * Starts the chat server from flags and environment, and shuts it down
@@ -9,7 +9,7 @@ import { createLogger, flushLog } from "./ops/logger.js";
  * A bad configuration exits 2 with a message before anything starts.
  */
 async function main(): Promise<void> {
-  let config;
+  let config: ServerConfig;
   try {
     config = parseConfig(process.argv.slice(2), process.env);
   } catch (error) {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { it } from "node:test";
+import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -14,10 +14,15 @@ const only = ["fanout-100", "direct", "cluster-2"];
 
 it("the benchmark completes a scenario of each kind with every delivery", { timeout: 30_000 }, async () => {
   const output = await new Promise<string>((resolve, reject) => {
-    execFile(process.execPath, ["--import", "tsx", "bench/run.ts", "--quick", "--only", only.join(",")], { cwd: root, maxBuffer: 1 << 24 }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`${error.message}\n${stdout}\n${stderr}`));
-      else resolve(stdout);
-    });
+    execFile(
+      process.execPath,
+      ["--import", "tsx", "bench/run.ts", "--quick", "--only", only.join(",")],
+      { cwd: root, maxBuffer: 1 << 24 },
+      (error, stdout, stderr) => {
+        if (error) reject(new Error(`${error.message}\n${stdout}\n${stderr}`));
+        else resolve(stdout);
+      },
+    );
   });
   for (const scenario of ["fanout-100", "direct"]) {
     for (const server of ["project", "limit", "grpc-js"]) {

@@ -3,8 +3,8 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
 import { it } from "node:test";
+import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -27,8 +27,12 @@ it("gen/ is exactly what `buf generate` makes of proto/", () => {
     });
     const fresh = join(out, "gen");
     const committed = join(root, "gen");
-    const freshFiles = listFiles(fresh).map((p) => relative(fresh, p)).sort();
-    const committedFiles = listFiles(committed).map((p) => relative(committed, p)).sort();
+    const freshFiles = listFiles(fresh)
+      .map((p) => relative(fresh, p))
+      .sort();
+    const committedFiles = listFiles(committed)
+      .map((p) => relative(committed, p))
+      .sort();
     assert.deepEqual(committedFiles, freshFiles, "gen/ has other files than buf generates: run `npm run generate`");
     for (const file of freshFiles) {
       assert.equal(

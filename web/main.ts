@@ -3,11 +3,12 @@
  * chats with users and groups through the same ChatService as every other
  * client, over the Connect protocol on HTTP/1.1.
  */
-import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-web";
+
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampNow } from "@bufbuild/protobuf/wkt";
-import { ChannelType, ChatMessageSchema, ChatService, type ChatMessage } from "../gen/chat/v1/chat_pb.js";
+import { type Client, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-web";
+import { ChannelType, type ChatMessage, ChatMessageSchema, ChatService } from "../gen/chat/v1/chat_pb.js";
 import { grpcCodeName } from "../server/rpc/code-name.js";
 
 type ChatClient = Client<typeof ChatService>;
@@ -229,9 +230,7 @@ function lost(why: string, reconnectFailed: boolean): void {
   const delay = Math.min(30, 2 ** retry);
   retry++;
   setStatus(
-    reconnectFailed
-      ? `Disconnected: ${endReason}. Reconnecting failed (${why}); next try in ${delay} s…`
-      : `Disconnected: ${why}. Reconnecting in ${delay} s…`,
+    reconnectFailed ? `Disconnected: ${endReason}. Reconnecting failed (${why}); next try in ${delay} s…` : `Disconnected: ${why}. Reconnecting in ${delay} s…`,
     true,
   );
   render();

@@ -16,16 +16,20 @@ const definition = protoLoader.loadSync("chat/v1/chat.proto", {
   defaults: true,
   oneofs: true,
 });
-const ChatService = (grpc.loadPackageDefinition(definition) as any).chat.v1.ChatService as grpc.ServiceClientConstructor;
+// proto-loader builds the package at run time: its shape is the .proto's, which the types cannot know.
+const ChatService = (grpc.loadPackageDefinition(definition) as unknown as { chat: { v1: { ChatService: grpc.ServiceClientConstructor } } }).chat.v1.ChatService;
 
-const users = new Map<string, grpc.ServerWritableStream<any, any>>();
+/** A request or response as proto-loader decodes and encodes it: a plain object. */
+type Plain = Record<string, unknown>;
+
+const users = new Map<string, grpc.ServerWritableStream<Plain, Plain>>();
 const groups = new Map<string, Set<string>>();
-const caller = (call: grpc.ServerUnaryCall<any, any>) => String(call.metadata.get("authorization")[0] ?? "");
+const caller = (call: grpc.ServerUnaryCall<Plain, Plain>) => String(call.metadata.get("authorization")[0] ?? "");
 
 const server = new grpc.Server();
 server.addService(ChatService.service, {
-  connect(call: grpc.ServerWritableStream<any, any>) {
-    const username = call.request.username as string;
+  connect(call: grpc.ServerWritableStream<Plain, Plain>) {
+    const username = String(call.request.username);
     users.set(username, call);
     call.write({ events: [{ connected: { username } }] });
     const cleanup = () => {
@@ -35,20 +39,21 @@ server.addService(ChatService.service, {
     call.on("cancelled", cleanup);
     call.on("close", cleanup);
   },
-  createGroupChat(call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) {
-    groups.set(call.request.name, new Set([caller(call)]));
+  createGroupChat(call: grpc.ServerUnaryCall<Plain, Plain>, callback: grpc.sendUnaryData<Plain>) {
+    groups.set(String(call.request.name), new Set([caller(call)]));
     callback(null, {});
   },
-  joinGroupChat(call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) {
-    groups.get(call.request.name)?.add(caller(call));
+  joinGroupChat(call: grpc.ServerUnaryCall<Plain, Plain>, callback: grpc.sendUnaryData<Plain>) {
+    groups.get(String(call.request.name))?.add(caller(call));
     callback(null, {});
   },
-  leaveGroupChat(call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) {
-    groups.get(call.request.name)?.delete(caller(call));
+  leaveGroupChat(call: grpc.ServerUnaryCall<Plain, Plain>, callback: grpc.sendUnaryData<Plain>) {
+    groups.get(String(call.request.name))?.delete(caller(call));
     callback(null, {});
   },
-  sendMessage(call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) {
-    const { channel, text } = call.request as { channel: string; text: string };
+  sendMessage(call: grpc.ServerUnaryCall<Plain, Plain>, callback: grpc.sendUnaryData<Plain>) {
+    const channel = String(call.request.channel);
+    const text = String(call.request.text);
     const members = groups.get(channel);
     const now = Date.now();
     const message = {
@@ -61,7 +66,7 @@ server.addService(ChatService.service, {
     for (const name of members ?? [channel]) users.get(name)?.write({ events: [{ message }] });
     callback(null, {});
   },
-  listChannels(_call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) {
+  listChannels(_call: grpc.ServerUnaryCall<Plain, Plain>, callback: grpc.sendUnaryData<Plain>) {
     callback(null, { channels: [] });
   },
 });

@@ -5,8 +5,9 @@
  * nothing else: no validation, no flow-control bookkeeping, no queue bound.
  * What it reaches is what HTTP/2 on Node can do on this machine.
  */
-import * as http2 from "node:http2";
+
 import { randomUUID } from "node:crypto";
+import * as http2 from "node:http2";
 import { encodeFields, forEachField, frame } from "../grpc-wire.js";
 
 const users = new Map<string, http2.ServerHttp2Stream>();

@@ -3,7 +3,15 @@ import type { Logger } from "pino";
 import { pageOf, sortChannels } from "../core/channel-page.js";
 import type { ChatBackend, ChatStats } from "../core/chat-backend.js";
 import { type ChatError, chatErrors } from "../core/chat-error.js";
-import { type ChannelRef, type ChatSession, createQueueBudget, createSessionState, createWakeScheduler, enforceQueueBudget, type SessionState } from "../core/chat-session.js";
+import {
+  type ChannelRef,
+  type ChatSession,
+  createQueueBudget,
+  createSessionState,
+  createWakeScheduler,
+  enforceQueueBudget,
+  type SessionState,
+} from "../core/chat-session.js";
 import { assertValidName, measureText } from "../core/names.js";
 import { parseDelivery } from "./delivery.js";
 import { createRedisNode, unavailable } from "./redis-node.js";
@@ -48,6 +56,7 @@ export interface RedisBackend extends ChatBackend {
  * Redis (connections, lease, availability) is redis-node.ts; this is the
  * chat's commands and this node's sessions.
  */
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: a factory: the methods it returns are short closures over the state they share, which splitting it would have to pass around.
 export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
   const { maxGroupsPerUser, maxGroups, logger } = options;
   const limits = { events: options.queueLimit, bytes: options.queueLimitBytes };
@@ -77,9 +86,13 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
         void backend.disconnect(session, overflow);
       }
     }
-    enforceQueueBudget(budget, () => sessions.values(), (session) => {
-      void backend.disconnect(session, chatErrors.serverQueuesFull(session.username, session.pendingBytes, budget.limitBytes));
-    });
+    enforceQueueBudget(
+      budget,
+      () => sessions.values(),
+      (session) => {
+        void backend.disconnect(session, chatErrors.serverQueuesFull(session.username, session.pendingBytes, budget.limitBytes));
+      },
+    );
   };
 
   const node = createRedisNode({ ...options, onDelivery, onLost: endLocalSessions });

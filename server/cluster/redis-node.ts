@@ -59,13 +59,20 @@ export const unavailable = () => new ChatError("unavailable", "the chat's shared
  * until Redis answers again, the subscription is confirmed, and the node has
  * released what it held before.
  */
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: a factory: one node's link is a small state machine (connected, subscribed, registered, available) whose short closures share that state.
 export function createRedisNode(options: RedisNodeOptions): RedisNode {
   const { leaseMs, sweepMs, logger } = options;
   const id = randomUUID();
   // Commands fail at once while Redis is away instead of queueing, and after
   // two seconds when it hangs: a chat call that cannot be served now should
   // say so now.
-  const redisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 2000, lazyConnect: true, retryStrategy: (n: number) => Math.min(100 * n, 1000) };
+  const redisOptions = {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: 2000,
+    lazyConnect: true,
+    retryStrategy: (n: number) => Math.min(100 * n, 1000),
+  };
   const client = new Redis(options.url, redisOptions);
   for (const [name, lua] of Object.entries(scripts)) client.defineCommand(name, { numberOfKeys: 0, lua });
   // defineCommand adds one method per script at run time, which ioredis's

@@ -48,16 +48,12 @@ export const chatErrors = {
   usernameIsGroup: (user: string) => new ChatError("already-exists", `${quote(user)} is the name of a group`),
   groupExists: (group: string) => new ChatError("already-exists", `group ${quote(group)} already exists`),
   groupIsUser: (group: string) => new ChatError("already-exists", `${quote(group)} is the name of an online user`),
-  alreadyMember: (user: string, group: string) =>
-    new ChatError("already-exists", `${quote(user)} is already a member of group ${quote(group)}`),
+  alreadyMember: (user: string, group: string) => new ChatError("already-exists", `${quote(user)} is already a member of group ${quote(group)}`),
   noSuchGroup: (group: string) => new ChatError("not-found", `group ${quote(group)} does not exist`),
   noSuchChannel: (channel: string) => new ChatError("not-found", `no online user or group is named ${quote(channel)}`),
-  notAMember: (user: string, group: string) =>
-    new ChatError("not-a-member", `${quote(user)} is not a member of group ${quote(group)}`),
-  mustJoin: (user: string, group: string) =>
-    new ChatError("not-allowed", `${quote(user)} must join group ${quote(group)} before sending to it`),
-  tooManyGroups: (user: string, max: number) =>
-    new ChatError("exhausted", `${quote(user)} is already in ${max} groups, the most one user may join`),
+  notAMember: (user: string, group: string) => new ChatError("not-a-member", `${quote(user)} is not a member of group ${quote(group)}`),
+  mustJoin: (user: string, group: string) => new ChatError("not-allowed", `${quote(user)} must join group ${quote(group)} before sending to it`),
+  tooManyGroups: (user: string, max: number) => new ChatError("exhausted", `${quote(user)} is already in ${max} groups, the most one user may join`),
   tooManyGroupsInTotal: (max: number) => new ChatError("exhausted", `the server already holds ${max} groups, the most it allows`),
   fellBehind: (user: string, why: string) => new ChatError("exhausted", `${quote(user)} fell too far behind: ${why}`),
   serverQueuesFull: (user: string, held: number, limit: number) =>

@@ -67,7 +67,7 @@ export interface ChatSession {
 }
 
 /**
- * The core's own view of a session: the public one plus what only the hub
+ * The core's own view of a session: the public one plus what only a backend
  * touches.
  */
 export interface SessionState extends ChatSession {

@@ -1,18 +1,18 @@
 import { randomUUID } from "node:crypto";
-import type { ChannelPage, ChatBackend, ChatStats } from "./chat-backend.js";
 import { pageOf, sortChannels } from "./channel-page.js";
-import { chatErrors, type ChatError } from "./chat-error.js";
-import { assertValidName, measureText } from "./names.js";
+import type { ChannelPage, ChatBackend, ChatStats } from "./chat-backend.js";
+import { type ChatError, chatErrors } from "./chat-error.js";
 import {
+  type ChannelRef,
+  type ChatEvent,
+  type ChatSession,
   createQueueBudget,
   createSessionState,
   createWakeScheduler,
   enforceQueueBudget,
-  type ChannelRef,
-  type ChatEvent,
-  type ChatSession,
   type SessionState,
 } from "./chat-session.js";
+import { assertValidName, measureText } from "./names.js";
 
 /** Settings of a {@link MemoryBackend}. Every field has a default. */
 export interface MemoryBackendOptions {
@@ -76,6 +76,7 @@ export interface MemoryBackend extends ChatBackend {
 /**
  * Creates an in-memory {@link MemoryBackend}.
  */
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: a factory: the methods it returns are short closures over the state they share, which splitting it would have to pass around.
 export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryBackend {
   const limits = { events: options.queueLimit ?? 4096, bytes: options.queueLimitBytes ?? 4 * 1024 * 1024 };
   const budget = createQueueBudget(options.maxQueuedBytes ?? 256 * 1024 * 1024);
@@ -143,7 +144,8 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
     for (const session of recipients) {
       const overflow = session.push(event);
       if (overflow !== undefined) {
-        (behind ??= []).push([session, overflow]);
+        behind ??= [];
+        behind.push([session, overflow]);
       }
     }
     // Cut off after the loop: disconnecting edits the member set being iterated.
@@ -152,8 +154,10 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
         disconnect(session, reason);
       }
     }
-    enforceQueueBudget(budget, () => users.values(), (session) =>
-      disconnect(session, chatErrors.serverQueuesFull(session.username, session.pendingBytes, budget.limitBytes)),
+    enforceQueueBudget(
+      budget,
+      () => users.values(),
+      (session) => disconnect(session, chatErrors.serverQueuesFull(session.username, session.pendingBytes, budget.limitBytes)),
     );
   }
 

@@ -30,15 +30,9 @@ export function assertValidName(name: string, what: "username" | "group name" | 
     throw new ChatError("invalid-input", `${what} must not be empty`);
   }
   if (name.length > maxNameLength) {
-    throw new ChatError(
-      "invalid-input",
-      `${what} ${quote(name)} is ${name.length} characters long; at most ${maxNameLength} are allowed`,
-    );
+    throw new ChatError("invalid-input", `${what} ${quote(name)} is ${name.length} characters long; at most ${maxNameLength} are allowed`);
   }
-  throw new ChatError(
-    "invalid-input",
-    `${what} ${quote(name)} may only contain ASCII letters, digits, "_", "-" and "."`,
-  );
+  throw new ChatError("invalid-input", `${what} ${quote(name)} may only contain ASCII letters, digits, "_", "-" and "."`);
 }
 
 /**

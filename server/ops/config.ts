@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { logLevels, type LogLevel } from "./logger.js";
+import { type LogLevel, logLevels } from "./logger.js";
 
 /** Everything the server can be told at start, with its unit in the name. */
 export interface ServerConfig {
@@ -65,7 +65,9 @@ export interface ServerConfig {
 function defaultMaxConnections(): number {
   let limit = 1024;
   try {
-    const line = readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith("Max open files"));
+    const line = readFileSync("/proc/self/limits", "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("Max open files"));
     const soft = Number(line?.split(/\s{2,}/)[1]);
     if (Number.isSafeInteger(soft) && soft > 0) limit = soft;
   } catch {
@@ -126,7 +128,6 @@ function integer(min: number, max: number) {
   };
 }
 
-
 function redisUrl(value: string): string {
   let url: URL;
   try {
@@ -162,6 +163,7 @@ function optionsWithEnv(table: EnvTable) {
  * Declares every flag, its variable, its parser and its default. Long, being
  * a table: one entry per flag.
  */
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: a table with one entry per flag.
 function createProgram(option: ReturnType<typeof optionsWithEnv>): Command {
   const d = defaultConfig;
   return new Command("chat-server")
@@ -172,67 +174,134 @@ function createProgram(option: ReturnType<typeof optionsWithEnv>): Command {
       option("--queue-limit <n>", "events that may wait for one stream before it is cut off", "QUEUE_LIMIT", integer(1, 1_000_000)).default(d.queueLimit),
     )
     .addOption(
-      option("--queue-limit-bytes <n>", "bytes of events that may wait for one stream before it is cut off", "QUEUE_LIMIT_BYTES", integer(4096, 1 << 30)).default(d.queueLimitBytes),
+      option(
+        "--queue-limit-bytes <n>",
+        "bytes of events that may wait for one stream before it is cut off",
+        "QUEUE_LIMIT_BYTES",
+        integer(4096, 1 << 30),
+      ).default(d.queueLimitBytes),
     )
     .addOption(
-      option("--max-queued-bytes <n>", "bytes that may wait in all streams' queues together; past it the largest are cut off", "MAX_QUEUED_BYTES", integer(65536, 64 * 2 ** 30)).default(d.maxQueuedBytes),
+      option(
+        "--max-queued-bytes <n>",
+        "bytes that may wait in all streams' queues together; past it the largest are cut off",
+        "MAX_QUEUED_BYTES",
+        integer(65536, 64 * 2 ** 30),
+      ).default(d.maxQueuedBytes),
     )
     .addOption(
-      option("--stall-timeout-ms <n>", "time a response may wait for the client's flow-control window before the stream is cut off", "STALL_TIMEOUT_MS", integer(100, 3_600_000)).default(d.stallTimeoutMs),
+      option(
+        "--stall-timeout-ms <n>",
+        "time a response may wait for the client's flow-control window before the stream is cut off",
+        "STALL_TIMEOUT_MS",
+        integer(100, 3_600_000),
+      ).default(d.stallTimeoutMs),
     )
     .addOption(
       option("--max-groups-per-user <n>", "groups one user may be a member of", "MAX_GROUPS_PER_USER", integer(1, 1_000_000)).default(d.maxGroupsPerUser),
     )
     .addOption(option("--max-groups <n>", "groups that may exist at once", "MAX_GROUPS", integer(1, 100_000_000)).default(d.maxGroups))
-    .addOption(option("--list-page-size <n>", "the default and the largest page of ListChannels", "LIST_PAGE_SIZE", integer(1, 100_000)).default(d.listPageSize))
     .addOption(
-      option("--max-connections <n>", "connections the gRPC port accepts at once (default: the file-descriptor limit less 256)", "MAX_CONNECTIONS", integer(1, 10_000_000)).default(d.maxConnections),
-    )
-    .addOption(option("--idle-timeout-ms <n>", "close a connection that has had no open stream this long", "IDLE_TIMEOUT_MS", integer(1000, 86_400_000)).default(d.idleTimeoutMs))
-    .addOption(
-      option("--settings-timeout-ms <n>", "close a connection that has not acknowledged the server's SETTINGS by then", "SETTINGS_TIMEOUT_MS", integer(100, 600_000)).default(d.settingsTimeoutMs),
+      option("--list-page-size <n>", "the default and the largest page of ListChannels", "LIST_PAGE_SIZE", integer(1, 100_000)).default(d.listPageSize),
     )
     .addOption(
-      option("--unacked-header-bytes <n>", "request header bytes a connection may hold in open streams before it acknowledges SETTINGS", "UNACKED_HEADER_BYTES", integer(16 * 1024, 1 << 30)).default(d.unackedHeaderBytes),
+      option(
+        "--max-connections <n>",
+        "connections the gRPC port accepts at once (default: the file-descriptor limit less 256)",
+        "MAX_CONNECTIONS",
+        integer(1, 10_000_000),
+      ).default(d.maxConnections),
     )
     .addOption(
-      option("--max-pending-request-bytes <n>", "bytes of request bodies not yet complete that one connection may hold", "MAX_PENDING_REQUEST_BYTES", integer(65536, 1 << 30)).default(d.maxPendingRequestBytes),
+      option("--idle-timeout-ms <n>", "close a connection that has had no open stream this long", "IDLE_TIMEOUT_MS", integer(1000, 86_400_000)).default(
+        d.idleTimeoutMs,
+      ),
     )
     .addOption(
-      option("--request-body-timeout-ms <n>", "time a unary or server-streaming call has to send its whole request", "REQUEST_BODY_TIMEOUT_MS", integer(100, 3_600_000)).default(d.requestBodyTimeoutMs),
+      option(
+        "--settings-timeout-ms <n>",
+        "close a connection that has not acknowledged the server's SETTINGS by then",
+        "SETTINGS_TIMEOUT_MS",
+        integer(100, 600_000),
+      ).default(d.settingsTimeoutMs),
     )
     .addOption(
-      option("--web-headers-timeout-ms <n>", "web port: time a client has to send a request's headers", "WEB_HEADERS_TIMEOUT_MS", integer(1000, 3_600_000)).default(d.webHeadersTimeoutMs),
+      option(
+        "--unacked-header-bytes <n>",
+        "request header bytes a connection may hold in open streams before it acknowledges SETTINGS",
+        "UNACKED_HEADER_BYTES",
+        integer(16 * 1024, 1 << 30),
+      ).default(d.unackedHeaderBytes),
     )
     .addOption(
-      option("--web-request-timeout-ms <n>", "web port: time a client has to send a whole request", "WEB_REQUEST_TIMEOUT_MS", integer(1000, 3_600_000)).default(d.webRequestTimeoutMs),
+      option(
+        "--max-pending-request-bytes <n>",
+        "bytes of request bodies not yet complete that one connection may hold",
+        "MAX_PENDING_REQUEST_BYTES",
+        integer(65536, 1 << 30),
+      ).default(d.maxPendingRequestBytes),
     )
     .addOption(
-      option("--ping-interval-ms <n>", "HTTP/2 PING interval per connection", "PING_INTERVAL_MS", integer(100, 3_600_000)).default(d.pingIntervalMs),
+      option(
+        "--request-body-timeout-ms <n>",
+        "time a unary or server-streaming call has to send its whole request",
+        "REQUEST_BODY_TIMEOUT_MS",
+        integer(100, 3_600_000),
+      ).default(d.requestBodyTimeoutMs),
     )
     .addOption(
-      option("--ping-timeout-ms <n>", "time a PING may go unanswered before the connection is dropped", "PING_TIMEOUT_MS", integer(100, 3_600_000)).default(d.pingTimeoutMs),
+      option(
+        "--web-headers-timeout-ms <n>",
+        "web port: time a client has to send a request's headers",
+        "WEB_HEADERS_TIMEOUT_MS",
+        integer(1000, 3_600_000),
+      ).default(d.webHeadersTimeoutMs),
+    )
+    .addOption(
+      option("--web-request-timeout-ms <n>", "web port: time a client has to send a whole request", "WEB_REQUEST_TIMEOUT_MS", integer(1000, 3_600_000)).default(
+        d.webRequestTimeoutMs,
+      ),
+    )
+    .addOption(option("--ping-interval-ms <n>", "HTTP/2 PING interval per connection", "PING_INTERVAL_MS", integer(100, 3_600_000)).default(d.pingIntervalMs))
+    .addOption(
+      option("--ping-timeout-ms <n>", "time a PING may go unanswered before the connection is dropped", "PING_TIMEOUT_MS", integer(100, 3_600_000)).default(
+        d.pingTimeoutMs,
+      ),
     )
     .addOption(
       option("--shutdown-grace-ms <n>", "time open connections get to close on shutdown", "SHUTDOWN_GRACE_MS", integer(0, 600_000)).default(d.shutdownGraceMs),
     )
     .addOption(
-      option("--max-concurrent-streams <n>", "HTTP/2 streams one connection may open at once", "MAX_CONCURRENT_STREAMS", integer(1, 2 ** 31 - 1)).default(d.maxConcurrentStreams),
+      option("--max-concurrent-streams <n>", "HTTP/2 streams one connection may open at once", "MAX_CONCURRENT_STREAMS", integer(1, 2 ** 31 - 1)).default(
+        d.maxConcurrentStreams,
+      ),
     )
     .addOption(
-      option("--max-session-memory-mb <n>", "memory one HTTP/2 connection may buffer, in MiB", "MAX_SESSION_MEMORY_MB", integer(1, 1024)).default(d.maxSessionMemoryMb),
+      option("--max-session-memory-mb <n>", "memory one HTTP/2 connection may buffer, in MiB", "MAX_SESSION_MEMORY_MB", integer(1, 1024)).default(
+        d.maxSessionMemoryMb,
+      ),
     )
-    .addOption(
-      option("--read-max-bytes <n>", "largest request message accepted", "READ_MAX_BYTES", integer(1024, 16 * 1024 * 1024)).default(d.readMaxBytes),
-    )
+    .addOption(option("--read-max-bytes <n>", "largest request message accepted", "READ_MAX_BYTES", integer(1024, 16 * 1024 * 1024)).default(d.readMaxBytes))
     .addOption(option("--log-level <level>", "log level", "LOG_LEVEL").choices(logLevels).default(d.logLevel))
-    .addOption(option("--log-burst <n>", "log lines of one kind per second before the rest are summarised in one line", "LOG_BURST", integer(1, 1_000_000)).default(d.logBurst))
-    .addOption(option("--web-port <n>", "port of the chat page and of Connect and gRPC-Web over HTTP/1.1, for browsers", "WEB_PORT", integer(0, 65535)).default(d.webPort))
+    .addOption(
+      option("--log-burst <n>", "log lines of one kind per second before the rest are summarised in one line", "LOG_BURST", integer(1, 1_000_000)).default(
+        d.logBurst,
+      ),
+    )
+    .addOption(
+      option("--web-port <n>", "port of the chat page and of Connect and gRPC-Web over HTTP/1.1, for browsers", "WEB_PORT", integer(0, 65535)).default(
+        d.webPort,
+      ),
+    )
     .addOption(new Option("--no-web", "serve no chat page and no HTTP/1.1 port"))
     .addOption(new Option("--no-lean-path", "serve every call through Connect's handler, without the lean gRPC path"))
     .addOption(option("--metrics-port <n>", "serve Prometheus metrics at /metrics on this port (off when unset)", "METRICS_PORT", integer(0, 65535)))
     .addOption(option("--redis <url>", "cluster mode: share state with other nodes through this Redis (redis://host:port)", "REDIS_URL", redisUrl))
-    .addOption(option("--lease-ms <n>", "cluster mode: a node's lease; a dead node's users are gone within lease + sweep", "LEASE_MS", integer(300, 600_000)).default(d.leaseMs))
+    .addOption(
+      option("--lease-ms <n>", "cluster mode: a node's lease; a dead node's users are gone within lease + sweep", "LEASE_MS", integer(300, 600_000)).default(
+        d.leaseMs,
+      ),
+    )
     .addOption(option("--sweep-ms <n>", "cluster mode: how often to look for dead nodes", "SWEEP_MS", integer(100, 600_000)).default(d.sweepMs))
     .exitOverride()
     .configureOutput({ writeOut: () => {}, writeErr: () => {} })
@@ -282,9 +351,13 @@ function checkConsistency(o: ServerConfig & { web?: boolean }): void {
   if (!(logLevels as readonly string[]).includes(o.logLevel)) {
     throw new ConfigError(`environment variable LOG_LEVEL: expected one of ${logLevels.join(", ")}, got ${JSON.stringify(o.logLevel)}`);
   }
-  const ports = ([["--port", o.port], ["--web-port", o.web === false ? 0 : o.webPort], ["--metrics-port", o.metricsPort]] as const).filter(
-    ([, port]) => port !== undefined && port !== 0,
-  );
+  const ports = (
+    [
+      ["--port", o.port],
+      ["--web-port", o.web === false ? 0 : o.webPort],
+      ["--metrics-port", o.metricsPort],
+    ] as const
+  ).filter(([, port]) => port !== undefined && port !== 0);
   for (const [i, [flag, port]] of ports.entries()) {
     const other = ports.slice(i + 1).find(([, p]) => p === port);
     if (other !== undefined) throw new ConfigError(`${flag} and ${other[0]} are both ${port}: each needs a port of its own`);

@@ -1,4 +1,4 @@
-import { pino, type DestinationStream, type LogFn, type Logger } from "pino";
+import { type DestinationStream, type LogFn, type Logger, pino } from "pino";
 
 /** The log levels the server accepts, from the most to the least verbose. */
 export const logLevels = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;

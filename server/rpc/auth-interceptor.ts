@@ -1,5 +1,5 @@
-import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import type { DescMethod } from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { quote } from "../core/chat-error.js";
 
 /**
@@ -67,10 +67,7 @@ export function createAuthInterceptor(isOnline: (username: string) => boolean | 
     }
     const { username } = authorization;
     if (!(await isOnline(username))) {
-      throw new ConnectError(
-        `"authorization" names ${quote(username)}, which is not connected`,
-        Code.Unauthenticated,
-      );
+      throw new ConnectError(`"authorization" names ${quote(username)}, which is not connected`, Code.Unauthenticated);
     }
     req.contextValues.set(userKey, username);
     return next(req);

@@ -1,4 +1,4 @@
-import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type ChatMessageSchema, type ConnectResponse, ConnectResponseSchema, EventSchema } from "../../gen/chat/v1/chat_pb.js";

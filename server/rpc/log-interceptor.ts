@@ -26,8 +26,7 @@ export function createLogInterceptor(logger: Logger): Interceptor {
     const user = () => req.contextValues.get(userKey);
     return observeStream(req, res, {
       first: () => logger.info({ user: user() }, "session opened"),
-      end: (reason, opened) =>
-        logger.info({ user: user(), reason: describeEnd(reason) }, opened ? "session closed" : "session refused"),
+      end: (reason, opened) => logger.info({ user: user(), reason: describeEnd(reason) }, opened ? "session closed" : "session refused"),
     });
   };
 }

@@ -17,7 +17,10 @@ export function pageToken(lastName: string): string {
 export function readPageToken(token: string): string {
   const text = /^[A-Za-z0-9_-]{1,64}$/.test(token) ? Buffer.from(token, "base64url").toString("utf8") : "";
   if (!text.startsWith("v1:") || !isValidName(text.slice(3))) {
-    throw new ChatError("invalid-input", `page_token ${quote(token)} is not one this server issued: pass next_page_token as it came, or none for the first page`);
+    throw new ChatError(
+      "invalid-input",
+      `page_token ${quote(token)} is not one this server issued: pass next_page_token as it came, or none for the first page`,
+    );
   }
   return text.slice(3);
 }

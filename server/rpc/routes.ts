@@ -42,9 +42,7 @@ export function createRoutes({ backend, health, logger, chatServiceOptions, metr
     createErrorInterceptor(),
     createAuthInterceptor((username) => backend.isOnline(username), [ChatService.method.connect]),
   ];
-  const reflection = createReflectionServices(
-    createReflectionIndex([ChatService, Health, reflectionV1.ServerReflection, reflectionV1alpha.ServerReflection]),
-  );
+  const reflection = createReflectionServices(createReflectionIndex([ChatService, Health, reflectionV1.ServerReflection, reflectionV1alpha.ServerReflection]));
   const healthService = createHealthService(health);
   return (router) => {
     router.service(ChatService, chat, { interceptors });

@@ -53,11 +53,14 @@ export type SessionStream = (req: ConnectRequest, ctx: HandlerContext) => AsyncG
  * they are (the error interceptor maps them), and records why the session
  * ended under endReasonKey for the interceptors that log and count it.
  */
+// Longer than 60 lines: a factory: the methods it returns are short closures over the state they share, which splitting it would have to pass around.
 export function createSessionStream(backend: ChatBackend, logger: Logger, options: SessionStreamOptions, metrics?: DeliveryMetrics): SessionStream {
   const { maxEventsPerResponse, maxTextBytesPerResponse } = options;
   const release = (session: ChatSession, reason: unknown) =>
     void Promise.resolve(backend.disconnect(session, reason)).catch((err: unknown) => logger.error({ user: session.username, err }, "session not released"));
-  const stalls = createStallWatch<ChatSession>(options.stallTimeoutMs, (session) => release(session, chatErrors.stalled(session.username, options.stallTimeoutMs)));
+  const stalls = createStallWatch<ChatSession>(options.stallTimeoutMs, (session) =>
+    release(session, chatErrors.stalled(session.username, options.stallTimeoutMs)),
+  );
 
   /**
    * Ties the session to the call, and returns what ends the session. A cut

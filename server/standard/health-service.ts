@@ -1,6 +1,6 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { Health } from "../../gen/grpc/health/v1/health_pb.js";
-import { ServingStatus, type HealthStatus } from "./health-status.js";
+import type { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { type HealthStatus, ServingStatus } from "./health-status.js";
 
 /**
  * Creates the implementation of grpc.health.v1.Health over a HealthStatus:

@@ -1,4 +1,4 @@
-import { create, type DescEnum, type DescExtension, type DescFile, type DescMessage, type DescService, toBinary } from "@bufbuild/protobuf";
+import { type DescEnum, type DescExtension, type DescFile, type DescMessage, type DescService, toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 
 /**
@@ -19,6 +19,7 @@ export interface ReflectionIndex {
  * Indexes the given services and, transitively, the files they are declared
  * in and those files' imports.
  */
+// Longer than 60 lines: a factory: the methods it returns are short closures over the state they share, which splitting it would have to pass around.
 export function createReflectionIndex(services: readonly DescService[]): ReflectionIndex {
   const files = new Map<string, DescFile>();
   const symbols = new Map<string, DescFile>();

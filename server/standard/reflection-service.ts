@@ -14,6 +14,7 @@ const grpcInvalidArgument = 3;
  * such as grpcurl expect: a requested file comes with every import not sent
  * before.
  */
+// Longer than 60 lines: one case per kind of reflection request, each short.
 function answerReflection(
   index: ReflectionIndex,
   req: v1.ServerReflectionRequest,

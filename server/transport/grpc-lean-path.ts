@@ -1,10 +1,10 @@
 import * as http2 from "node:http2";
-import { create, isMessage, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { create, type DescMessage, isMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
-  createHandlerContext,
   type ContextValues,
+  createHandlerContext,
   type HandlerContext,
   type Interceptor,
   type MethodImplSpec,
@@ -12,6 +12,7 @@ import {
   type StreamResponse,
 } from "@connectrpc/connect";
 import {
+  type Compression,
   compressionNegotiate,
   createAsyncIterable,
   createMethodSerializationLookup,
@@ -19,9 +20,8 @@ import {
   envelopeCompress,
   envelopeDecompress,
   invokeUnaryImplementation,
-  validateReadWriteMaxBytes,
-  type Compression,
   type MethodSerializationLookup,
+  validateReadWriteMaxBytes,
 } from "@connectrpc/connect/protocol";
 import {
   contentTypeProto,
@@ -33,6 +33,7 @@ import {
   parseTimeout,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
+import { errorFromResetCode } from "./reset-codes.js";
 
 type LeanSpec = Extract<MethodImplSpec, { kind: "unary" | "server_streaming" }>;
 
@@ -295,31 +296,6 @@ function createContext(call: LeanCall): LeanContext {
   return context;
 }
 
-/**
- * connect-node's mapping of HTTP/2 reset codes (node-error.ts, not exported),
- * by the codes' numbers in RFC 9113, section 7, with their names as it
- * spells them. NO_ERROR and STREAM_CLOSED map to no status.
- */
-const resetCodes: Record<number, [string, Code]> = {
-  0x1: ["PROTOCOL_ERROR", Code.Internal],
-  0x2: ["INTERNAL_ERROR", Code.Internal],
-  0x3: ["FLOW_CONTROL_ERROR", Code.Internal],
-  0x4: ["SETTINGS_TIMEOUT", Code.Internal],
-  0x6: ["FRAME_SIZE_ERROR", Code.Internal],
-  0x7: ["REFUSED_STREAM", Code.Unavailable],
-  0x8: ["CANCEL", Code.Canceled],
-  0x9: ["COMPRESSION_ERROR", Code.Internal],
-  0xa: ["CONNECT_ERROR", Code.Internal],
-  0xb: ["ENHANCE_YOUR_CALM", Code.ResourceExhausted],
-  0xc: ["INADEQUATE_SECURITY", Code.PermissionDenied],
-  0xd: ["HTTP_1_1_REQUIRED", Code.PermissionDenied],
-};
-
-function errorFromResetCode(rstCode: number | undefined): ConnectError | undefined {
-  const entry = rstCode === undefined ? undefined : resetCodes[rstCode];
-  return entry === undefined ? undefined : new ConnectError(`http/2 stream closed with error code ${entry[0]} (0x${rstCode!.toString(16)})`, entry[1]);
-}
-
 async function serveUnary(call: LeanCall, spec: Extract<LeanSpec, { kind: "unary" }>, context: LeanContext, input: MessageShape<DescMessage>): Promise<void> {
   let body: Uint8Array;
   try {
@@ -491,7 +467,9 @@ function normalizeIterable<O extends DescMessage>(output: O, messages: AsyncIter
 function copyHeaders(from: Headers, to: Headers): void {
   if (from === to) return;
   for (const key of [...to.keys()]) to.delete(key);
-  from.forEach((value, key) => to.set(key, value));
+  from.forEach((value, key) => {
+    to.set(key, value);
+  });
 }
 
 /** Headers for node's http2 compat API; the values of a repeated name are joined, as fetch's Headers does. */

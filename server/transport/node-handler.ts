@@ -64,12 +64,19 @@ export function createNodeHandler(options: NodeHandlerOptions): NodeHandler {
         });
   const guardBody = options.requestBodies === undefined ? undefined : createRequestBodyGuard(options.requestBodies, logger);
 
-  const viaConnect = (route: Route, req: Parameters<NodeHandler>[0], res: Parameters<NodeHandler>[1], values: ReturnType<typeof createContextValues>, consumed: Buffer[]) => {
+  const viaConnect = (
+    route: Route,
+    req: Parameters<NodeHandler>[0],
+    res: Parameters<NodeHandler>[1],
+    values: ReturnType<typeof createContextValues>,
+    consumed: Buffer[],
+  ) => {
     const uReq = universalRequestFromNodeRequest(req, res, undefined, values);
     if (consumed.length > 0) {
       uReq.body = prepend(consumed, uReq.body as AsyncIterable<Uint8Array>);
     }
-    route.handler(uReq)
+    route
+      .handler(uReq)
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
       .catch((reason: unknown) => {
         const err = ConnectError.from(reason);

@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Redis } from "ioredis";
+import { type ChatClient, createChatClient } from "../../client/chat-client.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
-import { createChatClient, type ChatClient } from "../../client/chat-client.js";
-import { openStream, type OpenStream } from "../helpers/chat-stream.js";
+import { type OpenStream, openStream } from "../helpers/chat-stream.js";
 import { startRedis, type TestRedis } from "../helpers/redis-server.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
@@ -48,7 +48,7 @@ describe("cluster mode: three nodes sharing one Redis", { timeout: 60_000 }, () 
     nodes = await Promise.all([0, 1, 2].map(() => startTestServer({ redis: redis.url, leaseMs: 1000, sweepMs: 200 })));
   });
   after(async () => {
-    open.forEach((s) => s.cancel());
+    for (const s of open) s.cancel();
     await Promise.all(nodes.map((n) => n.stop()));
     await redis.kill();
   });
@@ -70,7 +70,10 @@ describe("cluster mode: three nodes sharing one Redis", { timeout: 60_000 }, () 
     const [, direct] = await carol.waitForMessages(2);
     assert.deepEqual([direct?.sender, direct?.channel?.name, direct?.text], ["alice", "carol", "direct, node 1 to node 3"]);
     assert.deepEqual(await names(1), ["@alice", "@bob", "@carol", "#room"]);
-    assert.deepEqual((await on(2, "carol").listChannels({})).channels.map((c) => c.name), ["alice", "bob", "carol", "room"]);
+    assert.deepEqual(
+      (await on(2, "carol").listChannels({})).channels.map((c) => c.name),
+      ["alice", "bob", "carol", "room"],
+    );
   });
 
   it("keeps names unique and answers with the same status codes cluster-wide", async () => {
@@ -102,7 +105,10 @@ describe("cluster mode: three nodes sharing one Redis", { timeout: 60_000 }, () 
     const orders = await Promise.all(members.map(async (m) => (await m.waitForMessages(3 * per)).map((x) => x.text)));
     for (const order of orders) assert.deepEqual(order, orders[0]);
     for (const n of [0, 1, 2]) {
-      assert.deepEqual(orders[0]!.filter((t) => t.startsWith(`${n}:`)), Array.from({ length: per }, (_, i) => `${n}:${i}`));
+      assert.deepEqual(
+        orders[0]!.filter((t) => t.startsWith(`${n}:`)),
+        Array.from({ length: per }, (_, i) => `${n}:${i}`),
+      );
     }
     assert.equal(new Set(members.flatMap((m) => m.messages.map((x) => x.id))).size, 3 * per);
   });
@@ -121,10 +127,7 @@ describe("cluster mode: three nodes sharing one Redis", { timeout: 60_000 }, () 
     for (let round = 0; round < 20; round++) {
       const group = `flip${round}`;
       await on(0, "leaver").createGroupChat({ name: group });
-      const [left, joined] = await Promise.allSettled([
-        on(0, "leaver").leaveGroupChat({ name: group }),
-        on(1, "joiner").joinGroupChat({ name: group }),
-      ]);
+      const [left, joined] = await Promise.allSettled([on(0, "leaver").leaveGroupChat({ name: group }), on(1, "joiner").joinGroupChat({ name: group })]);
       assert.equal(left.status, "fulfilled");
       const listed = (await names(2)).includes(`#${group}`);
       if (joined.status === "fulfilled") {
@@ -140,9 +143,13 @@ describe("cluster mode: three nodes sharing one Redis", { timeout: 60_000 }, () 
   });
 
   it("forgets the users of a node killed without a goodbye", async () => {
-    const child = spawn(process.execPath, ["--import", "tsx", serverMain, "--port", "0", "--web-port", "0", "--redis", redis.url, "--lease-ms", "1000", "--sweep-ms", "200"], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", serverMain, "--port", "0", "--web-port", "0", "--redis", redis.url, "--lease-ms", "1000", "--sweep-ms", "200"],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
     const port = await new Promise<number>((resolve) => {
       createInterface({ input: child.stdout! }).on("line", (line) => {
         const entry = JSON.parse(line) as { msg?: string; port?: number };
@@ -164,7 +171,10 @@ describe("cluster mode: three nodes sharing one Redis", { timeout: 60_000 }, () 
     await until(async () => (await admin.scard("chat:nodes")) === 3, "the dead node is still registered");
     assert.deepEqual(new Set(await admin.smembers("chat:nodes")), live);
     const keys = await admin.keys("chat:*");
-    assert.deepEqual(keys.filter((k) => k.includes("victim")), []);
+    assert.deepEqual(
+      keys.filter((k) => k.includes("victim")),
+      [],
+    );
     for (const key of keys.filter((k) => k.startsWith("chat:node-users:") || k.startsWith("chat:lease:"))) {
       assert.ok(live.has(key.split(":")[2]), `${key} belongs to no live node`);
     }
@@ -213,7 +223,10 @@ describe("cluster mode: three nodes sharing one Redis", { timeout: 60_000 }, () 
     await sends;
     // ...and what it did receive has no gap: every message in order, up to where it ended.
     const got = recv.messages.map((m) => Number(m.text));
-    assert.deepEqual(got, got.map((_, i) => i + 1));
+    assert.deepEqual(
+      got,
+      got.map((_, i) => i + 1),
+    );
     assert.ok(got.length <= acked);
     for (const node of [0, 1, 2]) {
       await until(async () => nodes[node]!.server.health.get("") === HealthCheckResponse_ServingStatus.SERVING, `node ${node} not back`);

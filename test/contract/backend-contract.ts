@@ -48,7 +48,14 @@ async function received(session: ChatSession, n: number): Promise<ChatEvent[]> {
 export function backendContract(name: string, factory: BackendFactory): void {
   describe(`ChatBackend contract: ${name}`, () => {
     const withBackend = (options: Partial<BackendLimits>, body: (b: ChatBackend) => Promise<void>) => async () => {
-      const { backend, close } = await factory({ queueLimit: 100, queueLimitBytes: 1 << 20, maxQueuedBytes: 1 << 28, maxGroupsPerUser: 10, maxGroups: 1000, ...options });
+      const { backend, close } = await factory({
+        queueLimit: 100,
+        queueLimitBytes: 1 << 20,
+        maxQueuedBytes: 1 << 28,
+        maxGroupsPerUser: 10,
+        maxGroups: 1000,
+        ...options,
+      });
       try {
         await body(backend);
       } finally {
@@ -115,7 +122,10 @@ export function backendContract(name: string, factory: BackendFactory): void {
         const message = (e: ChatEvent | undefined) => ({ ...e, sentAt: e?.sentAt.getTime(), holders: undefined });
         assert.deepEqual(message(got), message(direct));
         await b.send("alice", "alice", "to myself");
-        assert.deepEqual((await received(alice, 1)).map((e) => e.text), ["to myself"]);
+        assert.deepEqual(
+          (await received(alice, 1)).map((e) => e.text),
+          ["to myself"],
+        );
         await b.createGroup("alice", "room");
         await b.joinGroup("bob", "room");
         await failsWith(() => b.send("carol", "room", "let me in"), "not-allowed", "must join");
@@ -123,11 +133,19 @@ export function backendContract(name: string, factory: BackendFactory): void {
         await failsWith(() => b.send("alice", "bob", ""), "invalid-input", "empty");
         await failsWith(() => b.send("alice", "bob", "€".repeat(1366)), "invalid-input", "4098 bytes");
         const group = await b.send("bob", "room", "hi room");
-        for (const s of [alice, bob]) assert.deepEqual((await received(s, 1)).map((e) => [e.id, e.channel.type]), [[group.id, "group"]]);
+        for (const s of [alice, bob])
+          assert.deepEqual(
+            (await received(s, 1)).map((e) => [e.id, e.channel.type]),
+            [[group.id, "group"]],
+          );
         // A marker sent after it: each session's next event must be the
         // marker, so nothing else (a copy, a message not meant for it) came first.
         for (const s of [alice, bob, carol]) await b.send("alice", s.username, `marker for ${s.username}`);
-        for (const s of [alice, bob, carol]) assert.deepEqual((await received(s, 1)).map((e) => e.text), [`marker for ${s.username}`]);
+        for (const s of [alice, bob, carol])
+          assert.deepEqual(
+            (await received(s, 1)).map((e) => e.text),
+            [`marker for ${s.username}`],
+          );
       }),
     );
 
@@ -138,9 +156,11 @@ export function backendContract(name: string, factory: BackendFactory): void {
         await b.createGroup("m1", "g");
         await b.joinGroup("m2", "g");
         await b.joinGroup("m3", "g");
-        await Promise.all(members.map(async (m) => {
-          for (let i = 0; i < 20; i++) await b.send(m.username, "g", `${m.username}:${i}`);
-        }));
+        await Promise.all(
+          members.map(async (m) => {
+            for (let i = 0; i < 20; i++) await b.send(m.username, "g", `${m.username}:${i}`);
+          }),
+        );
         const orders = await Promise.all(members.map(async (m) => (await received(m, 60)).map((e) => e.text)));
         for (const order of orders) assert.deepEqual(order, orders[0]);
       }),

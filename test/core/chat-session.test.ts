@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createSessionState, createWakeScheduler, type ChatEvent } from "../../server/core/chat-session.js";
+import { type ChatEvent, createSessionState, createWakeScheduler } from "../../server/core/chat-session.js";
 
 function event(i: number, textBytes = 1): ChatEvent {
   return {
@@ -20,19 +20,34 @@ describe("chat session", () => {
     assert.equal(s.push(event(2)), undefined);
     assert.equal(s.push(event(3)), undefined);
     assert.match(String(s.push(event(4))?.message), /fell too far behind: 3 events were waiting/);
-    assert.deepEqual(s.take(10, 1e6).map((e) => e.id), ["1", "2", "3"]);
+    assert.deepEqual(
+      s.take(10, 1e6).map((e) => e.id),
+      ["1", "2", "3"],
+    );
     assert.equal(s.pending, 0);
   });
 
   it("takes batches bounded by count and by text size", () => {
     const s = createSessionState("u", { events: 100, bytes: 1e9 });
     for (let i = 0; i < 10; i++) s.push(event(i, 100));
-    assert.deepEqual(s.take(3, 1e6).map((e) => e.id), ["0", "1", "2"]);
-    assert.deepEqual(s.take(100, 250).map((e) => e.id), ["3", "4"]);
+    assert.deepEqual(
+      s.take(3, 1e6).map((e) => e.id),
+      ["0", "1", "2"],
+    );
+    assert.deepEqual(
+      s.take(100, 250).map((e) => e.id),
+      ["3", "4"],
+    );
     // One event larger than the byte bound still goes out alone.
-    assert.deepEqual(s.take(100, 10).map((e) => e.id), ["5"]);
+    assert.deepEqual(
+      s.take(100, 10).map((e) => e.id),
+      ["5"],
+    );
     assert.equal(s.pending, 4);
-    assert.deepEqual(s.take(100, 1e6).map((e) => e.id), ["6", "7", "8", "9"]);
+    assert.deepEqual(
+      s.take(100, 1e6).map((e) => e.id),
+      ["6", "7", "8", "9"],
+    );
   });
 
   it("keeps order across many partial takes", () => {
@@ -44,7 +59,10 @@ describe("chat session", () => {
       for (const e of s.take(61, 1e9)) seen.push(e.id);
     }
     for (const e of s.take(1e9, 1e9)) seen.push(e.id);
-    assert.deepEqual(seen, Array.from({ length: next }, (_, i) => `${i}`));
+    assert.deepEqual(
+      seen,
+      Array.from({ length: next }, (_, i) => `${i}`),
+    );
   });
 
   it("wakes a waiter on a new event and on end", async () => {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ChatError, type ChatErrorKind } from "../../server/core/chat-error.js";
-import { createMemoryBackend } from "../../server/core/memory-backend.js";
 import type { ChatSession } from "../../server/core/chat-session.js";
+import { createMemoryBackend } from "../../server/core/memory-backend.js";
 
 function throwsKind(fn: () => unknown, kind: ChatErrorKind, messagePart?: string): void {
   assert.throws(fn, (error: unknown) => {
@@ -217,7 +217,13 @@ describe("chat hub", () => {
     hub.leaveGroup("alice", "g1");
     hub.joinGroup("alice", "g3");
     // g1 went with its only member.
-    assert.deepEqual(hub.listChannels().filter((c) => c.type === "group").map((c) => c.name), ["g2", "g3"]);
+    assert.deepEqual(
+      hub
+        .listChannels()
+        .filter((c) => c.type === "group")
+        .map((c) => c.name),
+      ["g2", "g3"],
+    );
   });
 
   it("sorts channels by name, users and groups together", () => {

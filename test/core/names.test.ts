@@ -17,7 +17,7 @@ describe("names and texts", () => {
     assert.equal(measureText("€"), 3);
     assert.equal(measureText("😀"), 4);
     assert.equal(measureText("😀".repeat(1024)), 4096);
-    assert.throws(() => measureText("😀".repeat(1024) + "a"), /4097 bytes/);
+    assert.throws(() => measureText(`${"😀".repeat(1024)}a`), /4097 bytes/);
     assert.throws(() => measureText(""), /empty/);
   });
 });

@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
-import { toBinary, create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
-import { ChatService, SendMessageRequestSchema } from "../../gen/chat/v1/chat_pb.js";
 import { createChatClient } from "../../client/chat-client.js";
+import { ChatService, SendMessageRequestSchema } from "../../gen/chat/v1/chat_pb.js";
 import { openStream } from "../helpers/chat-stream.js";
-import { eventually, startTestServer, type TestServer } from "../helpers/test-server.js";
 import { grpcFrame, grpcStatus, openStalledStream, rawGrpcCall } from "../helpers/raw-grpc.js";
 import { startTcpProxy } from "../helpers/tcp-proxy.js";
+import { eventually, startTestServer, type TestServer } from "../helpers/test-server.js";
 
 describe("chat server on a real port, connect-node gRPC clients", () => {
   let t: TestServer;
@@ -29,14 +29,20 @@ describe("chat server on a real port, connect-node gRPC clients", () => {
     await bob.sendMessage({ channel: "conv-room", text: "hello, room ✓" });
     const bobGot = await bobStream.waitForMessages(2);
     const aliceGot = await aliceStream.waitForMessages(1);
-    assert.deepEqual(bobGot.map((m) => [m.sender, m.channel?.name, m.text]), [
-      ["conv-alice", "conv-bob", "hello, Bob"],
-      ["conv-bob", "conv-room", "hello, room ✓"],
-    ]);
+    assert.deepEqual(
+      bobGot.map((m) => [m.sender, m.channel?.name, m.text]),
+      [
+        ["conv-alice", "conv-bob", "hello, Bob"],
+        ["conv-bob", "conv-room", "hello, room ✓"],
+      ],
+    );
     assert.equal(aliceGot[0]?.id, bobGot[1]?.id);
     await bob.leaveGroupChat({ name: "conv-room" });
     await alice.leaveGroupChat({ name: "conv-room" });
-    assert.equal(t.hub.listChannels().some((c) => c.name === "conv-room"), false);
+    assert.equal(
+      t.hub.listChannels().some((c) => c.name === "conv-room"),
+      false,
+    );
     aliceStream.cancel();
     bobStream.cancel();
   });
@@ -60,9 +66,12 @@ describe("chat server on a real port, connect-node gRPC clients", () => {
     for (const order of orders) assert.deepEqual(order, orders[0]);
     for (const name of senders) {
       const mine = orders[0]!.filter((text) => text.startsWith(`${name}:`));
-      assert.deepEqual(mine, Array.from({ length: perSender }, (_, i) => `${name}:${i}`));
+      assert.deepEqual(
+        mine,
+        Array.from({ length: perSender }, (_, i) => `${name}:${i}`),
+      );
     }
-    streams.forEach((s) => s.cancel());
+    for (const s of streams) s.cancel();
   });
 
   it("lets exactly one of many racing CreateGroupChat calls win", async () => {
@@ -75,13 +84,11 @@ describe("chat server on a real port, connect-node gRPC clients", () => {
     assert.equal(won.length, 1);
     assert.equal(lost.length, 19);
     for (const r of lost) assert.equal(ConnectError.from(r.reason).code, Code.AlreadyExists);
-    streams.forEach((s) => s.cancel());
+    for (const s of streams) s.cancel();
   });
 
   it("lets exactly one of many racing Connect calls hold a username", async () => {
-    const attempts = await Promise.allSettled(
-      Array.from({ length: 10 }, () => openStream(createChatClient(t.baseUrl, "same-name"), "same-name")),
-    );
+    const attempts = await Promise.allSettled(Array.from({ length: 10 }, () => openStream(createChatClient(t.baseUrl, "same-name"), "same-name")));
     const won = attempts.filter((r) => r.status === "fulfilled");
     assert.equal(won.length, 1);
     for (const r of attempts) {
@@ -96,7 +103,10 @@ describe("chat server on a real port, connect-node gRPC clients", () => {
     await client.createGroupChat({ name: "cancel-room" });
     stream.cancel();
     await eventually(() => !t.hub.isOnline("cancel-me"), "cancel-me still online");
-    assert.equal(t.hub.listChannels().some((c) => c.name === "cancel-room"), false);
+    assert.equal(
+      t.hub.listChannels().some((c) => c.name === "cancel-room"),
+      false,
+    );
     // The name is free again.
     (await openStream(createChatClient(t.baseUrl, "cancel-me"), "cancel-me")).cancel();
   });
@@ -109,7 +119,10 @@ describe("chat server on a real port, connect-node gRPC clients", () => {
     await client.createGroupChat({ name: "drop-room" });
     proxy.drop();
     await eventually(() => !t.hub.isOnline("dropped"), "dropped still online");
-    assert.equal(t.hub.listChannels().some((c) => c.name === "drop-room"), false);
+    assert.equal(
+      t.hub.listChannels().some((c) => c.name === "drop-room"),
+      false,
+    );
     assert.ok((await stream.ended) instanceof ConnectError);
     await proxy.close();
   });
@@ -122,7 +135,10 @@ describe("chat server on a real port, connect-node gRPC clients", () => {
     proxy.freeze();
     // Ping every 200 ms, 200 ms to answer: gone well within two seconds.
     await eventually(() => !t.hub.isOnline("ghost"), "ghost still online", 3000);
-    assert.equal(t.hub.listChannels().some((c) => c.name === "ghost-room"), false);
+    assert.equal(
+      t.hub.listChannels().some((c) => c.name === "ghost-room"),
+      false,
+    );
     assert.ok(t.logs.some((l) => l.msg === "connection dropped: PING unanswered"));
     stream.cancel();
     await proxy.close();
@@ -143,12 +159,18 @@ describe("chat server on a real port, connect-node gRPC clients", () => {
       await fast.sendMessage({ channel: "slow-room", text: `${i} ${text}` });
     }
     const got = await fastStream.waitForMessages(count);
-    assert.deepEqual(got.map((m) => Number.parseInt(m.text, 10)), Array.from({ length: count }, (_, i) => i));
+    assert.deepEqual(
+      got.map((m) => Number.parseInt(m.text, 10)),
+      Array.from({ length: count }, (_, i) => i),
+    );
     // The queue of 64 overflowed: the session is gone at once, and the stream
     // that could not be written to is reset with ENHANCE_YOUR_CALM, which gRPC
     // clients report as RESOURCE_EXHAUSTED.
     assert.equal(t.hub.isOnline("slowpoke"), false);
-    assert.deepEqual(t.hub.listChannels().filter((c) => c.name.startsWith("slow")), [{ name: "slow-room", type: "group" }]);
+    assert.deepEqual(
+      t.hub.listChannels().filter((c) => c.name.startsWith("slow")),
+      [{ name: "slow-room", type: "group" }],
+    );
     assert.equal(await closed, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
     const closedLog = t.logs.find((l) => l.msg === "session closed" && l.user === "slowpoke");
     assert.match(String(closedLog?.reason), /fell too far behind: 64 events/);
@@ -213,7 +235,10 @@ describe("chat server on a real port, connect-node gRPC clients", () => {
 
     // Nothing was delivered, and the server still works.
     await client.sendMessage({ channel: "mal-user", text: "still here" });
-    assert.deepEqual((await stream.waitForMessages(1)).map((m) => m.text), ["still here"]);
+    assert.deepEqual(
+      (await stream.waitForMessages(1)).map((m) => m.text),
+      ["still here"],
+    );
     stream.cancel();
   });
 });

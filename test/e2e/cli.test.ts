@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 import { spawnCliProcess } from "../../client/cli-process.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 

@@ -4,14 +4,14 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import { after, describe, it } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
-import { ConnectRequestSchema } from "../../gen/chat/v1/chat_pb.js";
 import { Code, ConnectError } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
 import { createChatClient } from "../../client/chat-client.js";
+import { ConnectRequestSchema } from "../../gen/chat/v1/chat_pb.js";
 import { openStream } from "../helpers/chat-stream.js";
-import { loadGrpcJsService, unary, as } from "../helpers/grpc-js-client.js";
-import { connectRawH2, FrameType, grpcHeaders, Setting, type RawH2Client } from "../helpers/raw-h2-client.js";
+import { as, loadGrpcJsService, serverStream, unary } from "../helpers/grpc-js-client.js";
 import { grpcFrame } from "../helpers/raw-grpc.js";
+import { connectRawH2, FrameType, grpcHeaders, type RawH2Client, Setting } from "../helpers/raw-h2-client.js";
 import { startServerProcess } from "../helpers/server-process.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/test-server.js";
 
@@ -24,7 +24,10 @@ const MiB = 2 ** 20;
 /** A server in a process of its own, so that its memory is its own. */
 async function startMeasuredServer(args: string[], heapMb = 0) {
   // Every session line is counted here: none may be summarised.
-  const server = startServerProcess(["--port", "0", "--no-web", "--log-burst", "100000", ...args], heapMb > 0 ? { NODE_OPTIONS: `--max-old-space-size=${heapMb}` } : {});
+  const server = startServerProcess(
+    ["--port", "0", "--no-web", "--log-burst", "100000", ...args],
+    heapMb > 0 ? { NODE_OPTIONS: `--max-old-space-size=${heapMb}` } : {},
+  );
   const port = await server.listening;
   return { ...server, port, baseUrl: `http://127.0.0.1:${port}` };
 }
@@ -77,7 +80,7 @@ describe("hostile clients", { timeout: 120_000 }, () => {
     const users = Array.from({ length: 1000 }, (_, i) => `gw-${i}`);
     try {
       for (const username of users) {
-        const call = (channel as unknown as { connect(req: object): (typeof calls)[number] }).connect({ username });
+        const call: (typeof calls)[number] = serverStream(channel, "connect", { username });
         call.on("data", (res) => {
           for (const e of res.events) if (e.kind === "message") received.set(username, e.message!.text);
         });
@@ -162,7 +165,12 @@ describe("hostile clients", { timeout: 120_000 }, () => {
         partial.writeUInt32BE(65_000, 1);
         const closed: Promise<void>[] = [];
         for (let i = 0; i < 2000; i++) {
-          const stream = session.request({ ":method": "POST", ":path": "/chat.v1.ChatService/SendMessage", "content-type": "application/grpc", te: "trailers" });
+          const stream = session.request({
+            ":method": "POST",
+            ":path": "/chat.v1.ChatService/SendMessage",
+            "content-type": "application/grpc",
+            te: "trailers",
+          });
           stream.on("error", () => {});
           closed.push(new Promise((resolve) => stream.on("close", () => resolve(void resets.push(stream.rstCode ?? 0)))));
           stream.write(partial);
@@ -175,7 +183,10 @@ describe("hostile clients", { timeout: 120_000 }, () => {
       // Past 4 MiB of unfinished bodies a stream is reset at once; the rest when their time is up.
       assert.ok(resets.filter((c) => c === http2.constants.NGHTTP2_ENHANCE_YOUR_CALM).length > 0, "none reset for the connection's budget");
       assert.equal(resets.length, 2000);
-      assert.ok(resets.every((c) => c === http2.constants.NGHTTP2_ENHANCE_YOUR_CALM || c === http2.constants.NGHTTP2_CANCEL), `other resets: ${[...new Set(resets)]}`);
+      assert.ok(
+        resets.every((c) => c === http2.constants.NGHTTP2_ENHANCE_YOUR_CALM || c === http2.constants.NGHTTP2_CANCEL),
+        `other resets: ${[...new Set(resets)]}`,
+      );
       assert.equal(t.child.exitCode, null, "the server died");
       // What is held is at most 4 MiB of unfinished bodies, for at most 2 s;
       // the resident set also takes the garbage of the 120 MB that flowed
@@ -285,7 +296,10 @@ describe("hostile clients", { timeout: 120_000 }, () => {
     const idle = await connectRawH2(t.port);
     clients.push(idle);
     await idle.closed;
-    assert.ok(idle.frames.some((f) => f.type === FrameType.GOAWAY), "no GOAWAY before closing the idle connection");
+    assert.ok(
+      idle.frames.some((f) => f.type === FrameType.GOAWAY),
+      "no GOAWAY before closing the idle connection",
+    );
     assert.equal(t.hub.stats().users, 2);
   });
 
@@ -305,11 +319,7 @@ describe("hostile clients", { timeout: 120_000 }, () => {
     const t = await start({});
     const ChatService = loadGrpcJsService("chat/v1/chat.proto", "chat.v1.ChatService");
     const channel = new ChatService(`127.0.0.1:${t.port}`, grpc.credentials.createInsecure());
-    const call = (channel as unknown as { connect(req: object, md: grpc.Metadata, o: object): grpc.ClientReadableStream<unknown> }).connect(
-      { username: "month" },
-      new grpc.Metadata(),
-      { deadline: Date.now() + 30 * 86_400_000 },
-    );
+    const call = serverStream<unknown>(channel, "connect", { username: "month" }, new grpc.Metadata(), { deadline: Date.now() + 30 * 86_400_000 });
     let status: grpc.StatusObject | undefined;
     call.on("status", (s) => (status = s));
     call.on("error", () => {});
@@ -400,4 +410,3 @@ describe("hostile clients", { timeout: 120_000 }, () => {
     await stillChatting(t, "web");
   });
 });
-

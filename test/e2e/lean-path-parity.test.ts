@@ -3,10 +3,9 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
-import { create, toBinary, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import {
-  ChatService,
   ConnectRequestSchema,
   ConnectResponseSchema,
   CreateGroupChatRequestSchema,
@@ -23,16 +22,16 @@ import {
 import {
   Health,
   HealthCheckRequestSchema,
-  HealthCheckResponse_ServingStatus as ServingStatus,
   HealthCheckResponseSchema,
+  HealthCheckResponse_ServingStatus as ServingStatus,
 } from "../../gen/grpc/health/v1/health_pb.js";
-import { createErrorInterceptor } from "../../server/rpc/error-interceptor.js";
-import { createChatMetrics } from "../../server/ops/chat-metrics.js";
 import { createMemoryBackend } from "../../server/core/memory-backend.js";
+import { createChatMetrics } from "../../server/ops/chat-metrics.js";
 import { createLogger } from "../../server/ops/logger.js";
-import { createNodeHandler } from "../../server/transport/node-handler.js";
+import { createErrorInterceptor } from "../../server/rpc/error-interceptor.js";
 import { createLogInterceptor } from "../../server/rpc/log-interceptor.js";
-import { rawH2Call, type RawCallOptions, type WireTranscript } from "../helpers/raw-h2-call.js";
+import { createNodeHandler } from "../../server/transport/node-handler.js";
+import { type RawCallOptions, rawH2Call, type WireTranscript } from "../helpers/raw-h2-call.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 // The lean path must answer exactly as Connect's own handler does. Each table
@@ -145,7 +144,13 @@ function markThenShutDown(t: TestServer) {
   return async (session: http2.ClientHttp2Session, open: OpenStreamRow[]) => {
     for (const stream of open) {
       const marker = `marker for ${stream.username}`;
-      await rawH2Call(session, chat("SendMessage"), toBinary(SendMessageRequestSchema, create(SendMessageRequestSchema, { channel: stream.username, text: marker })), SendMessageResponseSchema, as(stream.username));
+      await rawH2Call(
+        session,
+        chat("SendMessage"),
+        toBinary(SendMessageRequestSchema, create(SendMessageRequestSchema, { channel: stream.username, text: marker })),
+        SendMessageResponseSchema,
+        as(stream.username),
+      );
       await stream.saw(marker);
     }
     await t.stop();
@@ -162,14 +167,23 @@ const as = (user: string, options?: RawCallOptions): RawCallOptions => ({ ...opt
 function chatRows(): Row[] {
   const rows: Row[] = [
     { ...row("connect alice", chat("Connect"), ConnectRequestSchema, { username: "alice" }, ConnectResponseSchema), background: true },
-    { ...row("connect bob, deadline", chat("Connect"), ConnectRequestSchema, { username: "bob" }, ConnectResponseSchema, { headers: { "grpc-timeout": "60S" } }), background: true },
     {
-      ...row("connect carol, gzip", chat("Connect"), ConnectRequestSchema, { username: "carol" }, ConnectResponseSchema, { headers: { "grpc-accept-encoding": "gzip" } }),
+      ...row("connect bob, deadline", chat("Connect"), ConnectRequestSchema, { username: "bob" }, ConnectResponseSchema, {
+        headers: { "grpc-timeout": "60S" },
+      }),
+      background: true,
+    },
+    {
+      ...row("connect carol, gzip", chat("Connect"), ConnectRequestSchema, { username: "carol" }, ConnectResponseSchema, {
+        headers: { "grpc-accept-encoding": "gzip" },
+      }),
       background: true,
     },
     row("connect alice again", chat("Connect"), ConnectRequestSchema, { username: "alice" }, ConnectResponseSchema),
     row("connect bad name", chat("Connect"), ConnectRequestSchema, { username: "bad name!" }, ConnectResponseSchema),
-    row("connect dave past its deadline", chat("Connect"), ConnectRequestSchema, { username: "dave" }, ConnectResponseSchema, { headers: { "grpc-timeout": "300m" } }),
+    row("connect dave past its deadline", chat("Connect"), ConnectRequestSchema, { username: "dave" }, ConnectResponseSchema, {
+      headers: { "grpc-timeout": "300m" },
+    }),
     row("connect erin, cancelled", chat("Connect"), ConnectRequestSchema, { username: "erin" }, ConnectResponseSchema, { cancelAfterMs: 100 }),
   ];
   for (const [v, variant] of Object.entries(variants)) {
@@ -181,13 +195,19 @@ function chatRows(): Row[] {
     add("join nowhere", row("", chat("JoinGroupChat"), JoinGroupChatRequestSchema, { name: "nowhere" }, JoinGroupChatResponseSchema, as("bob")));
     add("leave as non-member", row("", chat("LeaveGroupChat"), LeaveGroupChatRequestSchema, { name: "team" }, LeaveGroupChatResponseSchema, as("carol")));
     add("send as non-member", row("", chat("SendMessage"), SendMessageRequestSchema, { channel: "team", text: "hi" }, SendMessageResponseSchema, as("carol")));
-    add("send to team", row("", chat("SendMessage"), SendMessageRequestSchema, { channel: "team", text: `hello team ${v}` }, SendMessageResponseSchema, as("alice")));
+    add(
+      "send to team",
+      row("", chat("SendMessage"), SendMessageRequestSchema, { channel: "team", text: `hello team ${v}` }, SendMessageResponseSchema, as("alice")),
+    );
     add(
       "send a long direct message",
       row("", chat("SendMessage"), SendMessageRequestSchema, { channel: "carol", text: `${v} `.repeat(700) }, SendMessageResponseSchema, as("bob")),
     );
     add("send anonymously", row("", chat("SendMessage"), SendMessageRequestSchema, { channel: "team", text: "hi" }, SendMessageResponseSchema));
-    add("send as nobody online", row("", chat("SendMessage"), SendMessageRequestSchema, { channel: "team", text: "hi" }, SendMessageResponseSchema, as("nobody")));
+    add(
+      "send as nobody online",
+      row("", chat("SendMessage"), SendMessageRequestSchema, { channel: "team", text: "hi" }, SendMessageResponseSchema, as("nobody")),
+    );
     add("send empty text", row("", chat("SendMessage"), SendMessageRequestSchema, { channel: "team", text: "" }, SendMessageResponseSchema, as("alice")));
     add("send to nobody", row("", chat("SendMessage"), SendMessageRequestSchema, { channel: "nobody", text: "hi" }, SendMessageResponseSchema, as("alice")));
     add("list", row("", chat("ListChannels"), ListChannelsRequestSchema, {}, ListChannelsResponseSchema, as("alice")));
@@ -195,10 +215,21 @@ function chatRows(): Row[] {
   }
   // Up to the group limit (40 in these servers), then one more.
   for (let i = 0; i < 41; i++) {
-    rows.push(row(`create group ${i}`, chat("CreateGroupChat"), CreateGroupChatRequestSchema, { name: `g${String(i).padStart(2, "0")}-${"x".repeat(28)}` }, CreateGroupChatResponseSchema, as("carol")));
+    rows.push(
+      row(
+        `create group ${i}`,
+        chat("CreateGroupChat"),
+        CreateGroupChatRequestSchema,
+        { name: `g${String(i).padStart(2, "0")}-${"x".repeat(28)}` },
+        CreateGroupChatResponseSchema,
+        as("carol"),
+      ),
+    );
   }
   for (const [v, variant] of Object.entries(variants)) {
-    rows.push(row(`list (${v}), large enough to compress`, chat("ListChannels"), ListChannelsRequestSchema, {}, ListChannelsResponseSchema, as("alice", variant)));
+    rows.push(
+      row(`list (${v}), large enough to compress`, chat("ListChannels"), ListChannelsRequestSchema, {}, ListChannelsResponseSchema, as("alice", variant)),
+    );
   }
   return rows;
 }
@@ -255,7 +286,10 @@ describe("the lean gRPC path answers exactly as Connect would", () => {
       Code.Unavailable,
       Code.Unauthenticated,
     ];
-    assert.deepEqual([0, ...codes].filter((c) => !statusesOf(connect).has(c)), []);
+    assert.deepEqual(
+      [0, ...codes].filter((c) => !statusesOf(connect).has(c)),
+      [],
+    );
     // Compression was negotiated, both ways.
     const large = connect["list (gzip), large enough to compress"] as WireTranscript;
     assert.equal(large.headers["grpc-encoding"], "gzip");
@@ -284,10 +318,16 @@ describe("the lean gRPC path answers exactly as Connect would", () => {
     assert.equal(trailers("check details (plain)")["grpc-status"], String(Code.FailedPrecondition));
     assert.ok(trailers("check details (plain)")["grpc-status-details-bin"], "error details travel");
     assert.equal(trailers("check details (plain)")["x-reason"], "quota", "error metadata travels");
-    assert.deepEqual([trailers("check plain error (plain)")["grpc-status"], trailers("check plain error (plain)")["grpc-message"]], [String(Code.Internal), "internal%20error"]);
+    assert.deepEqual(
+      [trailers("check plain error (plain)")["grpc-status"], trailers("check plain error (plain)")["grpc-message"]],
+      [String(Code.Internal), "internal%20error"],
+    );
     assert.equal(trailers("check unencodable (plain)")["grpc-status"], String(Code.Internal));
     assert.equal((connect["check merged context (plain)"] as WireTranscript).headers["x-added"], "by-interceptor");
-    assert.equal((connect["check last cancel"] as WireTranscript).headers["x-last-cancel"], `${Code.Canceled} http/2 stream closed with error code CANCEL (0x8)`);
+    assert.equal(
+      (connect["check last cancel"] as WireTranscript).headers["x-last-cancel"],
+      `${Code.Canceled} http/2 stream closed with error code CANCEL (0x8)`,
+    );
     assert.equal((connect["watch unencodable (plain): did its finally run"] as WireTranscript).headers["x-finally-ran"], "true");
     assert.equal(trailers("check past its deadline")["grpc-status"], String(Code.DeadlineExceeded));
     assert.equal(trailers("watch past its deadline")["grpc-status"], String(Code.DeadlineExceeded));
@@ -309,7 +349,9 @@ function healthRows(): Row[] {
     ]) {
       rows.push(row(`check ${name} (${v})`, health("Check"), HealthCheckRequestSchema, { service }, HealthCheckResponseSchema, variant));
       rows.push(row(`watch ${name} (${v})`, health("Watch"), HealthCheckRequestSchema, { service }, HealthCheckResponseSchema, variant));
-      rows.push(row(`watch ${name} (${v}): did its finally run`, health("Check"), HealthCheckRequestSchema, { service: "last-finally" }, HealthCheckResponseSchema));
+      rows.push(
+        row(`watch ${name} (${v}): did its finally run`, health("Check"), HealthCheckRequestSchema, { service: "last-finally" }, HealthCheckResponseSchema),
+      );
     }
   }
   rows.push(row("check cancelled", health("Check"), HealthCheckRequestSchema, { service: "cancel" }, HealthCheckResponseSchema, { cancelAfterMs: 100 }));
@@ -338,7 +380,7 @@ function misbehavingHealth(): ServiceImpl<typeof Health> {
     ]);
   const aborted = (signal: AbortSignal) => new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve())));
   // An enum value that is not an int32, which the binary writer refuses.
-  const unencodable = 2 ** 40 as ServingStatus;
+  const unencodable = (2 ** 40) as ServingStatus;
   // The failures both methods share.
   const failIfAsked = (service: string) => {
     if (service === "details") throw details();

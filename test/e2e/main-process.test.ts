@@ -74,7 +74,10 @@ describe("the server process", () => {
     await new Promise((resolve) => closed.close(resolve));
     const main = startMain(["--port", "0", "--no-web", "--redis", `redis://:secret@127.0.0.1:${port}`]);
     assert.deepEqual(await main.exited, { code: 2, signal: null });
-    assert.match(main.stderr(), new RegExp(`^chat-server: --redis \\(REDIS_URL\\) redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}: cannot reach Redis \\(.*ECONNREFUSED.*\\)\\n$`));
+    assert.match(
+      main.stderr(),
+      new RegExp(`^chat-server: --redis \\(REDIS_URL\\) redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}: cannot reach Redis \\(.*ECONNREFUSED.*\\)\\n$`),
+    );
     assert.doesNotMatch(main.stderr(), /secret/);
   });
 

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import * as grpc from "@grpc/grpc-js";
 import { create, createFileRegistry, fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
-import { loadGrpcJsService, unary } from "../helpers/grpc-js-client.js";
+import * as grpc from "@grpc/grpc-js";
+import { duplexStream, loadGrpcJsService, serverStream, unary } from "../helpers/grpc-js-client.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 interface ReflectionResponse {
@@ -17,7 +17,7 @@ interface ReflectionResponse {
 
 /** One reflection stream, asked one question at a time, as grpcurl does. */
 function reflectionSession(client: grpc.Client) {
-  const call = (client as unknown as { serverReflectionInfo(): grpc.ClientDuplexStream<object, ReflectionResponse> }).serverReflectionInfo();
+  const call = duplexStream<object, ReflectionResponse>(client, "serverReflectionInfo");
   const pending: ((res: ReflectionResponse) => void)[] = [];
   call.on("data", (res: ReflectionResponse) => pending.shift()?.(res));
   call.on("error", () => {});
@@ -47,12 +47,10 @@ describe("operations: health and server reflection, from @grpc/grpc-js", () => {
 
       const list = await session.ask({ listServices: "" });
       assert.equal(list.validHost, "localhost");
-      assert.deepEqual(list.listServicesResponse?.service.map((s) => s.name), [
-        "chat.v1.ChatService",
-        "grpc.health.v1.Health",
-        "grpc.reflection.v1.ServerReflection",
-        "grpc.reflection.v1alpha.ServerReflection",
-      ]);
+      assert.deepEqual(
+        list.listServicesResponse?.service.map((s) => s.name),
+        ["chat.v1.ChatService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"],
+      );
 
       // What `grpcurl describe chat.v1.ChatService` asks: the file with the
       // symbol, and its imports; they must form a complete, valid set.
@@ -63,16 +61,15 @@ describe("operations: health and server reflection, from @grpc/grpc-js", () => {
       // protobuf-es wants imports first.
       const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: [...files].reverse() }));
       const service = registry.getService("chat.v1.ChatService");
-      assert.deepEqual(service?.methods.map((m) => m.name), [
-        "Connect",
-        "CreateGroupChat",
-        "JoinGroupChat",
-        "LeaveGroupChat",
-        "SendMessage",
-        "ListChannels",
-      ]);
+      assert.deepEqual(
+        service?.methods.map((m) => m.name),
+        ["Connect", "CreateGroupChat", "JoinGroupChat", "LeaveGroupChat", "SendMessage", "ListChannels"],
+      );
       assert.equal(service?.methods[0]?.methodKind, "server_streaming");
-      assert.deepEqual(registry.getMessage("chat.v1.ChatMessage")?.fields.map((f) => f.name), ["id", "sender", "channel", "text", "sent_at"]);
+      assert.deepEqual(
+        registry.getMessage("chat.v1.ChatMessage")?.fields.map((f) => f.name),
+        ["id", "sender", "channel", "text", "sent_at"],
+      );
 
       // A file already sent on this stream is not sent again as an import.
       const method = await session.ask({ fileContainingSymbol: "chat.v1.ChatService.SendMessage" });
@@ -103,7 +100,7 @@ describe("operations: health and server reflection, from @grpc/grpc-js", () => {
     assert.deepEqual(await unary(client, "check", { service: "chat.v1.ChatService" }), { status: "SERVING" });
     await assert.rejects(unary(client, "check", { service: "nope" }), (err: grpc.ServiceError) => err.code === grpc.status.NOT_FOUND);
 
-    const watch = (client as unknown as { watch(req: object): grpc.ClientReadableStream<{ status: string }> }).watch({ service: "" });
+    const watch = serverStream<{ status: string }>(client, "watch", { service: "" });
     const seen: string[] = [];
     const first = new Promise<void>((resolve) =>
       watch.on("data", (res: { status: string }) => {

@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { after, describe, it } from "node:test";
-import * as grpc from "@grpc/grpc-js";
+import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
-import { loadGrpcJsService, unary } from "../helpers/grpc-js-client.js";
+import { loadGrpcJsService, serverStream, unary } from "../helpers/grpc-js-client.js";
 import { startTestServer } from "../helpers/test-server.js";
 
 // The README's recipes, run as they are written there: a recipe that fails
@@ -80,7 +80,7 @@ describe("the README's recipes, as typed", { timeout: 90_000 }, () => {
         for (const [name, value] of call.headers) metadata.set(name, value);
         const rpc = call.method.charAt(0).toLowerCase() + call.method.slice(1);
         if (call.method === "Connect") {
-          const stream = (client as unknown as Record<string, (req: unknown, md: grpc.Metadata) => grpc.ClientReadableStream<{ events: unknown[] }>>)[rpc]!(call.data, metadata);
+          const stream = serverStream<{ events: unknown[] }>(client, rpc, call.data as object, metadata);
           const entry = { events: [] as unknown[], call: stream };
           stream.on("data", (res: { events: unknown[] }) => entry.events.push(...res.events));
           stream.on("error", () => {});
@@ -135,14 +135,17 @@ describe("the README's recipes, as typed", { timeout: 90_000 }, () => {
       cluster = spawn("bash", ["-c", `${background.join("\n")}\nwait`], { cwd: root, detached: true, stdio: ["pipe", "pipe", "pipe"] });
       cluster.stdout.on("data", (c: Buffer) => (clusterOutput += c.toString()));
       cluster.stderr.on("data", (c: Buffer) => (clusterOutput += c.toString()));
-      const ports = background.flatMap((line) => [.../--port (5\d+)/.exec(line) ?? []].slice(1));
+      const ports = background.flatMap((line) => [...(/--port (5\d+)/.exec(line) ?? [])].slice(1));
       assert.deepEqual(ports, ["50051", "50052", "50053"]);
       for (const port of ports) {
         const health = createClient(Health, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
         const deadline = Date.now() + 30_000;
         for (;;) {
           assert.equal(cluster.exitCode, null, `the recipe's shell exited:\n${clusterOutput}`);
-          const status = await health.check({}).then((r) => r.status, () => undefined);
+          const status = await health.check({}).then(
+            (r) => r.status,
+            () => undefined,
+          );
           if (status === HealthCheckResponse_ServingStatus.SERVING) break;
           assert.ok(Date.now() < deadline, `node on ${port} did not start:\n${clusterOutput}`);
           await new Promise((resolve) => setTimeout(resolve, 200));
@@ -151,7 +154,8 @@ describe("the README's recipes, as typed", { timeout: 90_000 }, () => {
       // The recipe's own processes answered: its Redis and each node say so
       // in their output (a server already on one of these ports would not).
       assert.match(clusterOutput, /Ready to accept connections/);
-      for (const port of ports) assert.match(clusterOutput, new RegExp(`"port":${port},.*"msg":"server listening"`), `node ${port} did not log that it listens`);
+      for (const port of ports)
+        assert.match(clusterOutput, new RegExp(`"port":${port},.*"msg":"server listening"`), `node ${port} did not log that it listens`);
       assert.doesNotMatch(clusterOutput, /already in use|EADDRINUSE/);
       const [aliceLine, bobLine, carolLine] = clients as [string, string, string];
       const bob = runLine(bobLine);

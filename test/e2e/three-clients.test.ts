@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { spawnCliProcess, type CliProcess } from "../../client/cli-process.js";
-import { as, loadGrpcJsService, unary } from "../helpers/grpc-js-client.js";
+import { type CliProcess, spawnCliProcess } from "../../client/cli-process.js";
+import { as, loadGrpcJsService, serverStream, unary } from "../helpers/grpc-js-client.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/test-server.js";
 
 interface GrpcEvent {
@@ -40,7 +40,7 @@ describe("two terminal clients and a @grpc/grpc-js client chat together", { time
     bob = spawnCliProcess("bob", t.baseUrl);
     const ChatService = loadGrpcJsService("chat/v1/chat.proto", "chat.v1.ChatService");
     carol = new ChatService(`127.0.0.1:${t.port}`, grpc.credentials.createInsecure());
-    carolStream = (carol as unknown as { connect(req: object): typeof carolStream }).connect({ username: "carol" });
+    carolStream = serverStream(carol, "connect", { username: "carol" });
     carolStream.on("data", (res: { events: GrpcEvent[] }) => carolEvents.push(...res.events));
     carolStatus = new Promise((resolve) => carolStream.on("status", resolve));
     carolStream.on("error", () => {});
@@ -112,7 +112,7 @@ describe("two terminal clients and a @grpc/grpc-js client chat together", { time
     await unary(carol, "leaveGroupChat", { name: "trio" }, as("carol"));
     await rejectsWithStatus(unary(carol, "leaveGroupChat", { name: "trio" }, as("carol")), grpc.status.FAILED_PRECONDITION, "not a member");
     await rejectsWithStatus(unary(carol, "sendMessage", { channel: "trio", text: "x" }, as("carol")), grpc.status.PERMISSION_DENIED, "must join");
-    const dup = (carol as unknown as { connect(req: object): grpc.ClientReadableStream<unknown> }).connect({ username: "alice" });
+    const dup = serverStream<unknown>(carol, "connect", { username: "alice" });
     dup.on("data", () => {});
     dup.on("error", () => {});
     const status = await new Promise<grpc.StatusObject>((resolve) => dup.on("status", resolve));
@@ -129,11 +129,17 @@ describe("two terminal clients and a @grpc/grpc-js client chat together", { time
     assert.equal(await bob.end(), 0);
     await eventually(() => !t.hub.isOnline("bob"), "bob still online");
     const res = await unary<{ channels: { name: string }[] }>(carol, "listChannels", {}, as("carol"));
-    assert.deepEqual(res.channels.map((c) => c.name), ["alice", "carol", "trio"]);
+    assert.deepEqual(
+      res.channels.map((c) => c.name),
+      ["alice", "carol", "trio"],
+    );
     alice.send("/leave trio");
     await alice.waitFor(/^\* left #trio$/);
     // Alice was the last member: the group is gone.
-    assert.equal(t.hub.listChannels().some((c) => c.name === "trio"), false);
+    assert.equal(
+      t.hub.listChannels().some((c) => c.name === "trio"),
+      false,
+    );
   });
 
   it("ends the grpc-js stream with UNAVAILABLE on shutdown", async () => {
@@ -141,6 +147,6 @@ describe("two terminal clients and a @grpc/grpc-js client chat together", { time
     const status = await carolStatus;
     assert.equal(status.code, grpc.status.UNAVAILABLE);
     assert.match(status.details, /shutting down/);
-    assert.match((await alice.waitFor(/^\* stream ended/)), /UNAVAILABLE: the server is shutting down/);
+    assert.match(await alice.waitFor(/^\* stream ended/), /UNAVAILABLE: the server is shutting down/);
   });
 });

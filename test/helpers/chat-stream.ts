@@ -1,6 +1,6 @@
 import { ConnectError } from "@connectrpc/connect";
-import type { ChatMessage, ConnectResponse } from "../../gen/chat/v1/chat_pb.js";
 import type { ChatClient } from "../../client/chat-client.js";
+import type { ChatMessage, ConnectResponse } from "../../gen/chat/v1/chat_pb.js";
 
 /** An open Connect stream, with what it has received so far. */
 export interface OpenStream {

@@ -23,12 +23,38 @@ export function loadGrpcJsService(file: string, servicePath: string): grpc.Servi
   return node as grpc.ServiceClientConstructor;
 }
 
+/**
+ * A method of a grpc-js client by name. grpc-js adds one method per RPC at
+ * run time, from the loaded .proto, which its types cannot express.
+ */
+function method<F>(client: grpc.Client, name: string): F {
+  const fn = (client as unknown as Record<string, F | undefined>)[name];
+  if (typeof fn !== "function") throw new Error(`the client has no method ${name}`);
+  return fn.bind(client) as F;
+}
+
 /** Calls a unary method of a grpc-js client and resolves with its response. */
-export function unary<T>(client: grpc.Client, method: string, request: object, metadata = new grpc.Metadata()): Promise<T> {
+export function unary<T>(client: grpc.Client, name: string, request: object, metadata = new grpc.Metadata()): Promise<T> {
   return new Promise((resolve, reject) => {
-    const fn = (client as unknown as Record<string, Function>)[method]!.bind(client);
-    fn(request, metadata, (err: grpc.ServiceError | null, res: T) => (err ? reject(err) : resolve(res)));
+    const fn = method<(req: object, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res: T) => void) => void>(client, name);
+    fn(request, metadata, (err, res) => (err ? reject(err) : resolve(res)));
   });
+}
+
+/** Opens a server-streaming call of a grpc-js client. */
+export function serverStream<T>(
+  client: grpc.Client,
+  name: string,
+  request: object,
+  metadata = new grpc.Metadata(),
+  options: grpc.CallOptions = {},
+): grpc.ClientReadableStream<T> {
+  return method<(req: object, md: grpc.Metadata, o: grpc.CallOptions) => grpc.ClientReadableStream<T>>(client, name)(request, metadata, options);
+}
+
+/** Opens a bidirectional call of a grpc-js client. */
+export function duplexStream<Req, Res>(client: grpc.Client, name: string): grpc.ClientDuplexStream<Req, Res> {
+  return method<() => grpc.ClientDuplexStream<Req, Res>>(client, name)();
 }
 
 /** Metadata naming the caller, as the chat server requires. */

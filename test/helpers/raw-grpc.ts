@@ -22,12 +22,7 @@ export interface RawResponse {
  * Makes one gRPC call over a plain node:http2 connection with the given body
  * bytes, so that tests can send what no generated client would.
  */
-export function rawGrpcCall(
-  baseUrl: string,
-  path: string,
-  body: Buffer,
-  headers: Record<string, string> = {},
-): Promise<RawResponse> {
+export function rawGrpcCall(baseUrl: string, path: string, body: Buffer, headers: Record<string, string> = {}): Promise<RawResponse> {
   const session = http2.connect(baseUrl);
   session.on("error", () => {});
   return new Promise((resolve, reject) => {

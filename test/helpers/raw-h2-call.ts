@@ -1,6 +1,6 @@
 import * as http2 from "node:http2";
 import * as zlib from "node:zlib";
-import { fromBinary, toJson, type DescMessage } from "@bufbuild/protobuf";
+import { type DescMessage, fromBinary, toJson } from "@bufbuild/protobuf";
 
 /** Everything a gRPC call put on the wire, decoded for comparison. */
 export interface WireTranscript {

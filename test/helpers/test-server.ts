@@ -1,9 +1,9 @@
 import { Writable } from "node:stream";
-import { defaultConfig, type ServerConfig } from "../../server/ops/config.js";
-import { createChatServer, type ChatServer } from "../../server/chat-server.js";
-import { createLogger } from "../../server/ops/logger.js";
-import { backendLimits } from "../../server/create-backend.js";
+import { type ChatServer, createChatServer } from "../../server/chat-server.js";
 import { createMemoryBackend, type MemoryBackend } from "../../server/core/memory-backend.js";
+import { backendLimits } from "../../server/create-backend.js";
+import { defaultConfig, type ServerConfig } from "../../server/ops/config.js";
+import { createLogger } from "../../server/ops/logger.js";
 
 /** A chat server on a free loopback port, with its log kept in memory. */
 export interface TestServer {

@@ -40,11 +40,14 @@ describe("configuration", () => {
       [[], { REDIS_URL: "not a url" }, /environment variable REDIS_URL: expected a redis:\/\/ URL/],
     ];
     for (const [argv, env, pattern] of cases) {
-      assert.throws(() => parseConfig(argv, env), (error: unknown) => {
-        assert.ok(error instanceof ConfigError);
-        assert.match(error.message, pattern);
-        return true;
-      });
+      assert.throws(
+        () => parseConfig(argv, env),
+        (error: unknown) => {
+          assert.ok(error instanceof ConfigError);
+          assert.match(error.message, pattern);
+          return true;
+        },
+      );
     }
   });
 

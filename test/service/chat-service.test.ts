@@ -2,13 +2,13 @@ import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { describe, it } from "node:test";
 import { Code, ConnectError, createClient, createRouterTransport, type Transport } from "@connectrpc/connect";
+import { type ChatClient, createAuthorizationInterceptor } from "../../client/chat-client.js";
 import { ChannelType, ChatService } from "../../gen/chat/v1/chat_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
-import { createAuthorizationInterceptor, type ChatClient } from "../../client/chat-client.js";
 import { createMemoryBackend, type MemoryBackend } from "../../server/core/memory-backend.js";
-import { createHealthStatus } from "../../server/standard/health-status.js";
 import { createLogger } from "../../server/ops/logger.js";
 import { createRoutes } from "../../server/rpc/routes.js";
+import { createHealthStatus } from "../../server/standard/health-status.js";
 import { openStream } from "../helpers/chat-stream.js";
 
 interface Fixture {
@@ -36,9 +36,7 @@ function setup(hubOptions: Parameters<typeof createMemoryBackend>[0] = {}): Fixt
     client(username) {
       return createClient(
         ChatService,
-        username === undefined
-          ? transport
-          : createRouterTransport(routes, { transport: { interceptors: [createAuthorizationInterceptor(username)] } }),
+        username === undefined ? transport : createRouterTransport(routes, { transport: { interceptors: [createAuthorizationInterceptor(username)] } }),
       );
     },
   };
@@ -137,7 +135,11 @@ describe("chat service over the in-memory transport", () => {
         }),
       );
       const { channels } = await client.listChannels({});
-      assert.deepEqual(channels.map((c) => c.name), ["alice"], header);
+      assert.deepEqual(
+        channels.map((c) => c.name),
+        ["alice"],
+        header,
+      );
     }
   });
 
@@ -183,7 +185,10 @@ describe("chat service over the in-memory transport", () => {
     // Alice got only the group message (her direct message went to Bob
     // alone): the next thing she receives is a marker sent after both.
     await f.client("bob").sendMessage({ channel: "alice", text: "marker" });
-    assert.deepEqual((await aliceStream.waitForMessages(2)).map((m) => m.text), [aliceGroup?.text, "marker"]);
+    assert.deepEqual(
+      (await aliceStream.waitForMessages(2)).map((m) => m.text),
+      [aliceGroup?.text, "marker"],
+    );
   });
 
   it("coalesces events that queue while the stream is busy", async () => {

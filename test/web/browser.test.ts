@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { type Browser, chromium, type Page } from "playwright-core";
 import { createChatClient } from "../../client/chat-client.js";
 import { openStream } from "../helpers/chat-stream.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
@@ -13,9 +13,7 @@ const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 // The README's picture is refreshed with UPDATE_SCREENSHOT=1; other runs
 // write theirs to the temporary folder, leaving the work tree alone.
 const screenshot =
-  process.env.UPDATE_SCREENSHOT === "1"
-    ? fileURLToPath(new URL("../../docs/chat-page.png", import.meta.url))
-    : join(tmpdir(), "chat-page.png");
+  process.env.UPDATE_SCREENSHOT === "1" ? fileURLToPath(new URL("../../docs/chat-page.png", import.meta.url)) : join(tmpdir(), "chat-page.png");
 
 describe("the chat page in Chromium", { timeout: 90_000 }, () => {
   let t: TestServer;
@@ -38,7 +36,15 @@ describe("the chat page in Chromium", { timeout: 90_000 }, () => {
     t = await startTestServer();
     browser = await chromium.launch({
       executablePath,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
     });
   });
   after(async () => {
