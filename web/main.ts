@@ -9,6 +9,7 @@ import { timestampDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import { type Client, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { ChannelType, type ChatMessage, ChatMessageSchema, ChatService } from "../gen/chat/v1/chat_pb.js";
+import { maxNameLength, nameInputPattern } from "../server/core/names.js";
 import { grpcCodeName } from "../server/rpc/code-name.js";
 
 type ChatClient = Client<typeof ChatService>;
@@ -48,6 +49,10 @@ const ui = {
   send: element<HTMLButtonElement>("send"),
   sendError: element<HTMLParagraphElement>("send-error"),
 };
+
+// The server's own rule for names, so that the form and the server agree.
+ui.username.pattern = nameInputPattern;
+ui.username.maxLength = maxNameLength;
 
 let me = "";
 let client: ChatClient | undefined;

@@ -12,7 +12,8 @@ import {
   enforceQueueBudget,
   type SessionState,
 } from "../core/chat-session.js";
-import { assertValidName, measureText } from "../core/names.js";
+import { measureText } from "../core/message-text.js";
+import { assertValidName } from "../core/names.js";
 import { parseDelivery } from "./delivery.js";
 import { createRedisNode, unavailable } from "./redis-node.js";
 

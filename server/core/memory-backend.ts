@@ -12,7 +12,8 @@ import {
   enforceQueueBudget,
   type SessionState,
 } from "./chat-session.js";
-import { assertValidName, measureText } from "./names.js";
+import { measureText } from "./message-text.js";
+import { assertValidName } from "./names.js";
 
 /** Settings of a {@link MemoryBackend}. Every field has a default. */
 export interface MemoryBackendOptions {

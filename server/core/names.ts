@@ -3,10 +3,12 @@ import { ChatError, quote } from "./chat-error.js";
 /** The longest user or group name, in characters (all of them ASCII). */
 export const maxNameLength = 32;
 
-/** The longest message text, in bytes of UTF-8. */
-export const maxTextBytes = 4096;
+// The characters a name may use, as a character class.
+const nameCharacters = "A-Za-z0-9_.\\-";
+const namePattern = new RegExp(`^[${nameCharacters}]{1,${maxNameLength}}$`);
 
-const namePattern = /^[A-Za-z0-9_.-]{1,32}$/;
+/** The rule for names as an HTML input's pattern attribute: the page applies it, so it never drifts from this one. */
+export const nameInputPattern = `[${nameCharacters}]{1,${maxNameLength}}`;
 
 /**
  * Reports whether a string is a well-formed user or group name: 1 to 32 ASCII
@@ -33,19 +35,4 @@ export function assertValidName(name: string, what: "username" | "group name" | 
     throw new ChatError("invalid-input", `${what} ${quote(name)} is ${name.length} characters long; at most ${maxNameLength} are allowed`);
   }
   throw new ChatError("invalid-input", `${what} ${quote(name)} may only contain ASCII letters, digits, "_", "-" and "."`);
-}
-
-/**
- * Returns the text's size in bytes of UTF-8, or throws an "invalid-input"
- * ChatError when it is empty or larger than {@link maxTextBytes}.
- */
-export function measureText(text: string): number {
-  const bytes = Buffer.byteLength(text, "utf8");
-  if (bytes === 0) {
-    throw new ChatError("invalid-input", "text must not be empty");
-  }
-  if (bytes > maxTextBytes) {
-    throw new ChatError("invalid-input", `text is ${bytes} bytes of UTF-8; at most ${maxTextBytes} are allowed`);
-  }
-  return bytes;
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { isValidName, measureText } from "../../server/core/names.js";
+import { measureText } from "../../server/core/message-text.js";
+import { isValidName } from "../../server/core/names.js";
 
 describe("names and texts", () => {
   it("accepts 1 to 32 ASCII letters, digits, _, - and .", () => {
