@@ -1,11 +1,10 @@
 import * as http2 from "node:http2";
-import { create, type DescMessage, isMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
   type ContextValues,
   createHandlerContext,
-  type HandlerContext,
   type Interceptor,
   type MethodImplSpec,
   type StreamRequest,
@@ -33,6 +32,8 @@ import {
   parseTimeout,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
+import { applyInterceptors, copyHeaders, firstMessage, mergeRequest, normalizeIterable } from "./connect-steps.js";
+import { readEnvelope } from "./read-envelope.js";
 import { errorFromResetCode } from "./reset-codes.js";
 
 type LeanSpec = Extract<MethodImplSpec, { kind: "unary" | "server_streaming" }>;
@@ -181,46 +182,6 @@ interface LeanCall {
 function single(value: string | string[] | undefined): string | null | undefined {
   if (value === undefined) return null;
   return typeof value === "string" ? value : undefined;
-}
-
-/**
- * Reads a request body that must be exactly one gRPC envelope of at most
- * readMaxBytes, and passes its flags and data on; any other body goes to the
- * fallback with the chunks read.
- */
-function readEnvelope(
-  req: http2.Http2ServerRequest,
-  readMaxBytes: number,
-  fallback: Fallback,
-  onEnvelope: (flags: number, data: Uint8Array, chunks: Buffer[]) => void,
-): void {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const stop = () => {
-    req.off("data", onData);
-    req.off("end", onEnd);
-  };
-  const onData = (chunk: Buffer) => {
-    chunks.push(chunk);
-    size += chunk.length;
-    if (size > readMaxBytes + 5) {
-      // Too large for this path: Connect reads the rest and says why.
-      stop();
-      req.pause();
-      fallback(chunks);
-    }
-  };
-  const onEnd = () => {
-    stop();
-    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-    if (body.length < 5 || (body[0]! & ~1) !== 0 || body.readUInt32BE(1) !== body.length - 5) {
-      fallback(chunks);
-      return;
-    }
-    onEnvelope(body[0]!, body.subarray(5), chunks);
-  };
-  req.on("data", onData);
-  req.on("end", onEnd);
 }
 
 /**
@@ -422,53 +383,6 @@ function drained(res: http2.Http2ServerResponse, stream: http2.ServerHttp2Stream
     if (stream.closed) return resolve();
     res.once("drain", done);
     stream.once("close", done);
-  });
-}
-
-/** Wraps a call in interceptors as Connect's applyInterceptors does: the first in the list is the outermost. */
-function applyInterceptors<Req, Res>(interceptors: Interceptor[], call: (req: Req) => Promise<Res>): (req: Req) => Promise<Res> {
-  // An Interceptor is typed over Connect's union of unary and stream calls;
-  // the lean path only ever chains one kind, which the union cannot express.
-  type AnyFn = Parameters<Interceptor>[0];
-  return interceptors.reduceRight<AnyFn>((next, interceptor) => interceptor(next), call as unknown as AnyFn) as unknown as (req: Req) => Promise<Res>;
-}
-
-/** The context a handler sees: Connect's, with what the interceptors changed on the request (mergeRequest in Connect). */
-function mergeRequest(context: LeanContext, request: StreamRequest): HandlerContext {
-  return { ...context, service: request.service, requestHeader: request.header, signal: request.signal, values: request.contextValues };
-}
-
-/** Takes the one request message of a server-streaming call, with Connect's error when there is none. */
-async function firstMessage<T>(messages: AsyncIterable<T>): Promise<T> {
-  for await (const message of messages) return message;
-  throw new ConnectError("protocol error: missing input message for server-streaming method", Code.Unimplemented);
-}
-
-/**
- * Connect's normalizeIterable (protocol/normalize.ts, not exported): each
- * response built as a message of the output type, since implementations may
- * yield init shapes. A mapping iterator, not one more async generator.
- */
-function normalizeIterable<O extends DescMessage>(output: O, messages: AsyncIterable<MessageInitShape<O>>): AsyncIterable<MessageShape<O>> {
-  const normalize = (result: IteratorResult<MessageInitShape<O>>): IteratorResult<MessageShape<O>> =>
-    result.done === true ? result : { done: false, value: isMessage(result.value, output) ? result.value : create(output, result.value) };
-  return {
-    [Symbol.asyncIterator]() {
-      const it = messages[Symbol.asyncIterator]();
-      return {
-        next: () => it.next().then(normalize),
-        return: (value?: unknown) => (it.return ? it.return(value).then(normalize) : Promise.resolve({ done: true as const, value: undefined })),
-        throw: (error?: unknown) => (it.throw ? it.throw(error).then(normalize) : Promise.reject(error)),
-      };
-    },
-  };
-}
-
-function copyHeaders(from: Headers, to: Headers): void {
-  if (from === to) return;
-  for (const key of [...to.keys()]) to.delete(key);
-  from.forEach((value, key) => {
-    to.set(key, value);
   });
 }
 
