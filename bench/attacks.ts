@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Command } from "commander";
 import { createChatClient } from "../client/chat-client.js";
+import { listeningPort } from "../client/listening-port.js";
 import { ConnectRequestSchema } from "../gen/chat/v1/chat_pb.js";
 import { grpcFrame } from "../test/helpers/raw-grpc.js";
 import { connectRawH2, grpcHeaders, type RawH2Client, Setting } from "../test/helpers/raw-h2-client.js";
@@ -32,8 +33,8 @@ async function startServer() {
   const child = spawn(process.execPath, ["--import", "tsx", opts.main, "--port", "0", "--no-web"], { stdio: ["ignore", "pipe", "inherit"] });
   const port = await new Promise<number>((resolve, reject) => {
     createInterface({ input: child.stdout }).on("line", (line) => {
-      const entry = JSON.parse(line) as { msg?: string; port?: number };
-      if (entry.msg === "server listening" && entry.port !== undefined) resolve(entry.port);
+      const port = listeningPort(line);
+      if (port !== undefined) resolve(port);
     });
     child.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
   });

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { listeningPort } from "../client/listening-port.js";
 
 /** The three servers every scenario runs against. */
 export const serverKinds = ["project", "limit", "grpc-js"] as const;
@@ -51,12 +52,8 @@ export async function startServer(kind: ServerKind, env: Record<string, string> 
   const port = await new Promise<number>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
     lines.on("line", (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string; port?: number };
-        if (entry.msg === "server listening" && entry.port !== undefined) resolve(entry.port);
-      } catch {
-        // Not JSON: ignore.
-      }
+      const port = listeningPort(line);
+      if (port !== undefined) resolve(port);
     });
     child.once("exit", (code) => reject(new Error(`${kind} server exited with ${code} before listening`)));
   });

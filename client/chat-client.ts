@@ -1,7 +1,6 @@
-import { type Client, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ChatService } from "../gen/chat/v1/chat_pb.js";
-import { grpcCodeName } from "../server/rpc/code-name.js";
 
 /** A ChatService client bound to one user. */
 export type ChatClient = Client<typeof ChatService>;
@@ -33,11 +32,5 @@ export function createChatClient(baseUrl: string, username: string): ChatClient 
   return createClient(ChatService, transport);
 }
 
-/**
- * Formats an error as one line, "CODE: message", with the status code in the
- * upper-case spelling gRPC uses everywhere else.
- */
-export function describeError(error: unknown): string {
-  const err = ConnectError.from(error);
-  return `${grpcCodeName(err.code)}: ${err.rawMessage}`;
-}
+/** Formats an error as one line, "CODE: message". */
+export { describeError } from "../server/rpc/code-name.js";

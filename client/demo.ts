@@ -12,6 +12,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ChatService } from "../gen/chat/v1/chat_pb.js";
 import { describeError } from "./chat-client.js";
 import { type CliProcess, spawnCliProcess } from "./cli-process.js";
+import { listeningPort } from "./listening-port.js";
 
 const serverMain = fileURLToPath(new URL("../server/main.ts", import.meta.url));
 const show = (who: string, line: string) => process.stdout.write(`${who.padEnd(6)} | ${line}\n`);
@@ -101,16 +102,4 @@ try {
   show("demo", `FAILED: ${error instanceof Error ? error.message : String(error)}`);
   server.kill("SIGKILL");
   process.exitCode = 1;
-}
-
-/** The port of a "server listening" log line; undefined for any other line, JSON or not. */
-function listeningPort(line: string): number | undefined {
-  let entry: unknown;
-  try {
-    entry = JSON.parse(line);
-  } catch {
-    return undefined;
-  }
-  if (typeof entry !== "object" || entry === null || !("msg" in entry) || !("port" in entry)) return undefined;
-  return entry.msg === "server listening" && typeof entry.port === "number" ? entry.port : undefined;
 }

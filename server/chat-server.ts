@@ -1,10 +1,11 @@
 import { setMaxListeners } from "node:events";
+import type * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { ChatService } from "../gen/chat/v1/chat_pb.js";
 import type { ChatBackend } from "./core/chat-backend.js";
-import { createBackend } from "./create-backend.js";
+import { type BackendLifecycle, createBackend } from "./create-backend.js";
 import { createChatMetrics } from "./ops/chat-metrics.js";
 import type { ServerConfig } from "./ops/config.js";
 import { createMetricsServer } from "./ops/metrics-server.js";
@@ -12,11 +13,11 @@ import { defaultChatServiceOptions } from "./rpc/chat-service.js";
 import { createRoutes } from "./rpc/routes.js";
 import { createHealthStatus, type HealthStatus, ServingStatus } from "./standard/health-status.js";
 import { closeGracefully } from "./transport/graceful-close.js";
-import { createGrpcServer } from "./transport/grpc-server.js";
+import { createGrpcServer, type GrpcServer } from "./transport/grpc-server.js";
 import { boundAddress, hostPort, listenOn } from "./transport/listen.js";
 import { createNodeHandler } from "./transport/node-handler.js";
 import { createWebPage } from "./transport/web-page.js";
-import { createWebServer } from "./transport/web-server.js";
+import { createWebServer, type WebServer } from "./transport/web-server.js";
 
 /** A chat server: its listeners, its routes and the state behind them. */
 export interface ChatServer {
@@ -41,31 +42,16 @@ export interface ChatServer {
   shutdown(): Promise<void>;
 }
 
-/** What a chat server may be given instead of building it from the configuration. */
-export interface ChatServerDeps {
-  /**
-   * The state behind the server, outside cluster mode: tests pass an
-   * in-memory backend they can read. A new one when undefined.
-   */
-  backend?: ChatBackend;
-}
-
 /**
  * Creates the chat server that main runs, and that the end-to-end tests run
  * the same way on a free port.
  */
-// biome-ignore lint/complexity/noExcessiveLinesPerFunction: a factory: the methods it returns are short closures over the state they share, which splitting it would have to pass around.
-export function createChatServer(config: ServerConfig, logger: Logger, deps: ChatServerDeps = {}): ChatServer {
+export function createChatServer(config: ServerConfig, logger: Logger): ChatServer {
   const health = createHealthStatus([ChatService.typeName]);
   let stopping: Promise<void> | undefined;
-  const state = createBackend(
-    config,
-    logger,
-    (up) => {
-      if (!stopping) health.setAll(up ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
-    },
-    deps.backend,
-  );
+  const state = createBackend(config, logger, (up) => {
+    if (!stopping) health.setAll(up ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
+  });
   const metrics = createChatMetrics(state.backend);
   const metricsServer = config.metricsPort === undefined ? undefined : createMetricsServer(metrics);
   const shutdownController = new AbortController();
@@ -103,30 +89,7 @@ export function createChatServer(config: ServerConfig, logger: Logger, deps: Cha
       return metricsServer?.listening ? boundAddress(metricsServer) : undefined;
     },
 
-    async listen() {
-      const node = await state.start();
-      if (node !== undefined) logger.info({ node }, "cluster mode: registered with Redis");
-      try {
-        if (metricsServer !== undefined) {
-          const address = await listenOn(metricsServer, config.metricsPort!, config.host, "--metrics-port");
-          logger.info({ host: address.address, port: address.port }, "metrics listening");
-        }
-        let page: string | undefined;
-        if (config.webPort !== undefined) {
-          web.servePage(await createWebPage());
-          page = `http://${hostPort(await listenOn(web.server, config.webPort, config.host, "--web-port"))}/`;
-        }
-        const address = await listenOn(grpc.server, config.port, config.host, "--port");
-        logger.info({ host: address.address, port: address.port, ...(page ? { web: page } : {}) }, "server listening");
-        return address;
-      } catch (error) {
-        // A port that cannot be had: leave Redis as if this node never came.
-        metricsServer?.close();
-        if (web.server.listening) web.server.close();
-        await state.close();
-        throw error;
-      }
-    },
+    listen: () => listenAll({ config, logger, state, grpc, web, metricsServer }),
 
     shutdown() {
       stopping ??= (async () => {
@@ -143,4 +106,44 @@ export function createChatServer(config: ServerConfig, logger: Logger, deps: Cha
       return stopping;
     },
   };
+}
+
+/** The listeners of a server, and what they serve. */
+interface Listeners {
+  config: ServerConfig;
+  logger: Logger;
+  state: BackendLifecycle;
+  grpc: GrpcServer;
+  web: WebServer;
+  metricsServer: http.Server | undefined;
+}
+
+/**
+ * Starts the backend, then the metrics port, the web port and last the gRPC
+ * port, so that the server is ready when its port answers. A port that
+ * cannot be had closes what was opened and leaves Redis as if this node
+ * never came.
+ */
+async function listenAll({ config, logger, state, grpc, web, metricsServer }: Listeners): Promise<AddressInfo> {
+  const node = await state.start();
+  if (node !== undefined) logger.info({ node }, "cluster mode: registered with Redis");
+  try {
+    if (metricsServer !== undefined && config.metricsPort !== undefined) {
+      const address = await listenOn(metricsServer, config.metricsPort, config.host, "--metrics-port");
+      logger.info({ host: address.address, port: address.port }, "metrics listening");
+    }
+    let page: string | undefined;
+    if (config.webPort !== undefined) {
+      web.servePage(await createWebPage());
+      page = `http://${hostPort(await listenOn(web.server, config.webPort, config.host, "--web-port"))}/`;
+    }
+    const address = await listenOn(grpc.server, config.port, config.host, "--port");
+    logger.info({ host: address.address, port: address.port, ...(page ? { web: page } : {}) }, "server listening");
+    return address;
+  } catch (error) {
+    metricsServer?.close();
+    if (web.server.listening) web.server.close();
+    await state.close();
+    throw error;
+  }
 }

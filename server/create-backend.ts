@@ -14,7 +14,7 @@ export interface BackendLifecycle {
 }
 
 /** The limits of the configuration that every backend applies. */
-export function backendLimits(
+function backendLimits(
   config: ServerConfig,
 ): Required<Pick<MemoryBackendOptions, "queueLimit" | "queueLimitBytes" | "maxQueuedBytes" | "maxGroupsPerUser" | "maxGroups">> {
   return {
@@ -29,11 +29,11 @@ export function backendLimits(
 /**
  * Creates the backend the configuration asks for: Redis in cluster mode
  * (--redis), which tells onAvailability when it loses and regains Redis, or
- * else the given backend, or else a new in-memory one.
+ * else the in-memory one.
  */
-export function createBackend(config: ServerConfig, logger: Logger, onAvailability: (up: boolean) => void, given?: ChatBackend): BackendLifecycle {
+export function createBackend(config: ServerConfig, logger: Logger, onAvailability: (up: boolean) => void): BackendLifecycle {
   if (config.redis === undefined) {
-    return { backend: given ?? createMemoryBackend(backendLimits(config)), start: async () => undefined, close: async () => {} };
+    return { backend: createMemoryBackend(backendLimits(config)), start: async () => undefined, close: async () => {} };
   }
   const url = config.redis;
   const cluster = createRedisBackend({

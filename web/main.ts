@@ -6,11 +6,11 @@
 
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampNow } from "@bufbuild/protobuf/wkt";
-import { type Client, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { ChannelType, type ChatMessage, ChatMessageSchema, ChatService } from "../gen/chat/v1/chat_pb.js";
 import { maxNameLength, nameInputPattern } from "../server/core/names.js";
-import { grpcCodeName } from "../server/rpc/code-name.js";
+import { describeError } from "../server/rpc/code-name.js";
 
 type ChatClient = Client<typeof ChatService>;
 
@@ -69,12 +69,6 @@ function authorization(username: string): Interceptor {
     req.header.set("authorization", `Bearer ${username}`);
     return next(req);
   };
-}
-
-/** Formats an error as "CODE: message", the status code spelled as gRPC does. */
-function describe(error: unknown): string {
-  const err = ConnectError.from(error);
-  return `${grpcCodeName(err.code)}: ${err.rawMessage}`;
 }
 
 function setStatus(text: string, down: boolean): void {
@@ -215,11 +209,11 @@ async function openStream(username: string): Promise<void> {
     if (connected) lost("the server ended the stream", false);
   } catch (error) {
     if (!connected && me === "") {
-      ui.loginError.textContent = describe(error);
+      ui.loginError.textContent = describeError(error);
       setStatus("Not connected", false);
       return;
     }
-    lost(describe(error), !connected);
+    lost(describeError(error), !connected);
   }
 }
 
@@ -249,7 +243,7 @@ async function act(what: () => Promise<unknown>, errorLine: HTMLElement): Promis
     await what();
     return true;
   } catch (error) {
-    errorLine.textContent = describe(error);
+    errorLine.textContent = describeError(error);
     return false;
   }
 }

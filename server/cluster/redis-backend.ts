@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import type { Logger } from "pino";
 import { pageOf, sortChannels } from "../core/channel-page.js";
 import type { ChatBackend, ChatStats } from "../core/chat-backend.js";
 import { type ChatError, chatErrors } from "../core/chat-error.js";
@@ -15,12 +14,10 @@ import {
 import { measureText } from "../core/message-text.js";
 import { assertValidName } from "../core/names.js";
 import { parseDelivery } from "./delivery.js";
-import { createRedisNode, unavailable } from "./redis-node.js";
+import { createRedisNode, type RedisNode, type RedisNodeOptions, unavailable } from "./redis-node.js";
 
-/** Settings of {@link createRedisBackend}. */
-export interface RedisBackendOptions {
-  /** A redis:// URL. */
-  url: string;
+/** Settings of {@link createRedisBackend}: the node's (see redis-node.ts), and the limits. */
+export interface RedisBackendOptions extends Omit<RedisNodeOptions, "onDelivery" | "onLost"> {
   queueLimit: number;
   /** Bytes that may wait for one session (see queuedEventBytes). */
   queueLimitBytes: number;
@@ -29,25 +26,12 @@ export interface RedisBackendOptions {
   maxGroupsPerUser: number;
   /** Groups that may exist at once, cluster-wide. */
   maxGroups: number;
-  /** How long this node's lease lives without a refresh; it is refreshed three times as often. */
-  leaseMs: number;
-  /** How often this node looks for nodes whose lease ran out. */
-  sweepMs: number;
-  logger: Logger;
-  /** Told when Redis becomes reachable (true) or unreachable (false). */
-  onAvailability?: (available: boolean) => void;
 }
 
-/** A {@link ChatBackend} whose state lives in Redis, shared by every node. */
-export interface RedisBackend extends ChatBackend {
+/** A {@link ChatBackend} whose state lives in Redis, shared by every node; it starts and closes with its node. */
+export interface RedisBackend extends ChatBackend, Pick<RedisNode, "available" | "start" | "close"> {
   /** This node's id, new at every start. */
   readonly nodeId: string;
-  /** Whether Redis is reachable and this node registered. */
-  readonly available: boolean;
-  /** Connects to Redis and registers this node; rejects when Redis cannot be reached. */
-  start(): Promise<void>;
-  /** Ends this node's sessions, releases its users and leaves Redis. */
-  close(): Promise<void>;
 }
 
 /**
@@ -130,10 +114,11 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     },
 
     async disconnect(session: ChatSession, reason?: unknown) {
-      const state = sessions.get(session.username);
-      // A session missing from the map was ended when it left it.
-      if (state === undefined || state !== session) return;
+      // Every session comes from connect above, which makes a SessionState:
+      // the public type only hides what the backend alone touches.
+      const state = session as SessionState;
       state.end(reason);
+      if (sessions.get(state.username) !== state) return;
       sessions.delete(state.username);
       if (!node.available) return;
       try {

@@ -163,6 +163,8 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
   }
 
   function disconnect(session: ChatSession, reason?: unknown): void {
+    // Every session comes from connect below, which makes a SessionState:
+    // the public type only hides what the backend alone touches.
     const state = session as SessionState;
     state.end(reason);
     if (users.get(state.username) === state) {

@@ -11,15 +11,13 @@ export function createMetricsInterceptor(metrics: Pick<ChatMetrics, "callEnded">
   return (next) => async (req) => {
     const start = performance.now();
     const seconds = () => (performance.now() - start) / 1000;
-    if (req.stream) {
-      const res = await next(req);
-      if (!res.stream) return res;
-      return observeStream(req, res, {
-        end: (reason) => metrics.callEnded(req.method.name, reason === undefined ? "OK" : ConnectError.from(toConnectError(reason)).code, seconds()),
-      });
-    }
     try {
       const res = await next(req);
+      if (req.stream && res.stream) {
+        return observeStream(req, res, {
+          end: (reason) => metrics.callEnded(req.method.name, reason === undefined ? "OK" : ConnectError.from(toConnectError(reason)).code, seconds()),
+        });
+      }
       metrics.callEnded(req.method.name, "OK", seconds());
       return res;
     } catch (error) {

@@ -278,6 +278,7 @@ async function serveUnary(call: LeanCall, spec: Extract<LeanSpec, { kind: "unary
  * from what they return), writing each response as it comes with HTTP/2 flow
  * control honoured.
  */
+// About 60 lines: one call's whole life, in the order Connect runs it; split, its state would travel between the parts.
 async function serveServerStream(
   call: LeanCall,
   spec: Extract<LeanSpec, { kind: "server_streaming" }>,

@@ -7,6 +7,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Redis } from "ioredis";
 import { type ChatClient, createChatClient } from "../../client/chat-client.js";
+import { listeningPort } from "../../client/listening-port.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { type OpenStream, openStream } from "../helpers/chat-stream.js";
 import { startRedis, type TestRedis } from "../helpers/redis-server.js";
@@ -152,8 +153,8 @@ describe("cluster mode: three nodes sharing one Redis", { timeout: 60_000 }, () 
     );
     const port = await new Promise<number>((resolve) => {
       createInterface({ input: child.stdout! }).on("line", (line) => {
-        const entry = JSON.parse(line) as { msg?: string; port?: number };
-        if (entry.msg === "server listening") resolve(entry.port!);
+        const port = listeningPort(line);
+        if (port !== undefined) resolve(port);
       });
     });
     const victim = createChatClient(`http://127.0.0.1:${port}`, "victim");

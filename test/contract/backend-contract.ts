@@ -43,7 +43,7 @@ async function received(session: ChatSession, n: number): Promise<ChatEvent[]> {
 
 /**
  * The behaviour every ChatBackend owes the RPC layer, written once and run
- * against each implementation: the in-memory hub and the Redis cluster.
+ * against each implementation: the in-memory backend and the Redis cluster.
  */
 export function backendContract(name: string, factory: BackendFactory): void {
   describe(`ChatBackend contract: ${name}`, () => {

@@ -40,7 +40,7 @@ describe("chat server on a real port, connect-node gRPC clients", () => {
     await bob.leaveGroupChat({ name: "conv-room" });
     await alice.leaveGroupChat({ name: "conv-room" });
     assert.equal(
-      t.hub.listChannels().some((c) => c.name === "conv-room"),
+      (await t.server.backend.listChannels()).some((c) => c.name === "conv-room"),
       false,
     );
     aliceStream.cancel();
@@ -102,9 +102,9 @@ describe("chat server on a real port, connect-node gRPC clients", () => {
     const stream = await openStream(client, "cancel-me");
     await client.createGroupChat({ name: "cancel-room" });
     stream.cancel();
-    await eventually(() => !t.hub.isOnline("cancel-me"), "cancel-me still online");
+    await eventually(async () => !(await t.server.backend.isOnline("cancel-me")), "cancel-me still online");
     assert.equal(
-      t.hub.listChannels().some((c) => c.name === "cancel-room"),
+      (await t.server.backend.listChannels()).some((c) => c.name === "cancel-room"),
       false,
     );
     // The name is free again.
@@ -118,9 +118,9 @@ describe("chat server on a real port, connect-node gRPC clients", () => {
     const stream = await openStream(client, "dropped");
     await client.createGroupChat({ name: "drop-room" });
     proxy.drop();
-    await eventually(() => !t.hub.isOnline("dropped"), "dropped still online");
+    await eventually(async () => !(await t.server.backend.isOnline("dropped")), "dropped still online");
     assert.equal(
-      t.hub.listChannels().some((c) => c.name === "drop-room"),
+      (await t.server.backend.listChannels()).some((c) => c.name === "drop-room"),
       false,
     );
     assert.ok((await stream.ended) instanceof ConnectError);
@@ -134,9 +134,9 @@ describe("chat server on a real port, connect-node gRPC clients", () => {
     await client.createGroupChat({ name: "ghost-room" });
     proxy.freeze();
     // Ping every 200 ms, 200 ms to answer: gone well within two seconds.
-    await eventually(() => !t.hub.isOnline("ghost"), "ghost still online", 3000);
+    await eventually(async () => !(await t.server.backend.isOnline("ghost")), "ghost still online", 3000);
     assert.equal(
-      t.hub.listChannels().some((c) => c.name === "ghost-room"),
+      (await t.server.backend.listChannels()).some((c) => c.name === "ghost-room"),
       false,
     );
     assert.ok(t.logs.some((l) => l.msg === "connection dropped: PING unanswered"));
@@ -166,9 +166,9 @@ describe("chat server on a real port, connect-node gRPC clients", () => {
     // The queue of 64 overflowed: the session is gone at once, and the stream
     // that could not be written to is reset with ENHANCE_YOUR_CALM, which gRPC
     // clients report as RESOURCE_EXHAUSTED.
-    assert.equal(t.hub.isOnline("slowpoke"), false);
+    assert.equal(await t.server.backend.isOnline("slowpoke"), false);
     assert.deepEqual(
-      t.hub.listChannels().filter((c) => c.name.startsWith("slow")),
+      (await t.server.backend.listChannels()).filter((c) => c.name.startsWith("slow")),
       [{ name: "slow-room", type: "group" }],
     );
     assert.equal(await closed, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);

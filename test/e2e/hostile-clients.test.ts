@@ -87,7 +87,7 @@ describe("hostile clients", { timeout: 120_000 }, () => {
         call.on("error", () => {});
         calls.push(call);
       }
-      await eventually(() => t.hub.stats().users === users.length, "not every stream opened", 20_000);
+      await eventually(async () => (await t.server.backend.stats()).users === users.length, "not every stream opened", 20_000);
       // One connection carries them all (plus none other so far).
       assert.equal(t.server.connections, 1);
       await Promise.all(users.map((u) => unary(channel, "sendMessage", { channel: u, text: `to ${u}` }, as(users[0]!))));
@@ -204,11 +204,11 @@ describe("hostile clients", { timeout: 120_000 }, () => {
     const c = await connectRawH2(t.port, { settings: [[Setting.INITIAL_WINDOW_SIZE, 0]] });
     clients.push(c);
     c.request(1, grpcHeaders(connectPath), connectBody("stuck"));
-    await eventually(() => t.hub.isOnline("stuck"), "not connected");
+    await eventually(async () => await t.server.backend.isOnline("stuck"), "not connected");
     const senderStream = await openStream(sender, "staller");
     // More than node buffers for a stream before a write has to wait.
     for (let i = 0; i < 50; i++) await sender.sendMessage({ channel: "stuck", text: "y".repeat(4000) });
-    await eventually(() => !t.hub.isOnline("stuck"), "the stalled stream was not cut off", 5000);
+    await eventually(async () => !(await t.server.backend.isOnline("stuck")), "the stalled stream was not cut off", 5000);
     // Logged once the stream, which cannot take its status, has been reset.
     await eventually(() => t.logs.some((l) => l.msg === "session closed" && l.user === "stuck"), "no log line");
     const closed = t.logs.find((l) => l.msg === "session closed" && l.user === "stuck");
@@ -226,7 +226,7 @@ describe("hostile clients", { timeout: 120_000 }, () => {
       clients.push(c);
       c.request(1, grpcHeaders(connectPath), connectBody(`big-${i}`));
     }
-    await eventually(() => t.hub.stats().users === 4, "not connected");
+    await eventually(async () => (await t.server.backend.stats()).users === 4, "not connected");
     // 1,000 bytes of text weigh 2,700 (see queuedEventBytes), and node takes
     // about 64 KiB of a stream's responses before a write waits (those are
     // written, so no longer counted). big-0 holds the most (about 590,000
@@ -234,11 +234,11 @@ describe("hostile clients", { timeout: 120_000 }, () => {
     const text = "z".repeat(1000);
     for (let n = 0; n < 280; n++) await sender.sendMessage({ channel: "big-0", text });
     for (let n = 0; n < 100; n++) for (const to of ["big-1", "big-2"]) await sender.sendMessage({ channel: to, text });
-    await eventually(() => !t.hub.isOnline("big-0"), "the largest queue was not cut off");
+    await eventually(async () => !(await t.server.backend.isOnline("big-0")), "the largest queue was not cut off");
     await eventually(() => t.logs.some((l) => l.msg === "session closed" && l.user === "big-0"), "no log line");
     const reason = String(t.logs.find((l) => l.msg === "session closed" && l.user === "big-0")?.reason);
     assert.match(reason, /the server's queues reached their limit of 700000 bytes, and this stream held the most/);
-    assert.equal(t.hub.isOnline("big-1"), true);
+    assert.equal(await t.server.backend.isOnline("big-1"), true);
     senderStream.cancel();
   });
 
@@ -283,13 +283,13 @@ describe("hostile clients", { timeout: 120_000 }, () => {
       // A stream keeps the connection from being idle.
       c.request(1, grpcHeaders(connectPath), connectBody(`held-${i}`));
     }
-    await eventually(() => t.hub.stats().users === 3, "not connected");
+    await eventually(async () => (await t.server.backend.stats()).users === 3, "not connected");
     for (let i = 0; i < 20; i++) {
       const extra = await connectRawH2(t.port);
       await extra.closed;
     }
     assert.equal(t.logs.filter((l) => l.msg === "connection limit reached: refusing new connections").length, 1);
-    assert.equal(t.hub.stats().users, 3);
+    assert.equal((await t.server.backend.stats()).users, 3);
     // One closes: room for one more, which, having no stream, is closed when idle.
     held[0]!.destroy();
     await eventually(() => t.server.connections === 2, "the closed connection still counts");
@@ -300,7 +300,7 @@ describe("hostile clients", { timeout: 120_000 }, () => {
       idle.frames.some((f) => f.type === FrameType.GOAWAY),
       "no GOAWAY before closing the idle connection",
     );
-    assert.equal(t.hub.stats().users, 2);
+    assert.equal((await t.server.backend.stats()).users, 2);
   });
 
   it("keeps a deadline longer than a timer holds as no deadline, on both paths", async () => {
@@ -310,9 +310,9 @@ describe("hostile clients", { timeout: 120_000 }, () => {
       clients.push(c);
       // 600 hours: more than 2^31 ms, which a timer would turn into 1 ms.
       c.request(1, grpcHeaders(connectPath, [["grpc-timeout", "600H"]]), connectBody(`patient-${leanPath}`));
-      await eventually(() => t.hub.isOnline(`patient-${leanPath}`), "not connected");
+      await eventually(async () => await t.server.backend.isOnline(`patient-${leanPath}`), "not connected");
       await new Promise((resolve) => setTimeout(resolve, 300));
-      assert.equal(t.hub.isOnline(`patient-${leanPath}`), true, `lean path ${leanPath}: the stream ended`);
+      assert.equal(await t.server.backend.isOnline(`patient-${leanPath}`), true, `lean path ${leanPath}: the stream ended`);
       assert.ok(!c.frames.some((f) => f.type === FrameType.RST_STREAM || (f.type === FrameType.HEADERS && f.streamId === 1 && (f.flags & 1) === 1)));
     }
     // grpc-js, asking for 30 days.
@@ -324,7 +324,7 @@ describe("hostile clients", { timeout: 120_000 }, () => {
     call.on("status", (s) => (status = s));
     call.on("error", () => {});
     call.on("data", () => {});
-    await eventually(() => t.hub.isOnline("month"), "not connected");
+    await eventually(async () => await t.server.backend.isOnline("month"), "not connected");
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.equal(status, undefined, `ended with ${JSON.stringify(status)}`);
     call.cancel();
@@ -334,8 +334,8 @@ describe("hostile clients", { timeout: 120_000 }, () => {
   it("ListChannels of 150,000 groups stays within what grpc-js accepts, a page at a time", async () => {
     const t = await start({ maxGroups: 200_000 });
     for (let u = 0; u < 150; u++) {
-      t.hub.connect(`owner${u}`);
-      for (let g = 0; g < 1000; g++) t.hub.createGroup(`owner${u}`, `group-${u}-${g}-${"q".repeat(16)}`);
+      await t.server.backend.connect(`owner${u}`);
+      for (let g = 0; g < 1000; g++) await t.server.backend.createGroup(`owner${u}`, `group-${u}-${g}-${"q".repeat(16)}`);
     }
     const ChatService = loadGrpcJsService("chat/v1/chat.proto", "chat.v1.ChatService");
     // grpc-js refuses a response over 4 MiB by default; all of these at once would be 5.4 MB.
@@ -383,14 +383,14 @@ describe("hostile clients", { timeout: 120_000 }, () => {
       res.pause();
     });
     req.end(envelope);
-    await eventually(() => t.hub.isOnline("web-slow"), "not connected");
+    await eventually(async () => await t.server.backend.isOnline("web-slow"), "not connected");
     const sender = createChatClient(t.baseUrl, "web-sender");
     const senderStream = await openStream(sender, "web-sender");
     // Enough to fill what the kernel buffers on loopback, then the queue of 16.
-    for (let i = 0; i < 4000 && t.hub.isOnline("web-slow"); i++) {
+    for (let i = 0; i < 4000 && (await t.server.backend.isOnline("web-slow")); i++) {
       await sender.sendMessage({ channel: "web-slow", text: "w".repeat(4000) }).catch(() => {});
     }
-    assert.equal(t.hub.isOnline("web-slow"), false, "the stalled browser stream was not cut off");
+    assert.equal(await t.server.backend.isOnline("web-slow"), false, "the stalled browser stream was not cut off");
     await eventually(() => t.logs.some((l) => l.msg === "session closed" && l.user === "web-slow"), "the stream did not end");
     // Reading again, the client finds the rest of what was sent, then the end
     // of the connection: the server closed its socket (a paused socket sees

@@ -110,7 +110,7 @@ describe("graceful shutdown with a client that does not cooperate", () => {
     const client = createChatClient(t.baseUrl, "late");
     const late = await openStream(client, "late");
     // More than the client's flow-control window: the server's writes block.
-    for (let i = 0; i < 40; i++) t.hub.send("late", "stuck", "x".repeat(4000));
+    for (let i = 0; i < 40; i++) await t.server.backend.send("late", "stuck", "x".repeat(4000));
     // Let the server write until flow control stops it.
     await new Promise((resolve) => setTimeout(resolve, 200));
 
@@ -124,7 +124,7 @@ describe("graceful shutdown with a client that does not cooperate", () => {
     assert.ok(took >= 700 && took < 3000, `shutdown took ${took} ms, not about the grace period of 800 ms`);
     assert.equal(t.server.connections, 0);
     // Including "stuck", whose handler may never resume from its last write.
-    assert.equal(t.hub.stats().users, 0);
+    assert.equal((await t.server.backend.stats()).users, 0);
     assert.ok(t.logs.some((l) => l.msg === "session closed" && l.user === "stuck"));
     session.destroy();
   });

@@ -27,7 +27,7 @@ it("serves Prometheus metrics whose counters move with the chat", async () => {
     await aliceStream.waitForMessages(3);
     await assert.rejects(alice.sendMessage({ channel: "nobody", text: "x" }), (e) => ConnectError.from(e).code === Code.NotFound);
     // Six events in one turn overflow Bob's queue of five: he is cut off.
-    for (let i = 0; i < 6; i++) t.hub.send("alice", "bob", `burst ${i}`);
+    for (let i = 0; i < 6; i++) await t.server.backend.send("alice", "bob", `burst ${i}`);
 
     const after = await (await fetch(url)).text();
     assert.equal(value(after, "chat_sessions_open"), 1);

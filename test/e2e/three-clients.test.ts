@@ -127,7 +127,7 @@ describe("two terminal clients and a @grpc/grpc-js client chat together", { time
   it("frees a terminal user's name and groups when it quits", async () => {
     bob.send("/quit");
     assert.equal(await bob.end(), 0);
-    await eventually(() => !t.hub.isOnline("bob"), "bob still online");
+    await eventually(async () => !(await t.server.backend.isOnline("bob")), "bob still online");
     const res = await unary<{ channels: { name: string }[] }>(carol, "listChannels", {}, as("carol"));
     assert.deepEqual(
       res.channels.map((c) => c.name),
@@ -137,7 +137,7 @@ describe("two terminal clients and a @grpc/grpc-js client chat together", { time
     await alice.waitFor(/^\* left #trio$/);
     // Alice was the last member: the group is gone.
     assert.equal(
-      t.hub.listChannels().some((c) => c.name === "trio"),
+      (await t.server.backend.listChannels()).some((c) => c.name === "trio"),
       false,
     );
   });

@@ -1,15 +1,11 @@
 import { Writable } from "node:stream";
 import { type ChatServer, createChatServer } from "../../server/chat-server.js";
-import { createMemoryBackend, type MemoryBackend } from "../../server/core/memory-backend.js";
-import { backendLimits } from "../../server/create-backend.js";
 import { defaultConfig, type ServerConfig } from "../../server/ops/config.js";
 import { createLogger } from "../../server/ops/logger.js";
 
 /** A chat server on a free loopback port, with its log kept in memory. */
 export interface TestServer {
   readonly server: ChatServer;
-  /** The in-memory state behind the server, which tests read synchronously to check that nothing is left behind. */
-  readonly hub: MemoryBackend;
   readonly port: number;
   readonly baseUrl: string;
   /** The address of the chat page and the browser protocols. */
@@ -34,14 +30,10 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
     },
   });
   const config: ServerConfig = { ...defaultConfig, port: 0, webPort: 0, shutdownGraceMs: 1000, ...overrides };
-  // The server's state, given to it as main's server builds its own, so that
-  // tests can read it.
-  const hub = createMemoryBackend(backendLimits(config));
-  const server = createChatServer(config, createLogger("debug", sink, { burstPerSecond: config.logBurst }), { backend: hub });
+  const server = createChatServer(config, createLogger("debug", sink, { burstPerSecond: config.logBurst }));
   const address = await server.listen();
   return {
     server,
-    hub,
     port: address.port,
     baseUrl: `http://127.0.0.1:${address.port}`,
     webUrl: `http://127.0.0.1:${server.webAddress?.port ?? 0}`,
@@ -55,9 +47,9 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
  * (a server noticing a closed connection). Throws with the message after
  * timeoutMs.
  */
-export async function eventually(condition: () => boolean, message: string, timeoutMs = 5000): Promise<void> {
+export async function eventually(condition: () => boolean | Promise<boolean>, message: string, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) {
       throw new Error(`timed out: ${message}`);
     }

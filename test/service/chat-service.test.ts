@@ -12,14 +12,14 @@ import { createHealthStatus } from "../../server/standard/health-status.js";
 import { openStream } from "../helpers/chat-stream.js";
 
 interface Fixture {
-  hub: MemoryBackend;
+  backend: MemoryBackend;
   transport: Transport;
   client(username?: string): ChatClient;
   logs: Record<string, unknown>[];
 }
 
 function setup(hubOptions: Parameters<typeof createMemoryBackend>[0] = {}): Fixture {
-  const hub = createMemoryBackend(hubOptions);
+  const backend = createMemoryBackend(hubOptions);
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _e, cb) {
@@ -27,10 +27,10 @@ function setup(hubOptions: Parameters<typeof createMemoryBackend>[0] = {}): Fixt
       cb();
     },
   });
-  const routes = createRoutes({ backend: hub, health: createHealthStatus([ChatService.typeName]), logger: createLogger("info", sink) });
+  const routes = createRoutes({ backend: backend, health: createHealthStatus([ChatService.typeName]), logger: createLogger("info", sink) });
   const transport = createRouterTransport(routes);
   return {
-    hub,
+    backend,
     transport,
     logs,
     client(username) {
@@ -55,10 +55,10 @@ describe("chat service over the in-memory transport", () => {
   it("opens a stream that starts with Connected", async () => {
     const f = setup();
     const alice = await openStream(f.client(), "alice");
-    assert.equal(f.hub.isOnline("alice"), true);
+    assert.equal(f.backend.isOnline("alice"), true);
     alice.cancel();
     assert.equal((await alice.ended)?.code, Code.Canceled);
-    assert.equal(f.hub.isOnline("alice"), false);
+    assert.equal(f.backend.isOnline("alice"), false);
     assert.ok(f.logs.some((l) => l.msg === "session opened" && l.user === "alice"));
     assert.ok(f.logs.some((l) => l.msg === "session closed" && l.user === "alice"));
   });
@@ -107,7 +107,7 @@ describe("chat service over the in-memory transport", () => {
     await rejectsWith(bob.sendMessage({ channel: "room", text: "x" }), Code.PermissionDenied, "must join");
 
     // Nothing above changed any state.
-    assert.deepEqual(f.hub.listChannels(), [
+    assert.deepEqual(f.backend.listChannels(), [
       { name: "alice", type: "user" },
       { name: "bob", type: "user" },
       { name: "carol", type: "user" },
@@ -123,7 +123,7 @@ describe("chat service over the in-memory transport", () => {
     for (const header of ["alice", "Bearer alice", "bearer   alice", "  alice  "]) {
       const client = createClient(
         ChatService,
-        createRouterTransport(createRoutes({ backend: f.hub, health: createHealthStatus([]), logger: createLogger("silent") }), {
+        createRouterTransport(createRoutes({ backend: f.backend, health: createHealthStatus([]), logger: createLogger("silent") }), {
           transport: {
             interceptors: [
               (next) => (req) => {
@@ -196,7 +196,7 @@ describe("chat service over the in-memory transport", () => {
     const alice = await openStream(f.client(), "alice");
     await f.client("alice").createGroupChat({ name: "room" });
     // Queued within one turn of the event loop: the handler wakes once.
-    for (let i = 0; i < 1000; i++) f.hub.send("alice", "room", `m${i}`);
+    for (let i = 0; i < 1000; i++) f.backend.send("alice", "room", `m${i}`);
     const messages = await alice.waitForMessages(1000);
     assert.deepEqual(
       messages.map((m) => m.text),
@@ -215,12 +215,12 @@ describe("chat service over the in-memory transport", () => {
     // Eleven events in one turn: the eleventh overflows both queues of ten,
     // but only if nobody reads in between; the fast member is then cut too.
     // So give each its own burst: fill "slow" alone with direct messages.
-    for (let i = 0; i < 11; i++) f.hub.send("fast", "slow", `m${i}`);
+    for (let i = 0; i < 11; i++) f.backend.send("fast", "slow", `m${i}`);
     const error = await slow.ended;
     assert.equal(error?.code, Code.ResourceExhausted);
     assert.match(error?.rawMessage ?? "", /"slow" fell too far behind: 10 events/);
-    assert.equal(f.hub.isOnline("slow"), false);
-    assert.deepEqual(f.hub.listChannels(), [
+    assert.equal(f.backend.isOnline("slow"), false);
+    assert.deepEqual(f.backend.listChannels(), [
       { name: "fast", type: "user" },
       { name: "room", type: "group" },
     ]);
@@ -233,8 +233,8 @@ describe("chat service over the in-memory transport", () => {
   it("pages ListChannels (AIP-158): tokens, sizes, and what it refuses", async () => {
     const f = setup({ maxGroupsPerUser: 1000 });
     for (let u = 0; u < 3; u++) {
-      f.hub.connect(`user${u}`);
-      for (let g = 0; g < 800; g++) f.hub.createGroup(`user${u}`, `g${u}-${String(g).padStart(4, "0")}`);
+      f.backend.connect(`user${u}`);
+      for (let g = 0; g < 800; g++) f.backend.createGroup(`user${u}`, `g${u}-${String(g).padStart(4, "0")}`);
     }
     const client = f.client("user0");
     // No page size: the server's default, 1000.
