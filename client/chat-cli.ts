@@ -1,7 +1,7 @@
 import { createInterface } from "node:readline";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ChannelType, type ChatMessage } from "../gen/chat/v1/chat_pb.js";
-import { type ChatClient, createChatClient, describeError } from "./chat-client.js";
+import { type ChatClient, type ChatClientOptions, createChatClient, describeError } from "./chat-client.js";
 import { createCommandRunner } from "./chat-commands.js";
 
 /** What the terminal client needs to run. */
@@ -9,6 +9,8 @@ export interface ChatCliOptions {
   username: string;
   /** The server's base URL, such as http://127.0.0.1:50051. */
   serverUrl: string;
+  /** A signed token to send, and a CA to trust (see ChatClientOptions). */
+  clientOptions?: ChatClientOptions;
   input: NodeJS.ReadableStream;
   output: NodeJS.WritableStream;
   /** Shows a prompt and keeps it below incoming messages. */
@@ -37,7 +39,7 @@ export function formatMessage(message: ChatMessage): string {
  */
 export async function runChatCli(options: ChatCliOptions): Promise<number> {
   const { username, output, interactive } = options;
-  const client = options.client ?? createChatClient(options.serverUrl, username);
+  const client = options.client ?? createChatClient(options.serverUrl, username, options.clientOptions);
   const rl = createInterface({ input: options.input, output: interactive ? output : undefined, terminal: interactive });
   // Iterate from the start: lines that arrive before the iterator exists are
   // dropped, and piped input arrives at once.

@@ -16,8 +16,9 @@ import { closeGracefully } from "./transport/graceful-close.js";
 import { createGrpcServer, type GrpcServer } from "./transport/grpc-server.js";
 import { boundAddress, hostPort, listenOn } from "./transport/listen.js";
 import { createNodeHandler } from "./transport/node-handler.js";
-import { createWebPage } from "./transport/web-page.js";
-import { createWebServer, type WebServer } from "./transport/web-server.js";
+import { readTlsFiles } from "./transport/tls-files.js";
+import { createSiteHandler, createWebPage, type SiteHandler } from "./transport/web-page.js";
+import { createWebServer } from "./transport/web-server.js";
 
 /** A chat server: its listeners, its routes and the state behind them. */
 export interface ChatServer {
@@ -33,6 +34,13 @@ export interface ChatServer {
   readonly webAddress: AddressInfo | undefined;
   /** The address of the /metrics endpoint once listening, if it is on. */
   readonly metricsAddress: AddressInfo | undefined;
+  /**
+   * Reads the TLS certificate and key files again and serves them to new
+   * connections. Returns false when the server has no TLS; throws a
+   * ConfigError, keeping the certificate in use, when the files are not
+   * usable.
+   */
+  reloadTls(): boolean;
   /**
    * Shuts down gracefully: health turns NOT_SERVING, no new connection or
    * stream is accepted, every open stream ends with UNAVAILABLE, and
@@ -73,8 +81,12 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
     metrics,
     requestBodies: { maxPendingBytes: config.maxPendingRequestBytes, timeoutMs: config.requestBodyTimeoutMs },
   });
-  const grpc = createGrpcServer(config, handler, logger);
-  const web = createWebServer(config, handler);
+  const tls = config.tlsCert !== undefined && config.tlsKey !== undefined ? readTlsFiles(config.tlsCert, config.tlsKey) : undefined;
+  // With TLS, browsers reach the gRPC port too (HTTP/2 or HTTP/1.1 by ALPN):
+  // it serves the page as the web port does.
+  const site = createSiteHandler(handler);
+  const grpc = createGrpcServer(config, tls === undefined ? handler : site.handle, logger, tls);
+  const web = createWebServer(config, site.handle);
 
   return {
     backend: state.backend,
@@ -83,13 +95,20 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
       return grpc.sessions.size;
     },
     get webAddress() {
-      return web.server.listening ? boundAddress(web.server) : undefined;
+      return web.listening ? boundAddress(web) : undefined;
     },
     get metricsAddress() {
       return metricsServer?.listening ? boundAddress(metricsServer) : undefined;
     },
 
-    listen: () => listenAll({ config, logger, state, grpc, web, metricsServer }),
+    listen: () => listenAll({ config, logger, state, grpc, web, site, metricsServer }),
+
+    reloadTls() {
+      if (config.tlsCert === undefined || config.tlsKey === undefined) return false;
+      grpc.setTls(readTlsFiles(config.tlsCert, config.tlsKey));
+      logger.info({ cert: config.tlsCert }, "TLS certificate reloaded");
+      return true;
+    },
 
     shutdown() {
       stopping ??= (async () => {
@@ -99,7 +118,7 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
         shutdownController.abort(new ConnectError("the server is shutting down", Code.Unavailable));
         metricsServer?.close();
         metricsServer?.closeAllConnections();
-        await closeGracefully(grpc, web.server, config.shutdownGraceMs, logger);
+        await closeGracefully(grpc, web, config.shutdownGraceMs, logger);
         await state.close();
         logger.info("server stopped");
       })();
@@ -114,7 +133,8 @@ interface Listeners {
   logger: Logger;
   state: BackendLifecycle;
   grpc: GrpcServer;
-  web: WebServer;
+  web: http.Server;
+  site: SiteHandler;
   metricsServer: http.Server | undefined;
 }
 
@@ -124,7 +144,7 @@ interface Listeners {
  * cannot be had closes what was opened and leaves Redis as if this node
  * never came.
  */
-async function listenAll({ config, logger, state, grpc, web, metricsServer }: Listeners): Promise<AddressInfo> {
+async function listenAll({ config, logger, state, grpc, web, site, metricsServer }: Listeners): Promise<AddressInfo> {
   const node = await state.start();
   if (node !== undefined) logger.info({ node }, "cluster mode: registered with Redis");
   try {
@@ -133,16 +153,17 @@ async function listenAll({ config, logger, state, grpc, web, metricsServer }: Li
       logger.info({ host: address.address, port: address.port }, "metrics listening");
     }
     let page: string | undefined;
+    if (config.webPort !== undefined || grpc.secure) site.setPage(await createWebPage());
     if (config.webPort !== undefined) {
-      web.servePage(await createWebPage());
-      page = `http://${hostPort(await listenOn(web.server, config.webPort, config.host, "--web-port"))}/`;
+      page = `http://${hostPort(await listenOn(web, config.webPort, config.host, "--web-port"))}/`;
     }
     const address = await listenOn(grpc.server, config.port, config.host, "--port");
-    logger.info({ host: address.address, port: address.port, ...(page ? { web: page } : {}) }, "server listening");
+    if (grpc.secure) page = `https://${hostPort(address)}/`;
+    logger.info({ host: address.address, port: address.port, ...(grpc.secure ? { tls: true } : {}), ...(page ? { web: page } : {}) }, "server listening");
     return address;
   } catch (error) {
     metricsServer?.close();
-    if (web.server.listening) web.server.close();
+    if (web.listening) web.close();
     await state.close();
     throw error;
   }

@@ -1,4 +1,4 @@
-import { createChatServer } from "./chat-server.js";
+import { type ChatServer, createChatServer } from "./chat-server.js";
 import { ConfigError, parseConfig, type ServerConfig } from "./ops/config.js";
 import { createLogger, flushLog } from "./ops/logger.js";
 import { hostPort } from "./transport/listen.js";
@@ -21,7 +21,16 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.logLevel, undefined, { burstPerSecond: config.logBurst });
-  const server = createChatServer(config, logger);
+  let server: ChatServer;
+  try {
+    server = createChatServer(config, logger);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`chat-server: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
   const stop = (signal: NodeJS.Signals) => {
     logger.info({ signal }, "signal received");
     server.shutdown().then(
@@ -38,6 +47,15 @@ async function main(): Promise<void> {
   };
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
+  // SIGHUP reloads the TLS certificate (a renewed one, say); files that are
+  // not usable leave the one in use, and say why.
+  process.on("SIGHUP", () => {
+    try {
+      if (!server.reloadTls()) logger.info("SIGHUP: no TLS certificate to reload");
+    } catch (err) {
+      logger.error({ error: err instanceof Error ? err.message : String(err) }, "TLS certificate not reloaded");
+    }
+  });
   try {
     const address = await server.listen();
     if (!logger.isLevelEnabled("info")) {

@@ -55,6 +55,10 @@ export interface ServerConfig {
   webPort?: number;
   /** Whether plain gRPC calls take the lean path (see grpc-lean-path.ts), or all go through Connect. */
   leanPath: boolean;
+  /** A PEM certificate chain file: with tlsKey, the gRPC port serves TLS, HTTP/2 and HTTP/1.1 by ALPN. */
+  tlsCert?: string;
+  /** The PEM private key file of tlsCert. */
+  tlsKey?: string;
 }
 
 /**
@@ -295,6 +299,10 @@ function createProgram(option: ReturnType<typeof optionsWithEnv>): Command {
     )
     .addOption(new Option("--no-web", "serve no chat page and no HTTP/1.1 port"))
     .addOption(new Option("--no-lean-path", "serve every call through Connect's handler, without the lean gRPC path"))
+    .addOption(
+      option("--tls-cert <file>", "PEM certificate chain: serve TLS on --port, HTTP/2 and HTTP/1.1 (the chat page too); reloaded on SIGHUP", "TLS_CERT"),
+    )
+    .addOption(option("--tls-key <file>", "PEM private key of --tls-cert", "TLS_KEY"))
     .addOption(option("--metrics-port <n>", "serve Prometheus metrics at /metrics on this port (off when unset)", "METRICS_PORT", integer(0, 65535)))
     .addOption(option("--redis <url>", "cluster mode: share state with other nodes through this Redis (redis://host:port)", "REDIS_URL", redisUrl))
     .addOption(
@@ -340,6 +348,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
   checkConsistency(o);
   const config = { ...o };
   if (config.metricsPort === undefined) delete config.metricsPort;
+  if (config.tlsCert === undefined) delete config.tlsCert;
+  if (config.tlsKey === undefined) delete config.tlsKey;
   if (config.redis === undefined) delete config.redis;
   const { web, ...rest } = config;
   if (web === false) delete rest.webPort;
@@ -348,6 +358,11 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
 
 /** Throws a ConfigError for values that are valid alone but not together. */
 function checkConsistency(o: ServerConfig & { web?: boolean }): void {
+  if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) {
+    throw new ConfigError(
+      o.tlsCert === undefined ? "--tls-key (TLS_KEY) needs --tls-cert (TLS_CERT) too" : "--tls-cert (TLS_CERT) needs --tls-key (TLS_KEY) too",
+    );
+  }
   if (!(logLevels as readonly string[]).includes(o.logLevel)) {
     throw new ConfigError(`environment variable LOG_LEVEL: expected one of ${logLevels.join(", ")}, got ${JSON.stringify(o.logLevel)}`);
   }

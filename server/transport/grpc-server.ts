@@ -4,10 +4,15 @@ import type { ServerConfig } from "../ops/config.js";
 import { guardConnection } from "./connection-guard.js";
 import { keepAlive } from "./keep-alive.js";
 import type { NodeHandler } from "./node-handler.js";
+import type { TlsFiles } from "./tls-files.js";
 
 /** The HTTP/2 listener and the connections it holds. */
 export interface GrpcServer {
-  readonly server: http2.Http2Server;
+  readonly server: http2.Http2Server | http2.Http2SecureServer;
+  /** Whether the port serves TLS. */
+  readonly secure: boolean;
+  /** Replaces the certificate and key of a TLS port for new connections. */
+  setTls(files: TlsFiles): void;
   /** The open connections. */
   readonly sessions: ReadonlySet<http2.ServerHttp2Session>;
   /** Resolves once no connection is open (at once when none is). */
@@ -15,26 +20,26 @@ export interface GrpcServer {
 }
 
 /**
- * Creates the cleartext HTTP/2 server of the gRPC port: its settings and
- * limits, and, on every connection, the PING keep-alive and the guards
- * against clients that hold resources without using them.
+ * Creates the HTTP/2 server of the gRPC port: its settings and limits, and,
+ * on every connection, the PING keep-alive and the guards against clients
+ * that hold resources without using them. With TLS, ALPN lets the same port
+ * serve HTTP/1.1 too, so that browsers reach the chat page, the Connect
+ * protocol and gRPC-Web there.
  */
-export function createGrpcServer(config: ServerConfig, handler: NodeHandler, logger: Logger): GrpcServer {
+export function createGrpcServer(config: ServerConfig, handler: NodeHandler, logger: Logger, tls?: TlsFiles): GrpcServer {
   const sessions = new Set<http2.ServerHttp2Session>();
   let onLastClosed: (() => void) | undefined;
-  const server = http2.createServer(
-    {
-      maxSessionMemory: config.maxSessionMemoryMb,
-      // Chat requests are small; a client with more headers than this is
-      // not one of ours.
-      maxHeaderListPairs: 64,
-      settings: {
-        maxConcurrentStreams: config.maxConcurrentStreams,
-        maxHeaderListSize: 16 * 1024,
-      },
+  const options: http2.ServerOptions = {
+    maxSessionMemory: config.maxSessionMemoryMb,
+    // Chat requests are small; a client with more headers than this is
+    // not one of ours.
+    maxHeaderListPairs: 64,
+    settings: {
+      maxConcurrentStreams: config.maxConcurrentStreams,
+      maxHeaderListSize: 16 * 1024,
     },
-    handler,
-  );
+  };
+  const server = tls === undefined ? http2.createServer(options, handler) : http2.createSecureServer({ ...options, ...tls, allowHTTP1: true }, handler);
   server.maxConnections = config.maxConnections;
   logRefusals(server, config.maxConnections, logger);
   server.on("session", (session) => {
@@ -52,8 +57,17 @@ export function createGrpcServer(config: ServerConfig, handler: NodeHandler, log
     session.on("error", (err) => logger.debug({ err }, "HTTP/2 session error"));
   });
   server.on("sessionError", (err) => logger.debug({ err }, "HTTP/2 session error"));
+  if (tls !== undefined) {
+    // A handshake that fails (a client that does not trust us, a port
+    // scanner) ends that socket alone.
+    server.on("tlsClientError", (err) => logger.debug({ err: err.message }, "TLS handshake failed"));
+  }
   return {
     server,
+    secure: tls !== undefined,
+    setTls(files) {
+      if ("setSecureContext" in server) server.setSecureContext(files);
+    },
     sessions,
     allClosed: () =>
       new Promise<void>((resolve) => {

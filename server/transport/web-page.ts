@@ -1,14 +1,46 @@
 import { readFile } from "node:fs/promises";
-import type * as http from "node:http";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import type { NodeHandler } from "./node-handler.js";
 
 const webDir = fileURLToPath(new URL("../../web/", import.meta.url));
+
+/**
+ * Headers on every file of the page: it runs only its own script and style,
+ * talks only to the origin it came from, and cannot be framed.
+ */
+const securityHeaders = {
+  "content-security-policy":
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "referrer-policy": "no-referrer",
+};
 
 /** The chat page: its files, ready to serve. */
 export interface WebPage {
   /** Serves GET / and the page's assets; returns false for any other request. */
-  serve(req: http.IncomingMessage, res: http.ServerResponse): boolean;
+  serve(req: Parameters<NodeHandler>[0], res: Parameters<NodeHandler>[1]): boolean;
+}
+
+/** A request listener that serves the chat page before the routes, once the page is built. */
+export interface SiteHandler {
+  readonly handle: NodeHandler;
+  setPage(page: WebPage): void;
+}
+
+/** Creates a {@link SiteHandler} in front of the routes' handler. */
+export function createSiteHandler(handler: NodeHandler): SiteHandler {
+  let page: WebPage | undefined;
+  return {
+    handle: (req, res) => {
+      if (page?.serve(req, res)) return;
+      handler(req, res);
+    },
+    setPage(value) {
+      page = value;
+    },
+  };
 }
 
 /**
@@ -43,13 +75,17 @@ export async function createWebPage(): Promise<WebPage> {
       if (file === undefined || (req.method !== "GET" && req.method !== "HEAD")) {
         return false;
       }
-      res.writeHead(200, {
+      res.statusCode = 200;
+      for (const [name, value] of Object.entries({
+        ...securityHeaders,
         "content-type": file.type,
         "content-length": Buffer.byteLength(file.body),
         "cache-control": "no-cache",
-        "x-content-type-options": "nosniff",
-      });
-      res.end(req.method === "HEAD" ? undefined : file.body);
+      })) {
+        res.setHeader(name, value);
+      }
+      if (req.method === "HEAD") res.end();
+      else res.end(file.body);
       return true;
     },
   };

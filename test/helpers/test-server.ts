@@ -35,7 +35,7 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
   return {
     server,
     port: address.port,
-    baseUrl: `http://127.0.0.1:${address.port}`,
+    baseUrl: `${config.tlsCert === undefined ? "http" : "https"}://127.0.0.1:${address.port}`,
     webUrl: `http://127.0.0.1:${server.webAddress?.port ?? 0}`,
     logs,
     stop: () => server.shutdown(),

@@ -1,0 +1,188 @@
+import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
+import * as https from "node:https";
+import { after, before, describe, it } from "node:test";
+import * as tls from "node:tls";
+import { Code, ConnectError } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
+import { type Browser, chromium } from "playwright-core";
+import { createChatClient } from "../../client/chat-client.js";
+import { createChatServer } from "../../server/chat-server.js";
+import { ConfigError, defaultConfig } from "../../server/ops/config.js";
+import { createLogger } from "../../server/ops/logger.js";
+import { openStream } from "../helpers/chat-stream.js";
+import { as, loadGrpcJsService, serverStream, unary } from "../helpers/grpc-js-client.js";
+import { createTestCa, type TestCa } from "../helpers/test-ca.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
+
+/** One HTTP/1.1 request over TLS (ALPN http/1.1), trusting the test CA. */
+function http1(port: number, ca: Buffer, path: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}) {
+  type Answer = { status: number; headers: Record<string, string | string[] | undefined>; body: string; alpn: string | false | null };
+  return new Promise<Answer>((resolve, reject) => {
+    const agent = new https.Agent({ ca, ALPNProtocols: ["http/1.1"], keepAlive: false });
+    const req = https.request({ host: "127.0.0.1", port, path, method: init.method ?? "GET", headers: init.headers, agent }, (res) => {
+      // An https response comes on a TLS socket.
+      const alpn = (res.socket as tls.TLSSocket).alpnProtocol;
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        body += chunk;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, alpn }));
+    });
+    req.on("error", reject);
+    req.end(init.body);
+  });
+}
+
+/** The certificate a TLS handshake with the port presents. */
+function presentedCertificate(port: number, ca: Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: "127.0.0.1", port, ca, ALPNProtocols: ["h2"] }, () => {
+      resolve(socket.getPeerX509Certificate()?.fingerprint256 ?? "");
+      socket.end();
+    });
+    socket.on("error", reject);
+  });
+}
+
+describe("TLS on the gRPC port", { timeout: 90_000 }, () => {
+  let ca: TestCa;
+  let t: TestServer;
+
+  before(async () => {
+    ca = createTestCa();
+    t = await startTestServer({ tlsCert: ca.certFile, tlsKey: ca.keyFile });
+  });
+  after(async () => {
+    await t.stop();
+    ca.remove();
+  });
+
+  it("serves connect-node over HTTP/2 with TLS", async () => {
+    assert.match(t.baseUrl, /^https:/);
+    const alice = createChatClient(t.baseUrl, "tls-alice", { ca: ca.ca });
+    const bob = createChatClient(t.baseUrl, "tls-bob", { ca: ca.ca });
+    const aliceStream = await openStream(alice, "tls-alice");
+    const bobStream = await openStream(bob, "tls-bob");
+    await alice.sendMessage({ channel: "tls-bob", text: "over TLS" });
+    assert.equal((await bobStream.waitForMessages(1))[0]?.text, "over TLS");
+    assert.ok(t.logs.some((l) => l.msg === "server listening" && l.tls === true && String(l.web).startsWith("https://")));
+    aliceStream.cancel();
+    bobStream.cancel();
+  });
+
+  it("serves grpc-js, an independent implementation, with the CA as its root", async () => {
+    const ChatService = loadGrpcJsService("chat/v1/chat.proto", "chat.v1.ChatService");
+    const client = new ChatService(`127.0.0.1:${t.port}`, grpc.credentials.createSsl(ca.ca));
+    const stream = serverStream<{ events: { kind: string; message?: { text: string } }[] }>(client, "connect", { username: "tls-carol" });
+    const texts: string[] = [];
+    const first = new Promise<void>((resolve) => stream.once("data", () => resolve()));
+    stream.on("data", (res) => {
+      for (const e of res.events) if (e.kind === "message") texts.push(e.message!.text);
+    });
+    stream.on("error", () => {});
+    await first;
+    await unary(client, "sendMessage", { channel: "tls-carol", text: "to myself" }, as("tls-carol"));
+    for (let i = 0; i < 200 && texts.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(texts, ["to myself"]);
+    stream.cancel();
+    client.close();
+  });
+
+  it("serves HTTP/1.1 on the same port by ALPN: the page, with its security headers, and the Connect protocol", async () => {
+    const page = await http1(t.port, ca.ca, "/");
+    assert.equal(page.alpn, "http/1.1");
+    assert.equal(page.status, 200);
+    assert.match(page.body, /<script type="module" src="\/app.js">/);
+    assert.match(String(page.headers["content-security-policy"]), /script-src 'self'/);
+    assert.equal(page.headers["x-content-type-options"], "nosniff");
+    const list = await http1(t.port, ca.ca, "/chat.v1.ChatService/ListChannels", {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "nobody" },
+      body: "{}",
+    });
+    // The Connect protocol answered (the caller is not online, so UNAUTHENTICATED, as JSON).
+    assert.equal(list.status, 401);
+    assert.equal(JSON.parse(list.body).code, "unauthenticated");
+  });
+
+  it("refuses a client that does not trust the certificate, and stays up", async () => {
+    const stranger = createChatClient(t.baseUrl, "tls-stranger");
+    // connect-node reports a certificate it cannot verify as INTERNAL, with OpenSSL's reason.
+    await assert.rejects(stranger.listChannels({}), (e) => ConnectError.from(e).code === Code.Internal && /certificate/.test(ConnectError.from(e).rawMessage));
+    const friend = createChatClient(t.baseUrl, "tls-friend", { ca: ca.ca });
+    const stream = await openStream(friend, "tls-friend");
+    stream.cancel();
+  });
+
+  it("takes a renewed certificate on reload, for new connections", async () => {
+    const before = await presentedCertificate(t.port, ca.ca);
+    assert.equal(before, new X509Certificate(readFileSync(ca.certFile)).fingerprint256);
+    ca.renew();
+    assert.equal(t.server.reloadTls(), true);
+    const renewed = await presentedCertificate(t.port, ca.ca);
+    assert.notEqual(renewed, before);
+    assert.equal(renewed, new X509Certificate(readFileSync(ca.certFile)).fingerprint256);
+    assert.ok(t.logs.some((l) => l.msg === "TLS certificate reloaded"));
+  });
+});
+
+describe("TLS configuration", () => {
+  it("names the flag and the file when a certificate cannot be read or does not match its key", () => {
+    const ca = createTestCa();
+    const other = createTestCa();
+    try {
+      const logger = createLogger("silent");
+      const start = (tlsCert: string, tlsKey: string) => () => createChatServer({ ...defaultConfig, port: 0, tlsCert, tlsKey }, logger);
+      assert.throws(
+        start(`${ca.dir}/missing.pem`, ca.keyFile),
+        (e) => e instanceof ConfigError && /^--tls-cert \(TLS_CERT\) .*missing\.pem: cannot read it/.test(e.message),
+      );
+      assert.throws(
+        start(ca.certFile, other.keyFile),
+        (e) => e instanceof ConfigError && /not a usable certificate and key/.test(e.message) && !e.message.includes("PRIVATE KEY"),
+      );
+    } finally {
+      ca.remove();
+      other.remove();
+    }
+  });
+});
+
+describe("the chat page over TLS in Chromium", { timeout: 90_000 }, () => {
+  let ca: TestCa;
+  let t: TestServer;
+  let browser: Browser;
+
+  before(async () => {
+    ca = createTestCa();
+    t = await startTestServer({ tlsCert: ca.certFile, tlsKey: ca.keyFile });
+    browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium", args: ["--no-sandbox"] });
+  });
+  after(async () => {
+    await browser.close();
+    await t.stop();
+    ca.remove();
+  });
+
+  it("chats from a page loaded from the TLS port (the test CA's certificate error ignored in this test only)", async () => {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await context.newPage();
+    await page.goto(`${t.baseUrl}/`);
+    await page.getByLabel("Username").fill("tls-page");
+    await page.getByRole("button", { name: "Connect" }).click();
+    await page.getByRole("status").filter({ hasText: "Connected as tls-page" }).waitFor();
+    const sender = createChatClient(t.baseUrl, "tls-sender", { ca: ca.ca });
+    const stream = await openStream(sender, "tls-sender");
+    await sender.sendMessage({ channel: "tls-page", text: "hello page over TLS" });
+    await page.locator("#channels button", { hasText: "tls-sender" }).click();
+    await page.locator("#messages li", { hasText: "hello page over TLS" }).waitFor();
+    await page.getByLabel("Message", { exact: true }).fill("hello back");
+    await page.getByRole("button", { name: "Send", exact: true }).click();
+    assert.equal((await stream.waitForMessages(1))[0]?.text, "hello back");
+    stream.cancel();
+    await context.close();
+  });
+});
