@@ -7,7 +7,7 @@ const program = new Command("chat-client")
   .description("A terminal client for the chat server. Reads commands from stdin; /help lists them.")
   .requiredOption("-u, --user <name>", "the username to connect as")
   .addOption(
-    new Option("-s, --server <url>", "the server: http://host:port, https://host:port (TLS), or host:port")
+    new Option("-s, --server <url>", "the server: http(s)://host:port, or host:port")
       .env("CHAT_SERVER")
       .default("http://127.0.0.1:50051")
       .argParser((value) => {

@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import { ChatService } from "../gen/chat/v1/chat_pb.js";
 import type { ChatBackend } from "./core/chat-backend.js";
 import { type BackendLifecycle, createBackend } from "./create-backend.js";
+import { createTokenVerifierFromConfig } from "./create-token-verifier.js";
 import { createChatMetrics } from "./ops/chat-metrics.js";
 import type { ServerConfig } from "./ops/config.js";
 import { createMetricsServer } from "./ops/metrics-server.js";
@@ -61,6 +62,7 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
     if (!stopping) health.setAll(up ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
   });
   const metrics = createChatMetrics(state.backend);
+  const tokens = createTokenVerifierFromConfig(config);
   const metricsServer = config.metricsPort === undefined ? undefined : createMetricsServer(metrics);
   const shutdownController = new AbortController();
   // Every call in flight listens to this signal (the framework links it to
@@ -73,6 +75,7 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
       logger,
       metrics,
       chatServiceOptions: { ...defaultChatServiceOptions, stallTimeoutMs: config.stallTimeoutMs, listPageSize: config.listPageSize },
+      ...(tokens === undefined ? {} : { tokens }),
     }),
     shutdownSignal: shutdownController.signal,
     readMaxBytes: config.readMaxBytes,

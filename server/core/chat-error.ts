@@ -44,6 +44,9 @@ export class ChatError extends Error {
  */
 export const chatErrors = {
   notSignedIn: (user: string) => new ChatError("not-signed-in", `${quote(user)} is not connected`),
+  notYourName: (tokenUser: string, name: string) =>
+    new ChatError("not-allowed", `the token is ${quote(tokenUser)}'s: a stream connects only as its token's user, not as ${quote(name)}`),
+  tokenExpired: (user: string) => new ChatError("not-signed-in", `the token of ${quote(user)} has expired: connect again with a fresh one`),
   usernameOnline: (user: string) => new ChatError("already-exists", `username ${quote(user)} is already online`),
   usernameIsGroup: (user: string) => new ChatError("already-exists", `${quote(user)} is the name of a group`),
   groupExists: (group: string) => new ChatError("already-exists", `group ${quote(group)} already exists`),

@@ -59,6 +59,18 @@ export interface ServerConfig {
   tlsCert?: string;
   /** The PEM private key file of tlsCert. */
   tlsKey?: string;
+  /** Signed identities: the HMAC secret of tokens (HS256/384/512). */
+  jwtSecret?: string;
+  /** Signed identities: a PEM public key file (RSA, EC or Ed25519) that verifies tokens. */
+  jwtPublicKey?: string;
+  /** Signed identities: the URL of a JSON Web Key Set that verifies tokens. */
+  jwksUrl?: string;
+  /** The "iss" tokens must carry. */
+  jwtIssuer?: string;
+  /** An "aud" tokens must carry. */
+  jwtAudience?: string;
+  /** The claim of a token that names its user. */
+  jwtUsernameClaim: string;
 }
 
 /**
@@ -111,6 +123,7 @@ export const defaultConfig: ServerConfig = {
   sweepMs: 2_000,
   webPort: 8080,
   leanPath: true,
+  jwtUsernameClaim: "sub",
 };
 
 /**
@@ -132,18 +145,25 @@ function integer(min: number, max: number) {
   };
 }
 
-function redisUrl(value: string): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new InvalidArgumentError(`expected a redis:// URL, got ${JSON.stringify(value)}`);
-  }
-  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
-    throw new InvalidArgumentError(`expected a redis:// or rediss:// URL, got ${JSON.stringify(value)}`);
-  }
-  return value;
+/** A parser of URLs with one of the given schemes, such as "http" and "https". */
+function urlWith(...schemes: string[]) {
+  const expected = schemes.map((scheme) => `${scheme}://`).join(" or ");
+  return (value: string): string => {
+    let protocol: string;
+    try {
+      protocol = new URL(value).protocol;
+    } catch {
+      throw new InvalidArgumentError(`expected a ${schemes[0]}:// URL, got ${JSON.stringify(value)}`);
+    }
+    if (!schemes.includes(protocol.slice(0, -1))) {
+      throw new InvalidArgumentError(`expected a ${expected} URL, got ${JSON.stringify(value)}`);
+    }
+    return value;
+  };
 }
+
+const httpUrl = urlWith("http", "https");
+const redisUrl = urlWith("redis", "rediss");
 
 /** The environment variable of each option that has one, and how to read its value. */
 type EnvTable = Map<string, { name: string; parse: (value: string) => unknown }>;
@@ -303,6 +323,14 @@ function createProgram(option: ReturnType<typeof optionsWithEnv>): Command {
       option("--tls-cert <file>", "PEM certificate chain: serve TLS on --port, HTTP/2 and HTTP/1.1 (the chat page too); reloaded on SIGHUP", "TLS_CERT"),
     )
     .addOption(option("--tls-key <file>", "PEM private key of --tls-cert", "TLS_KEY"))
+    .addOption(
+      option("--jwt-secret <secret>", "signed identities: every call carries a token signed with this HMAC secret (prefer the variable)", "JWT_SECRET"),
+    )
+    .addOption(option("--jwt-public-key <file>", "signed identities: tokens verify with this PEM public key (RSA, EC or Ed25519)", "JWT_PUBLIC_KEY"))
+    .addOption(option("--jwks-url <url>", "signed identities: tokens verify with the keys at this JWKS URL", "JWKS_URL", httpUrl))
+    .addOption(option("--jwt-issuer <iss>", "signed identities: the issuer tokens must name", "JWT_ISSUER"))
+    .addOption(option("--jwt-audience <aud>", "signed identities: an audience tokens must name", "JWT_AUDIENCE"))
+    .addOption(option("--jwt-username-claim <claim>", "signed identities: the claim that names the user", "JWT_USERNAME_CLAIM").default(d.jwtUsernameClaim))
     .addOption(option("--metrics-port <n>", "serve Prometheus metrics at /metrics on this port (off when unset)", "METRICS_PORT", integer(0, 65535)))
     .addOption(option("--redis <url>", "cluster mode: share state with other nodes through this Redis (redis://host:port)", "REDIS_URL", redisUrl))
     .addOption(
@@ -350,6 +378,9 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
   if (config.metricsPort === undefined) delete config.metricsPort;
   if (config.tlsCert === undefined) delete config.tlsCert;
   if (config.tlsKey === undefined) delete config.tlsKey;
+  for (const key of ["jwtSecret", "jwtPublicKey", "jwksUrl", "jwtIssuer", "jwtAudience"] as const) {
+    if (config[key] === undefined) delete config[key];
+  }
   if (config.redis === undefined) delete config.redis;
   const { web, ...rest } = config;
   if (web === false) delete rest.webPort;
@@ -358,6 +389,20 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
 
 /** Throws a ConfigError for values that are valid alone but not together. */
 function checkConsistency(o: ServerConfig & { web?: boolean }): void {
+  const keySources = [
+    ["--jwt-secret (JWT_SECRET)", o.jwtSecret],
+    ["--jwt-public-key (JWT_PUBLIC_KEY)", o.jwtPublicKey],
+    ["--jwks-url (JWKS_URL)", o.jwksUrl],
+  ].filter(([, value]) => value !== undefined);
+  if (keySources.length > 1) {
+    throw new ConfigError(`${keySources.map(([flag]) => flag).join(" and ")}: give one source of token keys, not ${keySources.length}`);
+  }
+  if (keySources.length === 0 && (o.jwtIssuer !== undefined || o.jwtAudience !== undefined)) {
+    throw new ConfigError(`--jwt-issuer and --jwt-audience need a source of token keys: --jwt-secret, --jwt-public-key or --jwks-url`);
+  }
+  if (o.jwtSecret !== undefined && Buffer.byteLength(o.jwtSecret) < 32) {
+    throw new ConfigError("--jwt-secret (JWT_SECRET): use at least 32 bytes, or HS256 tokens can be forged by guessing it");
+  }
   if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) {
     throw new ConfigError(
       o.tlsCert === undefined ? "--tls-key (TLS_KEY) needs --tls-cert (TLS_CERT) too" : "--tls-cert (TLS_CERT) needs --tls-key (TLS_KEY) too",

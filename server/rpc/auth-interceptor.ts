@@ -51,27 +51,40 @@ export function parseAuthorization(value: string | null): Authorization {
 }
 
 /**
- * Creates an interceptor that admits a call only when its authorization header
- * names an online user, and hands that username to the handler through
- * {@link userKey}. Calls to the exempt methods pass untouched.
+ * Creates an interceptor that admits a call only when its caller is an
+ * online user, and hands that username to the handler through
+ * {@link userKey}. The caller is the username the authorization header
+ * names, or, with signed identities, the user of the token that the request
+ * gate (token-gate.ts) verified. Calls to the exempt methods pass untouched.
  */
-export function createAuthInterceptor(isOnline: (username: string) => boolean | Promise<boolean>, exempt: DescMethod[]): Interceptor {
+export function createAuthInterceptor(isOnline: (username: string) => boolean | Promise<boolean>, exempt: DescMethod[], signed = false): Interceptor {
   const exemptMethods = new Set(exempt);
   return (next) => async (req) => {
     if (exemptMethods.has(req.method)) {
       return next(req);
     }
-    const authorization = parseAuthorization(req.header.get("authorization"));
-    if ("problem" in authorization) {
-      throw new ConnectError(authorization.problem, Code.Unauthenticated);
-    }
-    const { username } = authorization;
+    const username = signed ? verifiedUser(req.contextValues.get(userKey)) : namedUser(req.header.get("authorization"));
     if (!(await isOnline(username))) {
       throw new ConnectError(`"authorization" names ${quote(username)}, which is not connected`, Code.Unauthenticated);
     }
     req.contextValues.set(userKey, username);
     return next(req);
   };
+}
+
+/** The username an authorization header names, in the default mode; throws UNAUTHENTICATED for a malformed one. */
+function namedUser(header: string | null): string {
+  const authorization = parseAuthorization(header);
+  if ("problem" in authorization) {
+    throw new ConnectError(authorization.problem, Code.Unauthenticated);
+  }
+  return authorization.username;
+}
+
+/** The username of the token the request gate verified; a call it did not see is a wiring mistake, refused. */
+function verifiedUser(username: string | undefined): string {
+  if (username === undefined) throw new ConnectError("the call carries no verified token", Code.Unauthenticated);
+  return username;
 }
 
 /**

@@ -15,6 +15,8 @@ import { type ChatServiceOptions, createChatService, defaultChatServiceOptions }
 import { createErrorInterceptor } from "./error-interceptor.js";
 import { createLogInterceptor } from "./log-interceptor.js";
 import { createMetricsInterceptor } from "./metrics-interceptor.js";
+import { createTokenGate } from "./token-gate.js";
+import type { TokenVerifier } from "./token-verifier.js";
 
 /** What the routes are built on. */
 export interface RoutesDeps {
@@ -24,6 +26,8 @@ export interface RoutesDeps {
   chatServiceOptions?: ChatServiceOptions;
   /** Where the chat service counts what it does; nothing is counted without it. */
   metrics?: ChatMetrics;
+  /** Signed identities: every chat call must carry a token this verifies. The authorization header names the caller when undefined. */
+  tokens?: TokenVerifier;
 }
 
 /**
@@ -32,7 +36,7 @@ export interface RoutesDeps {
  * This is the server's one routing table: the real server's transport and
  * the in-memory test transport both register it.
  */
-export function createRoutes({ backend, health, logger, chatServiceOptions, metrics }: RoutesDeps): (router: ConnectRouter) => void {
+export function createRoutes({ backend, health, logger, chatServiceOptions, metrics, tokens }: RoutesDeps): (router: ConnectRouter) => void {
   const chat = createChatService(backend, logger, chatServiceOptions ?? defaultChatServiceOptions, metrics);
   const interceptors = [
     // The first interceptor is the outermost: metrics and the log see the
@@ -40,12 +44,13 @@ export function createRoutes({ backend, health, logger, chatServiceOptions, metr
     ...(metrics ? [createMetricsInterceptor(metrics)] : []),
     createLogInterceptor(logger),
     createErrorInterceptor(),
-    createAuthInterceptor((username) => backend.isOnline(username), [ChatService.method.connect]),
+    createAuthInterceptor((username) => backend.isOnline(username), [ChatService.method.connect], tokens !== undefined),
   ];
+  const requestGate = tokens === undefined ? undefined : createTokenGate(tokens);
   const reflection = createReflectionServices(createReflectionIndex([ChatService, Health, reflectionV1.ServerReflection, reflectionV1alpha.ServerReflection]));
   const healthService = createHealthService(health);
   return (router) => {
-    router.service(ChatService, chat, { interceptors });
+    router.service(ChatService, chat, requestGate === undefined ? { interceptors } : { interceptors, requestGate });
     router.service(Health, healthService);
     router.service(reflectionV1.ServerReflection, reflection.v1);
     router.service(reflectionV1alpha.ServerReflection, reflection.v1alpha);

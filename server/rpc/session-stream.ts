@@ -10,6 +10,8 @@ import { toConnectResponse } from "./connect-response.js";
 import { hardCloseKey } from "./hard-close-key.js";
 import { createStallWatch } from "./stall-watch.js";
 import { endReasonKey } from "./stream-end.js";
+import { tokenExpiresAtKey } from "./token-gate.js";
+import { tokenLeewaySeconds } from "./token-verifier.js";
 
 /** Settings of the chat's Connect streams. */
 export interface SessionStreamOptions {
@@ -94,7 +96,11 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
     };
     session.signal.addEventListener("abort", onCutOff);
     ctx.signal.addEventListener("abort", onCallEnd);
-    return close;
+    const expiry = expireWithToken(ctx.values.get(tokenExpiresAtKey), () => release(session, chatErrors.tokenExpired(session.username)));
+    return (reason) => {
+      clearTimeout(expiry);
+      close(reason);
+    };
   }
 
   return async function* connect(req, ctx) {
@@ -102,6 +108,9 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
       // The server is shutting down: no new sessions.
       throw ctx.signal.reason;
     }
+    // With signed identities, the token's user may only connect as itself.
+    const verified = ctx.values.get(userKey);
+    if (verified !== undefined && verified !== req.username) throw chatErrors.notYourName(verified, req.username);
     // The name the stream claims is its caller, for the log and the metrics.
     ctx.values.set(userKey, req.username);
     const session = await backend.connect(req.username);
@@ -137,4 +146,19 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
       close(reason);
     }
   };
+}
+
+/**
+ * Calls expire when the token expires (plus the leeway tokens get), so
+ * that the client reconnects with a fresh token rather than keep a stream
+ * that no valid credential backs. A token without "exp", or one valid for
+ * longer than a timer reaches (about 24 days), sets no timer.
+ */
+function expireWithToken(expiresAt: number | undefined, expire: () => void): NodeJS.Timeout | undefined {
+  if (expiresAt === undefined) return undefined;
+  const delay = Math.max(0, expiresAt + tokenLeewaySeconds * 1000 - Date.now());
+  if (delay > 2 ** 31 - 1) return undefined;
+  const timer = setTimeout(expire, delay);
+  timer.unref();
+  return timer;
 }

@@ -5,6 +5,7 @@ import {
   ConnectError,
   type ContextValues,
   createHandlerContext,
+  type HandlerContext,
   type Interceptor,
   type MethodImplSpec,
   type StreamRequest,
@@ -43,17 +44,24 @@ export interface LeanMethod {
   spec: LeanSpec;
   interceptors: Interceptor[];
   serialization: MethodSerializationLookup<DescMessage, DescMessage>;
+  /** Connect's requestGate of the route: it runs before the request is decompressed or parsed. */
+  requestGate: ((context: HandlerContext) => void | Promise<void>) | undefined;
 }
 
 /**
  * Prepares a method for the lean path, or returns undefined for the kinds
  * it does not serve (client and bidi streams).
  */
-export function createLeanMethod(spec: MethodImplSpec, interceptors: Interceptor[], readMaxBytes: number): LeanMethod | undefined {
+export function createLeanMethod(
+  spec: MethodImplSpec,
+  interceptors: Interceptor[],
+  readMaxBytes: number,
+  requestGate?: (context: HandlerContext) => void | Promise<void>,
+): LeanMethod | undefined {
   if (spec.kind !== "unary" && spec.kind !== "server_streaming") return undefined;
   const limits = validateReadWriteMaxBytes(readMaxBytes, undefined, undefined);
   const serialization = createMethodSerializationLookup(spec.method, undefined, undefined, { readMaxBytes: limits.readMaxBytes, writeMaxBytes: 0xffffffff });
-  return { spec, interceptors, serialization };
+  return { spec, interceptors, serialization, requestGate };
 }
 
 /** Called when the lean path hands a request back to Connect, with the body bytes it already read. */
@@ -189,16 +197,21 @@ function single(value: string | string[] | undefined): string | null | undefined
  * parse goes back to Connect, which answers it with its own status.
  */
 async function serve(call: LeanCall, flags: number, data: Uint8Array, chunks: Buffer[], readMaxBytes: number, fallback: Fallback): Promise<void> {
+  // As in Connect, the gate sees the call before its message is decompressed
+  // or parsed, and a refusal ends the call there.
+  const gated = call.method.requestGate === undefined ? undefined : await passGate(call, call.method.requestGate);
+  if (gated === false) return;
   let input: MessageShape<DescMessage>;
   try {
     const envelope = await envelopeDecompress({ flags, data }, call.compression, readMaxBytes);
     input = call.method.serialization.getI(true).parse(envelope.data);
   } catch {
+    gated?.abort(callEnded);
     fallback(chunks);
     return;
   }
   call.hooks.served?.();
-  const context = createContext(call);
+  const context = gated ?? createContext(call);
   try {
     if (call.method.spec.kind === "unary") {
       await serveUnary(call, call.method.spec, context, input);
@@ -213,6 +226,24 @@ async function serve(call: LeanCall, flags: number, data: Uint8Array, chunks: Bu
     // a direct message in the profile); a shared reason costs nothing, and no
     // handler can see the difference, since its call has already ended.
     context.abort(callEnded);
+  }
+}
+
+/**
+ * Runs the route's request gate on a new context: resolves with the context
+ * when the gate lets the call through, or with false once a refused call has
+ * been answered with the gate's error.
+ */
+async function passGate(call: LeanCall, gate: (context: HandlerContext) => void | Promise<void>): Promise<LeanContext | false> {
+  const context = createContext(call);
+  try {
+    await gate(context);
+    return context;
+  } catch (error) {
+    call.hooks.served?.();
+    endWithError(call, context, error, false);
+    context.abort(callEnded);
+    return false;
   }
 }
 

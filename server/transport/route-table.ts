@@ -31,7 +31,7 @@ export function createRouteTable(routes: (router: ConnectRouter) => void, option
   const prepare = (spec: MethodImplSpec, handlerOptions: Partial<UniversalHandlerOptions> | undefined) => {
     // As in Connect's router, a route's own options replace the router's.
     const interceptors: Interceptor[] = handlerOptions?.interceptors ?? options.interceptors ?? [];
-    const method = createLeanMethod(spec, interceptors, options.readMaxBytes);
+    const method = createLeanMethod(spec, interceptors, options.readMaxBytes, handlerOptions?.requestGate ?? options.requestGate);
     if (method !== undefined) lean.set(spec.method, method);
   };
   const recorder: ConnectRouter = {
