@@ -7,17 +7,18 @@ import { ChatService } from "../gen/chat/v1/chat_pb.js";
 import type { ChatBackend } from "./core/chat-backend.js";
 import { type BackendLifecycle, createBackend } from "./create-backend.js";
 import { createTokenVerifierFromConfig } from "./create-token-verifier.js";
-import { createChatMetrics } from "./ops/chat-metrics.js";
+import { type ChatMetrics, createChatMetrics } from "./ops/chat-metrics.js";
 import type { ServerConfig } from "./ops/config.js";
 import { createMetricsServer } from "./ops/metrics-server.js";
 import { defaultChatServiceOptions } from "./rpc/chat-service.js";
-import { createRoutes } from "./rpc/routes.js";
+import { createRoutes, type RoutesDeps } from "./rpc/routes.js";
 import { createHealthStatus, type HealthStatus, ServingStatus } from "./standard/health-status.js";
 import { closeGracefully } from "./transport/graceful-close.js";
 import { createGrpcServer, type GrpcServer } from "./transport/grpc-server.js";
 import { boundAddress, hostPort, listenOn } from "./transport/listen.js";
 import { createNodeHandler } from "./transport/node-handler.js";
 import { readTlsFiles } from "./transport/tls-files.js";
+import { createWebGuard } from "./transport/web-guard.js";
 import { createSiteHandler, createWebPage, type SiteHandler } from "./transport/web-page.js";
 import { createWebServer } from "./transport/web-server.js";
 
@@ -62,21 +63,13 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
     if (!stopping) health.setAll(up ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
   });
   const metrics = createChatMetrics(state.backend);
-  const tokens = createTokenVerifierFromConfig(config);
   const metricsServer = config.metricsPort === undefined ? undefined : createMetricsServer(metrics);
   const shutdownController = new AbortController();
   // Every call in flight listens to this signal (the framework links it to
   // the call's own), so thousands of listeners are the normal case.
   setMaxListeners(0, shutdownController.signal);
   const handler = createNodeHandler({
-    routes: createRoutes({
-      backend: state.backend,
-      health,
-      logger,
-      metrics,
-      chatServiceOptions: { ...defaultChatServiceOptions, stallTimeoutMs: config.stallTimeoutMs, listPageSize: config.listPageSize },
-      ...(tokens === undefined ? {} : { tokens }),
-    }),
+    routes: createRoutes(routesDeps(config, state, health, logger, metrics)),
     shutdownSignal: shutdownController.signal,
     readMaxBytes: config.readMaxBytes,
     leanPath: config.leanPath,
@@ -88,8 +81,13 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
   // With TLS, browsers reach the gRPC port too (HTTP/2 or HTTP/1.1 by ALPN):
   // it serves the page as the web port does.
   const site = createSiteHandler(handler);
-  const grpc = createGrpcServer(config, tls === undefined ? handler : site.handle, logger, tls);
-  const web = createWebServer(config, site.handle);
+  const grpc = createGrpcServer(
+    config,
+    tls === undefined ? handler : createWebGuard(site.handle, { origins: config.webOrigin, hosts: undefined }),
+    logger,
+    tls,
+  );
+  const web = createWebServer(config, createWebGuard(site.handle, { origins: config.webOrigin, hosts: config.webHost }), logger);
 
   return {
     backend: state.backend,
@@ -127,6 +125,30 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
       })();
       return stopping;
     },
+  };
+}
+
+/** What the routes are built on, from the configuration. */
+function routesDeps(config: ServerConfig, state: BackendLifecycle, health: HealthStatus, logger: Logger, metrics: ChatMetrics): RoutesDeps {
+  const tokens = createTokenVerifierFromConfig(config);
+  const limited = config.sendRate > 0 || config.connectRatePerIp > 0;
+  return {
+    backend: state.backend,
+    health,
+    logger,
+    metrics,
+    chatServiceOptions: { ...defaultChatServiceOptions, stallTimeoutMs: config.stallTimeoutMs, listPageSize: config.listPageSize },
+    ...(tokens === undefined ? {} : { tokens }),
+    ...(limited
+      ? {
+          rateLimits: {
+            sendRate: config.sendRate,
+            sendBurst: config.sendBurst,
+            connectRate: config.connectRatePerIp,
+            ...(state.store === undefined ? {} : { store: state.store }),
+          },
+        }
+      : {}),
   };
 }
 

@@ -1,3 +1,4 @@
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { createRedisBackend } from "./cluster/redis-backend.js";
 import type { ChatBackend } from "./core/chat-backend.js";
@@ -8,6 +9,8 @@ import { ConfigError, type ServerConfig } from "./ops/config.js";
 /** A backend, and how its connection to shared state starts and ends. */
 export interface BackendLifecycle {
   backend: ChatBackend;
+  /** In cluster mode, the Redis connection that other shared state (rate limits) may use. */
+  store: Redis | undefined;
   /** Connects to shared state; rejects when it cannot be reached. Resolves with the node's id in cluster mode. */
   start(): Promise<string | undefined>;
   close(): Promise<void>;
@@ -33,7 +36,7 @@ function backendLimits(
  */
 export function createBackend(config: ServerConfig, logger: Logger, onAvailability: (up: boolean) => void): BackendLifecycle {
   if (config.redis === undefined) {
-    return { backend: createMemoryBackend(backendLimits(config)), start: async () => undefined, close: async () => {} };
+    return { backend: createMemoryBackend(backendLimits(config)), store: undefined, start: async () => undefined, close: async () => {} };
   }
   const url = config.redis;
   const cluster = createRedisBackend({
@@ -46,6 +49,7 @@ export function createBackend(config: ServerConfig, logger: Logger, onAvailabili
   });
   return {
     backend: cluster,
+    store: cluster.store,
     start: async () => {
       try {
         await cluster.start();

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { Redis } from "ioredis";
 import { pageOf, sortChannels } from "../core/channel-page.js";
 import type { ChatBackend, ChatStats } from "../core/chat-backend.js";
 import { type ChatError, chatErrors } from "../core/chat-error.js";
@@ -32,6 +33,8 @@ export interface RedisBackendOptions extends Omit<RedisNodeOptions, "onDelivery"
 export interface RedisBackend extends ChatBackend, Pick<RedisNode, "available" | "start" | "close"> {
   /** This node's id, new at every start. */
   readonly nodeId: string;
+  /** The command connection, for what else the nodes share (rate limits). */
+  readonly store: Redis;
 }
 
 /**
@@ -95,6 +98,7 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
 
   const backend: RedisBackend = {
     nodeId: node.id,
+    store: redis,
     get available() {
       return node.available;
     },

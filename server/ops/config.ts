@@ -71,6 +71,18 @@ export interface ServerConfig {
   jwtAudience?: string;
   /** The claim of a token that names its user. */
   jwtUsernameClaim: string;
+  /** Messages one user may send per second, sustained; 0 for no limit. */
+  sendRate: number;
+  /** Messages one user may send at once above sendRate. */
+  sendBurst: number;
+  /** Connections one IP address may hold on each port at once; 0 for no limit. */
+  maxConnectionsPerIp: number;
+  /** Connect attempts one IP address may make per second; 0 for no limit. */
+  connectRatePerIp: number;
+  /** Origins (scheme://host:port) whose pages may call the server from a browser, besides the page's own. */
+  webOrigin: string[];
+  /** Host names the web port answers to, besides IP addresses and localhost. */
+  webHost: string[];
 }
 
 /**
@@ -124,6 +136,12 @@ export const defaultConfig: ServerConfig = {
   webPort: 8080,
   leanPath: true,
   jwtUsernameClaim: "sub",
+  sendRate: 0,
+  sendBurst: 100,
+  maxConnectionsPerIp: 0,
+  connectRatePerIp: 0,
+  webOrigin: [],
+  webHost: [],
 };
 
 /**
@@ -163,6 +181,28 @@ function urlWith(...schemes: string[]) {
 }
 
 const httpUrl = urlWith("http", "https");
+
+/** A parser of a comma-separated list, each item read by parse. */
+function list(parse: (value: string) => string) {
+  return (value: string): string[] =>
+    value
+      .split(",")
+      .map((item) => item.trim())
+      .filter((item) => item !== "")
+      .map(parse);
+}
+
+function origin(value: string): string {
+  const url = new URL(httpUrl(value));
+  if (url.origin !== value.replace(/\/$/, ""))
+    throw new InvalidArgumentError(`expected an origin such as https://chat.example.com, got ${JSON.stringify(value)}`);
+  return url.origin;
+}
+
+function hostName(value: string): string {
+  if (!/^[a-z0-9.-]+$/i.test(value)) throw new InvalidArgumentError(`expected a host name such as chat.example.com, got ${JSON.stringify(value)}`);
+  return value.toLowerCase();
+}
 const redisUrl = urlWith("redis", "rediss");
 
 /** The environment variable of each option that has one, and how to read its value. */
@@ -330,6 +370,40 @@ function createProgram(option: ReturnType<typeof optionsWithEnv>): Command {
     .addOption(option("--jwks-url <url>", "signed identities: tokens verify with the keys at this JWKS URL", "JWKS_URL", httpUrl))
     .addOption(option("--jwt-issuer <iss>", "signed identities: the issuer tokens must name", "JWT_ISSUER"))
     .addOption(option("--jwt-audience <aud>", "signed identities: an audience tokens must name", "JWT_AUDIENCE"))
+    .addOption(option("--send-rate <n>", "messages one user may send per second (0: no limit)", "SEND_RATE", integer(0, 1_000_000)).default(d.sendRate))
+    .addOption(option("--send-burst <n>", "messages one user may send at once above --send-rate", "SEND_BURST", integer(0, 1_000_000)).default(d.sendBurst))
+    .addOption(
+      option(
+        "--max-connections-per-ip <n>",
+        "connections one IP address may hold on each port (0: no limit)",
+        "MAX_CONNECTIONS_PER_IP",
+        integer(0, 1_000_000),
+      ).default(d.maxConnectionsPerIp),
+    )
+    .addOption(
+      option(
+        "--connect-rate-per-ip <n>",
+        "Connect attempts one IP address may make per second (0: no limit)",
+        "CONNECT_RATE_PER_IP",
+        integer(0, 1_000_000),
+      ).default(d.connectRatePerIp),
+    )
+    .addOption(
+      option(
+        "--web-origin <origins>",
+        "comma-separated origins whose pages may call the server (CORS), besides the page's own",
+        "WEB_ORIGIN",
+        list(origin),
+      ).default(d.webOrigin),
+    )
+    .addOption(
+      option(
+        "--web-host <names>",
+        "comma-separated host names the web port answers to, besides IP addresses and localhost",
+        "WEB_HOST",
+        list(hostName),
+      ).default(d.webHost),
+    )
     .addOption(option("--jwt-username-claim <claim>", "signed identities: the claim that names the user", "JWT_USERNAME_CLAIM").default(d.jwtUsernameClaim))
     .addOption(option("--metrics-port <n>", "serve Prometheus metrics at /metrics on this port (off when unset)", "METRICS_PORT", integer(0, 65535)))
     .addOption(option("--redis <url>", "cluster mode: share state with other nodes through this Redis (redis://host:port)", "REDIS_URL", redisUrl))

@@ -15,6 +15,7 @@ import { type ChatServiceOptions, createChatService, defaultChatServiceOptions }
 import { createErrorInterceptor } from "./error-interceptor.js";
 import { createLogInterceptor } from "./log-interceptor.js";
 import { createMetricsInterceptor } from "./metrics-interceptor.js";
+import { createRateLimitInterceptor, type RateLimits } from "./rate-limit-interceptor.js";
 import { createTokenGate } from "./token-gate.js";
 import type { TokenVerifier } from "./token-verifier.js";
 
@@ -28,6 +29,8 @@ export interface RoutesDeps {
   metrics?: ChatMetrics;
   /** Signed identities: every chat call must carry a token this verifies. The authorization header names the caller when undefined. */
   tokens?: TokenVerifier;
+  /** Per-user and per-address rate limits; none when undefined. */
+  rateLimits?: Omit<RateLimits, "sendMethod" | "connectMethod">;
 }
 
 /**
@@ -36,7 +39,7 @@ export interface RoutesDeps {
  * This is the server's one routing table: the real server's transport and
  * the in-memory test transport both register it.
  */
-export function createRoutes({ backend, health, logger, chatServiceOptions, metrics, tokens }: RoutesDeps): (router: ConnectRouter) => void {
+export function createRoutes({ backend, health, logger, chatServiceOptions, metrics, tokens, rateLimits }: RoutesDeps): (router: ConnectRouter) => void {
   const chat = createChatService(backend, logger, chatServiceOptions ?? defaultChatServiceOptions, metrics);
   const interceptors = [
     // The first interceptor is the outermost: metrics and the log see the
@@ -45,6 +48,10 @@ export function createRoutes({ backend, health, logger, chatServiceOptions, metr
     createLogInterceptor(logger),
     createErrorInterceptor(),
     createAuthInterceptor((username) => backend.isOnline(username), [ChatService.method.connect], tokens !== undefined),
+    // After auth: the send limit is per authenticated user.
+    ...(rateLimits === undefined
+      ? []
+      : [createRateLimitInterceptor({ ...rateLimits, sendMethod: ChatService.method.sendMessage, connectMethod: ChatService.method.connect })]),
   ];
   const requestGate = tokens === undefined ? undefined : createTokenGate(tokens);
   const reflection = createReflectionServices(createReflectionIndex([ChatService, Health, reflectionV1.ServerReflection, reflectionV1alpha.ServerReflection]));

@@ -1,6 +1,7 @@
 import * as http2 from "node:http2";
 import type { Logger } from "pino";
 import type { ServerConfig } from "../ops/config.js";
+import { limitConnectionsPerAddress } from "./address-limit.js";
 import { guardConnection } from "./connection-guard.js";
 import { keepAlive } from "./keep-alive.js";
 import type { NodeHandler } from "./node-handler.js";
@@ -42,6 +43,7 @@ export function createGrpcServer(config: ServerConfig, handler: NodeHandler, log
   const server = tls === undefined ? http2.createServer(options, handler) : http2.createSecureServer({ ...options, ...tls, allowHTTP1: true }, handler);
   server.maxConnections = config.maxConnections;
   logRefusals(server, config.maxConnections, logger);
+  if (config.maxConnectionsPerIp > 0) limitConnectionsPerAddress(server, config.maxConnectionsPerIp, logger);
   server.on("session", (session) => {
     sessions.add(session);
     const stopPinging = keepAlive(session, config.pingIntervalMs, config.pingTimeoutMs, logger);

@@ -5,6 +5,7 @@ import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, un
 import type { Logger } from "pino";
 import type { ChatMetrics } from "../ops/chat-metrics.js";
 import { hardCloseKey } from "../rpc/hard-close-key.js";
+import { clientAddressKey } from "../rpc/rate-limit-interceptor.js";
 import { createGrpcLeanPath } from "./grpc-lean-path.js";
 import { hardClose } from "./hard-close.js";
 import { createRequestBodyGuard, type RequestBodyLimits } from "./request-body-guard.js";
@@ -97,7 +98,7 @@ export function createNodeHandler(options: NodeHandlerOptions): NodeHandler {
     if ("stream" in req && guardBody !== undefined && route.lean !== undefined) {
       guardBody(req.stream);
     }
-    const values = createContextValues().set(hardCloseKey, hardClose(req, res));
+    const values = createContextValues().set(hardCloseKey, hardClose(req, res)).set(clientAddressKey, req.socket.remoteAddress);
     const fallback = (consumed: Buffer[] = []) => viaConnect(route, req, res, values, consumed);
     if ("stream" in req && route.lean !== undefined && leanPath?.(route.lean, req, res as http2.Http2ServerResponse, values, fallback)) {
       return;

@@ -1,5 +1,7 @@
 import * as http from "node:http";
+import type { Logger } from "pino";
 import type { ServerConfig } from "../ops/config.js";
+import { limitConnectionsPerAddress } from "./address-limit.js";
 import type { NodeHandler } from "./node-handler.js";
 
 /**
@@ -7,7 +9,7 @@ import type { NodeHandler } from "./node-handler.js";
  * so they reach the same handler (the Connect protocol and gRPC-Web over
  * HTTP/1.1), next to the chat page, on a port of their own.
  */
-export function createWebServer(config: ServerConfig, handler: NodeHandler): http.Server {
+export function createWebServer(config: ServerConfig, handler: NodeHandler, logger: Logger): http.Server {
   const server = http.createServer(
     {
       headersTimeout: config.webHeadersTimeoutMs,
@@ -21,5 +23,6 @@ export function createWebServer(config: ServerConfig, handler: NodeHandler): htt
   // The web port's sockets count against the same descriptors as the gRPC
   // port's, and get the same cap (it rarely matters: browsers are few).
   server.maxConnections = config.maxConnections;
+  if (config.maxConnectionsPerIp > 0) limitConnectionsPerAddress(server, config.maxConnectionsPerIp, logger);
   return server;
 }
