@@ -29,6 +29,8 @@ export interface RawH2Options {
   ackSettings?: boolean;
   /** Answer the server's PINGs (default true). */
   answerPings?: boolean;
+  /** The local address to connect from, such as 127.0.0.2, to look like another host on loopback. */
+  localAddress?: string;
 }
 
 /** One raw HTTP/2 connection. */
@@ -94,7 +96,7 @@ export function grpcHeaders(path: string, extra: [string, string][] = []): [stri
 
 /** Connects to a server on loopback and sends the preface and SETTINGS. */
 export async function connectRawH2(port: number, options: RawH2Options = {}): Promise<RawH2Client> {
-  const socket = net.connect(port, "127.0.0.1");
+  const socket = net.connect({ port, host: "127.0.0.1", ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }) });
   socket.on("error", () => {});
   await new Promise<void>((resolve, reject) => {
     socket.once("connect", resolve);
