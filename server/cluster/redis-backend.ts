@@ -105,10 +105,10 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     start: () => node.start(),
     close: () => node.close(),
 
-    async connect(username) {
+    async connect(username, options) {
       assertValidName(username, "username");
       if (sessions.has(username)) throw chatErrors.usernameOnline(username);
-      const status = await call(() => redis.chatConnect(node.id, username));
+      const status = await call(() => redis.chatConnect(node.id, username, options?.reclaim === true ? "reclaim" : ""));
       if (status === "user-exists") throw chatErrors.usernameOnline(username);
       if (status === "group-exists") throw chatErrors.usernameIsGroup(username);
       if (status !== "ok") throw unavailable();

@@ -6,7 +6,7 @@ import { scripts } from "./redis-scripts.js";
 
 /** The chat's Lua scripts, as ioredis commands; each answers a status word. */
 export interface ChatCommands {
-  chatConnect(node: string, user: string): Promise<string>;
+  chatConnect(node: string, user: string, reclaim: string): Promise<string>;
   chatDisconnect(node: string, user: string): Promise<string>;
   chatSweep(node: string): Promise<string>;
   chatReleaseNode(node: string): Promise<string>;

@@ -39,12 +39,19 @@ local function release_node(node)
 end
 `;
 
-/** ARGV: node, username. */
+/** ARGV: node, username, "reclaim" to take the name from a group that holds it. */
 const connectScript = `
-local node, u = ARGV[1], ARGV[2]
+local node, u, reclaim = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('EXISTS', 'chat:lease:' .. node) == 0 then return 'no-lease' end
 if redis.call('HEXISTS', 'chat:users', u) == 1 then return 'user-exists' end
-if redis.call('SISMEMBER', 'chat:groups', u) == 1 then return 'group-exists' end
+if redis.call('SISMEMBER', 'chat:groups', u) == 1 then
+  if reclaim ~= 'reclaim' then return 'group-exists' end
+  for _, m in ipairs(redis.call('SMEMBERS', 'chat:group:' .. u)) do
+    redis.call('SREM', 'chat:user-groups:' .. m, u)
+  end
+  redis.call('DEL', 'chat:group:' .. u)
+  redis.call('SREM', 'chat:groups', u)
+end
 redis.call('HSET', 'chat:users', u, node)
 redis.call('SADD', 'chat:node-users:' .. node, u)
 return 'ok'

@@ -11,6 +11,12 @@ export interface ChannelPage {
   limit: number;
 }
 
+/** How a session is opened. */
+export interface ConnectOptions {
+  /** Take the name from a group that holds it. */
+  reclaim?: boolean;
+}
+
 /** What a backend holds, for health checks, logs, metrics and tests. */
 export interface ChatStats {
   readonly users: number;
@@ -28,9 +34,11 @@ export interface ChatBackend {
   /**
    * Opens a session for the username. Fails with "invalid-input" for a
    * malformed name and "already-exists" when the name is an online user or
-   * a group.
+   * a group, unless options.reclaim is set: then a group that holds the name
+   * is deleted (its members leave it) and the user gets its name. That is
+   * how a user whose identity is signed wins over a group squatting its name.
    */
-  connect(username: string): MaybePromise<ChatSession>;
+  connect(username: string, options?: ConnectOptions): MaybePromise<ChatSession>;
   /**
    * Ends a session and releases what it held: the username is free, and the
    * user leaves every group, deleting groups left empty. Safe to call more

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { pageOf, sortChannels } from "./channel-page.js";
-import type { ChannelPage, ChatBackend, ChatStats } from "./chat-backend.js";
+import type { ChannelPage, ChatBackend, ChatStats, ConnectOptions } from "./chat-backend.js";
 import { type ChatError, chatErrors } from "./chat-error.js";
 import {
   type ChannelRef,
@@ -47,7 +47,7 @@ export interface MemoryBackend extends ChatBackend {
    * Opens a session for the username. Throws "invalid-input" for a malformed
    * name and "already-exists" when the name is an online user or a group.
    */
-  connect(username: string): ChatSession;
+  connect(username: string, options?: ConnectOptions): ChatSession;
   /**
    * Ends a session and releases what it held: the username is free at once,
    * and the user leaves every group, deleting groups left empty. Safe to call
@@ -180,14 +180,16 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
   }
 
   return {
-    connect(username) {
+    connect(username, options) {
       assertValidName(username, "username");
       if (users.has(username)) {
         throw chatErrors.usernameOnline(username);
       }
-      if (groups.has(username)) {
+      const squatted = groups.get(username);
+      if (squatted !== undefined && options?.reclaim !== true) {
         throw chatErrors.usernameIsGroup(username);
       }
+      for (const member of [...(squatted ?? [])]) removeMember(member, username, squatted!);
       const session = createSessionState(username, limits, schedule, budget);
       users.set(username, session);
       sorted = undefined;

@@ -113,7 +113,9 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
     if (verified !== undefined && verified !== req.username) throw chatErrors.notYourName(verified, req.username);
     // The name the stream claims is its caller, for the log and the metrics.
     ctx.values.set(userKey, req.username);
-    const session = await backend.connect(req.username);
+    // A user whose identity is signed takes its name back from a group
+    // squatting it (see the README's threat model).
+    const session = await backend.connect(req.username, { reclaim: verified !== undefined });
     const close = attach(session, ctx);
     // JSON has no place for pre-encoded events: JSON clients (browsers on
     // the Connect protocol, curl) get messages built for them.

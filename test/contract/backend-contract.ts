@@ -64,6 +64,30 @@ export function backendContract(name: string, factory: BackendFactory): void {
     };
 
     it(
+      "gives a name back to its user when asked to reclaim it from a group, whose members leave it",
+      withBackend({}, async (b) => {
+        const squatter = await b.connect("squatter");
+        const friend = await b.connect("friend");
+        await b.createGroup("squatter", "victim");
+        await b.joinGroup("friend", "victim");
+        await failsWith(() => b.connect("victim"), "already-exists", "name of a group");
+        const victim = await b.connect("victim", { reclaim: true });
+        assert.deepEqual(
+          (await b.listChannels()).map((c) => `${c.type}:${c.name}`),
+          ["user:friend", "user:squatter", "user:victim"],
+        );
+        // Sends to the name reach the user now; the former members are in no group.
+        await b.send("friend", "victim", "to the user");
+        assert.deepEqual(
+          (await received(victim, 1)).map((e) => e.text),
+          ["to the user"],
+        );
+        await failsWith(() => b.leaveGroup("squatter", "victim"), "not-found");
+        for (const s of [squatter, friend, victim]) await b.disconnect(s);
+      }),
+    );
+
+    it(
       "holds each name once, and frees it on disconnect",
       withBackend({}, async (b) => {
         const alice = await b.connect("alice");

@@ -13,6 +13,7 @@ import { createChatClient } from "../../client/chat-client.js";
 import { ListChannelsResponseSchema } from "../../gen/chat/v1/chat_pb.js";
 import { openStream } from "../helpers/chat-stream.js";
 import { rawH2Call } from "../helpers/raw-h2-call.js";
+import { startRedis, type TestRedis } from "../helpers/redis-server.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 const secret = "a-test-secret-of-at-least-32-bytes!";
@@ -67,6 +68,20 @@ describe("signed identities with an HMAC secret", () => {
     const mallory = createChatClient(t.baseUrl, "victim", { token: await signed("mallory") });
     await refused(openStream(mallory, "victim"), Code.PermissionDenied, /the token is "mallory"'s/);
     assert.equal(await t.server.backend.isOnline("victim"), false);
+  });
+
+  it("gives a signed user its name back from a group squatting it", async () => {
+    const squatter = createChatClient(t.baseUrl, "squatter", { token: await signed("squatter") });
+    const squatterStream = await openStream(squatter, "squatter");
+    await squatter.createGroupChat({ name: "judy" });
+    const judy = createChatClient(t.baseUrl, "judy", { token: await signed("judy") });
+    const judyStream = await openStream(judy, "judy");
+    const channels = (await judy.listChannels({})).channels.map((c) => c.name);
+    assert.deepEqual(channels, ["judy", "squatter"]);
+    await squatter.sendMessage({ channel: "judy", text: "now you get it" });
+    assert.equal((await judyStream.waitForMessages(1))[0]?.text, "now you get it");
+    squatterStream.cancel();
+    judyStream.cancel();
   });
 
   it("refuses every bad token with UNAUTHENTICATED and a reason", async () => {
@@ -208,5 +223,30 @@ describe("signed identities with a JWKS URL", () => {
     await refused(ivan.listChannels({}), Code.Unauthenticated, /names no key of the key set/);
     assert.equal(fetches, 1);
     stream.cancel();
+  });
+});
+
+describe("signed identities in cluster mode", { timeout: 60_000 }, () => {
+  let redis: TestRedis;
+  const nodes: TestServer[] = [];
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await redis?.kill();
+  });
+
+  it("verifies tokens on every node on its own, and users on different nodes chat", async () => {
+    redis = await startRedis();
+    for (let i = 0; i < 2; i++) nodes.push(await startTestServer({ redis: redis.url, jwtSecret: secret, webPort: 0 }));
+    const kim = createChatClient(nodes[0]!.baseUrl, "kim", { token: await token("kim") });
+    const lee = createChatClient(nodes[1]!.baseUrl, "lee", { token: await token("lee") });
+    const kimStream = await openStream(kim, "kim");
+    const leeStream = await openStream(lee, "lee");
+    await kim.sendMessage({ channel: "lee", text: "across nodes, signed" });
+    assert.equal((await leeStream.waitForMessages(1))[0]?.text, "across nodes, signed");
+    // A token is checked where the call lands: a forged one fails on either node.
+    const forged = await token("lee", {}, new TextEncoder().encode("not-the-secret-but-32-bytes-long!!"));
+    await refused(createChatClient(nodes[0]!.baseUrl, "lee", { token: forged }).sendMessage({ channel: "kim", text: "x" }), Code.Unauthenticated, /signature/);
+    kimStream.cancel();
+    leeStream.cancel();
   });
 });
