@@ -1,5 +1,7 @@
+import { createHmac } from "node:crypto";
 import * as http2 from "node:http2";
 import { createFrameReader, encodeFields, forEachField, frame, leadingNumber } from "./grpc-wire.js";
+import type { Access } from "./protocol.js";
 
 /** Microseconds since the epoch, comparable across processes on one machine. */
 export function nowUs(): number {
@@ -53,7 +55,7 @@ const pathPrefix = "/chat.v1.ChatService/";
  * response with the user's running count.
  */
 export function connectUser(url: string, username: string, latencies: LatencyRecorder | undefined, onMessage?: (user: LoadUser) => void): LoadUser {
-  const session = http2.connect(url, { settings: { initialWindowSize: 1 << 20 } });
+  const session = http2.connect(url, { settings: { initialWindowSize: 1 << 20 }, ...(access.ca === undefined ? {} : { ca: access.ca }) });
   session.on("error", () => {});
   // A wide connection window too, as real gRPC clients set.
   session.on("connect", () => session.setLocalWindowSize(8 << 20));
@@ -62,6 +64,7 @@ export function connectUser(url: string, username: string, latencies: LatencyRec
     ":path": `${pathPrefix}Connect`,
     "content-type": "application/grpc+proto",
     te: "trailers",
+    ...(access.jwtSecret === undefined ? {} : { authorization: credential(username) }),
   });
   let received = 0;
   let responses = 0;
@@ -130,7 +133,7 @@ function unary(session: http2.ClientHttp2Session, method: string, request: Uint8
       ":path": pathPrefix + method,
       "content-type": "application/grpc+proto",
       te: "trailers",
-      authorization: username,
+      authorization: credential(username),
     });
     let status: string | undefined;
     let message: string | undefined;
@@ -150,6 +153,32 @@ function unary(session: http2.ClientHttp2Session, method: string, request: Uint8
     });
     stream.end(frame(request));
   });
+}
+
+let access: Access = {};
+const tokens = new Map<string, string>();
+
+/** Sets how users reach the server: over TLS trusting a CA, with signed tokens. */
+export function setAccess(value: Access): void {
+  access = value;
+  tokens.clear();
+}
+
+/**
+ * The authorization header of a user: its name, or a token signed for it
+ * (HS256, valid for an hour), made once per user before the measured phase
+ * needs it.
+ */
+function credential(username: string): string {
+  if (access.jwtSecret === undefined) return username;
+  let token = tokens.get(username);
+  if (token === undefined) {
+    const part = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
+    const unsigned = `${part({ alg: "HS256", typ: "JWT" })}.${part({ sub: username, exp: Math.floor(Date.now() / 1000) + 3600 })}`;
+    token = `Bearer ${unsigned}.${createHmac("sha256", access.jwtSecret).update(unsigned).digest("base64url")}`;
+    tokens.set(username, token);
+  }
+  return token;
 }
 
 /** Encodes a SendMessageRequest. */

@@ -5,7 +5,7 @@
  * message objects, and asks the orchestrator to sample the server's CPU and
  * memory at the edges of each measured phase.
  */
-import { connectUser, LatencyRecorder, type LoadUser, nameRequest, nowUs, sendMessageRequest, timedText } from "./load-client.js";
+import { connectUser, LatencyRecorder, type LoadUser, nameRequest, nowUs, sendMessageRequest, setAccess, timedText } from "./load-client.js";
 import type { GeneratorReply, GeneratorRequest, Latency, ScenarioOutcome } from "./protocol.js";
 
 let nextMark = 0;
@@ -269,6 +269,7 @@ process.on("message", (message: GeneratorRequest | { type: "marked"; id: number 
     return;
   }
   const { urls, scenario } = message;
+  setAccess(message.access ?? {});
   const run = scenario.kind === "fanout" ? fanout(urls, scenario) : scenario.kind === "direct" ? direct(urls, scenario) : connections(urls, scenario);
   run.then(
     (outcome) => send({ type: "done", outcome }),

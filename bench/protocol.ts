@@ -29,5 +29,11 @@ export interface ScenarioOutcome {
 }
 
 /** Runs a scenario against the server at urls[0], or with users spread over several nodes. */
-export type GeneratorRequest = { type: "run"; urls: string[]; scenario: Scenario };
+export type GeneratorRequest = { type: "run"; urls: string[]; scenario: Scenario; access?: Access };
+
+/** How the load reaches a secured server: the CA to trust for https:// URLs, and the secret to sign tokens with. */
+export interface Access {
+  ca?: string;
+  jwtSecret?: string;
+}
 export type GeneratorReply = { type: "mark"; id: number; name: string } | { type: "done"; outcome: ScenarioOutcome } | { type: "failed"; error: string };

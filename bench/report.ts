@@ -33,9 +33,19 @@ export interface Measurement {
   pacedRate?: number;
 }
 
+/** One scenario against the project's server with and without TLS and signed tokens. */
+export interface SecuritySpec {
+  name: string;
+  title: string;
+  scenario: Scenario;
+  /** The variants, plain first: each one's runs. */
+  variants: { name: string; runs: Measurement[] }[];
+}
+
 interface ReportInput {
   specs: ScenarioSpec[];
   clusterSpecs: ClusterSpec[];
+  security?: SecuritySpec;
   /** Per scenario, one row per run, each with a measurement per server. */
   results: Map<string, Measurement[][]>;
   runs: number;
@@ -186,6 +196,8 @@ export async function renderReport(input: ReportInput): Promise<{ markdown: stri
     lines.push("");
   }
 
+  if (input.security !== undefined) lines.push(...securitySection(input.security));
+
   // Charts.
   const charts = new Map<string, string>();
   const fanout = specs.filter((s) => s.scenario.kind === "fanout" && !s.scenario.stalled && !s.pacedFrom && results.has(s.name));
@@ -240,4 +252,32 @@ export async function renderReport(input: ReportInput): Promise<{ markdown: stri
   lines.push("## Charts", "");
   for (const name of charts.keys()) lines.push(`![${name}](bench/charts/${name}.svg)`, "");
   return { markdown: `${lines.join("\n")}\n`, charts };
+}
+
+/** What TLS and token checks cost per message: server CPU per message delivered, against the plain server in the same run. */
+function securitySection(spec: SecuritySpec): string[] {
+  const perMessage = (m: Measurement) => (m.serverCpuSeconds / Math.max(1, m.outcome.deliveries)) * 1e6;
+  const plain = spec.variants[0]!.runs;
+  const lines = [
+    `## ${spec.title}`,
+    "",
+    "The project's server alone, started plain, with TLS (`--tls-cert`, `--tls-key`: a P-256 certificate from a throwaway CA), with signed identities (`JWT_SECRET`: every call carries an HS256 token, checked by the request gate), and with both; each unary call is a SendMessage, each delivery a message on the recipient's stream. Server CPU per message is the server's CPU over the measured phase divided by the messages delivered; the ratio is taken against the plain server within each run (the variants' order rotates between runs), then the median. Connection set-up (and the TLS handshakes) happen before the measured phase.",
+    "",
+    "```json",
+    JSON.stringify(spec.scenario),
+    "```",
+    "",
+    "| server | server CPU per message, µs (min–max) | × plain | messages/s | p50 ms | p99 ms |",
+    "| --- | --- | --- | --- | --- | --- |",
+  ];
+  for (const variant of spec.variants) {
+    const values = variant.runs.map(perMessage);
+    const ratios = variant.runs.map((m, i) => (plain[i] === undefined ? NaN : perMessage(m) / perMessage(plain[i]!)));
+    const range = values.filter(Number.isFinite).sort((a, b) => a - b);
+    lines.push(
+      `| ${variant.name} | ${fmt(median(values), 1)} (${fmt(range[0] ?? NaN, 1)}–${fmt(range[range.length - 1] ?? NaN, 1)}) | ${fmt(median(ratios), 2)} | ${fmt(median(variant.runs.map((m) => m.outcome.rate)))} | ${fmt(median(variant.runs.map((m) => m.outcome.latency.p50)), 1)} | ${fmt(median(variant.runs.map((m) => m.outcome.latency.p99)), 1)} |`,
+    );
+  }
+  lines.push("");
+  return lines;
 }

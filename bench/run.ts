@@ -5,14 +5,15 @@
  * that only checks that every scenario completes with every delivery.
  */
 import { fork } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
+import { createDevCa, type DevCa } from "../client/dev-ca.js";
 import { startRedis } from "../test/helpers/redis-server.js";
 import type { GeneratorReply, Scenario, ScenarioOutcome } from "./protocol.js";
-import { type ClusterSpec, type Measurement, renderReport, type ScenarioSpec } from "./report.js";
+import { type ClusterSpec, type Measurement, renderReport, type ScenarioSpec, type SecuritySpec } from "./report.js";
 import { processCpuSeconds, type ServerKind, serverKinds, startServer } from "./servers.js";
 
 const program = new Command("bench")
@@ -63,9 +64,19 @@ const generatorEntry = fileURLToPath(new URL("./load-generator.ts", import.meta.
  * clusterNodes, against that many project nodes sharing a Redis of their own,
  * the users spread over the nodes.
  */
-async function measure(kind: ServerKind, scenario: Scenario, clusterNodes = 0): Promise<Measurement> {
+async function measure(kind: ServerKind, scenario: Scenario, clusterNodes = 0, secure: Secure = {}): Promise<Measurement> {
   const redis = clusterNodes > 0 ? await startRedis() : undefined;
-  const servers = await Promise.all(Array.from({ length: Math.max(1, clusterNodes) }, () => startServer(kind, redis ? { REDIS_URL: redis.url } : {})));
+  const env = {
+    ...(redis ? { REDIS_URL: redis.url } : {}),
+    ...(secure.tls ? { TLS_CERT: secure.tls.certFile, TLS_KEY: secure.tls.keyFile } : {}),
+    ...(secure.jwtSecret === undefined ? {} : { JWT_SECRET: secure.jwtSecret }),
+  };
+  const servers = await Promise.all(Array.from({ length: Math.max(1, clusterNodes) }, () => startServer(kind, env)));
+  const urls = servers.map((s) => (secure.tls ? s.url.replace(/^http:/, "https:") : s.url));
+  const access = {
+    ...(secure.tls ? { ca: readFileSync(secure.tls.caFile, "utf8") } : {}),
+    ...(secure.jwtSecret === undefined ? {} : { jwtSecret: secure.jwtSecret }),
+  };
   const generator = fork(generatorEntry, [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
   const samples = new Map<string, { cpu: number; redisCpu: number; rss: number }>();
   const rss = () => servers.reduce((sum, s) => sum + s.rssBytes(), 0);
@@ -85,7 +96,7 @@ async function measure(kind: ServerKind, scenario: Scenario, clusterNodes = 0): 
         else reject(new Error(`${kind}: ${reply.error}`));
       });
       generator.once("exit", (code) => reject(new Error(`${kind}: the load generator exited with ${code}`)));
-      generator.send({ type: "run", urls: servers.map((s) => s.url), scenario });
+      generator.send({ type: "run", urls, scenario, access });
     });
     const start = samples.get("start")!;
     const end = samples.get("end")!;
@@ -117,6 +128,28 @@ const clusterSpecs: ClusterSpec[] = [1, 2, 3].map((nodes) => ({
     : { kind: "fanout", k: 100, n: 2000, inFlight: 32, textSize: 32, stalled: false },
 }));
 const selectedClusterSpecs = clusterSpecs.filter((c) => opts.only === undefined || opts.only.split(",").includes(c.name));
+
+/** How the project's server is secured for one variant of the security comparison. */
+interface Secure {
+  tls?: DevCa;
+  jwtSecret?: string;
+}
+
+/** Direct messages against the project's server plain, over TLS, with tokens, and with both. */
+const security: SecuritySpec | undefined =
+  opts.only === undefined || opts.only.split(",").includes("security")
+    ? {
+        name: "security",
+        title: "What TLS and token checks cost: direct messages",
+        scenario: quick ? { kind: "direct", pairs: 10, perSender: 10, textSize: 32 } : { kind: "direct", pairs: 100, perSender: 200, textSize: 32 },
+        variants: ["plain", "tls", "tokens", "tls + tokens"].map((name) => ({ name, runs: [] })),
+      }
+    : undefined;
+const securityCa = security === undefined ? undefined : createDevCa(mkdtempSync(join(tmpdir(), "bench-tls-")));
+const secureOf = (variant: string): Secure => ({
+  ...(variant.includes("tls") && securityCa !== undefined ? { tls: securityCa } : {}),
+  ...(variant.includes("tokens") ? { jwtSecret: "bench-secret-that-is-32-bytes-long!" } : {}),
+});
 
 function report(name: string, run: number, kind: string, m: Measurement): void {
   const o = m.outcome;
@@ -161,6 +194,19 @@ for (let run = 0; run < runs; run++) {
     }
     results.set(spec.name, [...(results.get(spec.name) ?? []), row]);
   }
+  if (security !== undefined) {
+    const order = security.variants.map((_, i) => security.variants[(i + run) % security.variants.length]!);
+    for (const variant of order) {
+      try {
+        const m = await measure("project", security.scenario, 0, secureOf(variant.name));
+        report(`security/${variant.name}`, run, "project", m);
+        variant.runs[run] = m;
+      } catch (error) {
+        failures++;
+        console.log(`FAIL run ${run + 1}/${runs} security ${variant.name}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+  }
   for (const spec of selectedClusterSpecs) {
     try {
       const m = await measure("project", spec.scenario, spec.nodes);
@@ -180,6 +226,7 @@ if (!quick) {
   const rendered = await renderReport({
     specs,
     clusterSpecs: selectedClusterSpecs,
+    ...(security === undefined ? {} : { security }),
     results,
     runs,
     machine,
