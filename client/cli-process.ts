@@ -28,8 +28,8 @@ export interface CliProcess {
  * Starts the terminal client as `node --import tsx client/main.ts --script`
  * for one user. Each printed line is passed to onLine as well.
  */
-export function spawnCliProcess(username: string, serverUrl: string, onLine?: (line: string) => void): CliProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", clientMain, "--script", "--user", username, "--server", serverUrl], {
+export function spawnCliProcess(username: string, serverUrl: string, onLine?: (line: string) => void, extraArgs: string[] = []): CliProcess {
+  const child = spawn(process.execPath, ["--import", "tsx", clientMain, "--script", "--user", username, "--server", serverUrl, ...extraArgs], {
     stdio: ["pipe", "pipe", "pipe"],
   });
   const lines: string[] = [];

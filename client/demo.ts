@@ -2,9 +2,14 @@
  * The demo: starts the server and three terminal clients, each in its own
  * process, and walks through every RPC and several error cases. Everything
  * each process prints goes to stdout, prefixed with its name, in the order it
- * arrives. `npm run --silent demo > logs.txt` captures it.
+ * arrives. `npm run --silent demo > logs.txt` captures it. With --tls, the
+ * server serves TLS with a throwaway certificate and the clients connect to
+ * it over https://, trusting its CA with --ca.
  */
 import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -12,13 +17,17 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ChatService } from "../gen/chat/v1/chat_pb.js";
 import { describeError } from "./chat-client.js";
 import { type CliProcess, spawnCliProcess } from "./cli-process.js";
+import { createDevCa } from "./dev-ca.js";
 import { listeningPort } from "./listening-port.js";
 
 const serverMain = fileURLToPath(new URL("../server/main.ts", import.meta.url));
 const show = (who: string, line: string) => process.stdout.write(`${who.padEnd(6)} | ${line}\n`);
 const step = (text: string) => show("demo", `--- ${text}`);
 
-const server = spawn(process.execPath, ["--import", "tsx", serverMain, "--port", "0", "--web-port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+// --tls: a CA and certificate made for this run, removed at the end.
+const tls = process.argv.includes("--tls") ? createDevCa(mkdtempSync(join(tmpdir(), "chat-demo-"))) : undefined;
+const tlsArgs = tls === undefined ? [] : ["--tls-cert", tls.certFile, "--tls-key", tls.keyFile];
+const server = spawn(process.execPath, ["--import", "tsx", serverMain, "--port", "0", "--web-port", "0", ...tlsArgs], { stdio: ["ignore", "pipe", "pipe"] });
 const serverExit = new Promise<number | null>((resolve) => server.on("exit", (code) => resolve(code)));
 const port = await new Promise<number>((resolve, reject) => {
   createInterface({ input: server.stdout }).on("line", (line) => {
@@ -29,9 +38,10 @@ const port = await new Promise<number>((resolve, reject) => {
   createInterface({ input: server.stderr }).on("line", (line) => show("server", line));
   server.once("exit", () => reject(new Error("the server exited before listening")));
 });
-const url = `http://127.0.0.1:${port}`;
+const url = `${tls === undefined ? "http" : "https"}://127.0.0.1:${port}`;
+const caArgs = tls === undefined ? [] : ["--ca", tls.caFile];
 
-const start = (name: string, label = name) => spawnCliProcess(name, url, (line) => show(label, line));
+const start = (name: string, label = name) => spawnCliProcess(name, url, (line) => show(label, line), caArgs);
 /** Types a command as the client and waits for the line that answers it. */
 async function say(client: CliProcess, command: string, answer: RegExp, ...others: [CliProcess, RegExp][]) {
   const marks = [client, ...others.map(([c]) => c)].map((c) => c.lines.length);
@@ -79,7 +89,8 @@ try {
   const impostorCode = await impostor.end();
   show("demo", `the second client named alice exited with code ${impostorCode}`);
   try {
-    await createClient(ChatService, createGrpcTransport({ baseUrl: url })).listChannels({});
+    const nodeOptions = tls === undefined ? {} : { nodeOptions: { ca: readFileSync(tls.caFile) } };
+    await createClient(ChatService, createGrpcTransport({ baseUrl: url, ...nodeOptions })).listChannels({});
   } catch (error) {
     show("demo", `ListChannels without an authorization header: ${describeError(error)}`);
     if (ConnectError.from(error).code !== Code.Unauthenticated) throw error;
@@ -102,4 +113,6 @@ try {
   show("demo", `FAILED: ${error instanceof Error ? error.message : String(error)}`);
   server.kill("SIGKILL");
   process.exitCode = 1;
+} finally {
+  if (tls !== undefined) rmSync(tls.dir, { recursive: true, force: true });
 }

@@ -50,7 +50,10 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     ...(options.issuer === undefined ? {} : { issuer: options.issuer }),
     ...(options.audience === undefined ? {} : { audience: options.audience }),
   };
+  const verified = createVerifiedCache(10_000);
   return async (token) => {
+    const known = verified.get(token);
+    if (known !== undefined) return known;
     let payload: Record<string, unknown>;
     try {
       // jose has one overload for a key and one for a key set; each branch picks its own.
@@ -62,7 +65,47 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     if (typeof username !== "string" || username === "") {
       throw new ConnectError(`the token was refused: it has no "${claim}" claim naming the user`, Code.Unauthenticated);
     }
-    return { username, expiresAt: typeof payload.exp === "number" ? payload.exp * 1000 : undefined };
+    const result = { username, expiresAt: typeof payload.exp === "number" ? payload.exp * 1000 : undefined };
+    verified.set(token, result);
+    return result;
+  };
+}
+
+/**
+ * Tokens already verified, so that a client calling with the same token again
+ * pays a map lookup rather than a signature check (which took about 200 µs of
+ * CPU per call in the benchmark). An entry serves until its token expires
+ * (with the leeway) and at most maxAgeMs, so a rotated-out key stops being
+ * trusted soon after. Bounded in entries and in bytes of tokens (the oldest
+ * evicted first). Only tokens that verified are kept: a flood of bad ones
+ * costs a check each, and no memory.
+ */
+function createVerifiedCache(maxEntries: number, maxBytes = 4 * 1024 * 1024, maxAgeMs = 60_000) {
+  const entries = new Map<string, { token: VerifiedToken; until: number }>();
+  let bytes = 0;
+  const remove = (token: string) => {
+    if (entries.delete(token)) bytes -= token.length;
+  };
+  return {
+    get(token: string): VerifiedToken | undefined {
+      const entry = entries.get(token);
+      if (entry === undefined) return undefined;
+      if (Date.now() > entry.until) {
+        remove(token);
+        return undefined;
+      }
+      return entry.token;
+    },
+    set(token: string, value: VerifiedToken): void {
+      const expiry = value.expiresAt === undefined ? Number.POSITIVE_INFINITY : value.expiresAt + tokenLeewaySeconds * 1000;
+      remove(token);
+      entries.set(token, { token: value, until: Math.min(expiry, Date.now() + maxAgeMs) });
+      bytes += token.length;
+      for (const oldest of entries.keys()) {
+        if (entries.size <= maxEntries && bytes <= maxBytes) break;
+        remove(oldest);
+      }
+    },
   };
 }
 

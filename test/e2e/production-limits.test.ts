@@ -111,6 +111,10 @@ describe("the web port and browsers from elsewhere", () => {
     const rebound = await webRequest(port, "GET", "/", { host: `attacker.example:${port}` });
     assert.equal(rebound.status, 421);
     assert.match(rebound.body, /does not answer to the host "attacker.example:\d+": .*--web-host/);
+    // Only the page's own files: no directory listing, no way out of web/.
+    for (const path of ["/../package.json", "/%2e%2e/package.json", "/web/", "/index.html/..", "/server/main.ts"]) {
+      assert.equal((await webRequest(port, "GET", path, { host: `127.0.0.1:${port}` })).status, 404, path);
+    }
     listed = await startTestServer({ webHost: ["chat.example"] });
     const listedPort = Number(new URL(listed.webUrl).port);
     assert.equal((await webRequest(listedPort, "GET", "/", { host: `chat.example:${listedPort}` })).status, 200);

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { exportJWK, type JWK, SignJWT, UnsecuredJWT } from "jose";
+import { type Browser, chromium } from "playwright-core";
 import { createChatClient } from "../../client/chat-client.js";
 import { ListChannelsResponseSchema } from "../../gen/chat/v1/chat_pb.js";
 import { openStream } from "../helpers/chat-stream.js";
@@ -248,5 +249,32 @@ describe("signed identities in cluster mode", { timeout: 60_000 }, () => {
     await refused(createChatClient(nodes[0]!.baseUrl, "lee", { token: forged }).sendMessage({ channel: "kim", text: "x" }), Code.Unauthenticated, /signature/);
     kimStream.cancel();
     leeStream.cancel();
+  });
+});
+
+describe("the chat page with signed identities", { timeout: 60_000 }, () => {
+  let t: TestServer;
+  let browser: Browser;
+  before(async () => {
+    t = await startTestServer({ jwtSecret: secret });
+    browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium", args: ["--no-sandbox"] });
+  });
+  after(async () => {
+    await browser.close();
+    await t.stop();
+  });
+
+  it("sends the token from its token field, and says why a wrong one is refused", async () => {
+    const page = await browser.newPage();
+    await page.goto(t.webUrl);
+    await page.getByLabel("Username").fill("mia");
+    await page.getByLabel("Token").fill("not-a-token");
+    await page.getByRole("button", { name: "Connect" }).click();
+    await page.locator("#login-error", { hasText: "UNAUTHENTICATED: the token was refused" }).waitFor();
+    await page.getByLabel("Token").fill(await token("mia"));
+    await page.getByRole("button", { name: "Connect" }).click();
+    await page.getByRole("status").filter({ hasText: "Connected as mia" }).waitFor();
+    assert.equal(await t.server.backend.isOnline("mia"), true);
+    await page.close();
   });
 });

@@ -13,6 +13,7 @@ import { ConfigError, defaultConfig } from "../../server/ops/config.js";
 import { createLogger } from "../../server/ops/logger.js";
 import { openStream } from "../helpers/chat-stream.js";
 import { as, loadGrpcJsService, serverStream, unary } from "../helpers/grpc-js-client.js";
+import { startRedis, type TestRedis } from "../helpers/redis-server.js";
 import { createTestCa, type TestCa } from "../helpers/test-ca.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
@@ -184,5 +185,30 @@ describe("the chat page over TLS in Chromium", { timeout: 90_000 }, () => {
     assert.equal((await stream.waitForMessages(1))[0]?.text, "hello back");
     stream.cancel();
     await context.close();
+  });
+});
+
+describe("TLS in cluster mode", { timeout: 60_000 }, () => {
+  let ca: TestCa;
+  let redis: TestRedis;
+  const nodes: TestServer[] = [];
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await redis?.kill();
+    ca?.remove();
+  });
+
+  it("serves TLS on every node, and users on different nodes chat", async () => {
+    ca = createTestCa();
+    redis = await startRedis();
+    for (let i = 0; i < 2; i++) nodes.push(await startTestServer({ redis: redis.url, tlsCert: ca.certFile, tlsKey: ca.keyFile, webPort: 0 }));
+    const nia = createChatClient(nodes[0]!.baseUrl, "nia", { ca: ca.ca });
+    const oli = createChatClient(nodes[1]!.baseUrl, "oli", { ca: ca.ca });
+    const niaStream = await openStream(nia, "nia");
+    const oliStream = await openStream(oli, "oli");
+    await nia.sendMessage({ channel: "oli", text: "TLS on both nodes" });
+    assert.equal((await oliStream.waitForMessages(1))[0]?.text, "TLS on both nodes");
+    niaStream.cancel();
+    oliStream.cancel();
   });
 });
