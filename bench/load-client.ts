@@ -157,6 +157,7 @@ function unary(session: http2.ClientHttp2Session, method: string, request: Uint8
 
 let access: Access = {};
 const tokens = new Map<string, string>();
+let signed = 0;
 
 /** Sets how users reach the server: over TLS trusting a CA, with signed tokens. */
 export function setAccess(value: Access): void {
@@ -171,10 +172,10 @@ export function setAccess(value: Access): void {
  */
 function credential(username: string): string {
   if (access.jwtSecret === undefined) return username;
-  let token = tokens.get(username);
+  let token = access.freshTokens === true ? undefined : tokens.get(username);
   if (token === undefined) {
     const part = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
-    const unsigned = `${part({ alg: "HS256", typ: "JWT" })}.${part({ sub: username, exp: Math.floor(Date.now() / 1000) + 3600 })}`;
+    const unsigned = `${part({ alg: "HS256", typ: "JWT" })}.${part({ sub: username, exp: Math.floor(Date.now() / 1000) + 3600, jti: ++signed })}`;
     token = `Bearer ${unsigned}.${createHmac("sha256", access.jwtSecret).update(unsigned).digest("base64url")}`;
     tokens.set(username, token);
   }

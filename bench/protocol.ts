@@ -35,5 +35,7 @@ export type GeneratorRequest = { type: "run"; urls: string[]; scenario: Scenario
 export interface Access {
   ca?: string;
   jwtSecret?: string;
+  /** Sign a new token for every call (the server's cache of verified tokens never helps), not one per user. */
+  freshTokens?: boolean;
 }
 export type GeneratorReply = { type: "mark"; id: number; name: string } | { type: "done"; outcome: ScenarioOutcome } | { type: "failed"; error: string };

@@ -75,7 +75,7 @@ async function measure(kind: ServerKind, scenario: Scenario, clusterNodes = 0, s
   const urls = servers.map((s) => (secure.tls ? s.url.replace(/^http:/, "https:") : s.url));
   const access = {
     ...(secure.tls ? { ca: readFileSync(secure.tls.caFile, "utf8") } : {}),
-    ...(secure.jwtSecret === undefined ? {} : { jwtSecret: secure.jwtSecret }),
+    ...(secure.jwtSecret === undefined ? {} : { jwtSecret: secure.jwtSecret, freshTokens: secure.freshTokens === true }),
   };
   const generator = fork(generatorEntry, [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
   const samples = new Map<string, { cpu: number; redisCpu: number; rss: number }>();
@@ -133,6 +133,7 @@ const selectedClusterSpecs = clusterSpecs.filter((c) => opts.only === undefined 
 interface Secure {
   tls?: DevCa;
   jwtSecret?: string;
+  freshTokens?: boolean;
 }
 
 /** Direct messages against the project's server plain, over TLS, with tokens, and with both. */
@@ -142,13 +143,13 @@ const security: SecuritySpec | undefined =
         name: "security",
         title: "What TLS and token checks cost: direct messages",
         scenario: quick ? { kind: "direct", pairs: 10, perSender: 10, textSize: 32 } : { kind: "direct", pairs: 100, perSender: 200, textSize: 32 },
-        variants: ["plain", "tls", "tokens", "tls + tokens"].map((name) => ({ name, runs: [] })),
+        variants: ["plain", "tls", "tokens", "tokens, a new one per call", "tls + tokens"].map((name) => ({ name, runs: [] })),
       }
     : undefined;
 const securityCa = security === undefined ? undefined : createDevCa(mkdtempSync(join(tmpdir(), "bench-tls-")));
 const secureOf = (variant: string): Secure => ({
   ...(variant.includes("tls") && securityCa !== undefined ? { tls: securityCa } : {}),
-  ...(variant.includes("tokens") ? { jwtSecret: "bench-secret-that-is-32-bytes-long!" } : {}),
+  ...(variant.includes("tokens") ? { jwtSecret: "bench-secret-that-is-32-bytes-long!", freshTokens: variant.includes("new one") } : {}),
 });
 
 function report(name: string, run: number, kind: string, m: Measurement): void {

@@ -49,13 +49,14 @@ async function main(): Promise<void> {
   process.once("SIGTERM", stop);
   // SIGHUP reloads the TLS certificate (a renewed one, say); files that are
   // not usable leave the one in use, and say why.
-  process.on("SIGHUP", () => {
-    try {
-      if (!server.reloadTls()) logger.info("SIGHUP: no TLS certificate to reload");
-    } catch (err) {
-      logger.error({ error: err instanceof Error ? err.message : String(err) }, "TLS certificate not reloaded");
-    }
-  });
+  if (config.tlsCert !== undefined)
+    process.on("SIGHUP", () => {
+      try {
+        if (!server.reloadTls()) logger.info("SIGHUP: no TLS certificate to reload");
+      } catch (err) {
+        logger.error({ error: err instanceof Error ? err.message : String(err) }, "TLS certificate not reloaded");
+      }
+    });
   try {
     const address = await server.listen();
     if (!logger.isLevelEnabled("info")) {

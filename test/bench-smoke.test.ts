@@ -30,10 +30,10 @@ it("the benchmark completes a scenario of each kind with every delivery", { time
     }
   }
   assert.match(output, /^ok {3}run 1\/1 cluster-2 +project /m, `cluster-2 did not pass:\n${output}`);
-  for (const variant of ["plain", "tls", "tokens", "tls \\+ tokens"]) {
+  for (const variant of ["plain", "tls", "tokens", "tokens, a new one per call", "tls \\+ tokens"]) {
     assert.match(output, new RegExp(`^ok {3}run 1/1 security/${variant} +project `, "m"), `security/${variant} did not pass:\n${output}`);
   }
-  assert.equal(output.match(/^ok /gm)?.length, 11, output);
+  assert.equal(output.match(/^ok /gm)?.length, 12, output);
   assert.doesNotMatch(output, /^FAIL/m);
   assert.match(output, /all scenarios completed with every delivery/);
 });

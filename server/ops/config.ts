@@ -182,6 +182,15 @@ function urlWith(...schemes: string[]) {
 
 const httpUrl = urlWith("http", "https");
 
+/** An https:// URL, or http:// on loopback: keys fetched in the clear could be swapped on the way. */
+function jwksUrl(value: string): string {
+  const url = new URL(httpUrl(value));
+  if (url.protocol === "http:" && !["127.0.0.1", "localhost", "[::1]"].includes(url.hostname)) {
+    throw new InvalidArgumentError(`expected an https:// URL (http:// only on loopback), got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
 /** A parser of a comma-separated list, each item read by parse. */
 function list(parse: (value: string) => string) {
   return (value: string): string[] =>
@@ -367,7 +376,7 @@ function createProgram(option: ReturnType<typeof optionsWithEnv>): Command {
       option("--jwt-secret <secret>", "signed identities: every call carries a token signed with this HMAC secret (prefer the variable)", "JWT_SECRET"),
     )
     .addOption(option("--jwt-public-key <file>", "signed identities: tokens verify with this PEM public key (RSA, EC or Ed25519)", "JWT_PUBLIC_KEY"))
-    .addOption(option("--jwks-url <url>", "signed identities: tokens verify with the keys at this JWKS URL", "JWKS_URL", httpUrl))
+    .addOption(option("--jwks-url <url>", "signed identities: tokens verify with the keys at this JWKS URL", "JWKS_URL", jwksUrl))
     .addOption(option("--jwt-issuer <iss>", "signed identities: the issuer tokens must name", "JWT_ISSUER"))
     .addOption(option("--jwt-audience <aud>", "signed identities: an audience tokens must name", "JWT_AUDIENCE"))
     .addOption(option("--send-rate <n>", "messages one user may send per second (0: no limit)", "SEND_RATE", integer(0, 1_000_000)).default(d.sendRate))

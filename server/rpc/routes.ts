@@ -40,7 +40,7 @@ export interface RoutesDeps {
  * the in-memory test transport both register it.
  */
 export function createRoutes({ backend, health, logger, chatServiceOptions, metrics, tokens, rateLimits }: RoutesDeps): (router: ConnectRouter) => void {
-  const chat = createChatService(backend, logger, chatServiceOptions ?? defaultChatServiceOptions, metrics);
+  const chat = createChatService(backend, logger, { ...(chatServiceOptions ?? defaultChatServiceOptions), signed: tokens !== undefined }, metrics);
   const interceptors = [
     // The first interceptor is the outermost: metrics and the log see the
     // final status, which the error interceptor maps from the core's errors.

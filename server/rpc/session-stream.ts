@@ -34,6 +34,8 @@ export interface SessionStreamOptions {
    * stream, and the response waiting in it, for as long as it likes.
    */
   stallTimeoutMs: number;
+  /** Signed identities: the request gate must have verified the caller, who may connect only as itself. */
+  signed?: boolean;
 }
 
 /** The figures a stream reports about its deliveries: only it sees them. */
@@ -110,6 +112,8 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
     }
     // With signed identities, the token's user may only connect as itself.
     const verified = ctx.values.get(userKey);
+    // Signed mode never lets a stream through unverified, even were the gate left unwired.
+    if (options.signed === true && verified === undefined) throw chatErrors.notSignedIn(req.username);
     if (verified !== undefined && verified !== req.username) throw chatErrors.notYourName(verified, req.username);
     // The name the stream claims is its caller, for the log and the metrics.
     ctx.values.set(userKey, req.username);

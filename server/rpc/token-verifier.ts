@@ -46,6 +46,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   const claim = options.usernameClaim ?? "sub";
   const verifyOptions = {
     algorithms,
+    // A token without an expiry, once leaked, would work for ever.
+    requiredClaims: ["exp"],
     clockTolerance: tokenLeewaySeconds,
     ...(options.issuer === undefined ? {} : { issuer: options.issuer }),
     ...(options.audience === undefined ? {} : { audience: options.audience }),
@@ -149,6 +151,7 @@ function reasonOf(error: unknown): string {
   if (error instanceof errors.JWTExpired) return "it has expired";
   if (error instanceof errors.JWTClaimValidationFailed) {
     if (error.claim === "nbf") return "it is not valid yet";
+    if (error.reason === "missing") return `it has no "${error.claim}" claim`;
     return `its "${error.claim}" claim is not what this server expects`;
   }
   if (error instanceof errors.JOSEAlgNotAllowed) return "its algorithm is not one this server accepts";

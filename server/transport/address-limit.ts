@@ -1,5 +1,6 @@
 import type * as net from "node:net";
 import type { Logger } from "pino";
+import { addressKey } from "./address-key.js";
 
 /**
  * Holds each client address to max connections at once on the server: a new
@@ -13,7 +14,7 @@ export function limitConnectionsPerAddress(server: net.Server, max: number, logg
   let refused = 0;
   let logged = 0;
   server.on("connection", (socket: net.Socket) => {
-    const address = socket.remoteAddress ?? "";
+    const address = addressKey(socket.remoteAddress);
     const count = open.get(address) ?? 0;
     if (count >= max) {
       socket.destroy();

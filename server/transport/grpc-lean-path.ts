@@ -158,14 +158,33 @@ export function createGrpcLeanPath(options: LeanPathOptions, hooks: LeanPathHook
       shutdownSignal: options.shutdownSignal,
       hooks,
     };
-    readEnvelope(req, readMaxBytes, fallback, (flags, data, chunks) => {
-      serve(call, flags, data, chunks, readMaxBytes, fallback).catch((error: unknown) => {
-        // Nothing a call does may end the process: a response that cannot be
-        // written (the stream closed under it) ends that stream alone.
-        hooks.writeFailed?.(method.spec.method.name, error);
-        if (!req.stream.destroyed) req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-      });
-    });
+    // Nothing a call does may end the process: a response that cannot be
+    // written (the stream closed under it) ends that stream alone.
+    const failed = (error: unknown) => {
+      hooks.writeFailed?.(method.spec.method.name, error);
+      if (!req.stream.destroyed) req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    };
+    // As in Connect, the gate sees the call before its message is parsed, and
+    // a refusal ends the call at once. The body is read meanwhile, since the
+    // request body guard keeps the stream flowing.
+    const gating = method.requestGate === undefined ? undefined : passGate(call, method.requestGate);
+    const afterGate = (then: (gated: LeanContext | undefined) => void) => {
+      if (gating === undefined) then(undefined);
+      else
+        gating.then((gated) => {
+          if (gated !== false) then(gated);
+        }, failed);
+    };
+    readEnvelope(
+      req,
+      readMaxBytes,
+      (chunks) =>
+        afterGate((gated) => {
+          gated?.abort(callEnded);
+          fallback(chunks);
+        }),
+      (flags, data, chunks) => afterGate((gated) => void serve(call, gated, flags, data, chunks, readMaxBytes, fallback).catch(failed)),
+    );
     return true;
   };
 }
@@ -196,11 +215,15 @@ function single(value: string | string[] | undefined): string | null | undefined
  * Decodes the request and runs the call. A body that does not decompress or
  * parse goes back to Connect, which answers it with its own status.
  */
-async function serve(call: LeanCall, flags: number, data: Uint8Array, chunks: Buffer[], readMaxBytes: number, fallback: Fallback): Promise<void> {
-  // As in Connect, the gate sees the call before its message is decompressed
-  // or parsed, and a refusal ends the call there.
-  const gated = call.method.requestGate === undefined ? undefined : await passGate(call, call.method.requestGate);
-  if (gated === false) return;
+async function serve(
+  call: LeanCall,
+  gated: LeanContext | undefined,
+  flags: number,
+  data: Uint8Array,
+  chunks: Buffer[],
+  readMaxBytes: number,
+  fallback: Fallback,
+): Promise<void> {
   let input: MessageShape<DescMessage>;
   try {
     const envelope = await envelopeDecompress({ flags, data }, call.compression, readMaxBytes);

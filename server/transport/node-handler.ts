@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import type { ChatMetrics } from "../ops/chat-metrics.js";
 import { hardCloseKey } from "../rpc/hard-close-key.js";
 import { clientAddressKey } from "../rpc/rate-limit-interceptor.js";
+import { addressKey } from "./address-key.js";
 import { createGrpcLeanPath } from "./grpc-lean-path.js";
 import { hardClose } from "./hard-close.js";
 import { createRequestBodyGuard, type RequestBodyLimits } from "./request-body-guard.js";
@@ -98,7 +99,7 @@ export function createNodeHandler(options: NodeHandlerOptions): NodeHandler {
     if ("stream" in req && guardBody !== undefined && route.lean !== undefined) {
       guardBody(req.stream);
     }
-    const values = createContextValues().set(hardCloseKey, hardClose(req, res)).set(clientAddressKey, req.socket.remoteAddress);
+    const values = createContextValues().set(hardCloseKey, hardClose(req, res)).set(clientAddressKey, addressKey(req.socket.remoteAddress));
     const fallback = (consumed: Buffer[] = []) => viaConnect(route, req, res, values, consumed);
     if ("stream" in req && route.lean !== undefined && leanPath?.(route.lean, req, res as http2.Http2ServerResponse, values, fallback)) {
       return;

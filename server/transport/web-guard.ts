@@ -38,9 +38,10 @@ export function createWebGuard(handler: NodeHandler, options: WebGuardOptions): 
       return;
     }
     const origin = req.headers.origin;
+    // Answers differ by origin: caches must keep them apart.
+    res.setHeader("vary", "Origin");
     if (typeof origin === "string" && origins.has(origin)) {
       res.setHeader("access-control-allow-origin", origin);
-      res.setHeader("vary", "Origin");
       if (req.method === "OPTIONS") {
         res.statusCode = 204;
         res.setHeader("access-control-allow-methods", cors.allowedMethods.join(", "));

@@ -99,6 +99,11 @@ describe("signed identities with an HMAC secret", () => {
       ["wrong issuer", signed("carol", { iss: "someone-else" }), /"iss" claim/],
       ["wrong audience", signed("carol", { aud: "another-service" }), /"aud" claim/],
       [
+        "no expiry",
+        new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("carol").setIssuer("chat-tests").setAudience("chat").sign(key),
+        /it has no "exp" claim/,
+      ],
+      [
         "alg none",
         new UnsecuredJWT({}).setSubject("carol").setIssuer("chat-tests").setAudience("chat").setExpirationTime("10m").encode(),
         /algorithm is not one this server accepts/,

@@ -6,6 +6,7 @@ import { after, before, describe, it } from "node:test";
 import * as tls from "node:tls";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
+import { SignJWT } from "jose";
 import { type Browser, chromium } from "playwright-core";
 import { createChatClient } from "../../client/chat-client.js";
 import { createChatServer } from "../../server/chat-server.js";
@@ -210,5 +211,35 @@ describe("TLS in cluster mode", { timeout: 60_000 }, () => {
     assert.equal((await oliStream.waitForMessages(1))[0]?.text, "TLS on both nodes");
     niaStream.cancel();
     oliStream.cancel();
+  });
+});
+
+describe("signed identities over TLS", { timeout: 60_000 }, () => {
+  let ca: TestCa;
+  let t: TestServer;
+  const secret = "a-test-secret-of-at-least-32-bytes!";
+  before(async () => {
+    ca = createTestCa();
+    t = await startTestServer({ tlsCert: ca.certFile, tlsKey: ca.keyFile, jwtSecret: secret });
+  });
+  after(async () => {
+    await t.stop();
+    ca.remove();
+  });
+
+  it("takes tokens over HTTP/2 and refuses calls without one over HTTP/1.1 on the same port", async () => {
+    const token = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("pat").setExpirationTime("10m").sign(new TextEncoder().encode(secret));
+    const pat = createChatClient(t.baseUrl, "pat", { ca: ca.ca, token });
+    const stream = await openStream(pat, "pat");
+    await pat.sendMessage({ channel: "pat", text: "signed and encrypted" });
+    assert.equal((await stream.waitForMessages(1))[0]?.text, "signed and encrypted");
+    const anonymous = await http1(t.port, ca.ca, "/chat.v1.ChatService/ListChannels", {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "pat" },
+      body: "{}",
+    });
+    assert.equal(anonymous.status, 401);
+    assert.match(JSON.parse(anonymous.body).message, /is not "Bearer <token>"/);
+    stream.cancel();
   });
 });
