@@ -5,7 +5,7 @@ import { after, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createChatClient } from "../../client/chat-client.js";
 import { openStream } from "../helpers/chat-stream.js";
-import { startRedis, type TestRedis } from "../helpers/redis-server.js";
+import { startTestCluster, type TestCluster } from "../helpers/test-cluster.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/test-server.js";
 
 /** One HTTP/1.1 request to the web port, with the headers given. */
@@ -162,16 +162,12 @@ describe("the web port and browsers from elsewhere", () => {
 });
 
 describe("limits shared by the nodes of a cluster", { timeout: 60_000 }, () => {
-  let redis: TestRedis;
-  const nodes: TestServer[] = [];
-  after(async () => {
-    await Promise.all(nodes.map((n) => n.stop()));
-    await redis?.kill();
-  });
+  let cluster: TestCluster | undefined;
+  after(() => cluster?.stop());
 
   it("counts a user's sends on every node against one allowance", async () => {
-    redis = await startRedis();
-    for (let i = 0; i < 2; i++) nodes.push(await startTestServer({ redis: redis.url, sendRate: 4, sendBurst: 4, webPort: 0 }));
+    cluster = await startTestCluster(2, { sendRate: 4, sendBurst: 4 });
+    const { nodes } = cluster;
     const stream = await openStream(createChatClient(nodes[0]!.baseUrl, "spreader"), "spreader");
     const viaBoth = Array.from({ length: 24 }, (_, i) =>
       createChatClient(nodes[i % 2]!.baseUrl, "spreader").sendMessage({ channel: "spreader", text: `m${i}` }),

@@ -14,7 +14,7 @@ import { createChatClient } from "../../client/chat-client.js";
 import { ListChannelsResponseSchema } from "../../gen/chat/v1/chat_pb.js";
 import { openStream } from "../helpers/chat-stream.js";
 import { rawH2Call } from "../helpers/raw-h2-call.js";
-import { startRedis, type TestRedis } from "../helpers/redis-server.js";
+import { startTestCluster, type TestCluster } from "../helpers/test-cluster.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 const secret = "a-test-secret-of-at-least-32-bytes!";
@@ -233,16 +233,12 @@ describe("signed identities with a JWKS URL", () => {
 });
 
 describe("signed identities in cluster mode", { timeout: 60_000 }, () => {
-  let redis: TestRedis;
-  const nodes: TestServer[] = [];
-  after(async () => {
-    await Promise.all(nodes.map((n) => n.stop()));
-    await redis?.kill();
-  });
+  let cluster: TestCluster | undefined;
+  after(() => cluster?.stop());
 
   it("verifies tokens on every node on its own, and users on different nodes chat", async () => {
-    redis = await startRedis();
-    for (let i = 0; i < 2; i++) nodes.push(await startTestServer({ redis: redis.url, jwtSecret: secret, webPort: 0 }));
+    cluster = await startTestCluster(2, { jwtSecret: secret });
+    const { nodes } = cluster;
     const kim = createChatClient(nodes[0]!.baseUrl, "kim", { token: await token("kim") });
     const lee = createChatClient(nodes[1]!.baseUrl, "lee", { token: await token("lee") });
     const kimStream = await openStream(kim, "kim");

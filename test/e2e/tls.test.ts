@@ -14,8 +14,8 @@ import { ConfigError, defaultConfig } from "../../server/ops/config.js";
 import { createLogger } from "../../server/ops/logger.js";
 import { openStream } from "../helpers/chat-stream.js";
 import { as, loadGrpcJsService, serverStream, unary } from "../helpers/grpc-js-client.js";
-import { startRedis, type TestRedis } from "../helpers/redis-server.js";
 import { createTestCa, type TestCa } from "../helpers/test-ca.js";
+import { startTestCluster, type TestCluster } from "../helpers/test-cluster.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 /** One HTTP/1.1 request over TLS (ALPN http/1.1), trusting the test CA. */
@@ -190,19 +190,17 @@ describe("the chat page over TLS in Chromium", { timeout: 90_000 }, () => {
 });
 
 describe("TLS in cluster mode", { timeout: 60_000 }, () => {
-  let ca: TestCa;
-  let redis: TestRedis;
-  const nodes: TestServer[] = [];
+  let ca: TestCa | undefined;
+  let cluster: TestCluster | undefined;
   after(async () => {
-    await Promise.all(nodes.map((n) => n.stop()));
-    await redis?.kill();
+    await cluster?.stop();
     ca?.remove();
   });
 
   it("serves TLS on every node, and users on different nodes chat", async () => {
     ca = createTestCa();
-    redis = await startRedis();
-    for (let i = 0; i < 2; i++) nodes.push(await startTestServer({ redis: redis.url, tlsCert: ca.certFile, tlsKey: ca.keyFile, webPort: 0 }));
+    cluster = await startTestCluster(2, { tlsCert: ca.certFile, tlsKey: ca.keyFile });
+    const { nodes } = cluster;
     const nia = createChatClient(nodes[0]!.baseUrl, "nia", { ca: ca.ca });
     const oli = createChatClient(nodes[1]!.baseUrl, "oli", { ca: ca.ca });
     const niaStream = await openStream(nia, "nia");
