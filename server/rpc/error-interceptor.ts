@@ -1,6 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { ChatError, type ChatErrorKind } from "../core/chat-error.js";
-import { mapStreamErrors } from "./stream-end.js";
+import { observeStream, type StreamObserver } from "./stream-end.js";
 
 const codes: Record<ChatErrorKind, Code> = {
   "invalid-input": Code.InvalidArgument,
@@ -32,10 +32,11 @@ export function toConnectError(error: unknown): unknown {
  * handlers throw the core's errors as they are.
  */
 export function createErrorInterceptor(): Interceptor {
+  const streams: StreamObserver = { mapError: toConnectError };
   return (next) => async (req) => {
     try {
       const res = await next(req);
-      return res.stream ? mapStreamErrors(res, toConnectError) : res;
+      return req.stream && res.stream ? observeStream(req, res, streams) : res;
     } catch (error) {
       throw toConnectError(error);
     }

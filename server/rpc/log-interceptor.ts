@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import { userKey } from "./auth-interceptor.js";
 import { grpcCodeName } from "./code-name.js";
 import { toConnectError } from "./error-interceptor.js";
-import { observeStream } from "./stream-end.js";
+import { observeStream, type StreamObserver } from "./stream-end.js";
 
 /**
  * Creates the interceptor that writes the calls' log lines. A unary call
@@ -14,6 +14,10 @@ import { observeStream } from "./stream-end.js";
  * "session refused".
  */
 export function createLogInterceptor(logger: Logger): Interceptor {
+  const sessions: StreamObserver = {
+    first: (call) => logger.info({ user: call.values.get(userKey) }, "session opened"),
+    end: (call, reason) => logger.info({ user: call.values.get(userKey), reason: describeEnd(reason) }, call.opened ? "session closed" : "session refused"),
+  };
   return (next) => async (req) => {
     let res: Awaited<ReturnType<typeof next>>;
     try {
@@ -22,12 +26,7 @@ export function createLogInterceptor(logger: Logger): Interceptor {
       logFailure(logger, req.method.name, req.contextValues.get(userKey), error);
       throw error;
     }
-    if (!req.stream || !res.stream) return res;
-    const user = () => req.contextValues.get(userKey);
-    return observeStream(req, res, {
-      first: () => logger.info({ user: user() }, "session opened"),
-      end: (reason, opened) => logger.info({ user: user(), reason: describeEnd(reason) }, opened ? "session closed" : "session refused"),
-    });
+    return req.stream && res.stream ? observeStream(req, res, sessions) : res;
   };
 }
 
