@@ -39,25 +39,23 @@ import { errorFromResetCode } from "./reset-codes.js";
 
 type LeanSpec = Extract<MethodImplSpec, { kind: "unary" | "server_streaming" }>;
 
+/** Connect's request gate (UniversalHandlerOptions.requestGate), which runs before a call's body is read. */
+type RequestGate = (context: HandlerContext) => void | Promise<void>;
+
 /** A method the lean path can serve: its implementation, interceptors and serializers. */
 export interface LeanMethod {
   spec: LeanSpec;
   interceptors: Interceptor[];
   serialization: MethodSerializationLookup<DescMessage, DescMessage>;
   /** Connect's requestGate of the route: it runs before the request is decompressed or parsed. */
-  requestGate: ((context: HandlerContext) => void | Promise<void>) | undefined;
+  requestGate: RequestGate | undefined;
 }
 
 /**
  * Prepares a method for the lean path, or returns undefined for the kinds
  * it does not serve (client and bidi streams).
  */
-export function createLeanMethod(
-  spec: MethodImplSpec,
-  interceptors: Interceptor[],
-  readMaxBytes: number,
-  requestGate?: (context: HandlerContext) => void | Promise<void>,
-): LeanMethod | undefined {
+export function createLeanMethod(spec: MethodImplSpec, interceptors: Interceptor[], readMaxBytes: number, requestGate?: RequestGate): LeanMethod | undefined {
   if (spec.kind !== "unary" && spec.kind !== "server_streaming") return undefined;
   const limits = validateReadWriteMaxBytes(readMaxBytes, undefined, undefined);
   const serialization = createMethodSerializationLookup(spec.method, undefined, undefined, { readMaxBytes: limits.readMaxBytes, writeMaxBytes: 0xffffffff });
@@ -257,7 +255,7 @@ async function serve(
  * when the gate lets the call through, or with false once a refused call has
  * been answered with the gate's error.
  */
-async function passGate(call: LeanCall, gate: (context: HandlerContext) => void | Promise<void>): Promise<LeanContext | false> {
+async function passGate(call: LeanCall, gate: RequestGate): Promise<LeanContext | false> {
   const context = createContext(call);
   try {
     await gate(context);
