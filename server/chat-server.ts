@@ -138,7 +138,7 @@ function routesDeps(config: ServerConfig, state: BackendLifecycle, health: Healt
     logger,
     metrics,
     chatServiceOptions: { ...defaultChatServiceOptions, stallTimeoutMs: config.stallTimeoutMs, listPageSize: config.listPageSize },
-    ...(tokens === undefined ? {} : { tokens }),
+    ...(tokens === undefined ? {} : { tokens, tokenFailuresPerIp: config.tokenFailuresPerIp }),
     ...(limited
       ? {
           rateLimits: {

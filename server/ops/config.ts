@@ -79,6 +79,8 @@ export interface ServerConfig {
   maxConnectionsPerIp: number;
   /** Connect attempts one IP address may make per second; 0 for no limit. */
   connectRatePerIp: number;
+  /** Signed identities: refused tokens one IP address may present per minute before its calls are refused unchecked; 0 for no limit. */
+  tokenFailuresPerIp: number;
   /** Origins (scheme://host:port) whose pages may call the server from a browser, besides the page's own. */
   webOrigin: string[];
   /** Host names the web port answers to, besides IP addresses and localhost. */
@@ -140,6 +142,7 @@ export const defaultConfig: ServerConfig = {
   sendBurst: 100,
   maxConnectionsPerIp: 0,
   connectRatePerIp: 0,
+  tokenFailuresPerIp: 60,
   webOrigin: [],
   webHost: [],
 };
@@ -396,6 +399,14 @@ function createProgram(option: ReturnType<typeof optionsWithEnv>): Command {
         "CONNECT_RATE_PER_IP",
         integer(0, 1_000_000),
       ).default(d.connectRatePerIp),
+    )
+    .addOption(
+      option(
+        "--token-failures-per-ip <n>",
+        "signed identities: refused tokens one IP address may present per minute (0: no limit)",
+        "TOKEN_FAILURES_PER_IP",
+        integer(0, 1_000_000),
+      ).default(d.tokenFailuresPerIp),
     )
     .addOption(
       option(

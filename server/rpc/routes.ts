@@ -29,6 +29,8 @@ export interface RoutesDeps {
   metrics?: ChatMetrics;
   /** Signed identities: every chat call must carry a token this verifies. The authorization header names the caller when undefined. */
   tokens?: TokenVerifier;
+  /** Refused tokens one address may present per minute before its calls are refused unchecked; 0 for no limit. */
+  tokenFailuresPerIp?: number;
   /** Per-user and per-address rate limits; none when undefined. */
   rateLimits?: Omit<RateLimits, "sendMethod" | "connectMethod">;
 }
@@ -39,7 +41,16 @@ export interface RoutesDeps {
  * This is the server's one routing table: the real server's transport and
  * the in-memory test transport both register it.
  */
-export function createRoutes({ backend, health, logger, chatServiceOptions, metrics, tokens, rateLimits }: RoutesDeps): (router: ConnectRouter) => void {
+export function createRoutes({
+  backend,
+  health,
+  logger,
+  chatServiceOptions,
+  metrics,
+  tokens,
+  tokenFailuresPerIp,
+  rateLimits,
+}: RoutesDeps): (router: ConnectRouter) => void {
   const chat = createChatService(backend, logger, { ...(chatServiceOptions ?? defaultChatServiceOptions), signed: tokens !== undefined }, metrics);
   const interceptors = [
     // The first interceptor is the outermost: metrics and the log see the
@@ -53,7 +64,7 @@ export function createRoutes({ backend, health, logger, chatServiceOptions, metr
       ? []
       : [createRateLimitInterceptor({ ...rateLimits, sendMethod: ChatService.method.sendMessage, connectMethod: ChatService.method.connect })]),
   ];
-  const requestGate = tokens === undefined ? undefined : createTokenGate(tokens);
+  const requestGate = tokens === undefined ? undefined : createTokenGate(tokens, tokenFailuresPerIp);
   const reflection = createReflectionServices(createReflectionIndex([ChatService, Health, reflectionV1.ServerReflection, reflectionV1alpha.ServerReflection]));
   const healthService = createHealthService(health);
   return (router) => {

@@ -1,6 +1,8 @@
 import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { RateLimiterMemory } from "rate-limiter-flexible";
 import { userKey } from "./auth-interceptor.js";
-import type { TokenVerifier } from "./token-verifier.js";
+import { clientAddressKey } from "./rate-limit-interceptor.js";
+import type { TokenVerifier, VerifiedToken } from "./token-verifier.js";
 
 /** The context value with when the caller's token expires (ms since the epoch), for streams to end then. */
 export const tokenExpiresAtKey = createContextKey<number | undefined>(undefined, { description: "when the caller's token expires" });
@@ -14,8 +16,19 @@ const hint = 'send "authorization: Bearer <token>" with a token signed for this 
  * valid token. It hands the token's user to the auth interceptor and the
  * handlers through userKey, and its expiry through tokenExpiresAtKey.
  */
-export function createTokenGate(verify: TokenVerifier): (context: HandlerContext) => Promise<void> {
+export function createTokenGate(verify: TokenVerifier, failuresPerMinute = 0): (context: HandlerContext) => Promise<void> {
+  // Refused tokens per address: each costs a signature check, so past the
+  // bound an address's calls are refused without one, for the rest of the minute.
+  const failures = failuresPerMinute > 0 ? new RateLimiterMemory({ keyPrefix: "chat:token-failures", points: failuresPerMinute, duration: 60 }) : undefined;
   return async (context) => {
+    const address = context.values.get(clientAddressKey) ?? "";
+    const record = await failures?.get(address);
+    if (record !== undefined && record !== null && record.consumedPoints >= failuresPerMinute) {
+      throw new ConnectError(
+        `too many refused tokens from this address (at most ${failuresPerMinute} a minute): retry in ${Math.ceil(record.msBeforeNext / 1000)} s`,
+        Code.ResourceExhausted,
+      );
+    }
     const header = context.requestHeader.get("authorization");
     if (header === null) {
       throw new ConnectError(`missing "authorization" header: ${hint}`, Code.Unauthenticated);
@@ -24,7 +37,13 @@ export function createTokenGate(verify: TokenVerifier): (context: HandlerContext
     if (bearer === null) {
       throw new ConnectError(`"authorization" is not "Bearer <token>": ${hint}`, Code.Unauthenticated);
     }
-    const token = await verify(bearer[1]!);
+    let token: VerifiedToken;
+    try {
+      token = await verify(bearer[1]!);
+    } catch (error) {
+      await failures?.penalty(address);
+      throw error;
+    }
     context.values.set(userKey, token.username);
     context.values.set(tokenExpiresAtKey, token.expiresAt);
   };

@@ -122,6 +122,19 @@ describe("signed identities with an HMAC secret", () => {
     assert.equal(await t.server.backend.isOnline("carol"), false);
   });
 
+  it("refuses an address's calls unchecked once it presented --token-failures-per-ip refused tokens in a minute", async () => {
+    const strict = await startTestServer({ jwtSecret: secret, tokenFailuresPerIp: 3 });
+    try {
+      const forger = createChatClient(strict.baseUrl, "forger", {
+        token: await token("forger", {}, new TextEncoder().encode("a-guessed-secret-of-32-bytes-long!")),
+      });
+      for (let i = 0; i < 3; i++) await refused(forger.listChannels({}), Code.Unauthenticated, /signature does not verify/);
+      await refused(forger.listChannels({}), Code.ResourceExhausted, /too many refused tokens from this address \(at most 3 a minute\): retry in \d+ s/);
+    } finally {
+      await strict.stop();
+    }
+  });
+
   it("refuses a call without a token before parsing its body, on both gRPC paths", async () => {
     const connectOnly = await startTestServer({ jwtSecret: secret, leanPath: false });
     try {
