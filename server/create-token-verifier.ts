@@ -1,4 +1,4 @@
-import { createPublicKey } from "node:crypto";
+import { createPublicKey, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describeReason } from "./core/chat-error.js";
 import { ConfigError, type ServerConfig } from "./ops/config.js";
@@ -15,7 +15,7 @@ export function createTokenVerifierFromConfig(config: ServerConfig): TokenVerifi
   let keys: TokenKeys;
   if (config.jwtSecret !== undefined) keys = { secret: config.jwtSecret };
   else if (config.jwksUrl !== undefined) keys = { jwksUrl: config.jwksUrl };
-  else if (config.jwtPublicKey !== undefined) keys = { publicKeyPem: readPublicKey(config.jwtPublicKey) };
+  else if (config.jwtPublicKey !== undefined) keys = { publicKey: readPublicKey(config.jwtPublicKey) };
   else return undefined;
   return createTokenVerifier({
     keys,
@@ -25,7 +25,7 @@ export function createTokenVerifierFromConfig(config: ServerConfig): TokenVerifi
   });
 }
 
-function readPublicKey(file: string): string {
+function readPublicKey(file: string): KeyObject {
   const flag = "--jwt-public-key (JWT_PUBLIC_KEY)";
   let pem: string;
   try {
@@ -34,9 +34,10 @@ function readPublicKey(file: string): string {
     throw new ConfigError(`${flag} ${file}: cannot read it (${describeReason(error)})`);
   }
   try {
-    algorithmsOf(createPublicKey(pem));
+    const key = createPublicKey(pem);
+    algorithmsOf(key);
+    return key;
   } catch (error) {
     throw new ConfigError(`${flag} ${file}: not a usable public key (${describeReason(error)})`);
   }
-  return pem;
 }

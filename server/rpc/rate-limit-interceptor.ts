@@ -42,7 +42,7 @@ export function createRateLimitInterceptor(limits: RateLimits): Interceptor {
       const wait = await sends(user);
       if (wait !== undefined) {
         throw new ConnectError(
-          `${quote(user)} is sending more than ${limits.sendRate} messages a second (bursts of ${limits.sendBurst} more allowed): retry in ${seconds(wait)}`,
+          `${quote(user)} is sending more than ${limits.sendRate} messages a second (bursts of ${limits.sendBurst} more allowed): ${retryIn(wait)}`,
           Code.ResourceExhausted,
         );
       }
@@ -52,7 +52,7 @@ export function createRateLimitInterceptor(limits: RateLimits): Interceptor {
       const wait = await connects(address);
       if (wait !== undefined) {
         throw new ConnectError(
-          `too many Connect attempts from this address (at most ${limits.connectRate} a second): retry in ${seconds(wait)}`,
+          `too many Connect attempts from this address (at most ${limits.connectRate} a second): ${retryIn(wait)}`,
           Code.ResourceExhausted,
         );
       }
@@ -61,8 +61,9 @@ export function createRateLimitInterceptor(limits: RateLimits): Interceptor {
   };
 }
 
-function seconds(ms: number): string {
-  return `${(Math.max(ms, 1) / 1000).toFixed(ms < 10_000 ? 2 : 0)} s`;
+/** How long to wait, for a RESOURCE_EXHAUSTED message: "retry in 0.35 s". */
+export function retryIn(ms: number): string {
+  return `retry in ${(Math.max(ms, 1) / 1000).toFixed(ms < 10_000 ? 2 : 0)} s`;
 }
 
 function createLimiter(prefix: string, rate: number, burst: number, store: Redis | undefined): Limiter {

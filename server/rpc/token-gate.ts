@@ -1,7 +1,7 @@
 import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
 import { RateLimiterMemory } from "rate-limiter-flexible";
 import { userKey } from "./auth-interceptor.js";
-import { clientAddressKey } from "./rate-limit-interceptor.js";
+import { clientAddressKey, retryIn } from "./rate-limit-interceptor.js";
 import type { TokenVerifier, VerifiedToken } from "./token-verifier.js";
 
 /** The context value with when the caller's token expires (ms since the epoch), for streams to end then. */
@@ -25,7 +25,7 @@ export function createTokenGate(verify: TokenVerifier, failuresPerMinute = 0): (
     const record = await failures?.get(address);
     if (record !== undefined && record !== null && record.consumedPoints >= failuresPerMinute) {
       throw new ConnectError(
-        `too many refused tokens from this address (at most ${failuresPerMinute} a minute): retry in ${Math.ceil(record.msBeforeNext / 1000)} s`,
+        `too many refused tokens from this address (at most ${failuresPerMinute} a minute): ${retryIn(record.msBeforeNext)}`,
         Code.ResourceExhausted,
       );
     }

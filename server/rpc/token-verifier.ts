@@ -1,9 +1,9 @@
-import { createPublicKey, type KeyObject } from "node:crypto";
+import type { KeyObject } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createRemoteJWKSet, errors, type JWTVerifyGetKey, jwtVerify } from "jose";
 
 /** Where the keys that sign tokens come from: exactly one. */
-export type TokenKeys = { secret: string } | { publicKeyPem: string } | { jwksUrl: string };
+export type TokenKeys = { secret: string } | { publicKey: KeyObject } | { jwksUrl: string };
 
 /** Settings of {@link createTokenVerifier}. */
 export interface TokenVerifierOptions {
@@ -121,8 +121,7 @@ function keysOf(keys: TokenKeys): { key: Uint8Array | KeyObject | JWTVerifyGetKe
       algorithms: ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"],
     };
   }
-  const key = createPublicKey(keys.publicKeyPem);
-  return { key, algorithms: algorithmsOf(key) };
+  return { key: keys.publicKey, algorithms: algorithmsOf(keys.publicKey) };
 }
 
 /** The signature algorithms a public key can verify. */
