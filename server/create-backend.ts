@@ -19,13 +19,21 @@ export interface BackendLifecycle {
 /** The limits of the configuration that every backend applies. */
 function backendLimits(
   config: ServerConfig,
-): Required<Pick<MemoryBackendOptions, "queueLimit" | "queueLimitBytes" | "maxQueuedBytes" | "maxGroupsPerUser" | "maxGroups">> {
+): Required<
+  Pick<
+    MemoryBackendOptions,
+    "queueLimit" | "queueLimitBytes" | "maxQueuedBytes" | "maxGroupsPerUser" | "maxGroups" | "resumeGraceMs" | "resumeHistory" | "presenceIntervalMs"
+  >
+> {
   return {
     queueLimit: config.queueLimit,
     queueLimitBytes: config.queueLimitBytes,
     maxQueuedBytes: config.maxQueuedBytes,
     maxGroupsPerUser: config.maxGroupsPerUser,
     maxGroups: config.maxGroups,
+    resumeGraceMs: config.resumeGraceMs,
+    resumeHistory: { events: config.resumeHistory, bytes: config.resumeHistoryBytes },
+    presenceIntervalMs: config.presence ? config.presenceIntervalMs : 0,
   };
 }
 
@@ -36,7 +44,8 @@ function backendLimits(
  */
 export function createBackend(config: ServerConfig, logger: Logger, onAvailability: (up: boolean) => void): BackendLifecycle {
   if (config.redis === undefined) {
-    return { backend: createMemoryBackend(backendLimits(config)), store: undefined, start: async () => undefined, close: async () => {} };
+    const memory = createMemoryBackend(backendLimits(config));
+    return { backend: memory, store: undefined, start: async () => undefined, close: async () => memory.close() };
   }
   const url = config.redis;
   const cluster = createRedisBackend({

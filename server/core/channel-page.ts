@@ -1,16 +1,22 @@
 import type { ChannelPage } from "./chat-backend.js";
 import type { ChannelRef } from "./chat-session.js";
 
+/** Sorts names and returns the page of them that the request asks for. */
+export function pageOfNames(names: Iterable<string>, page: ChannelPage | undefined): string[] {
+  const sorted = sortChannels(Array.from(names, (name) => ({ name })));
+  return pageOf(sorted, page).map((entry) => entry.name);
+}
+
 /**
  * Sorts channels by name, in place. Names are ASCII and compared exactly, so
  * code-unit order is the order.
  */
-export function sortChannels(channels: ChannelRef[]): ChannelRef[] {
+export function sortChannels<T extends Pick<ChannelRef, "name">>(channels: T[]): T[] {
   return channels.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 /** Returns the page of a sorted list that the request asks for: all of it when none is given. */
-export function pageOf(sorted: readonly ChannelRef[], page: ChannelPage | undefined): ChannelRef[] {
+export function pageOf<T extends Pick<ChannelRef, "name">>(sorted: readonly T[], page: ChannelPage | undefined): T[] {
   if (page === undefined) return [...sorted];
   let start = 0;
   if (page.after !== undefined) {

@@ -1,4 +1,4 @@
-import type { ChannelRef, ChatEvent, ChatSession } from "./chat-session.js";
+import type { ChannelRef, ChatEvent, ChatSession, EventOptIns } from "./chat-session.js";
 
 /** A value, or a promise of one: the in-memory backend answers at once. */
 export type MaybePromise<T> = T | Promise<T>;
@@ -11,10 +11,37 @@ export interface ChannelPage {
   limit: number;
 }
 
-/** How a session is opened. */
-export interface ConnectOptions {
+/** How a session is opened: what its client asked to receive, and more. */
+export interface ConnectOptions extends EventOptIns {
   /** Take the name from a group that holds it. */
   reclaim?: boolean;
+}
+
+/** A request to continue a session whose stream dropped. */
+export interface ResumeRequest extends EventOptIns {
+  /** The session's resume token. */
+  token: string;
+  /** How many events (after Connected) the client received on the session. */
+  received: number;
+}
+
+/** A session resumed: the events after `received` wait in its queue again. */
+export interface Resumed {
+  session: ChatSession;
+  /** Whether this is the same session (groups kept); false for a fresh one that replaced it. */
+  resumed: boolean;
+  /** How many missed events the session's history no longer held. */
+  lost: number;
+  /** The new stream's hold on the session (see ChatSession.attachStream). */
+  stream: AbortSignal;
+}
+
+/** Settings every backend shares about resuming and presence. */
+export interface SessionPolicy {
+  /** How long a session whose stream dropped is held for a resume; 0 ends it at once. */
+  readonly resumeGraceMs: number;
+  /** Whether presence events are on: a session that asks for them gets them. */
+  readonly presence: boolean;
 }
 
 /** What a backend holds, for health checks, logs, metrics and tests. */
@@ -30,7 +57,7 @@ export interface ChatStats {
  * session's username for everyone, and delivers into the queues of the
  * sessions it holds. Failures are thrown (or rejected) as ChatError.
  */
-export interface ChatBackend {
+export interface ChatBackend extends SessionPolicy {
   /**
    * Opens a session for the username. Fails with "invalid-input" for a
    * malformed name and "already-exists" when the name is an online user or
@@ -39,6 +66,22 @@ export interface ChatBackend {
    * how a user whose identity is signed wins over a group squatting its name.
    */
   connect(username: string, options?: ConnectOptions): MaybePromise<ChatSession>;
+  /**
+   * Continues the session of the resume token, taking it from the stream
+   * that holds it if any: the events delivered after the first
+   * request.received are queued again. Fails with "not-found" when no session
+   * of that name holds that token (the caller then connects afresh), and with
+   * "invalid-input" when request.received is more than the session
+   * delivered, changing nothing.
+   */
+  resume(username: string, request: ResumeRequest): MaybePromise<Resumed>;
+  /**
+   * The session's stream dropped without the client cancelling it: the
+   * session stays (its name, groups and a queue of what arrives) for
+   * resumeGraceMs, then ends as by disconnect. Without a grace, the same as
+   * disconnect.
+   */
+  hold(session: ChatSession, reason: unknown): MaybePromise<void>;
   /**
    * Ends a session and releases what it held: the username is free, and the
    * user leaves every group, deleting groups left empty. Safe to call more
@@ -64,6 +107,12 @@ export interface ChatBackend {
    * page of at most page.limit whose names come after page.after.
    */
   listChannels(page?: ChannelPage): MaybePromise<ChannelRef[]>;
+  /**
+   * Lists the members of a group the caller is in, sorted by name: all, or
+   * the page after page.after. Fails with "not-found" for no such group and
+   * "not-allowed" when the caller is not a member.
+   */
+  listMembers(caller: string, group: string, page?: ChannelPage): MaybePromise<string[]>;
   /** Counts users and groups. */
   stats(): MaybePromise<ChatStats>;
 }

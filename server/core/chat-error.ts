@@ -18,7 +18,9 @@ export type ChatErrorKind =
   /** A per-user limit was reached, or the session fell too far behind. */
   | "exhausted"
   /** The server is going away. */
-  | "unavailable";
+  | "unavailable"
+  /** The stream was replaced: another stream resumed its session. */
+  | "aborted";
 
 /**
  * ChatError is the only error the chat core throws on purpose. Its message is
@@ -64,6 +66,18 @@ export const chatErrors = {
       "exhausted",
       `${quote(user)} was cut off: the server's queues reached their limit of ${limit} bytes, and this stream held the most (${held} bytes waiting to be read)`,
     ),
+  usernameHeld: (user: string, graceMs: number) =>
+    new ChatError(
+      "already-exists",
+      `username ${quote(user)} is held for its dropped session to resume (for up to ${graceMs} ms after the drop): only its resume token may take it`,
+    ),
+  resumeGraceOver: (user: string, graceMs: number, why: unknown) =>
+    new ChatError("unavailable", `the stream of ${quote(user)} dropped (${describeReason(why)}) and was not resumed within ${graceMs} ms`),
+  resumedElsewhere: (user: string) => new ChatError("aborted", `the session of ${quote(user)} was resumed by another stream`),
+  receivedTooMany: (user: string, received: number) =>
+    new ChatError("invalid-input", `received_events ${received} is more than the session of ${quote(user)} delivered`),
+  noSessionToResume: (user: string) => new ChatError("not-found", `no session of ${quote(user)} is held for that resume token`),
+  mustJoinToList: (user: string, group: string) => new ChatError("not-allowed", `${quote(user)} must join group ${quote(group)} to list its members`),
   stalled: (user: string, ms: number) =>
     new ChatError("exhausted", `${quote(user)} fell too far behind: its client read nothing for ${ms} ms while a response waited`),
 };

@@ -1,3 +1,4 @@
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { ChatError, chatErrors } from "./chat-error.js";
 
 /** Where a message was sent: a group, or for a direct message its recipient. */
@@ -6,24 +7,67 @@ export interface ChannelRef {
   readonly type: "user" | "group";
 }
 
+/** What every event a session queues carries, for the queue's bookkeeping. */
+interface QueuedEvent {
+  /** The size in bytes of UTF-8 of the event's text (or names), measured once. */
+  readonly textBytes: number;
+  /**
+   * How many queues (or responses not yet written, or resume histories) hold
+   * this event: the core's bookkeeping, so that an event shared by many
+   * sessions counts once in the server's total.
+   */
+  holders?: number;
+}
+
 /**
  * One message as the core sees it. A group message is a single object shared
  * by the queues of all its recipients, never copied per member.
  */
-export interface ChatEvent {
+export interface ChatEvent extends QueuedEvent {
+  readonly kind: "message";
   readonly id: string;
   readonly sender: string;
   readonly channel: ChannelRef;
   readonly text: string;
-  /** The text's size in bytes of UTF-8, measured once when it was sent. */
-  readonly textBytes: number;
   readonly sentAt: Date;
-  /**
-   * How many queues (or responses not yet written) hold this event: the
-   * core's bookkeeping, so that a group message shared by every member's
-   * queue counts once in the server's total.
-   */
-  holders?: number;
+}
+
+/** Why a member is no longer in a group. */
+export type LeaveReason = "left" | "disconnected" | "cut-off" | "group-deleted";
+
+/**
+ * A member joined or left a group: queued, in order with the group's
+ * messages, for the members that asked for membership events.
+ */
+export interface MembershipEvent extends QueuedEvent {
+  readonly kind: "member-joined" | "member-left";
+  readonly group: string;
+  readonly username: string;
+  /** Why it left; only for "member-left". */
+  readonly reason?: LeaveReason;
+  /** The server's words on why, for people. */
+  readonly detail?: string;
+}
+
+/**
+ * Channels that came and went over one presence interval, coalesced: one
+ * object shared by every session that asked for presence.
+ */
+export interface PresenceEvent extends QueuedEvent {
+  readonly kind: "channels-changed";
+  readonly added: readonly ChannelRef[];
+  readonly removed: readonly ChannelRef[];
+}
+
+/** Anything a session's stream delivers after Connected. */
+export type SessionEvent = ChatEvent | MembershipEvent | PresenceEvent;
+
+/** What a session's client asked to receive besides messages. */
+export interface EventOptIns {
+  /** MemberJoined and MemberLeft for its groups. */
+  membership?: boolean;
+  /** ChannelsChanged. */
+  presence?: boolean;
 }
 
 /**
@@ -51,7 +95,7 @@ export interface ChatSession {
    * maxEvents of them, and no more than maxTextBytes of text unless a single
    * event is larger on its own. Returns an empty array when none wait.
    */
-  take(maxEvents: number, maxTextBytes: number): ChatEvent[];
+  take(maxEvents: number, maxTextBytes: number): SessionEvent[];
   /**
    * Says that the events taken last have been written (or will never be):
    * until then they still count against the session's bytes and the
@@ -64,6 +108,20 @@ export interface ChatSession {
    * waiting for another reason, end the session.
    */
   wait(): Promise<void>;
+  /**
+   * The secret that resumes this session after its stream dropped; undefined
+   * when the backend holds no dropped sessions.
+   */
+  readonly resumeToken: string | undefined;
+  /** What the client asked to receive besides messages. */
+  readonly optIns: Readonly<EventOptIns>;
+  /**
+   * Ties a new stream to the session, for sessions that can be resumed: the
+   * signal it returns aborts when another stream takes the session over (or
+   * the session ends), and the stream must then stop taking events. The
+   * stream that was reading is woken so that it sees this at once.
+   */
+  attachStream(): AbortSignal;
 }
 
 /**
@@ -77,9 +135,31 @@ export interface SessionState extends ChatSession {
    * Queues an event. When the queue is full (in events or in bytes) it stays
    * as it was, and the error to cut the session off with comes back instead.
    */
-  push(event: ChatEvent): ChatError | undefined;
+  push(event: SessionEvent): ChatError | undefined;
   /** Ends the session once; later calls do nothing. Drops what is queued. */
   end(reason: unknown): void;
+  /** What the client asked to receive; a resume replaces it. */
+  optIns: EventOptIns;
+  /**
+   * Puts back, before the waiting events, those delivered after the first
+   * `received` (as far as the history still holds them), for a resumed
+   * stream, and returns how many of them the history no longer held. Returns
+   * undefined, changing nothing, when received is more than the session ever
+   * delivered.
+   */
+  rewind(received: number): number | undefined;
+  /** Drops the resume history, to give its memory back. */
+  dropHistory(): void;
+  /** Whether the token is this session's resume token (compared in constant time). */
+  hasResumeToken(token: string): boolean;
+}
+
+/** How much of what a resumable session delivered it keeps for a resume. */
+export interface HistoryLimits {
+  /** Events kept after they were delivered. */
+  events: number;
+  /** Bytes (see {@link queuedEventBytes}) of those events. */
+  bytes: number;
 }
 
 /**
@@ -89,7 +169,7 @@ export interface SessionState extends ChatSession {
  * timestamp takes about 700 bytes (a heap snapshot of 655,200 one-byte
  * direct messages gave 740 each).
  */
-export function queuedEventBytes(event: ChatEvent): number {
+export function queuedEventBytes(event: SessionEvent): number {
   return 2 * event.textBytes + 700;
 }
 
@@ -119,10 +199,14 @@ export function createQueueBudget(limitBytes: number): QueueBudget {
 /**
  * Brings a budget back under its limit by cutting off the sessions that hold
  * the most, largest first: one reader that stopped reading must not take the
- * memory every other user needs. Scans the sessions (a fresh iteration each
- * time: cutting one off changes them) only when over.
+ * memory every other user needs. Resume histories are dropped before any
+ * session is cut off. Scans the sessions (a fresh iteration each time:
+ * cutting one off changes them) only when over.
  */
 export function enforceQueueBudget(budget: QueueBudget, sessions: () => Iterable<SessionState>, cutOff: (session: SessionState) => void): void {
+  if (budget.usedBytes <= budget.limitBytes) return;
+  // Resume histories are a convenience: they go first, before any stream is cut off.
+  for (const session of sessions()) session.dropHistory();
   while (budget.usedBytes > budget.limitBytes) {
     let largest: SessionState | undefined;
     for (const session of sessions()) {
@@ -162,6 +246,17 @@ export function createWakeScheduler(): WakeScheduler {
 /** Wakes at once; for tests of the session alone. */
 const wakeNow: WakeScheduler = (wake) => wake();
 
+/** What a session may be given besides its queue. */
+export interface SessionExtras {
+  /** What the client asked to receive besides messages. */
+  optIns?: EventOptIns;
+  /**
+   * Makes the session resumable: it gets a resume token, and keeps this much
+   * of what it delivered so that a resumed stream can replay it.
+   */
+  history?: HistoryLimits;
+}
+
 /**
  * Creates the state of one session whose queue holds at most limits.events
  * events and limits.bytes bytes, counted in the budget too, whose reader is
@@ -172,33 +267,50 @@ export function createSessionState(
   limits: QueueLimits,
   schedule: WakeScheduler = wakeNow,
   budget: QueueBudget = createQueueBudget(Number.POSITIVE_INFINITY),
+  extras: SessionExtras = {},
 ): SessionState {
-  return new Session(username, limits, schedule, budget);
+  return new Session(username, limits, schedule, budget, extras);
 }
+
+const noOptIns: Readonly<EventOptIns> = Object.freeze({});
 
 class Session implements SessionState {
   readonly groups = new Set<string>();
+  optIns: EventOptIns;
+  readonly resumeToken: string | undefined;
   private readonly controller = new AbortController();
   // A FIFO as an array with a moving head: shift() would be O(n) per event.
-  private items: ChatEvent[] = [];
+  private items: SessionEvent[] = [];
   private head = 0;
   private bytes = 0;
   // The batch taken last, held until written() says its response is out.
-  private inFlight: ChatEvent[] = [];
+  private inFlight: SessionEvent[] = [];
   private waiter: (() => void) | undefined;
   private wakeScheduled = false;
   private readonly wakeWaiter = () => {
     this.wakeScheduled = false;
     this.waiter?.();
   };
+  // Resumable sessions only: what was delivered, oldest first, kept within
+  // historyLimits; how many events were delivered in all; the stream reading.
+  private readonly historyLimits: HistoryLimits | undefined;
+  private history: SessionEvent[] = [];
+  private historyHead = 0;
+  private historyBytes = 0;
+  private delivered = 0;
+  private stream: AbortController | undefined;
 
   constructor(
     readonly username: string,
     private readonly limits: QueueLimits,
     private readonly schedule: WakeScheduler,
     private readonly budget: QueueBudget,
-  ) {}
-
+    extras: SessionExtras,
+  ) {
+    this.optIns = extras.optIns ?? noOptIns;
+    this.historyLimits = extras.history;
+    this.resumeToken = extras.history === undefined ? undefined : randomBytes(24).toString("base64url");
+  }
   get signal(): AbortSignal {
     return this.controller.signal;
   }
@@ -211,7 +323,7 @@ class Session implements SessionState {
     return this.bytes;
   }
 
-  push(event: ChatEvent): ChatError | undefined {
+  push(event: SessionEvent): ChatError | undefined {
     if (this.controller.signal.aborted) {
       // Nobody will read it; the sender need not know.
       return undefined;
@@ -230,30 +342,111 @@ class Session implements SessionState {
   }
 
   /** Counts an event against this session, and against the total unless another queue holds it already. */
-  private hold(event: ChatEvent, size: number): void {
+  private hold(event: SessionEvent, size: number): void {
     this.bytes += size;
     event.holders = (event.holders ?? 0) + 1;
     if (event.holders === 1) this.budget.usedBytes += size;
   }
 
-  private release(events: readonly ChatEvent[], from = 0, to = events.length): void {
+  private release(events: readonly SessionEvent[], from = 0, to = events.length): void {
     for (let i = from; i < to; i++) {
-      const event = events[i]!;
-      const size = queuedEventBytes(event);
-      this.bytes -= size;
-      event.holders = (event.holders ?? 1) - 1;
-      if (event.holders === 0) this.budget.usedBytes -= size;
+      this.bytes -= this.unhold(events[i]!);
     }
+  }
+
+  /** Stops counting an event against the total once no queue holds it; returns its size. */
+  private unhold(event: SessionEvent): number {
+    const size = queuedEventBytes(event);
+    event.holders = (event.holders ?? 1) - 1;
+    if (event.holders === 0) this.budget.usedBytes -= size;
+    return size;
   }
 
   written(): void {
-    if (this.inFlight.length > 0) {
+    if (this.inFlight.length === 0) return;
+    if (this.historyLimits === undefined) {
       this.release(this.inFlight);
-      this.inFlight = [];
+    } else {
+      // Written is not received: the events stay held, in the history.
+      for (const event of this.inFlight) {
+        const size = queuedEventBytes(event);
+        this.bytes -= size;
+        this.historyBytes += size;
+        this.history.push(event);
+      }
+      this.trimHistory(this.historyLimits.events, this.historyLimits.bytes);
+    }
+    this.inFlight = [];
+  }
+
+  private trimHistory(maxEvents: number, maxBytes: number): void {
+    while (this.history.length - this.historyHead > maxEvents || (this.historyBytes > maxBytes && this.history.length > this.historyHead)) {
+      this.historyBytes -= this.unhold(this.history[this.historyHead]!);
+      this.historyHead++;
+    }
+    if (this.historyHead === this.history.length) {
+      this.history = [];
+      this.historyHead = 0;
+    } else if (this.historyHead > 1024 && this.historyHead * 2 > this.history.length) {
+      this.history = this.history.slice(this.historyHead);
+      this.historyHead = 0;
     }
   }
 
-  take(maxEvents: number, maxTextBytes: number): ChatEvent[] {
+  dropHistory(): void {
+    this.trimHistory(0, 0);
+  }
+
+  rewind(received: number): number | undefined {
+    if (!Number.isSafeInteger(received) || received < 0 || received > this.delivered) return undefined;
+    // Everything delivered and still held, oldest first: the history, then the batch in flight.
+    const held = [...this.history.slice(this.historyHead), ...this.inFlight];
+    const firstHeld = this.delivered - held.length;
+    const lost = Math.max(0, firstHeld - received);
+    const replay = held.slice(Math.max(0, received - firstHeld));
+    // What is neither replayed nor waiting any more is no longer held.
+    for (const event of held.slice(0, held.length - replay.length)) this.unhold(event);
+    this.history = [];
+    this.historyHead = 0;
+    this.historyBytes = 0;
+    this.inFlight = [];
+    let replayBytes = 0;
+    for (const event of replay) replayBytes += queuedEventBytes(event);
+    // The in-flight batch was counted in bytes already; the history was not.
+    this.bytes = replayBytes + this.pendingQueuedBytes();
+    this.items = [...replay, ...this.items.slice(this.head)];
+    this.head = 0;
+    this.delivered -= replay.length;
+    if (replay.length > 0) this.wake();
+    return lost;
+  }
+
+  private pendingQueuedBytes(): number {
+    let bytes = 0;
+    for (let i = this.head; i < this.items.length; i++) bytes += queuedEventBytes(this.items[i]!);
+    return bytes;
+  }
+
+  hasResumeToken(token: string): boolean {
+    if (this.resumeToken === undefined) return false;
+    const a = Buffer.from(this.resumeToken);
+    const b = Buffer.from(token);
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+
+  attachStream(): AbortSignal {
+    this.stream?.abort(chatErrors.resumedElsewhere(this.username));
+    const stream = new AbortController();
+    this.stream = stream;
+    // The reader waiting, if any, is the stream just taken over: let it see so.
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.();
+    if (this.controller.signal.aborted) stream.abort(this.controller.signal.reason);
+    return stream.signal;
+  }
+
+  take(maxEvents: number, maxTextBytes: number): SessionEvent[] {
     // A caller that did not say the last batch was written is done with it.
     this.written();
     const available = this.items.length - this.head;
@@ -264,7 +457,7 @@ class Session implements SessionState {
     let bytes = 0;
     const limit = Math.min(available, maxEvents);
     while (count < limit) {
-      const event = this.items[this.head + count] as ChatEvent;
+      const event = this.items[this.head + count]!;
       bytes += event.textBytes;
       if (bytes > maxTextBytes && count > 0) {
         break;
@@ -276,10 +469,12 @@ class Session implements SessionState {
       this.items = [];
       this.head = 0;
       this.inFlight = all;
+      this.delivered += all.length;
       return all;
     }
     const taken = this.items.slice(this.head, this.head + count);
     this.inFlight = taken;
+    this.delivered += count;
     this.head += count;
     // Reclaim the consumed prefix once it is the larger part of the array.
     if (this.head > 1024 && this.head * 2 > this.items.length) {
@@ -306,10 +501,13 @@ class Session implements SessionState {
       return;
     }
     this.release(this.items, this.head);
-    this.written();
+    this.release(this.inFlight);
+    this.inFlight = [];
+    this.dropHistory();
     this.items = [];
     this.head = 0;
     this.controller.abort(reason ?? new ChatError("unavailable", `the session of ${this.username} has ended`));
+    this.stream?.abort(this.controller.signal.reason);
     this.wake();
   }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { pageOf, sortChannels } from "./channel-page.js";
-import type { ChannelPage, ChatBackend, ChatStats, ConnectOptions } from "./chat-backend.js";
-import { type ChatError, chatErrors } from "./chat-error.js";
+import { pageOf, pageOfNames, sortChannels } from "./channel-page.js";
+import type { ChannelPage, ChatBackend, ChatStats, ConnectOptions, Resumed, ResumeRequest } from "./chat-backend.js";
+import { ChatError, chatErrors, describeReason } from "./chat-error.js";
 import {
   type ChannelRef,
   type ChatEvent,
@@ -10,10 +10,15 @@ import {
   createSessionState,
   createWakeScheduler,
   enforceQueueBudget,
+  type HistoryLimits,
+  type LeaveReason,
+  type MembershipEvent,
+  type SessionEvent,
   type SessionState,
 } from "./chat-session.js";
 import { measureText } from "./message-text.js";
 import { assertValidName } from "./names.js";
+import { createPresenceFeed } from "./presence-feed.js";
 
 /** Settings of a {@link MemoryBackend}. Every field has a default. */
 export interface MemoryBackendOptions {
@@ -31,6 +36,34 @@ export interface MemoryBackendOptions {
   now?: () => Date;
   /** Makes message ids; they must be unique. Default: random UUIDs. */
   newId?: () => string;
+  /** How long a session whose stream dropped is held for a resume. Default 0: it ends at once. */
+  resumeGraceMs?: number;
+  /** What a resumable session keeps of what it delivered. Default 256 events and 256 KiB. */
+  resumeHistory?: HistoryLimits;
+  /** How often presence changes are published, coalesced; 0 switches presence off. Default 250 ms. */
+  presenceIntervalMs?: number;
+}
+
+/** The defaults of a resumable session's history. */
+export const defaultResumeHistory: HistoryLimits = { events: 256, bytes: 256 * 1024 };
+
+/** The reason a member left, for membership events, from why its session ended. */
+export function leaveReasonOf(reason: unknown): [LeaveReason, string] {
+  if (reason instanceof ChatError && reason.kind === "exhausted") return ["cut-off", reason.message];
+  return ["disconnected", reason === undefined ? "" : describeReason(reason)];
+}
+
+/** A membership event, its size measured for the queues. */
+export function membershipEvent(kind: MembershipEvent["kind"], group: string, username: string, leave?: [LeaveReason, string]): MembershipEvent {
+  const detail = leave?.[1] ?? "";
+  return {
+    kind,
+    group,
+    username,
+    ...(leave === undefined ? {} : { reason: leave[0], detail }),
+    textBytes: group.length + username.length + Buffer.byteLength(detail),
+    holders: 0,
+  };
 }
 
 /**
@@ -72,6 +105,14 @@ export interface MemoryBackend extends ChatBackend {
   listChannels(page?: ChannelPage): ChannelRef[];
   /** Counts users and groups. */
   stats(): ChatStats;
+  /** Continues a held or streaming session (see ChatBackend.resume). */
+  resume(username: string, request: ResumeRequest): Resumed;
+  /** Holds a session whose stream dropped, for the resume grace. */
+  hold(session: ChatSession, reason: unknown): void;
+  /** Lists a group's members, for a member. */
+  listMembers(caller: string, group: string, page?: ChannelPage): string[];
+  /** Stops the timers of held sessions and presence; for tests and shutdown. */
+  close(): void;
 }
 
 /**
@@ -85,8 +126,16 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
   const maxGroups = options.maxGroups ?? 100_000;
   const now = options.now ?? (() => new Date());
   const newId = options.newId ?? randomUUID;
+  const resumeGraceMs = options.resumeGraceMs ?? 0;
+  const history = resumeGraceMs > 0 ? (options.resumeHistory ?? defaultResumeHistory) : undefined;
+  const presenceIntervalMs = options.presenceIntervalMs ?? 250;
   const schedule = createWakeScheduler();
   const users = new Map<string, SessionState>();
+  // Sessions whose stream dropped, with the timer that ends them.
+  const held = new Map<SessionState, NodeJS.Timeout>();
+  const presenceWatchers = new Set<SessionState>();
+  const presence =
+    presenceIntervalMs > 0 ? createPresenceFeed({ intervalMs: presenceIntervalMs, publish: (event) => deliver(presenceWatchers, event) }) : undefined;
   // Members keep the order in which they joined.
   const groups = new Map<string, Set<SessionState>>();
   // The sorted channel list, kept until a name comes or goes: pages of
@@ -122,7 +171,23 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
     if (members.size === 0) {
       groups.delete(name);
       sorted = undefined;
+      presence?.changed({ name, type: "group" }, false);
     }
+  }
+
+  /** Tells the members that asked for membership events: O(members). */
+  function notifyMembers(members: Iterable<SessionState>, event: MembershipEvent): void {
+    const watchers: SessionState[] = [];
+    for (const member of members) {
+      if (member.optIns.membership === true) watchers.push(member);
+    }
+    if (watchers.length > 0) deliver(watchers, event);
+  }
+
+  function setOptIns(session: SessionState, optIns: ConnectOptions): void {
+    session.optIns = { membership: optIns.membership === true, presence: optIns.presence === true && presence !== undefined };
+    if (session.optIns.presence === true) presenceWatchers.add(session);
+    else presenceWatchers.delete(session);
   }
 
   function recipientsOf(sender: SessionState, channel: string): [ChannelRef["type"], Iterable<SessionState>] {
@@ -140,7 +205,7 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
     return ["user", [recipient]];
   }
 
-  function deliver(recipients: Iterable<SessionState>, event: ChatEvent): void {
+  function deliver(recipients: Iterable<SessionState>, event: SessionEvent): void {
     let behind: [SessionState, ChatError][] | undefined;
     for (const session of recipients) {
       const overflow = session.push(event);
@@ -166,34 +231,80 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
     // Every session comes from connect below, which makes a SessionState:
     // the public type only hides what the backend alone touches.
     const state = session as SessionState;
+    if (state.signal.aborted && !users.has(state.username)) return;
     state.end(reason);
+    clearTimeout(held.get(state));
+    held.delete(state);
+    presenceWatchers.delete(state);
     if (users.get(state.username) === state) {
       users.delete(state.username);
       sorted = undefined;
+      presence?.changed({ name: state.username, type: "user" }, false);
     }
+    const leave = leaveReasonOf(reason);
     for (const name of state.groups) {
       const members = groups.get(name);
       if (members !== undefined) {
         removeMember(state, name, members);
+        notifyMembers(members, membershipEvent("member-left", name, state.username, leave));
       }
     }
+    state.groups.clear();
   }
 
   return {
-    connect(username, options) {
+    resumeGraceMs,
+    presence: presence !== undefined,
+
+    connect(username, options = {}) {
       assertValidName(username, "username");
-      if (users.has(username)) {
-        throw chatErrors.usernameOnline(username);
+      const existing = users.get(username);
+      if (existing !== undefined) {
+        throw held.has(existing) ? chatErrors.usernameHeld(username, resumeGraceMs) : chatErrors.usernameOnline(username);
       }
       const squatted = groups.get(username);
-      if (squatted !== undefined && options?.reclaim !== true) {
+      if (squatted !== undefined && options.reclaim !== true) {
         throw chatErrors.usernameIsGroup(username);
       }
-      for (const member of [...(squatted ?? [])]) removeMember(member, username, squatted!);
-      const session = createSessionState(username, limits, schedule, budget);
+      if (squatted !== undefined) {
+        const members = [...squatted];
+        for (const member of members) removeMember(member, username, squatted);
+        // Each member hears only of its own leaving: the group is gone for all.
+        for (const member of members) notifyMembers([member], membershipEvent("member-left", username, member.username, ["group-deleted", ""]));
+      }
+      const session = createSessionState(username, limits, schedule, budget, history === undefined ? {} : { history });
+      setOptIns(session, options);
       users.set(username, session);
       sorted = undefined;
+      presence?.changed({ name: username, type: "user" }, true);
       return session;
+    },
+
+    resume(username, request) {
+      assertValidName(username, "username");
+      const session = users.get(username);
+      if (session === undefined || !session.hasResumeToken(request.token)) throw chatErrors.noSessionToResume(username);
+      // Checked before anything changes: a bad count leaves the session as it was.
+      if (!Number.isSafeInteger(request.received) || request.received < 0) throw chatErrors.receivedTooMany(username, request.received);
+      const stream = session.attachStream();
+      const lost = session.rewind(request.received);
+      if (lost === undefined) throw chatErrors.receivedTooMany(username, request.received);
+      clearTimeout(held.get(session));
+      held.delete(session);
+      setOptIns(session, request);
+      return { session, resumed: true, lost, stream };
+    },
+
+    hold(session, reason) {
+      const state = session as SessionState;
+      if (resumeGraceMs === 0 || state.signal.aborted || users.get(state.username) !== state) {
+        disconnect(state, reason);
+        return;
+      }
+      clearTimeout(held.get(state));
+      const timer = setTimeout(() => disconnect(state, chatErrors.resumeGraceOver(state.username, resumeGraceMs, reason)), resumeGraceMs);
+      timer.unref();
+      held.set(state, timer);
     },
 
     disconnect,
@@ -218,6 +329,8 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
       groups.set(name, new Set([session]));
       session.groups.add(name);
       sorted = undefined;
+      presence?.changed({ name, type: "group" }, true);
+      notifyMembers([session], membershipEvent("member-joined", name, callerName));
     },
 
     joinGroup(callerName, name) {
@@ -229,6 +342,7 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
       assertRoomForGroup(session);
       members.add(session);
       session.groups.add(name);
+      notifyMembers(members, membershipEvent("member-joined", name, callerName));
     },
 
     leaveGroup(callerName, name) {
@@ -237,6 +351,9 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
       if (!members.has(session)) {
         throw chatErrors.notAMember(callerName, name);
       }
+      const event = membershipEvent("member-left", name, callerName, ["left", ""]);
+      // The leaver hears of it too, before it is gone.
+      notifyMembers(members, event);
       removeMember(session, name, members);
     },
 
@@ -246,6 +363,7 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
       const textBytes = measureText(text);
       const [type, recipients] = recipientsOf(session, channel);
       const event: ChatEvent = {
+        kind: "message",
         id: newId(),
         sender: callerName,
         channel: { name: channel, type },
@@ -272,8 +390,24 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
       return pageOf(sorted, page);
     },
 
+    listMembers(callerName, name, page) {
+      const session = caller(callerName);
+      const members = existingGroup(name);
+      if (!members.has(session)) throw chatErrors.mustJoinToList(callerName, name);
+      return pageOfNames(
+        Array.from(members, (member) => member.username),
+        page,
+      );
+    },
+
     stats() {
       return { users: users.size, groups: groups.size };
+    },
+
+    close() {
+      for (const timer of held.values()) clearTimeout(timer);
+      held.clear();
+      presence?.close();
     },
   };
 }

@@ -85,6 +85,16 @@ export interface ServerConfig {
   webOrigin: string[];
   /** Host names the web port answers to, besides IP addresses and localhost. */
   webHost: string[];
+  /** How long a session whose stream dropped is held for a resume; 0 ends it at once. */
+  resumeGraceMs: number;
+  /** Events a resumable session keeps after delivering them, to replay on a resume. */
+  resumeHistory: number;
+  /** Bytes of those events. */
+  resumeHistoryBytes: number;
+  /** Whether presence events (ChannelsChanged) are on. */
+  presence: boolean;
+  /** How often presence changes are published, coalesced. */
+  presenceIntervalMs: number;
 }
 
 /**
@@ -145,6 +155,11 @@ export const defaultConfig: ServerConfig = {
   tokenFailuresPerIp: 60,
   webOrigin: [],
   webHost: [],
+  resumeGraceMs: 0,
+  resumeHistory: 256,
+  resumeHistoryBytes: 256 * 1024,
+  presence: true,
+  presenceIntervalMs: 250,
 };
 
 /**
@@ -371,6 +386,29 @@ function createProgram(option: ReturnType<typeof optionsWithEnv>): Command {
     )
     .addOption(new Option("--no-web", "serve no chat page and no HTTP/1.1 port"))
     .addOption(new Option("--no-lean-path", "serve every call through Connect's handler, without the lean gRPC path"))
+    .addOption(
+      option(
+        "--resume-grace-ms <n>",
+        "hold a session whose stream dropped this long, for its client to resume it; 0 ends it at once",
+        "RESUME_GRACE_MS",
+        integer(0, 3_600_000),
+      ).default(d.resumeGraceMs),
+    )
+    .addOption(
+      option(
+        "--resume-history <n>",
+        "events a resumable session keeps after delivering them, to replay on a resume",
+        "RESUME_HISTORY",
+        integer(1, 100_000),
+      ).default(d.resumeHistory),
+    )
+    .addOption(option("--resume-history-bytes <n>", "bytes of those events", "RESUME_HISTORY_BYTES", integer(4096, 1 << 30)).default(d.resumeHistoryBytes))
+    .addOption(new Option("--no-presence", "send no presence events (ChannelsChanged), even to clients that ask"))
+    .addOption(
+      option("--presence-interval-ms <n>", "how often presence changes are sent, coalesced", "PRESENCE_INTERVAL_MS", integer(10, 60_000)).default(
+        d.presenceIntervalMs,
+      ),
+    )
     .addOption(
       option("--tls-cert <file>", "PEM certificate chain: serve TLS on --port, HTTP/2 and HTTP/1.1 (the chat page too); reloaded on SIGHUP", "TLS_CERT"),
     )

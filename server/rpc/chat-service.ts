@@ -1,7 +1,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { ChatService } from "../../gen/chat/v1/chat_pb.js";
-import type { ChatBackend } from "../core/chat-backend.js";
+import type { ChannelPage, ChatBackend, MaybePromise } from "../core/chat-backend.js";
 import { ChatError } from "../core/chat-error.js";
 import { authenticatedUser } from "./auth-interceptor.js";
 import { channelTypes } from "./channel-type.js";
@@ -10,7 +10,7 @@ import { createSessionStream, type DeliveryMetrics, type SessionStreamOptions } 
 
 /** Settings of the chat service. */
 export interface ChatServiceOptions extends SessionStreamOptions {
-  /** The default and the largest page of ListChannels. */
+  /** The default and the largest page of ListChannels and ListGroupMembers. */
   listPageSize: number;
 }
 
@@ -22,6 +22,27 @@ export const defaultChatServiceOptions: ChatServiceOptions = {
   stallTimeoutMs: 30_000,
   listPageSize: 1000,
 };
+
+/**
+ * Serves one page of a name-sorted list the way AIP-158 describes: page_size
+ * 0 is the default, larger ones are lowered to it, negative ones are
+ * INVALID_ARGUMENT, and the token names the last entry of the page before.
+ */
+async function paged<T extends { name: string }>(
+  req: { pageSize: number; pageToken: string },
+  maxPageSize: number,
+  list: (page: ChannelPage) => MaybePromise<T[]>,
+): Promise<{ channels: T[]; nextPageToken: string }> {
+  if (req.pageSize < 0) {
+    throw new ChatError("invalid-input", `page_size must not be negative, got ${req.pageSize}`);
+  }
+  const limit = req.pageSize === 0 ? maxPageSize : Math.min(req.pageSize, maxPageSize);
+  const after = req.pageToken === "" ? undefined : readPageToken(req.pageToken);
+  // One more than the page: whether it exists says whether another page follows.
+  const entries = await list({ ...(after === undefined ? {} : { after }), limit: limit + 1 });
+  const page = entries.slice(0, limit);
+  return { channels: page, nextPageToken: entries.length > limit ? pageToken(page[page.length - 1]!.name) : "" };
+}
 
 /**
  * Creates the implementation of chat.v1.ChatService on top of a backend.
@@ -60,18 +81,16 @@ export function createChatService(
     },
 
     async listChannels(req) {
-      if (req.pageSize < 0) {
-        throw new ChatError("invalid-input", `page_size must not be negative, got ${req.pageSize}`);
-      }
-      const limit = req.pageSize === 0 ? listPageSize : Math.min(req.pageSize, listPageSize);
-      const after = req.pageToken === "" ? undefined : readPageToken(req.pageToken);
-      // One more than the page: whether it exists says whether another page follows.
-      const channels = await backend.listChannels({ ...(after === undefined ? {} : { after }), limit: limit + 1 });
-      const page = channels.slice(0, limit);
-      return {
-        channels: page.map((channel) => ({ name: channel.name, type: channelTypes[channel.type] })),
-        nextPageToken: channels.length > limit ? pageToken(page[page.length - 1]!.name) : "",
-      };
+      const { channels, nextPageToken } = await paged(req, listPageSize, (page) => backend.listChannels(page));
+      return { channels: channels.map((channel) => ({ name: channel.name, type: channelTypes[channel.type] })), nextPageToken };
+    },
+
+    async listGroupMembers(req, ctx) {
+      const caller = authenticatedUser(ctx);
+      const { channels, nextPageToken } = await paged(req, listPageSize, async (page) =>
+        (await backend.listMembers(caller, req.group, page)).map((name) => ({ name })),
+      );
+      return { usernames: channels.map((member) => member.name), nextPageToken };
     },
   };
 }

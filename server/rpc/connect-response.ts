@@ -1,19 +1,26 @@
 import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type ChatMessageSchema, type ConnectResponse, ConnectResponseSchema, EventSchema } from "../../gen/chat/v1/chat_pb.js";
-import type { ChatEvent } from "../core/chat-session.js";
+import {
+  type ChatMessageSchema,
+  type ConnectResponse,
+  ConnectResponseSchema,
+  type EventSchema,
+  EventSchema as Events,
+  LeaveReason,
+} from "../../gen/chat/v1/chat_pb.js";
+import type { ChatEvent, LeaveReason as CoreLeaveReason, SessionEvent } from "../core/chat-session.js";
 import { channelTypes } from "./channel-type.js";
 
 // Each group message is encoded once, however many members receive it: the
 // encoded Event (with its length prefix) is kept for as long as the event is
 // alive, and responses carry it as-is.
-const encodedEvents = new WeakMap<ChatEvent, Uint8Array>();
+const encodedEvents = new WeakMap<SessionEvent, Uint8Array>();
 
-function encodedEvent(event: ChatEvent): Uint8Array {
+function encodedEvent(event: SessionEvent): Uint8Array {
   let data = encodedEvents.get(event);
   if (data === undefined) {
-    const bytes = toBinary(EventSchema, create(EventSchema, { kind: { case: "message", value: toChatMessage(event) } }));
+    const bytes = toBinary(Events, create(Events, toEvent(event)));
     data = new BinaryWriter().bytes(bytes).finish();
     encodedEvents.set(event, data);
   }
@@ -29,15 +36,38 @@ function encodedEvent(event: ChatEvent): Uint8Array {
  * member of a group. The JSON format ignores unknown fields, so for it the
  * events are built as messages.
  */
-export function toConnectResponse(batch: readonly ChatEvent[], binary: boolean): ConnectResponse {
+export function toConnectResponse(batch: readonly SessionEvent[], binary: boolean): ConnectResponse {
   if (!binary) {
-    return create(ConnectResponseSchema, {
-      events: batch.map((event) => ({ kind: { case: "message" as const, value: toChatMessage(event) } })),
-    });
+    return create(ConnectResponseSchema, { events: batch.map(toEvent) });
   }
   const response = create(ConnectResponseSchema);
   response.$unknown = batch.map((event) => ({ no: 1, wireType: WireType.LengthDelimited, data: encodedEvent(event) }));
   return response;
+}
+
+const leaveReasons: Record<CoreLeaveReason, LeaveReason> = {
+  left: LeaveReason.LEFT,
+  disconnected: LeaveReason.DISCONNECTED,
+  "cut-off": LeaveReason.CUT_OFF,
+  "group-deleted": LeaveReason.GROUP_DELETED,
+};
+
+/** The Event of the contract for an event of the core. */
+function toEvent(event: SessionEvent): MessageInitShape<typeof EventSchema> {
+  switch (event.kind) {
+    case "message":
+      return { kind: { case: "message", value: toChatMessage(event) } };
+    case "member-joined":
+      return { kind: { case: "memberJoined", value: { group: event.group, username: event.username } } };
+    case "member-left": {
+      const reason = leaveReasons[event.reason ?? "left"];
+      return { kind: { case: "memberLeft", value: { group: event.group, username: event.username, reason, detail: event.detail ?? "" } } };
+    }
+    case "channels-changed": {
+      const channel = (c: { name: string; type: "user" | "group" }) => ({ name: c.name, type: channelTypes[c.type] });
+      return { kind: { case: "channelsChanged", value: { added: event.added.map(channel), removed: event.removed.map(channel) } } };
+    }
+  }
 }
 
 function toChatMessage(event: ChatEvent): MessageInitShape<typeof ChatMessageSchema> {

@@ -11,6 +11,7 @@ const codes: Record<ChatErrorKind, Code> = {
   "not-allowed": Code.PermissionDenied,
   exhausted: Code.ResourceExhausted,
   unavailable: Code.Unavailable,
+  aborted: Code.Aborted,
 };
 
 /**

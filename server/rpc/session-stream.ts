@@ -1,12 +1,14 @@
 import { create } from "@bufbuild/protobuf";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { type ConnectRequest, type ConnectResponse, ConnectResponseSchema } from "../../gen/chat/v1/chat_pb.js";
-import type { ChatBackend } from "../core/chat-backend.js";
+import type { ChatBackend, Resumed } from "../core/chat-backend.js";
 import { ChatError, chatErrors } from "../core/chat-error.js";
 import type { ChatSession } from "../core/chat-session.js";
 import { userKey } from "./auth-interceptor.js";
 import { toConnectResponse } from "./connect-response.js";
+import { droppedKey } from "./dropped-key.js";
 import { hardCloseKey } from "./hard-close-key.js";
 import { createStallWatch } from "./stall-watch.js";
 import { endReasonKey } from "./stream-end.js";
@@ -57,7 +59,7 @@ export type SessionStream = (req: ConnectRequest, ctx: HandlerContext) => AsyncG
  * they are (the error interceptor maps them), and records why the session
  * ended under endReasonKey for the interceptors that log and count it.
  */
-// Longer than 60 lines: a factory: the methods it returns are short closures over the state they share, which splitting it would have to pass around.
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: a factory: the handler and attach() it returns are closures over the stall watch and options they share, which splitting it would have to pass around.
 export function createSessionStream(backend: ChatBackend, logger: Logger, options: SessionStreamOptions, metrics?: DeliveryMetrics): SessionStream {
   const { maxEventsPerResponse, maxTextBytesPerResponse } = options;
   const release = (session: ChatSession, reason: unknown) =>
@@ -75,10 +77,13 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
    * neither), so the call's own signal ends the session too, or a ghost user
    * would remain.
    */
-  function attach(session: ChatSession, ctx: HandlerContext): (reason: unknown) => void {
+  function attach(session: ChatSession, ctx: HandlerContext, stream: AbortSignal | undefined): (reason: unknown) => void {
     const hardClose = ctx.values.get(hardCloseKey);
+    // A resumable session's stream ends when the session does, and also when
+    // another stream takes the session over.
+    const live = stream ?? session.signal;
     const onCutOff = () => {
-      const why = session.signal.reason;
+      const why = live.reason;
       ctx.values.set(endReasonKey, why);
       // Only a stream cut off for falling behind counts as a slow consumer
       // (not one ended because Redis went away, say).
@@ -90,13 +95,21 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
     const close = (reason: unknown) => {
       if (closed) return;
       closed = true;
-      session.signal.removeEventListener("abort", onCutOff);
+      live.removeEventListener("abort", onCutOff);
       ctx.signal.removeEventListener("abort", onCallEnd);
-      // When the backend cut the session off, that is the reason, not the
-      // write error that the reset stream produced afterwards.
-      release(session, session.signal.aborted ? session.signal.reason : reason);
+      // The session now belongs to the stream that took it over.
+      if (stream?.aborted === true && !session.signal.aborted) return;
+      if (session.signal.aborted) {
+        // When the backend cut the session off, that is the reason, not the
+        // write error that the reset stream produced afterwards.
+        release(session, session.signal.reason);
+      } else if (ctx.values.get(droppedKey)() && backend.resumeGraceMs > 0) {
+        void Promise.resolve(backend.hold(session, reason)).catch((err: unknown) => logger.error({ user: session.username, err }, "session not held"));
+      } else {
+        release(session, reason);
+      }
     };
-    session.signal.addEventListener("abort", onCutOff);
+    live.addEventListener("abort", onCutOff);
     ctx.signal.addEventListener("abort", onCallEnd);
     const expiry = expireWithToken(ctx.values.get(tokenExpiresAtKey), () => release(session, chatErrors.tokenExpired(session.username)));
     return (reason) => {
@@ -117,23 +130,25 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
     if (verified !== undefined && verified !== req.username) throw chatErrors.notYourName(verified, req.username);
     // The name the stream claims is its caller, for the log and the metrics.
     ctx.values.set(userKey, req.username);
-    // A user whose identity is signed takes its name back from a group
-    // squatting it (see the README's threat model).
-    const session = await backend.connect(req.username, { reclaim: verified !== undefined });
-    const close = attach(session, ctx);
+    const { session, resumed, lost, stream } = await openSession(backend, req, verified !== undefined);
+    const close = attach(session, ctx, stream);
+    const takenOver = () => stream?.aborted === true;
     // JSON has no place for pre-encoded events: JSON clients (browsers on
     // the Connect protocol, curl) get messages built for them.
     const binary = !(ctx.requestHeader.get("content-type") ?? "").includes("json");
     let reason: unknown = "completed";
     try {
-      yield create(ConnectResponseSchema, { events: [{ kind: { case: "connected", value: { username: session.username } } }] });
+      yield connected(backend, session, resumed, lost);
       for (;;) {
+        // Taken over by a resumed stream: the events are the new stream's now.
+        if (takenOver()) throw stream?.reason;
         const depth = session.pending;
         const batch = session.take(maxEventsPerResponse, maxTextBytesPerResponse);
         if (batch.length > 0) {
           metrics?.responseSent(batch.length, depth);
           stalls.writing(session);
           yield toConnectResponse(batch, binary);
+          if (takenOver()) throw stream?.reason;
           stalls.written(session);
           session.written();
           continue;
@@ -142,6 +157,7 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
           // Cut off by the backend, or ended by the call's signal.
           throw session.signal.reason;
         }
+        if (takenOver()) throw stream?.reason;
         await session.wait();
       }
     } catch (error) {
@@ -152,6 +168,40 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
       close(reason);
     }
   };
+}
+
+/**
+ * Opens the stream's session: the one its resume token names when the
+ * backend still holds it, else a fresh one. A user whose identity is
+ * signed takes its name back from a group squatting it (see the README's
+ * threat model).
+ */
+async function openSession(backend: ChatBackend, req: ConnectRequest, signed: boolean): Promise<Omit<Resumed, "stream"> & { stream: AbortSignal | undefined }> {
+  const optIns = { membership: req.membershipEvents, presence: req.presenceEvents };
+  if (req.resumeToken !== "") {
+    if (req.receivedEvents > BigInt(Number.MAX_SAFE_INTEGER)) throw chatErrors.receivedTooMany(req.username, Number(req.receivedEvents));
+    try {
+      return await backend.resume(req.username, { token: req.resumeToken, received: Number(req.receivedEvents), ...optIns });
+    } catch (error) {
+      // Nothing to resume: a fresh session, and Connected says it is one.
+      if (!(error instanceof ChatError && error.kind === "not-found")) throw error;
+    }
+  }
+  const session = await backend.connect(req.username, { reclaim: signed, ...optIns });
+  return { session, resumed: false, lost: 0, stream: session.resumeToken === undefined ? undefined : session.attachStream() };
+}
+
+function connected(backend: ChatBackend, session: ChatSession, resumed: boolean, lost: number): ConnectResponse {
+  const value = {
+    username: session.username,
+    resumeToken: session.resumeToken ?? "",
+    resumed,
+    lostEvents: BigInt(lost),
+    membershipEvents: session.optIns.membership === true,
+    presenceEvents: session.optIns.presence === true,
+    ...(backend.resumeGraceMs > 0 ? { resumeGrace: durationFromMs(backend.resumeGraceMs) } : {}),
+  };
+  return create(ConnectResponseSchema, { events: [{ kind: { case: "connected", value } }] });
 }
 
 /**

@@ -19,3 +19,18 @@ export function hardClose(req: http.IncomingMessage | http2.Http2ServerRequest, 
     if (!res.writableFinished) socket.destroy();
   };
 }
+
+/**
+ * What tells whether a call's connection went away (see droppedKey). An
+ * HTTP/2 client that cancels a call resets its stream and keeps the
+ * connection, so a stream that closed with its session still up was a
+ * goodbye. HTTP/1.1 has no way to cancel a call but closing its socket,
+ * which cannot be told from a drop: it counts as one.
+ */
+export function connectionGone(req: http.IncomingMessage | http2.Http2ServerRequest): () => boolean {
+  if ("stream" in req) {
+    const session = req.stream.session;
+    return () => session === undefined || session.destroyed || session.closed;
+  }
+  return () => true;
+}

@@ -4,11 +4,12 @@ import { Code, ConnectError, type ConnectRouter, createContextValues } from "@co
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import type { ChatMetrics } from "../ops/chat-metrics.js";
+import { droppedKey } from "../rpc/dropped-key.js";
 import { hardCloseKey } from "../rpc/hard-close-key.js";
 import { clientAddressKey } from "../rpc/rate-limit-interceptor.js";
 import { addressKey } from "./address-key.js";
 import { createGrpcLeanPath } from "./grpc-lean-path.js";
-import { hardClose } from "./hard-close.js";
+import { connectionGone, hardClose } from "./hard-close.js";
 import { createRequestBodyGuard, type RequestBodyLimits } from "./request-body-guard.js";
 import { createRouteTable, type Route } from "./route-table.js";
 import { dropTimeoutsBeyondTimers } from "./timeout-headers.js";
@@ -99,7 +100,10 @@ export function createNodeHandler(options: NodeHandlerOptions): NodeHandler {
     if ("stream" in req && guardBody !== undefined && route.lean !== undefined) {
       guardBody(req.stream);
     }
-    const values = createContextValues().set(hardCloseKey, hardClose(req, res)).set(clientAddressKey, addressKey(req.socket.remoteAddress));
+    const values = createContextValues()
+      .set(hardCloseKey, hardClose(req, res))
+      .set(droppedKey, connectionGone(req))
+      .set(clientAddressKey, addressKey(req.socket.remoteAddress));
     const fallback = (consumed: Buffer[] = []) => viaConnect(route, req, res, values, consumed);
     if ("stream" in req && route.lean !== undefined && leanPath?.(route.lean, req, res as http2.Http2ServerResponse, values, fallback)) {
       return;

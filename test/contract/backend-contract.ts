@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ChatBackend } from "../../server/core/chat-backend.js";
 import { ChatError, type ChatErrorKind } from "../../server/core/chat-error.js";
-import type { ChatEvent, ChatSession } from "../../server/core/chat-session.js";
+import type { ChatEvent, ChatSession, HistoryLimits } from "../../server/core/chat-session.js";
+import { messages } from "../helpers/session-events.js";
 
 /** The limits every backend takes. */
 export interface BackendLimits {
@@ -11,6 +12,9 @@ export interface BackendLimits {
   maxQueuedBytes: number;
   maxGroupsPerUser: number;
   maxGroups: number;
+  resumeGraceMs?: number;
+  resumeHistory?: HistoryLimits;
+  presenceIntervalMs?: number;
 }
 
 /** Makes a fresh, empty backend for one test, and disposes of it after. */
@@ -38,7 +42,7 @@ async function received(session: ChatSession, n: number): Promise<ChatEvent[]> {
     if (Date.now() > deadline) throw new Error(`${session.username} holds ${session.pending} of ${n} events`);
     await new Promise((r) => setTimeout(r, 5));
   }
-  return session.take(1e9, 1e12);
+  return messages(session.take(1e9, 1e12));
 }
 
 /**

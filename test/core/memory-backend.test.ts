@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { ChatError, type ChatErrorKind } from "../../server/core/chat-error.js";
 import type { ChatSession } from "../../server/core/chat-session.js";
 import { createMemoryBackend } from "../../server/core/memory-backend.js";
+import { messages } from "../helpers/session-events.js";
 
 function throwsKind(fn: () => unknown, kind: ChatErrorKind, messagePart?: string): void {
   assert.throws(fn, (error: unknown) => {
@@ -13,7 +14,7 @@ function throwsKind(fn: () => unknown, kind: ChatErrorKind, messagePart?: string
   });
 }
 
-const texts = (session: ChatSession) => session.take(1e9, 1e9).map((e) => e.text);
+const texts = (session: ChatSession) => messages(session.take(1e9, 1e9)).map((e) => e.text);
 
 describe("in-memory backend", () => {
   it("connects a user once and frees the name on disconnect", () => {
@@ -107,6 +108,7 @@ describe("in-memory backend", () => {
     const bob = backend.connect("bob");
     const event = backend.send("alice", "bob", "hello bob");
     assert.deepEqual(event, {
+      kind: "message",
       id: "id-1",
       sender: "alice",
       channel: { name: "bob", type: "user" },
@@ -154,7 +156,7 @@ describe("in-memory backend", () => {
     const backend = createMemoryBackend();
     const alice = backend.connect("alice");
     for (let i = 0; i < 1000; i++) backend.send("alice", "alice", `m${i}`);
-    const ids = new Set(alice.take(1e9, 1e9).map((e) => e.id));
+    const ids = new Set(messages(alice.take(1e9, 1e9)).map((e) => e.id));
     assert.equal(ids.size, 1000);
   });
 

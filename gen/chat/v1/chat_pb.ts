@@ -4,17 +4,21 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file chat/v1/chat.proto.
  */
 export const file_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEiIgoOQ29ubmVjdFJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkiMQoPQ29ubmVjdFJlc3BvbnNlEh4KBmV2ZW50cxgBIAMoCzIOLmNoYXQudjEuRXZlbnQiYQoFRXZlbnQSJwoJY29ubmVjdGVkGAEgASgLMhIuY2hhdC52MS5Db25uZWN0ZWRIABInCgdtZXNzYWdlGAIgASgLMhQuY2hhdC52MS5DaGF0TWVzc2FnZUgAQgYKBGtpbmQiHQoJQ29ubmVjdGVkEhAKCHVzZXJuYW1lGAEgASgJIjsKB0NoYW5uZWwSDAoEbmFtZRgBIAEoCRIiCgR0eXBlGAIgASgOMhQuY2hhdC52MS5DaGFubmVsVHlwZSKHAQoLQ2hhdE1lc3NhZ2USCgoCaWQYASABKAkSDgoGc2VuZGVyGAIgASgJEiEKB2NoYW5uZWwYAyABKAsyEC5jaGF0LnYxLkNoYW5uZWwSDAoEdGV4dBgEIAEoCRIrCgdzZW50X2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCImChZDcmVhdGVHcm91cENoYXRSZXF1ZXN0EgwKBG5hbWUYASABKAkiGQoXQ3JlYXRlR3JvdXBDaGF0UmVzcG9uc2UiJAoUSm9pbkdyb3VwQ2hhdFJlcXVlc3QSDAoEbmFtZRgBIAEoCSIXChVKb2luR3JvdXBDaGF0UmVzcG9uc2UiJQoVTGVhdmVHcm91cENoYXRSZXF1ZXN0EgwKBG5hbWUYASABKAkiGAoWTGVhdmVHcm91cENoYXRSZXNwb25zZSIzChJTZW5kTWVzc2FnZVJlcXVlc3QSDwoHY2hhbm5lbBgBIAEoCRIMCgR0ZXh0GAIgASgJIhUKE1NlbmRNZXNzYWdlUmVzcG9uc2UiPAoTTGlzdENoYW5uZWxzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJTChRMaXN0Q2hhbm5lbHNSZXNwb25zZRIiCghjaGFubmVscxgBIAMoCzIQLmNoYXQudjEuQ2hhbm5lbBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqWgoLQ2hhbm5lbFR5cGUSHAoYQ0hBTk5FTF9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRQ0hBTk5FTF9UWVBFX1VTRVIQARIWChJDSEFOTkVMX1RZUEVfR1JPVVAQAjLdAwoLQ2hhdFNlcnZpY2USPgoHQ29ubmVjdBIXLmNoYXQudjEuQ29ubmVjdFJlcXVlc3QaGC5jaGF0LnYxLkNvbm5lY3RSZXNwb25zZTABElQKD0NyZWF0ZUdyb3VwQ2hhdBIfLmNoYXQudjEuQ3JlYXRlR3JvdXBDaGF0UmVxdWVzdBogLmNoYXQudjEuQ3JlYXRlR3JvdXBDaGF0UmVzcG9uc2USTgoNSm9pbkdyb3VwQ2hhdBIdLmNoYXQudjEuSm9pbkdyb3VwQ2hhdFJlcXVlc3QaHi5jaGF0LnYxLkpvaW5Hcm91cENoYXRSZXNwb25zZRJRCg5MZWF2ZUdyb3VwQ2hhdBIeLmNoYXQudjEuTGVhdmVHcm91cENoYXRSZXF1ZXN0Gh8uY2hhdC52MS5MZWF2ZUdyb3VwQ2hhdFJlc3BvbnNlEkgKC1NlbmRNZXNzYWdlEhsuY2hhdC52MS5TZW5kTWVzc2FnZVJlcXVlc3QaHC5jaGF0LnYxLlNlbmRNZXNzYWdlUmVzcG9uc2USSwoMTGlzdENoYW5uZWxzEhwuY2hhdC52MS5MaXN0Q2hhbm5lbHNSZXF1ZXN0Gh0uY2hhdC52MS5MaXN0Q2hhbm5lbHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEihQEKDkNvbm5lY3RSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhkKEW1lbWJlcnNoaXBfZXZlbnRzGAIgASgIEhcKD3ByZXNlbmNlX2V2ZW50cxgDIAEoCBIUCgxyZXN1bWVfdG9rZW4YBCABKAkSFwoPcmVjZWl2ZWRfZXZlbnRzGAUgASgEIjEKD0Nvbm5lY3RSZXNwb25zZRIeCgZldmVudHMYASADKAsyDi5jaGF0LnYxLkV2ZW50IvMBCgVFdmVudBInCgljb25uZWN0ZWQYASABKAsyEi5jaGF0LnYxLkNvbm5lY3RlZEgAEicKB21lc3NhZ2UYAiABKAsyFC5jaGF0LnYxLkNoYXRNZXNzYWdlSAASLgoNbWVtYmVyX2pvaW5lZBgDIAEoCzIVLmNoYXQudjEuTWVtYmVySm9pbmVkSAASKgoLbWVtYmVyX2xlZnQYBCABKAsyEy5jaGF0LnYxLk1lbWJlckxlZnRIABI0ChBjaGFubmVsc19jaGFuZ2VkGAUgASgLMhguY2hhdC52MS5DaGFubmVsc0NoYW5nZWRIAEIGCgRraW5kIr4BCglDb25uZWN0ZWQSEAoIdXNlcm5hbWUYASABKAkSFAoMcmVzdW1lX3Rva2VuGAIgASgJEg8KB3Jlc3VtZWQYAyABKAgSEwoLbG9zdF9ldmVudHMYBCABKAQSGQoRbWVtYmVyc2hpcF9ldmVudHMYBSABKAgSFwoPcHJlc2VuY2VfZXZlbnRzGAYgASgIEi8KDHJlc3VtZV9ncmFjZRgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIvCgxNZW1iZXJKb2luZWQSDQoFZ3JvdXAYASABKAkSEAoIdXNlcm5hbWUYAiABKAkiYwoKTWVtYmVyTGVmdBINCgVncm91cBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRIkCgZyZWFzb24YAyABKA4yFC5jaGF0LnYxLkxlYXZlUmVhc29uEg4KBmRldGFpbBgEIAEoCSJVCg9DaGFubmVsc0NoYW5nZWQSHwoFYWRkZWQYASADKAsyEC5jaGF0LnYxLkNoYW5uZWwSIQoHcmVtb3ZlZBgCIAMoCzIQLmNoYXQudjEuQ2hhbm5lbCI7CgdDaGFubmVsEgwKBG5hbWUYASABKAkSIgoEdHlwZRgCIAEoDjIULmNoYXQudjEuQ2hhbm5lbFR5cGUihwEKC0NoYXRNZXNzYWdlEgoKAmlkGAEgASgJEg4KBnNlbmRlchgCIAEoCRIhCgdjaGFubmVsGAMgASgLMhAuY2hhdC52MS5DaGFubmVsEgwKBHRleHQYBCABKAkSKwoHc2VudF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJgoWQ3JlYXRlR3JvdXBDaGF0UmVxdWVzdBIMCgRuYW1lGAEgASgJIhkKF0NyZWF0ZUdyb3VwQ2hhdFJlc3BvbnNlIiQKFEpvaW5Hcm91cENoYXRSZXF1ZXN0EgwKBG5hbWUYASABKAkiFwoVSm9pbkdyb3VwQ2hhdFJlc3BvbnNlIiUKFUxlYXZlR3JvdXBDaGF0UmVxdWVzdBIMCgRuYW1lGAEgASgJIhgKFkxlYXZlR3JvdXBDaGF0UmVzcG9uc2UiMwoSU2VuZE1lc3NhZ2VSZXF1ZXN0Eg8KB2NoYW5uZWwYASABKAkSDAoEdGV4dBgCIAEoCSIVChNTZW5kTWVzc2FnZVJlc3BvbnNlIjwKE0xpc3RDaGFubmVsc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiUwoUTGlzdENoYW5uZWxzUmVzcG9uc2USIgoIY2hhbm5lbHMYASADKAsyEC5jaGF0LnYxLkNoYW5uZWwSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIk8KF0xpc3RHcm91cE1lbWJlcnNSZXF1ZXN0Eg0KBWdyb3VwGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIkYKGExpc3RHcm91cE1lbWJlcnNSZXNwb25zZRIRCgl1c2VybmFtZXMYASADKAkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKpsBCgtMZWF2ZVJlYXNvbhIcChhMRUFWRV9SRUFTT05fVU5TUEVDSUZJRUQQABIVChFMRUFWRV9SRUFTT05fTEVGVBABEh0KGUxFQVZFX1JFQVNPTl9ESVNDT05ORUNURUQQAhIYChRMRUFWRV9SRUFTT05fQ1VUX09GRhADEh4KGkxFQVZFX1JFQVNPTl9HUk9VUF9ERUxFVEVEEAQqWgoLQ2hhbm5lbFR5cGUSHAoYQ0hBTk5FTF9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRQ0hBTk5FTF9UWVBFX1VTRVIQARIWChJDSEFOTkVMX1RZUEVfR1JPVVAQAjK2BAoLQ2hhdFNlcnZpY2USPgoHQ29ubmVjdBIXLmNoYXQudjEuQ29ubmVjdFJlcXVlc3QaGC5jaGF0LnYxLkNvbm5lY3RSZXNwb25zZTABElQKD0NyZWF0ZUdyb3VwQ2hhdBIfLmNoYXQudjEuQ3JlYXRlR3JvdXBDaGF0UmVxdWVzdBogLmNoYXQudjEuQ3JlYXRlR3JvdXBDaGF0UmVzcG9uc2USTgoNSm9pbkdyb3VwQ2hhdBIdLmNoYXQudjEuSm9pbkdyb3VwQ2hhdFJlcXVlc3QaHi5jaGF0LnYxLkpvaW5Hcm91cENoYXRSZXNwb25zZRJRCg5MZWF2ZUdyb3VwQ2hhdBIeLmNoYXQudjEuTGVhdmVHcm91cENoYXRSZXF1ZXN0Gh8uY2hhdC52MS5MZWF2ZUdyb3VwQ2hhdFJlc3BvbnNlEkgKC1NlbmRNZXNzYWdlEhsuY2hhdC52MS5TZW5kTWVzc2FnZVJlcXVlc3QaHC5jaGF0LnYxLlNlbmRNZXNzYWdlUmVzcG9uc2USSwoMTGlzdENoYW5uZWxzEhwuY2hhdC52MS5MaXN0Q2hhbm5lbHNSZXF1ZXN0Gh0uY2hhdC52MS5MaXN0Q2hhbm5lbHNSZXNwb25zZRJXChBMaXN0R3JvdXBNZW1iZXJzEiAuY2hhdC52MS5MaXN0R3JvdXBNZW1iZXJzUmVxdWVzdBohLmNoYXQudjEuTGlzdEdyb3VwTWVtYmVyc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
+ * ConnectRequest opens a session. Every field after username is an opt-in:
+ * a client that sets none of them gets exactly the stream of the first
+ * release of this contract (Connected, then ChatMessage events).
+ *
  * @generated from message chat.v1.ConnectRequest
  */
 export type ConnectRequest = Message<"chat.v1.ConnectRequest"> & {
@@ -22,6 +26,46 @@ export type ConnectRequest = Message<"chat.v1.ConnectRequest"> & {
    * @generated from field: string username = 1;
    */
   username: string;
+
+  /**
+   * Also stream MemberJoined and MemberLeft for every group the caller is in
+   * (including its own joins and leaves), in order with the group's messages.
+   *
+   * @generated from field: bool membership_events = 2;
+   */
+  membershipEvents: boolean;
+
+  /**
+   * Also stream ChannelsChanged: users coming online or going offline, and
+   * groups created or deleted, coalesced over a short interval. The server
+   * may have presence switched off: Connected.presence_events says whether
+   * this stream gets them.
+   *
+   * @generated from field: bool presence_events = 3;
+   */
+  presenceEvents: boolean;
+
+  /**
+   * The resume_token of the Connected event of a session whose stream
+   * dropped, to continue that session: same groups, and the events missed
+   * since. A token the server no longer holds (the grace period is over, the
+   * session ended, or it never existed) opens a fresh session instead, with
+   * Connected.resumed false. The opt-ins of this request replace the
+   * session's.
+   *
+   * @generated from field: string resume_token = 4;
+   */
+  resumeToken: string;
+
+  /**
+   * With resume_token: how many events (every Event but Connected) the client
+   * received on that session, counted over all its streams. The server
+   * replays the events after that many. More than the session delivered is
+   * INVALID_ARGUMENT.
+   *
+   * @generated from field: uint64 received_events = 5;
+   */
+  receivedEvents: bigint;
 };
 
 /**
@@ -72,6 +116,30 @@ export type Event = Message<"chat.v1.Event"> & {
      */
     value: ChatMessage;
     case: "message";
+  } | {
+    /**
+     * Only with ConnectRequest.membership_events.
+     *
+     * @generated from field: chat.v1.MemberJoined member_joined = 3;
+     */
+    value: MemberJoined;
+    case: "memberJoined";
+  } | {
+    /**
+     * Only with ConnectRequest.membership_events.
+     *
+     * @generated from field: chat.v1.MemberLeft member_left = 4;
+     */
+    value: MemberLeft;
+    case: "memberLeft";
+  } | {
+    /**
+     * Only with ConnectRequest.presence_events.
+     *
+     * @generated from field: chat.v1.ChannelsChanged channels_changed = 5;
+     */
+    value: ChannelsChanged;
+    case: "channelsChanged";
   } | { case: undefined; value?: undefined };
 };
 
@@ -90,6 +158,57 @@ export type Connected = Message<"chat.v1.Connected"> & {
    * @generated from field: string username = 1;
    */
   username: string;
+
+  /**
+   * A secret that resumes this session after a dropped stream (see
+   * ConnectRequest.resume_token). Empty when the server does not hold
+   * dropped sessions (--resume-grace-ms 0, its default). The same token
+   * serves every resume of the session.
+   *
+   * @generated from field: string resume_token = 2;
+   */
+  resumeToken: string;
+
+  /**
+   * True when this stream continues the session named by
+   * ConnectRequest.resume_token: its groups are kept, and the events the
+   * client had not received follow, in order, before any new one.
+   *
+   * @generated from field: bool resumed = 3;
+   */
+  resumed: boolean;
+
+  /**
+   * When resumed: how many of the missed events could not be replayed
+   * because they had fallen out of the server's history. 0 means nothing was
+   * lost.
+   *
+   * @generated from field: uint64 lost_events = 4;
+   */
+  lostEvents: bigint;
+
+  /**
+   * Whether this stream carries MemberJoined and MemberLeft.
+   *
+   * @generated from field: bool membership_events = 5;
+   */
+  membershipEvents: boolean;
+
+  /**
+   * Whether this stream carries ChannelsChanged: requested, and presence is
+   * switched on at the server.
+   *
+   * @generated from field: bool presence_events = 6;
+   */
+  presenceEvents: boolean;
+
+  /**
+   * How long the server holds a session whose stream dropped without the
+   * client cancelling it; unset when it does not.
+   *
+   * @generated from field: google.protobuf.Duration resume_grace = 7;
+   */
+  resumeGrace?: Duration | undefined;
 };
 
 /**
@@ -98,6 +217,102 @@ export type Connected = Message<"chat.v1.Connected"> & {
  */
 export const ConnectedSchema: GenMessage<Connected> = /*@__PURE__*/
   messageDesc(file_chat_v1_chat, 3);
+
+/**
+ * MemberJoined says that a user joined a group the receiver is in. The
+ * receiver's own join comes first of all its events about the group: it
+ * sees every message sent to the group after it, and none before.
+ *
+ * @generated from message chat.v1.MemberJoined
+ */
+export type MemberJoined = Message<"chat.v1.MemberJoined"> & {
+  /**
+   * @generated from field: string group = 1;
+   */
+  group: string;
+
+  /**
+   * @generated from field: string username = 2;
+   */
+  username: string;
+};
+
+/**
+ * Describes the message chat.v1.MemberJoined.
+ * Use `create(MemberJoinedSchema)` to create a new message.
+ */
+export const MemberJoinedSchema: GenMessage<MemberJoined> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 4);
+
+/**
+ * MemberLeft says that a user is no longer in a group the receiver is (or,
+ * for the receiver's own leave, was) in. A group deleted under its members
+ * gives each member only its own MemberLeft.
+ *
+ * @generated from message chat.v1.MemberLeft
+ */
+export type MemberLeft = Message<"chat.v1.MemberLeft"> & {
+  /**
+   * @generated from field: string group = 1;
+   */
+  group: string;
+
+  /**
+   * @generated from field: string username = 2;
+   */
+  username: string;
+
+  /**
+   * @generated from field: chat.v1.LeaveReason reason = 3;
+   */
+  reason: LeaveReason;
+
+  /**
+   * The server's words on why, for people: for CUT_OFF, the limit reached.
+   *
+   * @generated from field: string detail = 4;
+   */
+  detail: string;
+};
+
+/**
+ * Describes the message chat.v1.MemberLeft.
+ * Use `create(MemberLeftSchema)` to create a new message.
+ */
+export const MemberLeftSchema: GenMessage<MemberLeft> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 5);
+
+/**
+ * ChannelsChanged lists the channels that came and went since the previous
+ * ChannelsChanged, as ListChannels would show them. Changes are coalesced: a
+ * user who came online and went offline again within one interval is in
+ * neither list. Applied in order to one ListChannels listing taken after
+ * Connected, they keep it current.
+ *
+ * @generated from message chat.v1.ChannelsChanged
+ */
+export type ChannelsChanged = Message<"chat.v1.ChannelsChanged"> & {
+  /**
+   * Users who came online and groups that were created.
+   *
+   * @generated from field: repeated chat.v1.Channel added = 1;
+   */
+  added: Channel[];
+
+  /**
+   * Users who went offline and groups that were deleted.
+   *
+   * @generated from field: repeated chat.v1.Channel removed = 2;
+   */
+  removed: Channel[];
+};
+
+/**
+ * Describes the message chat.v1.ChannelsChanged.
+ * Use `create(ChannelsChangedSchema)` to create a new message.
+ */
+export const ChannelsChangedSchema: GenMessage<ChannelsChanged> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 6);
 
 /**
  * @generated from message chat.v1.Channel
@@ -119,7 +334,7 @@ export type Channel = Message<"chat.v1.Channel"> & {
  * Use `create(ChannelSchema)` to create a new message.
  */
 export const ChannelSchema: GenMessage<Channel> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 4);
+  messageDesc(file_chat_v1_chat, 7);
 
 /**
  * @generated from message chat.v1.ChatMessage
@@ -162,7 +377,7 @@ export type ChatMessage = Message<"chat.v1.ChatMessage"> & {
  * Use `create(ChatMessageSchema)` to create a new message.
  */
 export const ChatMessageSchema: GenMessage<ChatMessage> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 5);
+  messageDesc(file_chat_v1_chat, 8);
 
 /**
  * @generated from message chat.v1.CreateGroupChatRequest
@@ -179,7 +394,7 @@ export type CreateGroupChatRequest = Message<"chat.v1.CreateGroupChatRequest"> &
  * Use `create(CreateGroupChatRequestSchema)` to create a new message.
  */
 export const CreateGroupChatRequestSchema: GenMessage<CreateGroupChatRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 6);
+  messageDesc(file_chat_v1_chat, 9);
 
 /**
  * @generated from message chat.v1.CreateGroupChatResponse
@@ -192,7 +407,7 @@ export type CreateGroupChatResponse = Message<"chat.v1.CreateGroupChatResponse">
  * Use `create(CreateGroupChatResponseSchema)` to create a new message.
  */
 export const CreateGroupChatResponseSchema: GenMessage<CreateGroupChatResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 7);
+  messageDesc(file_chat_v1_chat, 10);
 
 /**
  * @generated from message chat.v1.JoinGroupChatRequest
@@ -209,7 +424,7 @@ export type JoinGroupChatRequest = Message<"chat.v1.JoinGroupChatRequest"> & {
  * Use `create(JoinGroupChatRequestSchema)` to create a new message.
  */
 export const JoinGroupChatRequestSchema: GenMessage<JoinGroupChatRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 8);
+  messageDesc(file_chat_v1_chat, 11);
 
 /**
  * @generated from message chat.v1.JoinGroupChatResponse
@@ -222,7 +437,7 @@ export type JoinGroupChatResponse = Message<"chat.v1.JoinGroupChatResponse"> & {
  * Use `create(JoinGroupChatResponseSchema)` to create a new message.
  */
 export const JoinGroupChatResponseSchema: GenMessage<JoinGroupChatResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 9);
+  messageDesc(file_chat_v1_chat, 12);
 
 /**
  * @generated from message chat.v1.LeaveGroupChatRequest
@@ -239,7 +454,7 @@ export type LeaveGroupChatRequest = Message<"chat.v1.LeaveGroupChatRequest"> & {
  * Use `create(LeaveGroupChatRequestSchema)` to create a new message.
  */
 export const LeaveGroupChatRequestSchema: GenMessage<LeaveGroupChatRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 10);
+  messageDesc(file_chat_v1_chat, 13);
 
 /**
  * @generated from message chat.v1.LeaveGroupChatResponse
@@ -252,7 +467,7 @@ export type LeaveGroupChatResponse = Message<"chat.v1.LeaveGroupChatResponse"> &
  * Use `create(LeaveGroupChatResponseSchema)` to create a new message.
  */
 export const LeaveGroupChatResponseSchema: GenMessage<LeaveGroupChatResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 11);
+  messageDesc(file_chat_v1_chat, 14);
 
 /**
  * @generated from message chat.v1.SendMessageRequest
@@ -276,7 +491,7 @@ export type SendMessageRequest = Message<"chat.v1.SendMessageRequest"> & {
  * Use `create(SendMessageRequestSchema)` to create a new message.
  */
 export const SendMessageRequestSchema: GenMessage<SendMessageRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 12);
+  messageDesc(file_chat_v1_chat, 15);
 
 /**
  * @generated from message chat.v1.SendMessageResponse
@@ -289,7 +504,7 @@ export type SendMessageResponse = Message<"chat.v1.SendMessageResponse"> & {
  * Use `create(SendMessageResponseSchema)` to create a new message.
  */
 export const SendMessageResponseSchema: GenMessage<SendMessageResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 13);
+  messageDesc(file_chat_v1_chat, 16);
 
 /**
  * ListChannelsRequest pages through the channels the way Google's API design
@@ -323,7 +538,7 @@ export type ListChannelsRequest = Message<"chat.v1.ListChannelsRequest"> & {
  * Use `create(ListChannelsRequestSchema)` to create a new message.
  */
 export const ListChannelsRequestSchema: GenMessage<ListChannelsRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 14);
+  messageDesc(file_chat_v1_chat, 17);
 
 /**
  * @generated from message chat.v1.ListChannelsResponse
@@ -353,7 +568,118 @@ export type ListChannelsResponse = Message<"chat.v1.ListChannelsResponse"> & {
  * Use `create(ListChannelsResponseSchema)` to create a new message.
  */
 export const ListChannelsResponseSchema: GenMessage<ListChannelsResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 15);
+  messageDesc(file_chat_v1_chat, 18);
+
+/**
+ * ListGroupMembersRequest pages through a group's members like
+ * ListChannelsRequest: same page_size and page_token rules.
+ *
+ * @generated from message chat.v1.ListGroupMembersRequest
+ */
+export type ListGroupMembersRequest = Message<"chat.v1.ListGroupMembersRequest"> & {
+  /**
+   * A group the caller is a member of: NOT_FOUND when no such group exists,
+   * PERMISSION_DENIED when the caller is not in it (as for SendMessage).
+   *
+   * @generated from field: string group = 1;
+   */
+  group: string;
+
+  /**
+   * The most members to return; 0 means the server's default.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous response; empty for the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message chat.v1.ListGroupMembersRequest.
+ * Use `create(ListGroupMembersRequestSchema)` to create a new message.
+ */
+export const ListGroupMembersRequestSchema: GenMessage<ListGroupMembersRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 19);
+
+/**
+ * @generated from message chat.v1.ListGroupMembersResponse
+ */
+export type ListGroupMembersResponse = Message<"chat.v1.ListGroupMembersResponse"> & {
+  /**
+   * Usernames sorted in code-unit order, at most page_size of them.
+   *
+   * @generated from field: repeated string usernames = 1;
+   */
+  usernames: string[];
+
+  /**
+   * Set when more members follow: pass it as page_token to get them.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message chat.v1.ListGroupMembersResponse.
+ * Use `create(ListGroupMembersResponseSchema)` to create a new message.
+ */
+export const ListGroupMembersResponseSchema: GenMessage<ListGroupMembersResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 20);
+
+/**
+ * Why a member is no longer in a group.
+ *
+ * @generated from enum chat.v1.LeaveReason
+ */
+export enum LeaveReason {
+  /**
+   * @generated from enum value: LEAVE_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * It called LeaveGroupChat.
+   *
+   * @generated from enum value: LEAVE_REASON_LEFT = 1;
+   */
+  LEFT = 1,
+
+  /**
+   * Its session ended: it disconnected, its stream dropped past the resume
+   * grace, its token expired, or the server lost it.
+   *
+   * @generated from enum value: LEAVE_REASON_DISCONNECTED = 2;
+   */
+  DISCONNECTED = 2,
+
+  /**
+   * The server cut its session off for falling behind.
+   *
+   * @generated from enum value: LEAVE_REASON_CUT_OFF = 3;
+   */
+  CUT_OFF = 3,
+
+  /**
+   * The group was deleted because a user with a signed identity took back
+   * its name; every member leaves it.
+   *
+   * @generated from enum value: LEAVE_REASON_GROUP_DELETED = 4;
+   */
+  GROUP_DELETED = 4,
+}
+
+/**
+ * Describes the enum chat.v1.LeaveReason.
+ */
+export const LeaveReasonSchema: GenEnum<LeaveReason> = /*@__PURE__*/
+  enumDesc(file_chat_v1_chat, 0);
 
 /**
  * @generated from enum chat.v1.ChannelType
@@ -379,7 +705,7 @@ export enum ChannelType {
  * Describes the enum chat.v1.ChannelType.
  */
 export const ChannelTypeSchema: GenEnum<ChannelType> = /*@__PURE__*/
-  enumDesc(file_chat_v1_chat, 0);
+  enumDesc(file_chat_v1_chat, 1);
 
 /**
  * ChatService is a chat backend with direct (user to user) and group channels.
@@ -448,6 +774,18 @@ export const ChatService: GenService<{
     methodKind: "unary";
     input: typeof ListChannelsRequestSchema;
     output: typeof ListChannelsResponseSchema;
+  },
+  /**
+   * ListGroupMembers lists the members of a group the caller is in, a page at
+   * a time. With ConnectRequest.membership_events, a client lists once and
+   * then follows MemberJoined and MemberLeft.
+   *
+   * @generated from rpc chat.v1.ChatService.ListGroupMembers
+   */
+  listGroupMembers: {
+    methodKind: "unary";
+    input: typeof ListGroupMembersRequestSchema;
+    output: typeof ListGroupMembersResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chat_v1_chat, 0);

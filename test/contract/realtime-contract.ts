@@ -1,0 +1,301 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { ChatBackend } from "../../server/core/chat-backend.js";
+import { ChatError, type ChatErrorKind } from "../../server/core/chat-error.js";
+import type { ChatSession, SessionEvent } from "../../server/core/chat-session.js";
+import { describeEvents } from "../helpers/session-events.js";
+import type { BackendFactory, BackendLimits } from "./backend-contract.js";
+
+async function failsWith(call: () => unknown, kind: ChatErrorKind, part?: string): Promise<void> {
+  await assert.rejects(
+    async () => call(),
+    (error: unknown) => {
+      assert.ok(error instanceof ChatError, `expected a ChatError, got ${String(error)}`);
+      assert.equal(error.kind, kind, error.message);
+      if (part !== undefined) assert.ok(error.message.includes(part), error.message);
+      return true;
+    },
+  );
+}
+
+/** Takes events until `last` matches one (deliveries may cross a network), and returns them all, described. */
+async function until(session: ChatSession, last: (line: string) => boolean): Promise<string[]> {
+  const deadline = Date.now() + 5000;
+  const seen: string[] = [];
+  for (;;) {
+    const batch = describeEvents(session.take(1e9, 1e12));
+    session.written();
+    seen.push(...batch);
+    if (batch.some(last)) return seen;
+    if (Date.now() > deadline) throw new Error(`${session.username} never got the event expected; got ${JSON.stringify(seen)}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Takes what a session holds and says it was written, as a stream does. */
+function deliverAll(session: ChatSession): SessionEvent[] {
+  const events = session.take(1e9, 1e12);
+  session.written();
+  return events;
+}
+
+/**
+ * Membership events, presence events and resuming, as every ChatBackend
+ * owes them to the RPC layer, run against each implementation.
+ */
+export function realtimeContract(name: string, factory: BackendFactory): void {
+  describe(`ChatBackend real-time contract: ${name}`, () => {
+    const withBackend = (options: Partial<BackendLimits>, body: (b: ChatBackend) => Promise<void>) => async () => {
+      const { backend, close } = await factory({
+        queueLimit: 100,
+        queueLimitBytes: 1 << 20,
+        maxQueuedBytes: 1 << 28,
+        maxGroupsPerUser: 10,
+        maxGroups: 1000,
+        presenceIntervalMs: 0,
+        ...options,
+      });
+      try {
+        await body(backend);
+      } finally {
+        await close();
+      }
+    };
+
+    it(
+      "orders membership events with the group's messages: a member sees what was sent after its join, none before",
+      withBackend({}, async (b) => {
+        const alice = await b.connect("alice", { membership: true });
+        const bob = await b.connect("bob", { membership: true });
+        await b.createGroup("alice", "team");
+        await b.send("alice", "team", "before");
+        await b.joinGroup("bob", "team");
+        await b.send("alice", "team", "after");
+        await b.leaveGroup("bob", "team");
+        await b.send("alice", "team", "gone");
+        assert.deepEqual(await until(alice, (l) => l.endsWith("gone")), [
+          "member-joined team alice",
+          "message alice>team: before",
+          "member-joined team bob",
+          "message alice>team: after",
+          "member-left team bob left",
+          "message alice>team: gone",
+        ]);
+        assert.deepEqual(await until(bob, (l) => l.startsWith("member-left")), [
+          "member-joined team bob",
+          "message alice>team: after",
+          "member-left team bob left",
+        ]);
+      }),
+    );
+
+    it(
+      "tells the members why one left: disconnected, or cut off for falling behind",
+      withBackend({ queueLimit: 3 }, async (b) => {
+        // alice reads as events come; dave reads nothing.
+        const alice = await b.connect("alice", { membership: true });
+        const carol = await b.connect("carol");
+        const dave = await b.connect("dave");
+        await b.createGroup("alice", "team");
+        await b.joinGroup("carol", "team");
+        await b.joinGroup("dave", "team");
+        deliverAll(alice);
+        await b.disconnect(carol, "bye");
+        assert.deepEqual(await until(alice, (l) => l.includes("carol")), ["member-left team carol disconnected"]);
+        // dave reads nothing: the fourth message cuts it off.
+        const left: string[] = [];
+        for (let i = 0; i < 4; i++) {
+          await b.send("alice", "team", `m${i}`);
+          left.push(...(await until(alice, (l) => l.endsWith(`m${i}`))));
+        }
+        if (!left.some((l) => l.includes("dave"))) left.push(...(await until(alice, (l) => l.includes("dave"))));
+        assert.deepEqual(left.slice(-2), ["message alice>team: m3", "member-left team dave cut-off"]);
+        assert.equal(dave.signal.aborted, true);
+        // A client that asked for nothing gets messages only, as before membership events existed.
+        assert.equal(dave.optIns.membership, false);
+      }),
+    );
+
+    it(
+      "costs O(members) per change: a group of 1,000 members each see their own join first, then every later one",
+      withBackend({ queueLimit: 5000, maxGroupsPerUser: 10 }, async (b) => {
+        const size = 1000;
+        const members: ChatSession[] = [];
+        for (let i = 0; i < size; i++) members.push(await b.connect(`u${i}`, { membership: true }));
+        await b.createGroup("u0", "big");
+        for (let i = 1; i < size; i++) await b.joinGroup(`u${i}`, "big");
+        await b.send(`u${size - 1}`, "big", "all here");
+        for (const i of [0, 1, 500, size - 1]) {
+          const seen = await until(members[i]!, (l) => l.endsWith("all here"));
+          assert.equal(seen[0], `member-joined big u${i}`);
+          assert.equal(seen.length, size - i + 1, `u${i} sees its join, the ${size - i - 1} after it, and the message`);
+          assert.equal(seen.at(-2), `member-joined big u${size - 1}`);
+        }
+        assert.deepEqual(await b.listMembers("u7", "big", { limit: 3 }), ["u0", "u1", "u10"]);
+        assert.deepEqual(await b.listMembers("u7", "big", { after: "u998", limit: 3 }), ["u999"]);
+      }),
+    );
+
+    it(
+      "lists members only for members, with the errors of the contract",
+      withBackend({}, async (b) => {
+        await b.connect("alice");
+        await b.connect("bob");
+        await b.createGroup("alice", "team");
+        assert.deepEqual(await b.listMembers("alice", "team"), ["alice"]);
+        await failsWith(() => b.listMembers("bob", "team"), "not-allowed", "must join");
+        await failsWith(() => b.listMembers("bob", "nope"), "not-found", '"nope"');
+        await failsWith(() => b.listMembers("ghost", "team"), "not-signed-in");
+      }),
+    );
+
+    it(
+      "gives each member of a group deleted by a reclaimed name only its own leave",
+      withBackend({}, async (b) => {
+        const friend = await b.connect("friend", { membership: true });
+        await b.connect("squatter");
+        await b.createGroup("squatter", "victim");
+        await b.joinGroup("friend", "victim");
+        deliverAll(friend);
+        await b.connect("victim", { reclaim: true });
+        assert.deepEqual(await until(friend, (l) => l.startsWith("member-left")), ["member-left victim friend group-deleted"]);
+      }),
+    );
+
+    it(
+      "publishes presence coalesced: what came and went within one interval is not sent",
+      withBackend({ presenceIntervalMs: 300 }, async (b) => {
+        assert.equal(b.presence, true);
+        const watcher = await b.connect("watcher", { presence: true });
+        const quiet = await b.connect("quiet");
+        assert.equal(watcher.optIns.presence, true);
+        assert.equal(quiet.optIns.presence, false);
+        const flicker = await b.connect("flicker");
+        await b.disconnect(flicker);
+        await b.connect("steady");
+        await b.createGroup("steady", "room");
+        const seen = await until(watcher, (l) => l.includes("group:room"));
+        assert.ok(!seen.join().includes("flicker"), JSON.stringify(seen));
+        assert.ok(seen.join().includes("user:steady"), JSON.stringify(seen));
+        await b.disconnect(quiet);
+        await b.leaveGroup("steady", "room");
+        const gone = await until(watcher, (l) => l.includes("group:room"));
+        assert.ok(
+          gone.some((l) => l.includes("-[") && l.includes("user:quiet") && l.includes("group:room")),
+          JSON.stringify(gone),
+        );
+        assert.equal(quiet.pending, 0);
+      }),
+    );
+
+    it(
+      "grants no presence when the server has it switched off",
+      withBackend({ presenceIntervalMs: 0 }, async (b) => {
+        assert.equal(b.presence, false);
+        const watcher = await b.connect("watcher", { presence: true });
+        assert.equal(watcher.optIns.presence, false);
+      }),
+    );
+
+    it(
+      "without a grace, holding a dropped session ends it at once, and sessions have no resume token",
+      withBackend({ resumeGraceMs: 0 }, async (b) => {
+        const alice = await b.connect("alice");
+        assert.equal(alice.resumeToken, undefined);
+        await b.hold(alice, "dropped");
+        assert.equal(alice.signal.aborted, true);
+        assert.equal(await b.isOnline("alice"), false);
+      }),
+    );
+
+    it(
+      "resumes a dropped session within the grace: same groups, every missed event in order, the name held meanwhile",
+      withBackend({ resumeGraceMs: 10_000 }, async (b) => {
+        const alice = await b.connect("alice", { membership: true });
+        await b.connect("bob");
+        await b.createGroup("alice", "team");
+        await b.joinGroup("bob", "team");
+        await b.send("bob", "team", "seen");
+        const delivered = (await until(alice, (l) => l.endsWith("seen"))).length;
+        // The client received all but the last event before its stream dropped.
+        await b.hold(alice, "dropped");
+        await b.send("bob", "team", "missed 1");
+        await b.send("bob", "alice", "missed 2");
+        await failsWith(() => b.connect("alice"), "already-exists", "held");
+        await failsWith(() => b.resume("alice", { token: "not-the-token", received: 0 }), "not-found");
+        const token = alice.resumeToken;
+        assert.ok(token !== undefined && token.length >= 32);
+        await failsWith(() => b.resume("alice", { token, received: delivered + 1 }), "invalid-input", "more than");
+        const resumed = await b.resume("alice", { token, received: delivered - 1, membership: true });
+        assert.equal(resumed.session, alice);
+        assert.equal(resumed.resumed, true);
+        assert.equal(resumed.lost, 0);
+        assert.deepEqual(await until(alice, (l) => l.endsWith("missed 2")), [
+          "message bob>team: seen",
+          "message bob>team: missed 1",
+          "message bob>alice: missed 2",
+        ]);
+        await b.send("bob", "team", "live");
+        assert.deepEqual(await until(alice, (l) => l.endsWith("live")), ["message bob>team: live"]);
+      }),
+    );
+
+    it(
+      "ends a held session after the grace, as a disconnect, and its token resumes nothing",
+      withBackend({ resumeGraceMs: 150 }, async (b) => {
+        const alice = await b.connect("alice");
+        const bob = await b.connect("bob", { membership: true });
+        await b.createGroup("bob", "team");
+        await b.joinGroup("alice", "team");
+        deliverAll(bob);
+        await b.hold(alice, "dropped");
+        assert.equal(await b.isOnline("alice"), true);
+        assert.deepEqual(await until(bob, (l) => l.includes("alice")), ["member-left team alice disconnected"]);
+        assert.equal(alice.signal.aborted, true);
+        assert.equal(await b.isOnline("alice"), false);
+        await failsWith(() => b.resume("alice", { token: alice.resumeToken ?? "", received: 0 }), "not-found");
+      }),
+    );
+
+    it(
+      "ends a held session whose queue overflows during the grace, as today",
+      withBackend({ resumeGraceMs: 10_000, queueLimit: 3 }, async (b) => {
+        const alice = await b.connect("alice");
+        await b.connect("bob");
+        await b.hold(alice, "dropped");
+        for (let i = 0; i < 4; i++) await b.send("bob", "alice", `m${i}`);
+        const deadline = Date.now() + 5000;
+        while (!alice.signal.aborted && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+        assert.ok(alice.signal.reason instanceof ChatError && alice.signal.reason.kind === "exhausted", String(alice.signal.reason));
+        assert.equal(await b.isOnline("alice"), false);
+      }),
+    );
+
+    it(
+      "says how many missed events fell out of the history, and replays the rest",
+      withBackend({ resumeGraceMs: 10_000, resumeHistory: { events: 2, bytes: 1 << 20 } }, async (b) => {
+        const alice = await b.connect("alice");
+        await b.connect("bob");
+        for (let i = 0; i < 5; i++) await b.send("bob", "alice", `m${i}`);
+        await until(alice, (l) => l.endsWith("m4"));
+        await b.hold(alice, "dropped");
+        const resumed = await b.resume("alice", { token: alice.resumeToken ?? "", received: 0 });
+        assert.equal(resumed.lost, 3);
+        assert.deepEqual(describeEvents(deliverAll(alice)), ["message bob>alice: m3", "message bob>alice: m4"]);
+      }),
+    );
+
+    it(
+      "lets a resume take a session from a stream that has not noticed its drop yet",
+      withBackend({ resumeGraceMs: 10_000 }, async (b) => {
+        const alice = await b.connect("alice");
+        const first = alice.attachStream();
+        const resumed = await b.resume("alice", { token: alice.resumeToken ?? "", received: 0 });
+        assert.equal(first.aborted, true);
+        assert.ok(first.reason instanceof ChatError && first.reason.kind === "aborted", String(first.reason));
+        assert.equal(resumed.stream.aborted, false);
+        assert.equal(alice.signal.aborted, false);
+      }),
+    );
+  });
+}
