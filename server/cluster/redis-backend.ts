@@ -1,24 +1,27 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
-import { pageOf, sortChannels } from "../core/channel-page.js";
-import type { ChatBackend, ChatStats } from "../core/chat-backend.js";
-import { type ChatError, chatErrors } from "../core/chat-error.js";
+import { pageOf, pageOfNames, sortChannels } from "../core/channel-page.js";
+import type { ChatBackend, ChatStats, ConnectOptions, Resumed, ResumeRequest } from "../core/chat-backend.js";
+import { chatErrors } from "../core/chat-error.js";
 import {
   type ChannelRef,
   type ChatSession,
   createQueueBudget,
   createSessionState,
   createWakeScheduler,
-  enforceQueueBudget,
+  defaultResumeHistory,
+  type HistoryLimits,
   type SessionState,
 } from "../core/chat-session.js";
+import { leaveReasonOf } from "../core/membership-event.js";
 import { measureText } from "../core/message-text.js";
 import { assertValidName } from "../core/names.js";
-import { parseDelivery } from "./delivery.js";
+import { parseDelivery, parsePresence } from "./delivery.js";
+import { createNodeSessions } from "./node-sessions.js";
 import { createRedisNode, type RedisNode, type RedisNodeOptions, unavailable } from "./redis-node.js";
 
 /** Settings of {@link createRedisBackend}: the node's (see redis-node.ts), and the limits. */
-export interface RedisBackendOptions extends Omit<RedisNodeOptions, "onDelivery" | "onLost"> {
+export interface RedisBackendOptions extends Omit<RedisNodeOptions, "onDelivery" | "onLost" | "broadcastChannels"> {
   queueLimit: number;
   /** Bytes that may wait for one session (see queuedEventBytes). */
   queueLimitBytes: number;
@@ -27,6 +30,12 @@ export interface RedisBackendOptions extends Omit<RedisNodeOptions, "onDelivery"
   maxGroupsPerUser: number;
   /** Groups that may exist at once, cluster-wide. */
   maxGroups: number;
+  /** How long a session whose stream dropped is held for a resume. Default 0: it ends at once. */
+  resumeGraceMs?: number;
+  /** What a resumable session keeps of what it delivered. Default 256 events and 256 KiB. */
+  resumeHistory?: HistoryLimits;
+  /** How often presence changes are handed to this node's watchers, coalesced; 0 switches presence off. Default 250 ms. */
+  presenceIntervalMs?: number;
 }
 
 /** A {@link ChatBackend} whose state lives in Redis, shared by every node; it starts and closes with its node. */
@@ -37,12 +46,37 @@ export interface RedisBackend extends ChatBackend, Pick<RedisNode, "available" |
   readonly store: Redis;
 }
 
+/** The pub/sub channel of presence changes, which every node with presence on listens to. */
+const presenceChannel = "chat:presence";
+
+/** What Redis keeps of a resume token: its SHA-256, so that the store never holds the secret. */
+function hashToken(token: string): string {
+  return createHash("sha256").update(token).digest("base64url");
+}
+
+/** The hash of a session's resume token, or "" for a session that cannot be resumed. */
+function tokenHashOf(session: ChatSession): string {
+  return session.resumeToken === undefined ? "" : hashToken(session.resumeToken);
+}
+
+/** "1" for a yes, as the scripts take flags. */
+const flag = (on: boolean | undefined) => (on === true ? "1" : "");
+
 /**
  * Creates the cluster backend. Every change of shared state is one Lua script
  * (atomic across nodes); deliveries travel on one pub/sub channel per node,
- * which carries only what that node's users must receive. The node's link to
- * Redis (connections, lease, availability) is redis-node.ts; this is the
- * chat's commands and this node's sessions.
+ * which carries only what that node's users must receive, and presence
+ * changes on one channel for all. The node's link to Redis (connections,
+ * lease, availability) is redis-node.ts, its sessions' memory
+ * node-sessions.ts; this is the chat's commands.
+ *
+ * Membership events are published by the very script that changes the
+ * membership, to the nodes of the members that asked for them, so they
+ * reach every member in the one order Redis ran the scripts in, the send
+ * script's messages included. A session is resumed on the node that holds
+ * it; presented to another node, its token takes the name over there for a
+ * fresh session (resumed false): the old session leaves its groups and ends,
+ * its queue dropped, so nothing is delivered twice.
  */
 // biome-ignore lint/complexity/noExcessiveLinesPerFunction: a factory: the methods it returns are short closures over the state they share, which splitting it would have to pass around.
 export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
@@ -50,40 +84,50 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
   const limits = { events: options.queueLimit, bytes: options.queueLimitBytes };
   const budget = createQueueBudget(options.maxQueuedBytes);
   const schedule = createWakeScheduler();
-  const sessions = new Map<string, SessionState>();
-
-  /** Ends every local session, as when Redis is lost: clients reconnect. */
-  const endLocalSessions = (reason: ChatError) => {
-    for (const session of [...sessions.values()]) {
-      sessions.delete(session.username);
-      session.end(reason);
-    }
-  };
+  const resumeGraceMs = options.resumeGraceMs ?? 0;
+  const history = resumeGraceMs > 0 ? (options.resumeHistory ?? defaultResumeHistory) : undefined;
+  const local = createNodeSessions({
+    budget,
+    presenceIntervalMs: options.presenceIntervalMs ?? 250,
+    cutOff: (session, reason) => void backend.disconnect(session, reason),
+  });
 
   const onDelivery = (channel: string, payload: string) => {
-    const delivery = parseDelivery(payload);
-    if (delivery === undefined) {
-      // Only the send script publishes here; anything else is not ours.
-      logger.warn({ channel, bytes: payload.length }, "ignored a malformed delivery");
+    if (channel === presenceChannel) {
+      const changes = parsePresence(payload);
+      if (changes === undefined) logger.warn({ channel, bytes: payload.length }, "ignored a malformed presence change");
+      else local.presenceChanged(changes);
       return;
     }
-    for (const name of delivery.to) {
-      const session = sessions.get(name);
-      const overflow = session?.push(delivery.event);
-      if (session !== undefined && overflow !== undefined) {
-        void backend.disconnect(session, overflow);
-      }
+    const delivery = parseDelivery(payload);
+    if (delivery === undefined) {
+      // Only the scripts publish here; anything else is not ours.
+      logger.warn({ channel, bytes: payload.length }, "ignored a malformed delivery");
+    } else if (delivery.kind === "event") {
+      local.deliver(delivery.to, delivery.event, delivery.membership);
+    } else {
+      endTakenOver(delivery.user, delivery.tokenHash);
     }
-    enforceQueueBudget(
-      budget,
-      () => sessions.values(),
-      (session) => {
-        void backend.disconnect(session, chatErrors.serverQueuesFull(session.username, session.pendingBytes, budget.limitBytes));
-      },
-    );
   };
 
-  const node = createRedisNode({ ...options, onDelivery, onLost: endLocalSessions });
+  /**
+   * Another node took this session over with its resume token, and owns the
+   * name in Redis now: end the session here, touching nothing in Redis.
+   * Only the session of that token ends, should the name have come back.
+   */
+  const endTakenOver = (username: string, tokenHash: string) => {
+    const session = local.get(username);
+    if (session === undefined || tokenHashOf(session) !== tokenHash) return;
+    local.remove(session);
+    session.end(chatErrors.resumedElsewhere(username));
+  };
+
+  const node = createRedisNode({
+    ...options,
+    broadcastChannels: local.presence ? [presenceChannel] : [],
+    onDelivery,
+    onLost: (reason) => local.endAll(reason),
+  });
   const { redis, call } = node;
 
   /** Throws the error of a status the scripts answer for any group call. */
@@ -96,37 +140,134 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     throw unavailable();
   };
 
+  /** Throws the error of the connect script's status. */
+  const checkConnect = (status: string, username: string) => {
+    if (status === "ok") return;
+    if (status === "user-exists") throw chatErrors.usernameOnline(username);
+    if (status === "group-exists") throw chatErrors.usernameIsGroup(username);
+    // The grace of the node that holds the session, which may differ from this one's.
+    if (status.startsWith("held:")) throw chatErrors.usernameHeld(username, Number(status.slice("held:".length)));
+    throw unavailable();
+  };
+
+  /**
+   * Makes a session and registers it on this node before Redis hears of
+   * it, so that a delivery published right after the script finds it, then
+   * runs the script that registers it in Redis; a session whose script
+   * failed is dropped.
+   */
+  const openSession = async (username: string, optIns: ConnectOptions, register: (session: SessionState) => Promise<void>) => {
+    const session = createSessionState(username, limits, schedule, budget, history === undefined ? {} : { history });
+    local.setOptIns(session, optIns);
+    local.add(session);
+    try {
+      await register(session);
+    } catch (error) {
+      local.remove(session);
+      session.end(error);
+      throw error;
+    }
+    return session;
+  };
+
+  /** Resumes a session this node holds, as the in-memory backend does. */
+  const resumeHere = async (session: SessionState, request: ResumeRequest): Promise<Resumed> => {
+    const { username } = session;
+    if (!session.hasResumeToken(request.token)) throw chatErrors.noSessionToResume(username);
+    // Checked before anything changes: a bad count leaves the session as it was.
+    if (!Number.isSafeInteger(request.received) || request.received < 0) throw chatErrors.receivedTooMany(username, request.received);
+    const stream = session.attachStream();
+    const lost = session.rewind(request.received);
+    if (lost === undefined) throw chatErrors.receivedTooMany(username, request.received);
+    local.unhold(session);
+    // Set here first: a membership event Redis sent under the old choice is filtered by this one.
+    local.setOptIns(session, request);
+    try {
+      await call(() => redis.chatResumed(node.id, username, flag(session.optIns.membership)));
+    } catch (err) {
+      // The session is resumed; Redis may still call its name held until it ends.
+      logger.warn({ err, user: username }, "could not mark a resumed user in Redis");
+    }
+    return { session, resumed: true, lost, stream };
+  };
+
+  /**
+   * Takes over, with its resume token, a session that another node holds:
+   * the old session leaves its groups and ends there, its queue dropped,
+   * and the user gets a fresh session here (resumed false).
+   */
+  const takeOver = async (username: string, request: ResumeRequest): Promise<Resumed> => {
+    if (!Number.isSafeInteger(request.received) || request.received < 0) throw chatErrors.receivedTooMany(username, request.received);
+    const session = await openSession(username, request, async (fresh) => {
+      const status = await call(() =>
+        redis.chatTakeover(
+          node.id,
+          username,
+          hashToken(request.token),
+          tokenHashOf(fresh),
+          flag(fresh.optIns.membership),
+          "its client came back on another server",
+        ),
+      );
+      if (status === "no-session") throw chatErrors.noSessionToResume(username);
+      if (status !== "ok") throw unavailable();
+    });
+    return { session, resumed: false, lost: 0, stream: session.attachStream() };
+  };
+
   const backend: RedisBackend = {
     nodeId: node.id,
     store: redis,
+    resumeGraceMs,
+    presence: local.presence,
     get available() {
       return node.available;
     },
     start: () => node.start(),
-    close: () => node.close(),
+    close: async () => {
+      local.close();
+      await node.close();
+    },
 
-    async connect(username, options) {
+    async connect(username, options = {}) {
       assertValidName(username, "username");
-      if (sessions.has(username)) throw chatErrors.usernameOnline(username);
-      const status = await call(() => redis.chatConnect(node.id, username, options?.reclaim === true ? "reclaim" : ""));
-      if (status === "user-exists") throw chatErrors.usernameOnline(username);
-      if (status === "group-exists") throw chatErrors.usernameIsGroup(username);
-      if (status !== "ok") throw unavailable();
-      const session = createSessionState(username, limits, schedule, budget);
-      sessions.set(username, session);
-      return session;
+      const existing = local.get(username);
+      if (existing !== undefined) throw local.isHeld(existing) ? chatErrors.usernameHeld(username, resumeGraceMs) : chatErrors.usernameOnline(username);
+      return openSession(username, options, async (session) => {
+        const reclaim = options.reclaim === true ? "reclaim" : "";
+        const status = await call(() => redis.chatConnect(node.id, username, reclaim, tokenHashOf(session), flag(session.optIns.membership)));
+        checkConnect(status, username);
+      });
+    },
+
+    async resume(username, request) {
+      assertValidName(username, "username");
+      const session = local.get(username);
+      return session === undefined ? takeOver(username, request) : resumeHere(session, request);
+    },
+
+    async hold(session, reason) {
+      // Every session comes from openSession, which makes a SessionState:
+      // the public type only hides what the backend alone touches.
+      const state = session as SessionState;
+      if (resumeGraceMs === 0 || state.signal.aborted || local.get(state.username) !== state) return backend.disconnect(state, reason);
+      local.hold(state, resumeGraceMs, () => void backend.disconnect(state, chatErrors.resumeGraceOver(state.username, resumeGraceMs, reason)));
+      try {
+        await call(() => redis.chatHold(node.id, state.username, resumeGraceMs));
+      } catch (err) {
+        // Held all the same; another node's connect is told the name is online rather than held.
+        logger.warn({ err, user: state.username }, "could not mark a held user in Redis");
+      }
     },
 
     async disconnect(session: ChatSession, reason?: unknown) {
-      // Every session comes from connect above, which makes a SessionState:
-      // the public type only hides what the backend alone touches.
+      // See hold: a SessionState behind the public type.
       const state = session as SessionState;
       state.end(reason);
-      if (sessions.get(state.username) !== state) return;
-      sessions.delete(state.username);
-      if (!node.available) return;
+      if (!local.remove(state) || !node.available) return;
+      const [why, detail] = leaveReasonOf(reason);
       try {
-        await redis.chatDisconnect(node.id, session.username);
+        await redis.chatDisconnect(node.id, session.username, why, detail);
       } catch (err) {
         // Released on recovery, or by the sweep if this node dies.
         logger.warn({ err, user: session.username }, "could not release a user in Redis");
@@ -170,7 +311,7 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
       if (status === "not-signed-in") throw chatErrors.notSignedIn(caller);
       // The script answers the channel's type when it sent; anything else is a script this code does not know.
       if (status !== "user" && status !== "group") throw unavailable();
-      return { id, sender: caller, channel: { name: channel, type: status }, text, textBytes, sentAt };
+      return { kind: "message", id, sender: caller, channel: { name: channel, type: status }, text, textBytes, sentAt, holders: 0 };
     },
 
     async listChannels(page) {
@@ -180,6 +321,15 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
       const [users, groups] = await call(() => Promise.all([redis.hkeys("chat:users"), redis.smembers("chat:groups")]));
       const channels: ChannelRef[] = [...users.map((name) => ({ name, type: "user" as const })), ...groups.map((name) => ({ name, type: "group" as const }))];
       return pageOf(sortChannels(channels), page);
+    },
+
+    async listMembers(caller, name, page) {
+      assertValidName(name, "group name");
+      // One script, so that the checks and the members are one moment's.
+      const [status = "", ...members] = await call(() => redis.chatListMembers(caller, name));
+      if (status === "not-member") throw chatErrors.mustJoinToList(caller, name);
+      checkCommon(status, caller, name);
+      return pageOfNames(members, page);
     },
 
     async stats(): Promise<ChatStats> {

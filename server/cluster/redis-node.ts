@@ -6,13 +6,18 @@ import { scripts } from "./redis-scripts.js";
 
 /** The chat's Lua scripts, as ioredis commands; each answers a status word. */
 export interface ChatCommands {
-  chatConnect(node: string, user: string, reclaim: string): Promise<string>;
-  chatDisconnect(node: string, user: string): Promise<string>;
-  chatSweep(node: string): Promise<string>;
-  chatReleaseNode(node: string): Promise<string>;
+  chatConnect(node: string, user: string, reclaim: string, tokenHash: string, membership: string): Promise<string>;
+  chatDisconnect(node: string, user: string, reason: string, detail: string): Promise<string>;
+  chatSweep(node: string, detail: string): Promise<string>;
+  chatReleaseNode(node: string, detail: string): Promise<string>;
+  chatHold(node: string, user: string, graceMs: number): Promise<string>;
+  chatResumed(node: string, user: string, membership: string): Promise<string>;
+  chatTakeover(node: string, user: string, tokenHash: string, newTokenHash: string, membership: string, detail: string): Promise<string>;
   chatCreateGroup(user: string, group: string, max: number, maxTotal: number): Promise<string>;
   chatJoinGroup(user: string, group: string, max: number): Promise<string>;
   chatLeaveGroup(user: string, group: string): Promise<string>;
+  /** Answers ["ok", ...members] or [status]. */
+  chatListMembers(user: string, group: string): Promise<string[]>;
   chatSend(user: string, channel: string, id: string, text: string, at: number): Promise<string>;
 }
 
@@ -27,7 +32,12 @@ export interface RedisNodeOptions {
   logger: Logger;
   /** Told when Redis becomes reachable (true) or unreachable (false). */
   onAvailability?: (available: boolean) => void;
-  /** A message published on this node's delivery channel. */
+  /**
+   * Channels every node may listen to besides its own (presence changes):
+   * subscribed, and confirmed, with it.
+   */
+  broadcastChannels?: readonly string[];
+  /** A message published on this node's delivery channel, or on one of the broadcast channels. */
   onDelivery(channel: string, payload: string): void;
   /** This node's sessions must end: Redis was lost, the lease ran out, or the node is closing. */
   onLost(reason: ChatError): void;
@@ -83,13 +93,14 @@ export function createRedisNode(options: RedisNodeOptions): RedisNode {
   // has confirmed the subscription.
   const subscriber = new Redis(options.url, { ...redisOptions, enableOfflineQueue: true, autoResubscribe: false });
   const deliverChannel = `chat:deliver:${id}`;
+  const channels = [deliverChannel, ...(options.broadcastChannels ?? [])];
   const leaseKey = `chat:lease:${id}`;
   let available = false;
   let closing = false;
   let started = false;
-  // Whether Redis has confirmed this node's delivery subscription on the
-  // current subscriber connection: without it, messages for this node's users
-  // would be published to nobody.
+  // Whether Redis has confirmed this node's subscriptions (its delivery
+  // channel and the broadcast ones) on the current subscriber connection:
+  // without them, messages for this node's users would be published to nobody.
   let subscribed = false;
   // Counts the subscriber's connections, so that a late confirmation from a
   // dropped one is not taken for the current one's.
@@ -115,7 +126,7 @@ export function createRedisNode(options: RedisNodeOptions): RedisNode {
    */
   const recover = async () => {
     try {
-      await redis.chatReleaseNode(id);
+      await redis.chatReleaseNode(id, "its server lost its link to the chat's shared store");
       await register();
       // Either connection may have dropped meanwhile: serve only with both.
       if (canServe()) setAvailable(true);
@@ -135,7 +146,7 @@ export function createRedisNode(options: RedisNodeOptions): RedisNode {
   const resubscribe = async () => {
     const generation = subscriberGeneration;
     try {
-      await subscriber.subscribe(deliverChannel);
+      await subscriber.subscribe(...channels);
       // A confirmation from a connection that has dropped since is worth nothing.
       if (generation !== subscriberGeneration) return;
       subscribed = true;
@@ -185,7 +196,7 @@ export function createRedisNode(options: RedisNodeOptions): RedisNode {
     if (!available) return;
     try {
       for (const node of await redis.smembers("chat:nodes")) {
-        if (node !== id && (await redis.chatSweep(node)) === "ok") {
+        if (node !== id && (await redis.chatSweep(node, "its server stopped answering")) === "ok") {
           logger.info({ node }, "released the users of a node whose lease ran out");
         }
       }
@@ -234,7 +245,7 @@ export function createRedisNode(options: RedisNodeOptions): RedisNode {
         // closed."; the error event before it says why.
         throw seen.error ?? error;
       }
-      await subscriber.subscribe(deliverChannel);
+      await subscriber.subscribe(...channels);
       subscribed = true;
       await register();
       started = true;
@@ -251,7 +262,7 @@ export function createRedisNode(options: RedisNodeOptions): RedisNode {
       options.onLost(new ChatError("unavailable", "the server is shutting down"));
       try {
         await redis.del(leaseKey);
-        await redis.chatReleaseNode(id);
+        await redis.chatReleaseNode(id, "its server is shutting down");
         await redis.srem("chat:nodes", id);
       } catch {
         // Redis is away: the survivors' sweep will release this node.

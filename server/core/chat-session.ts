@@ -154,6 +154,9 @@ export interface SessionState extends ChatSession {
   hasResumeToken(token: string): boolean;
 }
 
+/** The defaults of a resumable session's history. */
+export const defaultResumeHistory: HistoryLimits = { events: 256, bytes: 256 * 1024 };
+
 /** How much of what a resumable session delivered it keeps for a resume. */
 export interface HistoryLimits {
   /** Events kept after they were delivered. */

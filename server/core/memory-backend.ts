@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { pageOf, pageOfNames, sortChannels } from "./channel-page.js";
 import type { ChannelPage, ChatBackend, ChatStats, ConnectOptions, Resumed, ResumeRequest } from "./chat-backend.js";
-import { ChatError, chatErrors, describeReason } from "./chat-error.js";
+import { type ChatError, chatErrors } from "./chat-error.js";
 import {
   type ChannelRef,
   type ChatEvent,
@@ -9,13 +9,14 @@ import {
   createQueueBudget,
   createSessionState,
   createWakeScheduler,
+  defaultResumeHistory,
   enforceQueueBudget,
   type HistoryLimits,
-  type LeaveReason,
   type MembershipEvent,
   type SessionEvent,
   type SessionState,
 } from "./chat-session.js";
+import { leaveReasonOf, membershipEvent } from "./membership-event.js";
 import { measureText } from "./message-text.js";
 import { assertValidName } from "./names.js";
 import { createPresenceFeed } from "./presence-feed.js";
@@ -42,28 +43,6 @@ export interface MemoryBackendOptions {
   resumeHistory?: HistoryLimits;
   /** How often presence changes are published, coalesced; 0 switches presence off. Default 250 ms. */
   presenceIntervalMs?: number;
-}
-
-/** The defaults of a resumable session's history. */
-export const defaultResumeHistory: HistoryLimits = { events: 256, bytes: 256 * 1024 };
-
-/** The reason a member left, for membership events, from why its session ended. */
-export function leaveReasonOf(reason: unknown): [LeaveReason, string] {
-  if (reason instanceof ChatError && reason.kind === "exhausted") return ["cut-off", reason.message];
-  return ["disconnected", reason === undefined ? "" : describeReason(reason)];
-}
-
-/** A membership event, its size measured for the queues. */
-export function membershipEvent(kind: MembershipEvent["kind"], group: string, username: string, leave?: [LeaveReason, string]): MembershipEvent {
-  const detail = leave?.[1] ?? "";
-  return {
-    kind,
-    group,
-    username,
-    ...(leave === undefined ? {} : { reason: leave[0], detail }),
-    textBytes: group.length + username.length + Buffer.byteLength(detail),
-    holders: 0,
-  };
 }
 
 /**

@@ -1,0 +1,182 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import { createAuthorizationInterceptor } from "../../client/chat-client.js";
+import { ChatService, type Connected, type ConnectRequestSchema, type Event, LeaveReason } from "../../gen/chat/v1/chat_pb.js";
+import { createMemoryBackend, type MemoryBackendOptions } from "../../server/core/memory-backend.js";
+import { createLogger } from "../../server/ops/logger.js";
+import { createRoutes } from "../../server/rpc/routes.js";
+import { createHealthStatus } from "../../server/standard/health-status.js";
+
+/**
+ * A server on the in-memory transport. It has no connection to lose, so its
+ * streams always end as goodbyes: drops are tested on real connections
+ * (test/e2e/resume.test.ts), and here a resume takes over a live stream, as
+ * after a blip the server has not noticed yet.
+ */
+function setup(options: MemoryBackendOptions = {}) {
+  const backend = createMemoryBackend(options);
+  const routes = createRoutes({ backend, health: createHealthStatus([ChatService.typeName]), logger: createLogger("silent") });
+  const transport = (user?: string) =>
+    createRouterTransport(routes, user === undefined ? {} : { transport: { interceptors: [createAuthorizationInterceptor(user)] } });
+  return { backend, client: (user?: string) => createClient(ChatService, transport(user)) };
+}
+
+function describeEvent(event: Event): string {
+  const k = event.kind;
+  if (k.case === "message") return `message ${k.value.sender}>${k.value.channel?.name}: ${k.value.text}`;
+  if (k.case === "memberJoined") return `joined ${k.value.group} ${k.value.username}`;
+  if (k.case === "memberLeft") return `left ${k.value.group} ${k.value.username} ${LeaveReason[k.value.reason]}`;
+  if (k.case === "channelsChanged") return `channels +${k.value.added.map((c) => c.name).join(",")} -${k.value.removed.map((c) => c.name).join(",")}`;
+  return `${k.case}`;
+}
+
+/** A Connect stream that records Connected and every event after it. */
+function open(client: ReturnType<ReturnType<typeof setup>["client"]>, req: MessageInitShape<typeof ConnectRequestSchema>) {
+  const abort = new AbortController();
+  const events: string[] = [];
+  let connected: Connected | undefined;
+  const ended = (async () => {
+    try {
+      for await (const res of client.connect(req, { signal: abort.signal })) {
+        for (const event of res.events) {
+          if (event.kind.case === "connected") connected = event.kind.value;
+          else events.push(describeEvent(event));
+        }
+      }
+      return undefined;
+    } catch (error) {
+      return ConnectError.from(error);
+    }
+  })();
+  const until = async (check: () => boolean, what: string) => {
+    const deadline = Date.now() + 5000;
+    while (!check()) {
+      if (Date.now() > deadline) throw new Error(`never ${what}; events: ${JSON.stringify(events)}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  return {
+    events,
+    ended,
+    cancel: () => abort.abort(),
+    connected: async () => {
+      await until(() => connected !== undefined, "connected");
+      return connected!;
+    },
+    waitFor: (line: string | RegExp) => until(() => events.some((e) => (typeof line === "string" ? e === line : line.test(e))), `got ${line}`),
+  };
+}
+
+describe("real-time state over the in-memory transport", () => {
+  it("streams membership events to a client that asks, and none to one that does not", async () => {
+    const f = setup();
+    const alice = open(f.client(), { username: "alice", membershipEvents: true });
+    const old = open(f.client(), { username: "old" });
+    const hello = await alice.connected();
+    assert.equal(hello.membershipEvents, true);
+    assert.equal(hello.presenceEvents, false);
+    assert.equal(hello.resumeToken, "");
+    assert.equal(hello.resumeGrace, undefined);
+    await old.connected();
+    await f.client("alice").createGroupChat({ name: "team" });
+    await f.client("old").joinGroupChat({ name: "team" });
+    await f.client("alice").sendMessage({ channel: "team", text: "hi" });
+    await old.waitFor("message alice>team: hi");
+    old.cancel();
+    await alice.waitFor("left team old DISCONNECTED");
+    assert.deepEqual(alice.events, ["joined team alice", "joined team old", "message alice>team: hi", "left team old DISCONNECTED"]);
+    assert.deepEqual(old.events, ["message alice>team: hi"]);
+    alice.cancel();
+  });
+
+  it("streams presence, coalesced, and says in Connected when the server has it off", async () => {
+    const f = setup({ presenceIntervalMs: 20 });
+    const watcher = open(f.client(), { username: "watcher", presenceEvents: true });
+    assert.equal((await watcher.connected()).presenceEvents, true);
+    const bob = open(f.client(), { username: "bob" });
+    await bob.connected();
+    await watcher.waitFor(/^channels \+(watcher,)?bob -$/);
+    await f.client("bob").createGroupChat({ name: "room" });
+    await watcher.waitFor("channels +room -");
+    bob.cancel();
+    await watcher.waitFor("channels + -bob,room");
+    watcher.cancel();
+
+    const off = setup({ presenceIntervalMs: 0 });
+    const refused = open(off.client(), { username: "watcher", presenceEvents: true });
+    assert.equal((await refused.connected()).presenceEvents, false);
+    refused.cancel();
+  });
+
+  it("lists a group's members a page at a time, for members only", async () => {
+    const f = setup();
+    const streams = ["ann", "bob", "cat", "dan"].map((u) => open(f.client(), { username: u }));
+    for (const s of streams) await s.connected();
+    await f.client("ann").createGroupChat({ name: "team" });
+    for (const u of ["bob", "cat"]) await f.client(u).joinGroupChat({ name: "team" });
+    const first = await f.client("bob").listGroupMembers({ group: "team", pageSize: 2 });
+    assert.deepEqual(first.usernames, ["ann", "bob"]);
+    const second = await f.client("bob").listGroupMembers({ group: "team", pageSize: 2, pageToken: first.nextPageToken });
+    assert.deepEqual(second.usernames, ["cat"]);
+    assert.equal(second.nextPageToken, "");
+    const refusals: [Promise<unknown>, Code][] = [
+      [f.client("dan").listGroupMembers({ group: "team" }), Code.PermissionDenied],
+      [f.client("dan").listGroupMembers({ group: "none" }), Code.NotFound],
+      [f.client("bob").listGroupMembers({ group: "team", pageSize: -1 }), Code.InvalidArgument],
+      [f.client("bob").listGroupMembers({ group: "team", pageToken: "forged" }), Code.InvalidArgument],
+      [f.client("ghost").listGroupMembers({ group: "team" }), Code.Unauthenticated],
+    ];
+    for (const [call, code] of refusals) {
+      await assert.rejects(call, (e: unknown) => e instanceof ConnectError && e.code === code);
+    }
+    for (const s of streams) s.cancel();
+  });
+
+  it("resumes by token, taking the session from its old stream (ABORTED), replaying what the client had not received", async () => {
+    const f = setup({ resumeGraceMs: 10_000 });
+    const bob = open(f.client(), { username: "bob" });
+    await bob.connected();
+    const first = open(f.client(), { username: "alice", membershipEvents: true });
+    const hello = await first.connected();
+    assert.ok(hello.resumeToken.length >= 32);
+    assert.equal(hello.resumeGrace?.seconds, 10n);
+    await f.client("alice").createGroupChat({ name: "team" });
+    await f.client("bob").joinGroupChat({ name: "team" });
+    await first.waitFor("joined team bob");
+    const squatter = open(f.client(), { username: "alice" });
+    assert.equal((await squatter.ended)?.code, Code.AlreadyExists);
+    const tooMany = open(f.client(), { username: "alice", resumeToken: hello.resumeToken, receivedEvents: 3n });
+    assert.equal((await tooMany.ended)?.code, Code.InvalidArgument);
+
+    // The client had received one event of two: the second is replayed first.
+    const again = open(f.client(), { username: "alice", resumeToken: hello.resumeToken, receivedEvents: 1n, membershipEvents: true });
+    const back = await again.connected();
+    assert.equal(back.resumed, true);
+    assert.equal(back.lostEvents, 0n);
+    assert.equal(back.resumeToken, hello.resumeToken);
+    assert.equal((await first.ended)?.code, Code.Aborted);
+    await f.client("bob").sendMessage({ channel: "team", text: "after" });
+    await again.waitFor("message bob>team: after");
+    assert.deepEqual(again.events, ["joined team bob", "message bob>team: after"]);
+    // A goodbye (the client cancels) leaves at once, as without a grace.
+    again.cancel();
+    await again.ended;
+    const deadline = Date.now() + 2000;
+    while (f.backend.isOnline("alice") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(f.backend.isOnline("alice"), false);
+    bob.cancel();
+    f.backend.close();
+  });
+
+  it("opens a fresh session, saying so, for a token the server no longer holds", async () => {
+    const f = setup({ resumeGraceMs: 10_000 });
+    const stream = open(f.client(), { username: "alice", resumeToken: "expired-or-unknown", receivedEvents: 5n });
+    const hello = await stream.connected();
+    assert.equal(hello.resumed, false);
+    assert.notEqual(hello.resumeToken, "expired-or-unknown");
+    stream.cancel();
+    f.backend.close();
+  });
+});
