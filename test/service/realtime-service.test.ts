@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { createAuthorizationInterceptor } from "../../client/chat-client.js";
-import { ChatService, type Connected, type ConnectRequestSchema, type Event, LeaveReason } from "../../gen/chat/v1/chat_pb.js";
+import { ChatService } from "../../gen/chat/v1/chat_pb.js";
 import { createMemoryBackend, type MemoryBackendOptions } from "../../server/core/memory-backend.js";
 import { createLogger } from "../../server/ops/logger.js";
 import { createRoutes } from "../../server/rpc/routes.js";
 import { createHealthStatus } from "../../server/standard/health-status.js";
+import { openEventStream } from "../helpers/event-stream.js";
 
 /**
  * A server on the in-memory transport. It has no connection to lose, so its
@@ -23,57 +23,11 @@ function setup(options: MemoryBackendOptions = {}) {
   return { backend, client: (user?: string) => createClient(ChatService, transport(user)) };
 }
 
-function describeEvent(event: Event): string {
-  const k = event.kind;
-  if (k.case === "message") return `message ${k.value.sender}>${k.value.channel?.name}: ${k.value.text}`;
-  if (k.case === "memberJoined") return `joined ${k.value.group} ${k.value.username}`;
-  if (k.case === "memberLeft") return `left ${k.value.group} ${k.value.username} ${LeaveReason[k.value.reason]}`;
-  if (k.case === "channelsChanged") return `channels +${k.value.added.map((c) => c.name).join(",")} -${k.value.removed.map((c) => c.name).join(",")}`;
-  return `${k.case}`;
-}
-
-/** A Connect stream that records Connected and every event after it. */
-function open(client: ReturnType<ReturnType<typeof setup>["client"]>, req: MessageInitShape<typeof ConnectRequestSchema>) {
-  const abort = new AbortController();
-  const events: string[] = [];
-  let connected: Connected | undefined;
-  const ended = (async () => {
-    try {
-      for await (const res of client.connect(req, { signal: abort.signal })) {
-        for (const event of res.events) {
-          if (event.kind.case === "connected") connected = event.kind.value;
-          else events.push(describeEvent(event));
-        }
-      }
-      return undefined;
-    } catch (error) {
-      return ConnectError.from(error);
-    }
-  })();
-  const until = async (check: () => boolean, what: string) => {
-    const deadline = Date.now() + 5000;
-    while (!check()) {
-      if (Date.now() > deadline) throw new Error(`never ${what}; events: ${JSON.stringify(events)}`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  };
-  return {
-    events,
-    ended,
-    cancel: () => abort.abort(),
-    connected: async () => {
-      await until(() => connected !== undefined, "connected");
-      return connected!;
-    },
-    waitFor: (line: string | RegExp) => until(() => events.some((e) => (typeof line === "string" ? e === line : line.test(e))), `got ${line}`),
-  };
-}
-
 describe("real-time state over the in-memory transport", () => {
   it("streams membership events to a client that asks, and none to one that does not", async () => {
     const f = setup();
-    const alice = open(f.client(), { username: "alice", membershipEvents: true });
-    const old = open(f.client(), { username: "old" });
+    const alice = openEventStream(f.client(), { username: "alice", membershipEvents: true });
+    const old = openEventStream(f.client(), { username: "old" });
     const hello = await alice.connected();
     assert.equal(hello.membershipEvents, true);
     assert.equal(hello.presenceEvents, false);
@@ -93,9 +47,9 @@ describe("real-time state over the in-memory transport", () => {
 
   it("streams presence, coalesced, and says in Connected when the server has it off", async () => {
     const f = setup({ presenceIntervalMs: 20 });
-    const watcher = open(f.client(), { username: "watcher", presenceEvents: true });
+    const watcher = openEventStream(f.client(), { username: "watcher", presenceEvents: true });
     assert.equal((await watcher.connected()).presenceEvents, true);
-    const bob = open(f.client(), { username: "bob" });
+    const bob = openEventStream(f.client(), { username: "bob" });
     await bob.connected();
     await watcher.waitFor(/^channels \+(watcher,)?bob -$/);
     await f.client("bob").createGroupChat({ name: "room" });
@@ -105,14 +59,14 @@ describe("real-time state over the in-memory transport", () => {
     watcher.cancel();
 
     const off = setup({ presenceIntervalMs: 0 });
-    const refused = open(off.client(), { username: "watcher", presenceEvents: true });
+    const refused = openEventStream(off.client(), { username: "watcher", presenceEvents: true });
     assert.equal((await refused.connected()).presenceEvents, false);
     refused.cancel();
   });
 
   it("lists a group's members a page at a time, for members only", async () => {
     const f = setup();
-    const streams = ["ann", "bob", "cat", "dan"].map((u) => open(f.client(), { username: u }));
+    const streams = ["ann", "bob", "cat", "dan"].map((u) => openEventStream(f.client(), { username: u }));
     for (const s of streams) await s.connected();
     await f.client("ann").createGroupChat({ name: "team" });
     for (const u of ["bob", "cat"]) await f.client(u).joinGroupChat({ name: "team" });
@@ -136,22 +90,22 @@ describe("real-time state over the in-memory transport", () => {
 
   it("resumes by token, taking the session from its old stream (ABORTED), replaying what the client had not received", async () => {
     const f = setup({ resumeGraceMs: 10_000 });
-    const bob = open(f.client(), { username: "bob" });
+    const bob = openEventStream(f.client(), { username: "bob" });
     await bob.connected();
-    const first = open(f.client(), { username: "alice", membershipEvents: true });
+    const first = openEventStream(f.client(), { username: "alice", membershipEvents: true });
     const hello = await first.connected();
     assert.ok(hello.resumeToken.length >= 32);
     assert.equal(hello.resumeGrace?.seconds, 10n);
     await f.client("alice").createGroupChat({ name: "team" });
     await f.client("bob").joinGroupChat({ name: "team" });
     await first.waitFor("joined team bob");
-    const squatter = open(f.client(), { username: "alice" });
+    const squatter = openEventStream(f.client(), { username: "alice" });
     assert.equal((await squatter.ended)?.code, Code.AlreadyExists);
-    const tooMany = open(f.client(), { username: "alice", resumeToken: hello.resumeToken, receivedEvents: 3n });
+    const tooMany = openEventStream(f.client(), { username: "alice", resumeToken: hello.resumeToken, receivedEvents: 3n });
     assert.equal((await tooMany.ended)?.code, Code.InvalidArgument);
 
     // The client had received one event of two: the second is replayed first.
-    const again = open(f.client(), { username: "alice", resumeToken: hello.resumeToken, receivedEvents: 1n, membershipEvents: true });
+    const again = openEventStream(f.client(), { username: "alice", resumeToken: hello.resumeToken, receivedEvents: 1n, membershipEvents: true });
     const back = await again.connected();
     assert.equal(back.resumed, true);
     assert.equal(back.lostEvents, 0n);
@@ -172,7 +126,7 @@ describe("real-time state over the in-memory transport", () => {
 
   it("opens a fresh session, saying so, for a token the server no longer holds", async () => {
     const f = setup({ resumeGraceMs: 10_000 });
-    const stream = open(f.client(), { username: "alice", resumeToken: "expired-or-unknown", receivedEvents: 5n });
+    const stream = openEventStream(f.client(), { username: "alice", resumeToken: "expired-or-unknown", receivedEvents: 5n });
     const hello = await stream.connected();
     assert.equal(hello.resumed, false);
     assert.notEqual(hello.resumeToken, "expired-or-unknown");
