@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import { userKey } from "./auth-interceptor.js";
 import { grpcCodeName } from "./code-name.js";
 import { toConnectError } from "./error-interceptor.js";
-import { observeStream, type StreamObserver } from "./stream-end.js";
+import { observeStream, resumedKey, type StreamObserver } from "./stream-end.js";
 
 /**
  * Creates the interceptor that writes the calls' log lines. A unary call
@@ -15,7 +15,7 @@ import { observeStream, type StreamObserver } from "./stream-end.js";
  */
 export function createLogInterceptor(logger: Logger): Interceptor {
   const sessions: StreamObserver = {
-    first: (call) => logger.info({ user: call.values.get(userKey) }, "session opened"),
+    first: (call) => logger.info({ user: call.values.get(userKey), ...(call.values.get(resumedKey) ? { resumed: true } : {}) }, "session opened"),
     end: (call, reason) => logger.info({ user: call.values.get(userKey), reason: describeEnd(reason) }, call.opened ? "session closed" : "session refused"),
   };
   return (next) => async (req) => {

@@ -11,7 +11,7 @@ import { toConnectResponse } from "./connect-response.js";
 import { droppedKey } from "./dropped-key.js";
 import { hardCloseKey } from "./hard-close-key.js";
 import { createStallWatch } from "./stall-watch.js";
-import { endReasonKey } from "./stream-end.js";
+import { endReasonKey, resumedKey } from "./stream-end.js";
 import { tokenExpiresAtKey } from "./token-gate.js";
 import { tokenLeewaySeconds } from "./token-verifier.js";
 
@@ -132,6 +132,7 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
     ctx.values.set(userKey, req.username);
     const { session, resumed, lost, stream } = await openSession(backend, req, verified !== undefined);
     const close = attach(session, ctx, stream);
+    if (resumed) ctx.values.set(resumedKey, true);
     const takenOver = () => stream?.aborted === true;
     // JSON has no place for pre-encoded events: JSON clients (browsers on
     // the Connect protocol, curl) get messages built for them.

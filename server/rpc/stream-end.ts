@@ -8,6 +8,9 @@ import { Code, ConnectError, type ContextValues, createContextKey, type StreamRe
  */
 export const endReasonKey = createContextKey<unknown>(undefined, { description: "why the handler ended its stream" });
 
+/** The context value a session's handler sets when its stream resumed a held session, for the log. */
+export const resumedKey = createContextKey<boolean>(false, { description: "whether the stream resumed a held session" });
+
 /** A stream call as its observers see it. */
 export interface WatchedCall {
   readonly method: DescMethod;

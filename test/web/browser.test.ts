@@ -6,7 +6,8 @@ import { fileURLToPath } from "node:url";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { createChatClient } from "../../client/chat-client.js";
 import { openStream } from "../helpers/chat-stream.js";
-import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { startTcpProxy } from "../helpers/tcp-proxy.js";
+import { eventually, startTestServer, type TestServer } from "../helpers/test-server.js";
 
 // Debian's chromium, which .ci/run installs; no browser is downloaded.
 const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -125,13 +126,81 @@ describe("the chat page in Chromium", { timeout: 90_000 }, () => {
     stream.cancel();
   });
 
+  it("follows membership and presence: members, Join or Leave as fits, conversations that are gone", async () => {
+    const client = createChatClient(t.baseUrl, "gus");
+    const stream = await openStream(client, "gus");
+    await client.createGroupChat({ name: "annex" });
+    await channel(alice, "annex").click();
+    // alice is not in it: Join, no composer, no members shown.
+    await alice.getByRole("button", { name: "Join group" }).click();
+    await alice.locator("#members", { hasText: "Members: alice, gus" }).waitFor();
+    await alice.getByRole("button", { name: "Leave group" }).waitFor();
+    await client.sendMessage({ channel: "annex", text: "hi alice" });
+    await alice.locator("#messages li", { hasText: "hi alice" }).waitFor();
+    await client.leaveGroupChat({ name: "annex" });
+    await alice.locator("#messages li.note", { hasText: "gus left" }).waitFor();
+    await alice.locator("#members", { hasText: "Members: alice" }).waitFor();
+    await alice.getByRole("button", { name: "Leave group" }).click();
+    // alice was the last: the group is gone, and its conversation says so.
+    await alice.locator("#conversation-title", { hasText: "#annex · no longer exists" }).waitFor();
+    assert.equal(await alice.getByLabel("Message", { exact: true }).isDisabled(), true);
+    await client.sendMessage({ channel: "alice", text: "bye now" });
+    await channel(alice, "gus").click();
+    await alice.locator("#messages li", { hasText: "bye now" }).waitFor();
+    stream.cancel();
+    await alice.locator("#conversation-title", { hasText: "@gus · offline" }).waitFor();
+    assert.equal(await alice.locator("#channels button.gone", { hasText: "gus" }).count(), 1);
+  });
+
+  it("resumes after the connection is cut under it, keeping its groups and getting what was sent once", async () => {
+    const resumable = await startTestServer({ resumeGraceMs: 5000 });
+    const proxy = await startTcpProxy(Number(new URL(resumable.webUrl).port));
+    try {
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${proxy.port}`);
+      await page.getByLabel("Username").fill("erin");
+      await page.getByRole("button", { name: "Connect" }).click();
+      await page.getByRole("status").filter({ hasText: "Connected as erin" }).waitFor();
+      await page.getByLabel("Group", { exact: true }).fill("blip");
+      await page.getByRole("button", { name: "Create" }).click();
+      await page.getByRole("button", { name: "Leave group" }).waitFor();
+      const frank = createChatClient(resumable.baseUrl, "frank");
+      const frankStream = await openStream(frank, "frank");
+      await frank.joinGroupChat({ name: "blip" });
+      await page.locator("#members", { hasText: "Members: erin, frank" }).waitFor();
+
+      proxy.drop();
+      await frank.sendMessage({ channel: "blip", text: "sent during the blip" });
+      await eventually(() => resumable.logs.some((l) => l.msg === "session closed" && l.user === "erin"), "the server saw erin's stream drop");
+      await page.locator("#messages li", { hasText: "sent during the blip" }).waitFor();
+      await page
+        .getByRole("status")
+        .filter({ hasText: /^Connected as erin$/ })
+        .waitFor();
+      await frank.sendMessage({ channel: "blip", text: "and after it" });
+      await page.locator("#messages li", { hasText: "and after it" }).waitFor();
+      assert.deepEqual(await messages(page).allInnerTexts(), ["sent during the blip", "and after it"]);
+      // The same session: still in the group, whose members never saw erin leave.
+      assert.equal(await page.locator("#members").innerText(), "Members: erin, frank");
+      assert.ok(
+        resumable.logs.some((l) => l.msg === "session opened" && l.user === "erin" && l.resumed === true),
+        "the second stream resumed",
+      );
+      frankStream.cancel();
+      await page.close();
+    } finally {
+      await proxy.close();
+      await resumable.stop();
+    }
+  });
+
   it("says so when the stream ends because the server stops", async () => {
     await t.stop();
     for (const page of [alice, bob]) {
       const status = page.getByRole("status");
       await status.filter({ hasText: "Disconnected" }).waitFor();
-      // The reason stays in view while the page retries.
-      assert.match(await status.innerText(), /^Disconnected: UNAVAILABLE: the server is shutting down\. Reconnect/);
+      // The reason stays in view while the page retries, in one short line.
+      assert.equal(await status.innerText(), "Disconnected: UNAVAILABLE: the server is shutting down. Reconnecting…");
     }
   });
 });
