@@ -297,7 +297,8 @@ class Session implements SessionState {
   // Resumable sessions only: what was delivered, oldest first, kept within
   // historyLimits; how many events were delivered in all; the stream reading.
   private readonly historyLimits: HistoryLimits | undefined;
-  private history: SessionEvent[] = [];
+  // Allocated on first use: most sessions are not resumable.
+  private history: SessionEvent[] | undefined;
   private historyHead = 0;
   private historyBytes = 0;
   private delivered = 0;
@@ -371,6 +372,7 @@ class Session implements SessionState {
       this.release(this.inFlight);
     } else {
       // Written is not received: the events stay held, in the history.
+      this.history ??= [];
       for (const event of this.inFlight) {
         const size = queuedEventBytes(event);
         this.bytes -= size;
@@ -383,15 +385,17 @@ class Session implements SessionState {
   }
 
   private trimHistory(maxEvents: number, maxBytes: number): void {
-    while (this.history.length - this.historyHead > maxEvents || (this.historyBytes > maxBytes && this.history.length > this.historyHead)) {
-      this.historyBytes -= this.unhold(this.history[this.historyHead]!);
+    const history = this.history;
+    if (history === undefined) return;
+    while (history.length - this.historyHead > maxEvents || (this.historyBytes > maxBytes && history.length > this.historyHead)) {
+      this.historyBytes -= this.unhold(history[this.historyHead]!);
       this.historyHead++;
     }
-    if (this.historyHead === this.history.length) {
-      this.history = [];
+    if (this.historyHead === history.length) {
+      this.history = undefined;
       this.historyHead = 0;
-    } else if (this.historyHead > 1024 && this.historyHead * 2 > this.history.length) {
-      this.history = this.history.slice(this.historyHead);
+    } else if (this.historyHead > 1024 && this.historyHead * 2 > history.length) {
+      this.history = history.slice(this.historyHead);
       this.historyHead = 0;
     }
   }
@@ -403,13 +407,13 @@ class Session implements SessionState {
   rewind(received: number): number | undefined {
     if (!Number.isSafeInteger(received) || received < 0 || received > this.delivered) return undefined;
     // Everything delivered and still held, oldest first: the history, then the batch in flight.
-    const held = [...this.history.slice(this.historyHead), ...this.inFlight];
+    const held = [...(this.history?.slice(this.historyHead) ?? []), ...this.inFlight];
     const firstHeld = this.delivered - held.length;
     const lost = Math.max(0, firstHeld - received);
     const replay = held.slice(Math.max(0, received - firstHeld));
     // What is neither replayed nor waiting any more is no longer held.
     for (const event of held.slice(0, held.length - replay.length)) this.unhold(event);
-    this.history = [];
+    this.history = undefined;
     this.historyHead = 0;
     this.historyBytes = 0;
     this.inFlight = [];
