@@ -10,6 +10,7 @@ import {
   createSessionState,
   createWakeScheduler,
   defaultResumeHistory,
+  type EventOptIns,
   enforceQueueBudget,
   type HistoryLimits,
   type MembershipEvent,
@@ -44,6 +45,9 @@ export interface MemoryBackendOptions {
   /** How often presence changes are published, coalesced; 0 switches presence off. Default 250 ms. */
   presenceIntervalMs?: number;
 }
+
+/** The opt-ins of a session that asked for nothing besides messages. */
+const noOptIns: EventOptIns = Object.freeze({ membership: false, presence: false });
 
 /**
  * MemoryBackend is the chat's core in one process: who is online, which groups
@@ -164,7 +168,10 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
   }
 
   function setOptIns(session: SessionState, optIns: ConnectOptions): void {
-    session.optIns = { membership: optIns.membership === true, presence: optIns.presence === true && presence !== undefined };
+    const membership = optIns.membership === true;
+    const wantsPresence = optIns.presence === true && presence !== undefined;
+    // Most sessions ask for nothing: they share one object.
+    session.optIns = membership || wantsPresence ? { membership, presence: wantsPresence } : noOptIns;
     if (session.optIns.presence === true) presenceWatchers.add(session);
     else presenceWatchers.delete(session);
   }

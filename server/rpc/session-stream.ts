@@ -133,7 +133,6 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
     const { session, resumed, lost, stream } = await openSession(backend, req, verified !== undefined);
     const close = attach(session, ctx, stream);
     if (resumed) ctx.values.set(resumedKey, true);
-    const takenOver = () => stream?.aborted === true;
     // JSON has no place for pre-encoded events: JSON clients (browsers on
     // the Connect protocol, curl) get messages built for them.
     const binary = !(ctx.requestHeader.get("content-type") ?? "").includes("json");
@@ -142,14 +141,14 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
       yield connected(backend, session, resumed, lost);
       for (;;) {
         // Taken over by a resumed stream: the events are the new stream's now.
-        if (takenOver()) throw stream?.reason;
+        if (isAborted(stream)) throw stream?.reason;
         const depth = session.pending;
         const batch = session.take(maxEventsPerResponse, maxTextBytesPerResponse);
         if (batch.length > 0) {
           metrics?.responseSent(batch.length, depth);
           stalls.writing(session);
           yield toConnectResponse(batch, binary);
-          if (takenOver()) throw stream?.reason;
+          if (isAborted(stream)) throw stream?.reason;
           stalls.written(session);
           session.written();
           continue;
@@ -158,7 +157,7 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
           // Cut off by the backend, or ended by the call's signal.
           throw session.signal.reason;
         }
-        if (takenOver()) throw stream?.reason;
+        if (isAborted(stream)) throw stream?.reason;
         await session.wait();
       }
     } catch (error) {
@@ -203,6 +202,11 @@ function connected(backend: ChatBackend, session: ChatSession, resumed: boolean,
     ...(backend.resumeGraceMs > 0 ? { resumeGrace: durationFromMs(backend.resumeGraceMs) } : {}),
   };
   return create(ConnectResponseSchema, { events: [{ kind: { case: "connected", value } }] });
+}
+
+/** Whether a stream's hold on its session has ended: a function, so that the compiler does not take the value for fixed. */
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
 }
 
 /**
