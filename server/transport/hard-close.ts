@@ -28,9 +28,17 @@ export function hardClose(req: http.IncomingMessage | http2.Http2ServerRequest, 
  * which cannot be told from a drop: it counts as one.
  */
 export function connectionGone(req: http.IncomingMessage | http2.Http2ServerRequest): () => boolean {
-  if ("stream" in req) {
-    const session = req.stream.session;
-    return () => session === undefined || session.destroyed || session.closed;
-  }
-  return () => true;
+  if (!("stream" in req)) return () => true;
+  const stream = req.stream;
+  const session = stream.session;
+  const down = () => session === undefined || session.destroyed || session.closed;
+  // Judged when the stream is aborted, not later: a client that cancels and
+  // then closes its connection at once (a process exiting) would otherwise be
+  // taken for a drop by the time the handler asks. Node aborts the streams of
+  // a destroyed session after marking it destroyed.
+  let dropped: boolean | undefined;
+  stream.once("aborted", () => {
+    dropped = down();
+  });
+  return () => dropped ?? down();
 }

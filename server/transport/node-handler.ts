@@ -100,10 +100,9 @@ export function createNodeHandler(options: NodeHandlerOptions): NodeHandler {
     if ("stream" in req && guardBody !== undefined && route.lean !== undefined) {
       guardBody(req.stream);
     }
-    const values = createContextValues()
-      .set(hardCloseKey, hardClose(req, res))
-      .set(droppedKey, connectionGone(req))
-      .set(clientAddressKey, addressKey(req.socket.remoteAddress));
+    const values = createContextValues().set(hardCloseKey, hardClose(req, res)).set(clientAddressKey, addressKey(req.socket.remoteAddress));
+    // Only a stream's end may be a drop worth a resume: unary calls carry no watch.
+    if (route.handler.method.methodKind === "server_streaming") values.set(droppedKey, connectionGone(req));
     const fallback = (consumed: Buffer[] = []) => viaConnect(route, req, res, values, consumed);
     if ("stream" in req && route.lean !== undefined && leanPath?.(route.lean, req, res as http2.Http2ServerResponse, values, fallback)) {
       return;

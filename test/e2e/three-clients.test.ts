@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { type CliProcess, spawnCliProcess } from "../../client/cli-process.js";
-import { as, loadGrpcJsService, serverStream, unary } from "../helpers/grpc-js-client.js";
+import { as, firstContractProtoDir, loadGrpcJsService, serverStream, unary } from "../helpers/grpc-js-client.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/test-server.js";
 
 interface GrpcEvent {
@@ -38,7 +38,8 @@ describe("two terminal clients and a @grpc/grpc-js client chat together", { time
     t = await startTestServer();
     alice = spawnCliProcess("alice", t.baseUrl);
     bob = spawnCliProcess("bob", t.baseUrl);
-    const ChatService = loadGrpcJsService("chat/v1/chat.proto", "chat.v1.ChatService");
+    // carol is a client of the contract as first released: what was added since must not reach her.
+    const ChatService = loadGrpcJsService("chat/v1/chat.proto", "chat.v1.ChatService", firstContractProtoDir);
     carol = new ChatService(`127.0.0.1:${t.port}`, grpc.credentials.createInsecure());
     carolStream = serverStream(carol, "connect", { username: "carol" });
     carolStream.on("data", (res: { events: GrpcEvent[] }) => carolEvents.push(...res.events));
@@ -57,8 +58,16 @@ describe("two terminal clients and a @grpc/grpc-js client chat together", { time
 
   const carolMessages = () => carolEvents.filter((e) => e.kind === "message").map((e) => e.message!);
 
-  it("starts every stream with Connected", () => {
+  it("starts every stream with Connected, exactly as the first contract has it", () => {
     assert.deepEqual(carolEvents[0], { kind: "connected", connected: { username: "carol" } });
+  });
+
+  it("sends a first-contract client no event kind it does not know", () => {
+    assert.ok(carolEvents.length > 0);
+    assert.deepEqual(
+      carolEvents.filter((e) => e.kind !== "connected" && e.kind !== "message"),
+      [],
+    );
   });
 
   it("delivers group and direct messages across implementations", async () => {

@@ -4,13 +4,17 @@ import * as protoLoader from "@grpc/proto-loader";
 
 const protoDir = fileURLToPath(new URL("../../proto", import.meta.url));
 
+/** The contract as first released, for clients written before anything was added to it. */
+export const firstContractProtoDir = fileURLToPath(new URL("../fixtures/first-contract/proto", import.meta.url));
+
 /**
  * Loads a service from the .proto files with @grpc/proto-loader, for clients
  * of @grpc/grpc-js: an implementation that shares no code with Connect.
+ * includeDir chooses the version of the contract (the current one by default).
  */
-export function loadGrpcJsService(file: string, servicePath: string): grpc.ServiceClientConstructor {
+export function loadGrpcJsService(file: string, servicePath: string, includeDir = protoDir): grpc.ServiceClientConstructor {
   const definition = protoLoader.loadSync(file, {
-    includeDirs: [protoDir],
+    includeDirs: [includeDir],
     longs: String,
     enums: String,
     defaults: true,
