@@ -8,6 +8,7 @@ export const helpText = [
   "  /join <group>          join a group",
   "  /leave <group>         leave a group",
   "  /list                  list online users and groups",
+  "  /who <group>           list the members of a group you are in",
   "  /to <channel>          send plain lines to this user or group from now on",
   "  /send <channel> <text> send one message to a user or group",
   "  /sleep <ms>            wait, for scripts",
@@ -21,9 +22,35 @@ const usages: Record<string, string> = {
   "/create": "/create <group>",
   "/join": "/join <group>",
   "/leave": "/leave <group>",
+  "/who": "/who <group>",
   "/to": "/to <channel>",
   "/send": "/send <channel> <text>",
   "/sleep": "/sleep <ms>",
+};
+
+/** The commands that make one call and print one line about it. */
+const calls: Record<string, (client: ChatClient, arg: string) => Promise<string>> = {
+  async "/create"(client, name) {
+    await client.createGroupChat({ name });
+    return `* created group #${name}`;
+  },
+  async "/join"(client, name) {
+    await client.joinGroupChat({ name });
+    return `* joined #${name}`;
+  },
+  async "/leave"(client, name) {
+    await client.leaveGroupChat({ name });
+    return `* left #${name}`;
+  },
+  async "/list"(client) {
+    const { channels, nextPageToken } = await client.listChannels({});
+    const names = channels.map((c) => (c.type === ChannelType.GROUP ? `#${c.name}` : `@${c.name}`));
+    const count = `${channels.length}${nextPageToken === "" ? "" : " (the first page; more exist)"}`;
+    return `* ${count} ${channels.length === 1 ? "channel" : "channels"}${names.length > 0 ? `: ${names.join(" ")}` : ""}`;
+  },
+  async "/who"(client, group) {
+    return `* #${group}: ${(await listMembers(client, group)).join(", ")}`;
+  },
 };
 
 /**
@@ -31,7 +58,6 @@ const usages: Record<string, string> = {
  * for the current channel. It resolves with false for /quit, true otherwise;
  * a failed call rejects, and the client prints why.
  */
-// Longer than 60 lines: one case per command, each short.
 export function createCommandRunner(client: ChatClient, print: (line: string) => void): (line: string) => Promise<boolean> {
   let target: string | undefined;
   return async (line) => {
@@ -53,31 +79,17 @@ export function createCommandRunner(client: ChatClient, print: (line: string) =>
       print(`! ${command} needs an argument: ${usage}`);
       return true;
     }
+    const call = calls[command];
+    if (call !== undefined) {
+      print(await call(client, arg));
+      return true;
+    }
     switch (command) {
       case "/help":
         print(helpText);
         return true;
       case "/quit":
         return false;
-      case "/create":
-        await client.createGroupChat({ name: arg });
-        print(`* created group #${arg}`);
-        return true;
-      case "/join":
-        await client.joinGroupChat({ name: arg });
-        print(`* joined #${arg}`);
-        return true;
-      case "/leave":
-        await client.leaveGroupChat({ name: arg });
-        print(`* left #${arg}`);
-        return true;
-      case "/list": {
-        const { channels, nextPageToken } = await client.listChannels({});
-        const names = channels.map((c) => (c.type === ChannelType.GROUP ? `#${c.name}` : `@${c.name}`));
-        const count = `${channels.length}${nextPageToken === "" ? "" : " (the first page; more exist)"}`;
-        print(`* ${count} ${channels.length === 1 ? "channel" : "channels"}${names.length > 0 ? `: ${names.join(" ")}` : ""}`);
-        return true;
-      }
       case "/to":
         target = arg;
         print(`* sending to ${arg}`);
@@ -103,4 +115,16 @@ export function createCommandRunner(client: ChatClient, print: (line: string) =>
         return true;
     }
   };
+}
+
+/** Lists every member of a group, following the pages to the last. */
+async function listMembers(client: ChatClient, group: string): Promise<string[]> {
+  const members: string[] = [];
+  let pageToken = "";
+  do {
+    const page = await client.listGroupMembers({ group, pageToken });
+    members.push(...page.usernames);
+    pageToken = page.nextPageToken;
+  } while (pageToken !== "");
+  return members;
 }

@@ -2,7 +2,9 @@
  * The demo: starts the server and three terminal clients, each in its own
  * process, and walks through every RPC and several error cases. Everything
  * each process prints goes to stdout, prefixed with its name, in the order it
- * arrives. `npm run --silent demo > logs.txt` captures it. With --tls, the
+ * arrives. The server holds a dropped session for 5 s: carol's client
+ * reaches it through a TCP proxy that the demo cuts, to show a resume.
+ * `npm run --silent demo > logs.txt` captures it. With --tls, the
  * server serves TLS with a throwaway certificate and the clients connect to
  * it over https://, trusting its CA with --ca.
  */
@@ -19,6 +21,7 @@ import { describeError } from "./chat-client.js";
 import { type CliProcess, spawnCliProcess } from "./cli-process.js";
 import { createDevCa } from "./dev-ca.js";
 import { listeningPort } from "./listening-port.js";
+import { startTcpProxy } from "./tcp-proxy.js";
 
 const serverMain = fileURLToPath(new URL("../server/main.ts", import.meta.url));
 const show = (who: string, line: string) => process.stdout.write(`${who.padEnd(6)} | ${line}\n`);
@@ -27,7 +30,9 @@ const step = (text: string) => show("demo", `--- ${text}`);
 // --tls: a CA and certificate made for this run, removed at the end.
 const tls = process.argv.includes("--tls") ? createDevCa(mkdtempSync(join(tmpdir(), "chat-demo-"))) : undefined;
 const tlsArgs = tls === undefined ? [] : ["--tls-cert", tls.certFile, "--tls-key", tls.keyFile];
-const server = spawn(process.execPath, ["--import", "tsx", serverMain, "--port", "0", "--web-port", "0", ...tlsArgs], { stdio: ["ignore", "pipe", "pipe"] });
+const server = spawn(process.execPath, ["--import", "tsx", serverMain, "--port", "0", "--web-port", "0", "--resume-grace-ms", "5000", ...tlsArgs], {
+  stdio: ["ignore", "pipe", "pipe"],
+});
 const serverExit = new Promise<number | null>((resolve) => server.on("exit", (code) => resolve(code)));
 const port = await new Promise<number>((resolve, reject) => {
   createInterface({ input: server.stdout }).on("line", (line) => {
@@ -41,7 +46,11 @@ const port = await new Promise<number>((resolve, reject) => {
 const url = `${tls === undefined ? "http" : "https"}://127.0.0.1:${port}`;
 const caArgs = tls === undefined ? [] : ["--ca", tls.caFile];
 
-const start = (name: string, label = name) => spawnCliProcess(name, url, (line) => show(label, line), caArgs);
+// The proxy forwards bytes as they are, TLS included: the client still talks to the server.
+const proxy = await startTcpProxy(port);
+const proxiedUrl = `${tls === undefined ? "http" : "https"}://127.0.0.1:${proxy.port}`;
+
+const start = (name: string, label = name, serverUrl = url) => spawnCliProcess(name, serverUrl, (line) => show(label, line), caArgs);
 /** Types a command as the client and waits for the line that answers it. */
 async function say(client: CliProcess, command: string, answer: RegExp, ...others: [CliProcess, RegExp][]) {
   const marks = [client, ...others.map(([c]) => c)].map((c) => c.lines.length);
@@ -52,20 +61,21 @@ async function say(client: CliProcess, command: string, answer: RegExp, ...other
 }
 
 try {
-  step("three users connect");
+  step("three users connect (carol through a TCP proxy, which the demo cuts later)");
   const alice = start("alice");
   await alice.waitFor(/^\* connected/);
   const bob = start("bob");
   await bob.waitFor(/^\* connected/);
-  const carol = start("carol");
+  const carol = start("carol", "carol", proxiedUrl);
   await carol.waitFor(/^\* connected/);
   await say(alice, "/list", /^\* 3 channels/);
 
-  step("a group: create, join, talk");
+  step("a group: create, join, talk; members see who joins");
   await say(alice, "/create team", /^\* created group/);
-  await say(bob, "/join team", /^\* joined/);
-  await say(carol, "/join team", /^\* joined/);
+  await say(bob, "/join team", /^\* joined/, [alice, /^\* bob joined #team$/]);
+  await say(carol, "/join team", /^\* joined/, [alice, /^\* carol joined #team$/], [bob, /^\* carol joined #team$/]);
   await say(bob, "/send team hi team, bob here", /#team <bob> hi team/, [alice, /#team <bob>/], [carol, /#team <bob>/]);
+  await say(alice, "/who team", /^\* #team: /);
   await say(alice, "/list", /^\* 4 channels/);
 
   step("direct messages, and a current channel for plain lines");
@@ -81,9 +91,10 @@ try {
   await say(carol, "/join no*such*group", /^! INVALID_ARGUMENT/);
   await say(bob, "/join team", /^! ALREADY_EXISTS/);
   await say(bob, "/leave ghosts", /^! NOT_FOUND/);
-  await say(bob, "/leave team", /^\* left #team/);
+  await say(bob, "/leave team", /^\* left #team/, [alice, /^\* bob left #team$/], [carol, /^\* bob left #team$/]);
   await say(bob, "/leave team", /^! FAILED_PRECONDITION/);
   await say(bob, "/send team can I still post?", /^! PERMISSION_DENIED/);
+  await say(bob, "/who team", /^! PERMISSION_DENIED/);
   await say(bob, `/send alice ${"x".repeat(4097)}`, /^! INVALID_ARGUMENT/);
   const impostor = start("alice", "alice2");
   const impostorCode = await impostor.end();
@@ -96,14 +107,19 @@ try {
     if (ConnectError.from(error).code !== Code.Unauthenticated) throw error;
   }
 
-  step("the last member out deletes the group; a user who quits is gone");
-  await say(alice, "/leave team", /^\* left #team/);
-  await say(carol, "/leave team", /^\* left #team/);
+  await showResume(alice, carol);
+
+  step("a user who quits leaves its groups; the last member out deletes the group");
+  await say(bob, "/join team", /^\* joined/, [alice, /^\* bob joined #team$/], [carol, /^\* bob joined #team$/]);
+  const marks = [alice.lines.length, carol.lines.length];
   await say(bob, "/quit", /^$/).catch(() => undefined);
   show("demo", `bob exited with code ${await bob.end()}`);
+  await Promise.all([alice.waitFor(/^\* bob left #team \(disconnected\)$/, { after: marks[0] }), carol.waitFor(/^\* bob left/, { after: marks[1] })]);
+  await say(alice, "/leave team", /^\* left #team/, [carol, /^\* alice left #team$/]);
+  await say(carol, "/leave team", /^\* left #team/);
   await say(alice, "/list", /^\* 2 channels/);
 
-  step("the server shuts down (SIGTERM): open streams end with UNAVAILABLE");
+  step("the server shuts down (SIGTERM): open streams end with UNAVAILABLE; the clients try to resume for the 5 s grace, then give up");
   server.kill("SIGTERM");
   await Promise.all([alice.waitFor(/^\* stream ended/), carol.waitFor(/^\* stream ended/)]);
   const codes = await Promise.all([alice.end(), carol.end()]);
@@ -114,5 +130,30 @@ try {
   server.kill("SIGKILL");
   process.exitCode = 1;
 } finally {
+  await proxy.close();
   if (tls !== undefined) rmSync(tls.dir, { recursive: true, force: true });
+}
+
+/**
+ * Cuts carol's connection for a while: the server holds her session, alice
+ * writes to her meanwhile, and once the network is back her client resumes
+ * the session and gets what she missed, once.
+ */
+async function showResume(alice: CliProcess, carol: CliProcess): Promise<void> {
+  step("carol's connection drops: the server holds her session for the grace, and her client resumes it");
+  const mark = carol.lines.length;
+  show("demo", "the proxy resets carol's connection and refuses new ones");
+  proxy.cut();
+  await carol.waitFor(/^\* connection lost/, { after: mark });
+  await say(alice, "/send team carol, are you there?", /#team <alice> carol, are you there\?/);
+  await say(alice, "/send carol ping me when you are back", /^\* sent to carol/);
+  show("demo", "the proxy carries connections again");
+  proxy.restore();
+  await carol.waitFor(/^\* resumed/, { after: mark });
+  await carol.waitFor(/@carol <alice> ping me when you are back/, { after: mark });
+  const missed = carol.lines.slice(mark).filter((line) => / <alice> (carol, are you there\?|ping me when you are back)$/.test(line));
+  show("demo", `carol got the ${missed.length} messages she missed, each once`);
+  if (missed.length !== 2) throw new Error(`carol got ${missed.length} missed messages, not 2`);
+  await say(carol, "/send alice back!", /^\* sent to alice/, [alice, /@alice <carol> back!/]);
+  await say(carol, "/who team", /^\* #team: alice, carol$/);
 }
