@@ -56,7 +56,7 @@ describe("operations: health and server reflection, from @grpc/grpc-js", () => {
       // symbol, and its imports; they must form a complete, valid set.
       const bySymbol = await session.ask({ fileContainingSymbol: "chat.v1.ChatService" });
       const files = bySymbol.fileDescriptorResponse!.fileDescriptorProto.map((bytes) => fromBinary(FileDescriptorProtoSchema, bytes));
-      assert.deepEqual(files.map((f) => f.name).sort(), ["chat/v1/chat.proto", "google/protobuf/timestamp.proto"]);
+      assert.deepEqual(files.map((f) => f.name).sort(), ["chat/v1/chat.proto", "google/protobuf/duration.proto", "google/protobuf/timestamp.proto"]);
       // Like grpc-go, the server sends the file first and its imports after;
       // protobuf-es wants imports first.
       const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: [...files].reverse() }));
