@@ -268,7 +268,7 @@ return answer
  * (a payload without one is a message): the fan-out path is byte for byte
  * what it was before membership events existed.
  */
-const sendScript = `
+const sendScript = `${helpers}
 local u, ch, id, text, at = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if redis.call('HEXISTS', 'chat:users', u) == 0 then return 'not-signed-in' end
 local kind, members
@@ -280,18 +280,7 @@ elseif redis.call('HEXISTS', 'chat:users', ch) == 1 then
 else
   return 'not-found'
 end
-local by_node = {}
-for _, m in ipairs(members) do
-  local node = redis.call('HGET', 'chat:users', m)
-  if node then
-    by_node[node] = by_node[node] or {}
-    table.insert(by_node[node], m)
-  end
-end
-for node, to in pairs(by_node) do
-  redis.call('PUBLISH', 'chat:deliver:' .. node,
-    cjson.encode({ id = id, sender = u, channel = ch, type = kind, text = text, at = tonumber(at), to = to }))
-end
+publish_to({ id = id, sender = u, channel = ch, type = kind, text = text, at = tonumber(at) }, members)
 return kind
 `;
 

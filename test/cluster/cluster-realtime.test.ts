@@ -2,42 +2,12 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { createRedisBackend, type RedisBackend, type RedisBackendOptions } from "../../server/cluster/redis-backend.js";
-import { ChatError, type ChatErrorKind, chatErrors } from "../../server/core/chat-error.js";
-import type { ChatSession, SessionEvent } from "../../server/core/chat-session.js";
+import { ChatError, chatErrors } from "../../server/core/chat-error.js";
+import type { SessionEvent } from "../../server/core/chat-session.js";
 import { createLogger } from "../../server/ops/logger.js";
+import { failsWith, takeUntil, until } from "../helpers/backend-checks.js";
 import { startRedis, type TestRedis } from "../helpers/redis-server.js";
 import { describeEvents } from "../helpers/session-events.js";
-
-async function failsWith(call: () => unknown, kind: ChatErrorKind, part?: string): Promise<void> {
-  await assert.rejects(
-    async () => call(),
-    (error: unknown) => {
-      assert.ok(error instanceof ChatError, `expected a ChatError, got ${String(error)}`);
-      assert.equal(error.kind, kind, error.message);
-      if (part !== undefined) assert.ok(error.message.includes(part), error.message);
-      return true;
-    },
-  );
-}
-
-/** Takes a session's events, as a stream writes them, until one matches `last` once described; returns them all. */
-async function takeUntil(session: ChatSession, last: (line: string) => boolean): Promise<SessionEvent[]> {
-  const deadline = Date.now() + 5000;
-  const seen: SessionEvent[] = [];
-  for (;;) {
-    const batch = session.take(1e9, 1e12);
-    session.written();
-    seen.push(...batch);
-    if (describeEvents(batch).some(last)) return seen;
-    if (Date.now() > deadline) throw new Error(`${session.username} never got the event expected; got ${JSON.stringify(describeEvents(seen))}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-/** The same, described (see describeEvents). */
-async function until(session: ChatSession, last: (line: string) => boolean): Promise<string[]> {
-  return describeEvents(await takeUntil(session, last));
-}
 
 /** The words a member-left event carries on why. */
 function details(events: readonly SessionEvent[]): string[] {

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ChatBackend } from "../../server/core/chat-backend.js";
-import { ChatError, type ChatErrorKind } from "../../server/core/chat-error.js";
+import type { ChatError } from "../../server/core/chat-error.js";
 import type { ChatEvent, ChatSession, HistoryLimits } from "../../server/core/chat-session.js";
+import { failsWith } from "../helpers/backend-checks.js";
 import { messages } from "../helpers/session-events.js";
 
 /** The limits every backend takes. */
@@ -23,18 +24,6 @@ export type BackendFactory = (options: BackendLimits) => Promise<{
   close(): Promise<void>;
 }>;
 
-async function failsWith(call: () => unknown, kind: ChatErrorKind, part?: string): Promise<void> {
-  await assert.rejects(
-    async () => call(),
-    (error: unknown) => {
-      assert.ok(error instanceof ChatError, `expected a ChatError, got ${String(error)}`);
-      assert.equal(error.kind, kind, error.message);
-      if (part !== undefined) assert.ok(error.message.includes(part), error.message);
-      return true;
-    },
-  );
-}
-
 /** Waits until a session holds n events (deliveries may cross a network), then takes them. */
 async function received(session: ChatSession, n: number): Promise<ChatEvent[]> {
   const deadline = Date.now() + 5000;
@@ -46,26 +35,35 @@ async function received(session: ChatSession, n: number): Promise<ChatEvent[]> {
 }
 
 /**
+ * Makes test bodies that get a fresh backend of the factory, with small
+ * limits over which a test's own options win, and dispose of it after.
+ */
+export function backendRunner(factory: BackendFactory, defaults: Partial<BackendLimits> = {}) {
+  return (options: Partial<BackendLimits>, body: (b: ChatBackend) => Promise<void>) => async () => {
+    const { backend, close } = await factory({
+      queueLimit: 100,
+      queueLimitBytes: 1 << 20,
+      maxQueuedBytes: 1 << 28,
+      maxGroupsPerUser: 10,
+      maxGroups: 1000,
+      ...defaults,
+      ...options,
+    });
+    try {
+      await body(backend);
+    } finally {
+      await close();
+    }
+  };
+}
+
+/**
  * The behaviour every ChatBackend owes the RPC layer, written once and run
  * against each implementation: the in-memory backend and the Redis cluster.
  */
 export function backendContract(name: string, factory: BackendFactory): void {
   describe(`ChatBackend contract: ${name}`, () => {
-    const withBackend = (options: Partial<BackendLimits>, body: (b: ChatBackend) => Promise<void>) => async () => {
-      const { backend, close } = await factory({
-        queueLimit: 100,
-        queueLimitBytes: 1 << 20,
-        maxQueuedBytes: 1 << 28,
-        maxGroupsPerUser: 10,
-        maxGroups: 1000,
-        ...options,
-      });
-      try {
-        await body(backend);
-      } finally {
-        await close();
-      }
-    };
+    const withBackend = backendRunner(factory);
 
     it(
       "gives a name back to its user when asked to reclaim it from a group, whose members leave it",

@@ -1,36 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { ChatBackend } from "../../server/core/chat-backend.js";
-import { ChatError, type ChatErrorKind } from "../../server/core/chat-error.js";
+import { ChatError } from "../../server/core/chat-error.js";
 import type { ChatSession, SessionEvent } from "../../server/core/chat-session.js";
+import { failsWith, until } from "../helpers/backend-checks.js";
 import { describeEvents } from "../helpers/session-events.js";
-import type { BackendFactory, BackendLimits } from "./backend-contract.js";
-
-async function failsWith(call: () => unknown, kind: ChatErrorKind, part?: string): Promise<void> {
-  await assert.rejects(
-    async () => call(),
-    (error: unknown) => {
-      assert.ok(error instanceof ChatError, `expected a ChatError, got ${String(error)}`);
-      assert.equal(error.kind, kind, error.message);
-      if (part !== undefined) assert.ok(error.message.includes(part), error.message);
-      return true;
-    },
-  );
-}
-
-/** Takes events until `last` matches one (deliveries may cross a network), and returns them all, described. */
-async function until(session: ChatSession, last: (line: string) => boolean): Promise<string[]> {
-  const deadline = Date.now() + 5000;
-  const seen: string[] = [];
-  for (;;) {
-    const batch = describeEvents(session.take(1e9, 1e12));
-    session.written();
-    seen.push(...batch);
-    if (batch.some(last)) return seen;
-    if (Date.now() > deadline) throw new Error(`${session.username} never got the event expected; got ${JSON.stringify(seen)}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+import { type BackendFactory, backendRunner } from "./backend-contract.js";
 
 /** Takes what a session holds and says it was written, as a stream does. */
 function deliverAll(session: ChatSession): SessionEvent[] {
@@ -45,22 +19,8 @@ function deliverAll(session: ChatSession): SessionEvent[] {
  */
 export function realtimeContract(name: string, factory: BackendFactory): void {
   describe(`ChatBackend real-time contract: ${name}`, () => {
-    const withBackend = (options: Partial<BackendLimits>, body: (b: ChatBackend) => Promise<void>) => async () => {
-      const { backend, close } = await factory({
-        queueLimit: 100,
-        queueLimitBytes: 1 << 20,
-        maxQueuedBytes: 1 << 28,
-        maxGroupsPerUser: 10,
-        maxGroups: 1000,
-        presenceIntervalMs: 0,
-        ...options,
-      });
-      try {
-        await body(backend);
-      } finally {
-        await close();
-      }
-    };
+    // Presence off unless a test asks: its events would mix with the others'.
+    const withBackend = backendRunner(factory, { presenceIntervalMs: 0 });
 
     it(
       "orders membership events with the group's messages: a member sees what was sent after its join, none before",

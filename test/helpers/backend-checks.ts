@@ -1,0 +1,39 @@
+import assert from "node:assert/strict";
+import { ChatError, type ChatErrorKind } from "../../server/core/chat-error.js";
+import type { ChatSession, SessionEvent } from "../../server/core/chat-session.js";
+import { describeEvents } from "./session-events.js";
+
+/** Expects a backend call to fail with a ChatError of the kind, whose message has the part. */
+export async function failsWith(call: () => unknown, kind: ChatErrorKind, part?: string): Promise<void> {
+  await assert.rejects(
+    async () => call(),
+    (error: unknown) => {
+      assert.ok(error instanceof ChatError, `expected a ChatError, got ${String(error)}`);
+      assert.equal(error.kind, kind, error.message);
+      if (part !== undefined) assert.ok(error.message.includes(part), error.message);
+      return true;
+    },
+  );
+}
+
+/**
+ * Takes a session's events, as a stream writes them, until one matches
+ * `last` once described (deliveries may cross a network); returns them all.
+ */
+export async function takeUntil(session: ChatSession, last: (line: string) => boolean): Promise<SessionEvent[]> {
+  const deadline = Date.now() + 5000;
+  const seen: SessionEvent[] = [];
+  for (;;) {
+    const batch = session.take(1e9, 1e12);
+    session.written();
+    seen.push(...batch);
+    if (describeEvents(batch).some(last)) return seen;
+    if (Date.now() > deadline) throw new Error(`${session.username} never got the event expected; got ${JSON.stringify(describeEvents(seen))}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** The same, described (see describeEvents). */
+export async function until(session: ChatSession, last: (line: string) => boolean): Promise<string[]> {
+  return describeEvents(await takeUntil(session, last));
+}
