@@ -363,6 +363,9 @@ function onConnected(hello: Connected, username: string, candidate: ChatClient, 
     session.received = 0;
     members.clear();
     void refreshChannels();
+  } else {
+    // The events the server could no longer replay still count: the count is the page's place in the session.
+    session.received += Number(hello.lostEvents);
   }
   session.resumeToken = hello.resumeToken;
   session.graceMs = hello.resumeGrace === undefined ? 0 : Number(hello.resumeGrace.seconds) * 1000 + hello.resumeGrace.nanos / 1e6;

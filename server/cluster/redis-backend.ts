@@ -176,9 +176,10 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     if (!session.hasResumeToken(request.token)) throw chatErrors.noSessionToResume(username);
     // Checked before anything changes: a bad count leaves the session as it was.
     if (!Number.isSafeInteger(request.received) || request.received < 0) throw chatErrors.receivedTooMany(username, request.received);
-    const stream = session.attachStream();
+    // Rewound first, in the same turn: a bad count leaves the session and its stream as they were.
     const lost = session.rewind(request.received);
     if (lost === undefined) throw chatErrors.receivedTooMany(username, request.received);
+    const stream = session.attachStream();
     local.unhold(session);
     // Set here first: a membership event Redis sent under the old choice is filtered by this one.
     local.setOptIns(session, request);

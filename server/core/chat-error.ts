@@ -74,8 +74,9 @@ export const chatErrors = {
   resumeGraceOver: (user: string, graceMs: number, why: unknown) =>
     new ChatError("unavailable", `the stream of ${quote(user)} dropped (${describeReason(why)}) and was not resumed within ${graceMs} ms`),
   resumedElsewhere: (user: string) => new ChatError("aborted", `the session of ${quote(user)} was resumed by another stream`),
-  receivedTooMany: (user: string, received: number) =>
+  receivedTooMany: (user: string, received: number | bigint) =>
     new ChatError("invalid-input", `received_events ${received} is more than the session of ${quote(user)} delivered`),
+  receivedWithoutToken: () => new ChatError("invalid-input", "received_events counts the events of a session to resume: it needs a resume_token"),
   noSessionToResume: (user: string) => new ChatError("not-found", `no session of ${quote(user)} is held for that resume token`),
   mustJoinToList: (user: string, group: string) => new ChatError("not-allowed", `${quote(user)} must join group ${quote(group)} to list its members`),
   stalled: (user: string, ms: number) =>

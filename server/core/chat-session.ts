@@ -312,7 +312,11 @@ class Session implements SessionState {
     extras: SessionExtras,
   ) {
     this.optIns = extras.optIns ?? noOptIns;
-    this.historyLimits = extras.history;
+    // Never more history than the queue holds: a resume puts it back in the queue.
+    this.historyLimits =
+      extras.history === undefined
+        ? undefined
+        : { events: Math.min(extras.history.events, limits.events), bytes: Math.min(extras.history.bytes, limits.bytes) };
     this.resumeToken = extras.history === undefined ? undefined : randomBytes(24).toString("base64url");
   }
   get signal(): AbortSignal {

@@ -1,10 +1,15 @@
-import { ChatError, describeReason } from "./chat-error.js";
+import { ChatError } from "./chat-error.js";
 import type { LeaveReason, MembershipEvent } from "./chat-session.js";
 
-/** The reason a member left, for membership events, from why its session ended. */
+/**
+ * The reason a member left, for membership events, from why its session
+ * ended. Only a cut-off carries the server's words (the limit reached): the
+ * end of anyone else's stream (a transport error, a client's goodbye) is
+ * nothing the other members need to read.
+ */
 export function leaveReasonOf(reason: unknown): [LeaveReason, string] {
   if (reason instanceof ChatError && reason.kind === "exhausted") return ["cut-off", reason.message];
-  return ["disconnected", reason === undefined ? "" : describeReason(reason)];
+  return ["disconnected", ""];
 }
 
 /** A membership event, its size measured for the queues. */

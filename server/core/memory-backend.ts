@@ -272,9 +272,12 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
       if (session === undefined || !session.hasResumeToken(request.token)) throw chatErrors.noSessionToResume(username);
       // Checked before anything changes: a bad count leaves the session as it was.
       if (!Number.isSafeInteger(request.received) || request.received < 0) throw chatErrors.receivedTooMany(username, request.received);
-      const stream = session.attachStream();
+      // Rewound first: a count the session never reached leaves it, and the
+      // stream it has, as they were. Both happen in this one turn, so the
+      // stream taken over cannot take events in between.
       const lost = session.rewind(request.received);
       if (lost === undefined) throw chatErrors.receivedTooMany(username, request.received);
+      const stream = session.attachStream();
       clearTimeout(held.get(session));
       held.delete(session);
       setOptIns(session, request);

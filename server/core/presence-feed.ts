@@ -22,9 +22,8 @@ export interface PresenceFeedOptions {
 
 interface Pending {
   readonly channel: ChannelRef;
-  /** Whether watchers last saw the channel present: before the interval's first change. */
-  readonly before: boolean;
-  after: boolean;
+  /** Whether the channel is present after the interval's last change. */
+  present: boolean;
 }
 
 /**
@@ -33,9 +32,10 @@ interface Pending {
  * changes. Instead, changes are collected for intervalMs and published as
  * one event per interval, shared by every watcher: a change costs one map
  * entry, and an interval costs one queue push per watcher, however many
- * changes it carries. A channel that came and went within one interval is
- * not published at all. What waits is one entry per channel that changed,
- * so it is bounded by the number of users and groups.
+ * changes it carries. A channel that changed several times within one
+ * interval is published once, in its final state: even one that came and
+ * went, since a client may have listed it in between. What waits is one
+ * entry per channel that changed within the interval.
  */
 export function createPresenceFeed(options: PresenceFeedOptions): PresenceFeed {
   const maxChanges = options.maxChangesPerEvent ?? 1000;
@@ -57,8 +57,7 @@ export function createPresenceFeed(options: PresenceFeedOptions): PresenceFeed {
       textBytes = 0;
     };
     for (const change of changes.values()) {
-      if (change.before === change.after) continue;
-      (change.after ? added : removed).push(change.channel);
+      (change.present ? added : removed).push(change.channel);
       // A name and its framing on the wire.
       textBytes += Buffer.byteLength(change.channel.name) + 8;
       if (added.length + removed.length >= maxChanges) publish();
@@ -70,8 +69,8 @@ export function createPresenceFeed(options: PresenceFeedOptions): PresenceFeed {
     changed(channel, present) {
       const key = `${channel.type}:${channel.name}`;
       const known = pending.get(key);
-      if (known !== undefined) known.after = present;
-      else pending.set(key, { channel, before: !present, after: present });
+      if (known !== undefined) known.present = present;
+      else pending.set(key, { channel, present });
       if (timer === undefined) {
         timer = setTimeout(flush, options.intervalMs);
         timer.unref();

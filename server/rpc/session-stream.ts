@@ -64,9 +64,16 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
   const { maxEventsPerResponse, maxTextBytesPerResponse } = options;
   const release = (session: ChatSession, reason: unknown) =>
     void Promise.resolve(backend.disconnect(session, reason)).catch((err: unknown) => logger.error({ user: session.username, err }, "session not released"));
-  const stalls = createStallWatch<ChatSession>(options.stallTimeoutMs, (session) =>
-    release(session, chatErrors.stalled(session.username, options.stallTimeoutMs)),
-  );
+  // A stream's responses are watched under its own key: the session for a
+  // session that has one stream in its life, else the stream's hold on the
+  // session, so that an old stream's stall never ends the stream that
+  // resumed the session after it.
+  const streamSessions = new WeakMap<AbortSignal, ChatSession>();
+  const stalls = createStallWatch<ChatSession | AbortSignal>(options.stallTimeoutMs, (key) => {
+    const session = key instanceof AbortSignal ? streamSessions.get(key) : key;
+    if (session === undefined || (key instanceof AbortSignal && key.aborted)) return;
+    release(session, chatErrors.stalled(session.username, options.stallTimeoutMs));
+  });
 
   /**
    * Ties the session to the call, and returns what ends the session. A cut
@@ -95,6 +102,8 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
     const close = (reason: unknown) => {
       if (closed) return;
       closed = true;
+      // A write that never completed (the connection died under it) must not end the session later as stalled.
+      stalls.written(stream ?? session);
       live.removeEventListener("abort", onCutOff);
       ctx.signal.removeEventListener("abort", onCallEnd);
       // The session now belongs to the stream that took it over.
@@ -132,6 +141,8 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
     ctx.values.set(userKey, req.username);
     const { session, resumed, lost, stream } = await openSession(backend, req, verified !== undefined);
     const close = attach(session, ctx, stream);
+    if (stream !== undefined) streamSessions.set(stream, session);
+    const stallKey = stream ?? session;
     if (resumed) ctx.values.set(resumedKey, true);
     // JSON has no place for pre-encoded events: JSON clients (browsers on
     // the Connect protocol, curl) get messages built for them.
@@ -146,10 +157,10 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
         const batch = session.take(maxEventsPerResponse, maxTextBytesPerResponse);
         if (batch.length > 0) {
           metrics?.responseSent(batch.length, depth);
-          stalls.writing(session);
+          stalls.writing(stallKey);
           yield toConnectResponse(batch, binary);
           if (isAborted(stream)) throw stream?.reason;
-          stalls.written(session);
+          stalls.written(stallKey);
           session.written();
           continue;
         }
@@ -164,7 +175,7 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
       reason = error;
       throw error;
     } finally {
-      stalls.written(session);
+      stalls.written(stallKey);
       close(reason);
     }
   };
@@ -178,8 +189,9 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
  */
 async function openSession(backend: ChatBackend, req: ConnectRequest, signed: boolean): Promise<Omit<Resumed, "stream"> & { stream: AbortSignal | undefined }> {
   const optIns = { membership: req.membershipEvents, presence: req.presenceEvents };
+  if (req.resumeToken === "" && req.receivedEvents !== 0n) throw chatErrors.receivedWithoutToken();
   if (req.resumeToken !== "") {
-    if (req.receivedEvents > BigInt(Number.MAX_SAFE_INTEGER)) throw chatErrors.receivedTooMany(req.username, Number(req.receivedEvents));
+    if (req.receivedEvents > BigInt(Number.MAX_SAFE_INTEGER)) throw chatErrors.receivedTooMany(req.username, req.receivedEvents);
     try {
       return await backend.resume(req.username, { token: req.resumeToken, received: Number(req.receivedEvents), ...optIns });
     } catch (error) {

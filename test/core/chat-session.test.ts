@@ -169,6 +169,17 @@ describe("resumable chat session", () => {
     assert.equal(second.aborted, true);
   });
 
+  it("keeps no more history than its queue holds, since a resume puts the history back in it", () => {
+    const s = createSessionState("u", { events: 2, bytes: 1e9 }, undefined, undefined, { history: { events: 100, bytes: 1e9 } });
+    for (let i = 0; i < 5; i++) {
+      s.push(event(i));
+      s.take(10, 1e9);
+      s.written();
+    }
+    assert.equal(s.rewind(0), 3);
+    assert.equal(s.pending, 2);
+  });
+
   it("has no resume token and keeps nothing without a history", () => {
     const budget = { limitBytes: 1e9, usedBytes: 0 };
     const s = createSessionState("u", { events: 100, bytes: 1e9 }, undefined, budget);

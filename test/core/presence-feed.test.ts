@@ -9,7 +9,7 @@ const names = (event: PresenceEvent) => ({
 });
 
 describe("presence feed", () => {
-  it("publishes one event per interval with the net changes, dropping what came and went", () => {
+  it("publishes one event per interval with each changed channel's final state, even one that came and went", () => {
     const published: PresenceEvent[] = [];
     const feed = createPresenceFeed({ intervalMs: 60_000, publish: (e) => published.push(e) });
     feed.changed({ name: "alice", type: "user" }, true);
@@ -20,7 +20,8 @@ describe("presence feed", () => {
     feed.changed({ name: "alice", type: "group" }, true);
     assert.equal(published.length, 0);
     feed.flush();
-    assert.deepEqual(published.map(names), [{ added: ["user:alice", "group:alice"], removed: ["group:team"] }]);
+    // flicker came and went: a client may have listed it in between, so it hears of the removal.
+    assert.deepEqual(published.map(names), [{ added: ["user:alice", "group:alice"], removed: ["user:flicker", "group:team"] }]);
     feed.flush();
     assert.equal(published.length, 1);
     feed.close();

@@ -131,6 +131,11 @@ describe("real-time state over the in-memory transport", () => {
     assert.equal(hello.resumed, false);
     assert.notEqual(hello.resumeToken, "expired-or-unknown");
     stream.cancel();
+    // A count with no token to go with it is a client's mistake, said so.
+    const stray = openEventStream(f.client(), { username: "zed", receivedEvents: 3n });
+    const refused = await stray.ended;
+    assert.equal(refused?.code, Code.InvalidArgument);
+    assert.match(refused?.rawMessage ?? "", /needs a resume_token/);
     f.backend.close();
   });
 });

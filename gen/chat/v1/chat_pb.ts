@@ -59,9 +59,11 @@ export type ConnectRequest = Message<"chat.v1.ConnectRequest"> & {
 
   /**
    * With resume_token: how many events (every Event but Connected) the client
-   * received on that session, counted over all its streams. The server
-   * replays the events after that many. More than the session delivered is
-   * INVALID_ARGUMENT.
+   * received on that session, counted over all its streams, plus the
+   * lost_events of its earlier resumes: its place in the session's events.
+   * The server replays the events after that many. More than the session
+   * delivered is INVALID_ARGUMENT, and changes nothing; so is a count
+   * without a resume_token.
    *
    * @generated from field: uint64 received_events = 5;
    */
@@ -268,7 +270,9 @@ export type MemberLeft = Message<"chat.v1.MemberLeft"> & {
   reason: LeaveReason;
 
   /**
-   * The server's words on why, for people: for CUT_OFF, the limit reached.
+   * The server's words on why, for people: for CUT_OFF, the limit reached;
+   * for DISCONNECTED, at times what the server lost (in cluster mode, the
+   * node that held the member).
    *
    * @generated from field: string detail = 4;
    */
@@ -285,8 +289,9 @@ export const MemberLeftSchema: GenMessage<MemberLeft> = /*@__PURE__*/
 /**
  * ChannelsChanged lists the channels that came and went since the previous
  * ChannelsChanged, as ListChannels would show them. Changes are coalesced: a
- * user who came online and went offline again within one interval is in
- * neither list. Applied in order to one ListChannels listing taken after
+ * channel that changed several times within one interval is listed once, in
+ * its final state (a user who came online and went offline again is in
+ * removed). Applied in order to one ListChannels listing taken after
  * Connected, they keep it current.
  *
  * @generated from message chat.v1.ChannelsChanged
