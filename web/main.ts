@@ -366,6 +366,8 @@ function onConnected(hello: Connected, username: string, candidate: ChatClient, 
   } else {
     // The events the server could no longer replay still count: the count is the page's place in the session.
     session.received += Number(hello.lostEvents);
+    // Listed again: after a reload the page knows its groups but not their members.
+    for (const group of members.keys()) void loadMembers(group);
   }
   session.resumeToken = hello.resumeToken;
   session.graceMs = hello.resumeGrace === undefined ? 0 : Number(hello.resumeGrace.seconds) * 1000 + hello.resumeGrace.nanos / 1e6;
@@ -491,3 +493,47 @@ ui.composer.addEventListener("submit", (event) => {
     }
   });
 });
+
+/**
+ * A reload, or a tab restored, resumes its session: on the plain web port a
+ * page that goes away cannot say goodbye (HTTP/1.1 cancels by closing the
+ * socket), so the server holds its session for the grace, and a fresh
+ * Connect would find the name held. The resume token and the count go to
+ * sessionStorage, which this tab alone reads, as the page goes away; a
+ * signed token is never stored, so a page that needed one signs in again.
+ */
+const savedKey = "chat.resume";
+window.addEventListener("pagehide", () => {
+  if (me === "" || session.resumeToken === "" || ui.token.value.trim() !== "") return;
+  // The groups too: the events after the count keep them, but nothing lists a user's groups.
+  const groups = [...members.keys()];
+  sessionStorage.setItem(
+    savedKey,
+    JSON.stringify({ username: me, resumeToken: session.resumeToken, received: session.received, graceMs: session.graceMs, groups }),
+  );
+});
+const saved: unknown = JSON.parse(sessionStorage.getItem(savedKey) ?? "null");
+sessionStorage.removeItem(savedKey);
+if (isSaved(saved)) {
+  ui.username.value = saved.username;
+  Object.assign(session, { resumeToken: saved.resumeToken, received: saved.received, graceMs: saved.graceMs, droppedAt: Date.now() });
+  for (const group of saved.groups) members.set(group, new Set([saved.username]));
+  setStatus("Reconnecting…", false);
+  void openStream(saved.username).then(() => {
+    // A resume the server refused (the grace is over and the name taken): sign in again.
+    if (me === "") session.resumeToken = "";
+  });
+}
+
+function isSaved(value: unknown): value is { username: string; resumeToken: string; received: number; graceMs: number; groups: string[] } {
+  if (typeof value !== "object" || value === null) return false;
+  const v: Record<string, unknown> = { ...value };
+  return (
+    typeof v.username === "string" &&
+    typeof v.resumeToken === "string" &&
+    typeof v.received === "number" &&
+    typeof v.graceMs === "number" &&
+    Array.isArray(v.groups) &&
+    v.groups.every((g) => typeof g === "string")
+  );
+}

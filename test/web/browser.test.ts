@@ -186,6 +186,18 @@ describe("the chat page in Chromium", { timeout: 90_000 }, () => {
         resumable.logs.some((l) => l.msg === "session opened" && l.user === "erin" && l.resumed === true),
         "the second stream resumed",
       );
+
+      // A reload cannot say goodbye over HTTP/1.1: the page resumes its session rather than find its name held.
+      await page.reload();
+      await page
+        .getByRole("status")
+        .filter({ hasText: /^Connected as erin$/ })
+        .waitFor();
+      await frank.sendMessage({ channel: "blip", text: "after the reload" });
+      await channel(page, "blip").click();
+      await page.locator("#messages li", { hasText: "after the reload" }).waitFor();
+      await page.getByRole("button", { name: "Leave group" }).waitFor();
+      assert.equal(resumable.logs.filter((l) => l.msg === "session opened" && l.user === "erin" && l.resumed === true).length, 2);
       frankStream.cancel();
       await page.close();
     } finally {
