@@ -1,6 +1,6 @@
 import { type ChatError, chatErrors } from "../core/chat-error.js";
 import type { EventOptIns, QueueBudget, SessionEvent, SessionState } from "../core/chat-session.js";
-import { enforceQueueBudget } from "../core/chat-session.js";
+import { enforceQueueBudget, grantOptIns } from "../core/chat-session.js";
 import { createPresenceFeed } from "../core/presence-feed.js";
 import type { PresenceChange } from "./delivery.js";
 
@@ -104,7 +104,7 @@ export function createNodeSessions(options: NodeSessionsOptions): NodeSessions {
       return true;
     },
     setOptIns(session, optIns) {
-      session.optIns = { membership: optIns.membership === true, presence: optIns.presence === true && feed !== undefined };
+      session.optIns = grantOptIns(optIns, feed !== undefined);
       if (session.optIns.presence === true) presenceWatchers.add(session);
       else presenceWatchers.delete(session);
     },

@@ -12,6 +12,7 @@ import {
   defaultResumeHistory,
   type HistoryLimits,
   type SessionState,
+  takeBack,
 } from "../core/chat-session.js";
 import { leaveReasonOf } from "../core/membership-event.js";
 import { measureText } from "../core/message-text.js";
@@ -173,13 +174,7 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
   /** Resumes a session this node holds, as the in-memory backend does. */
   const resumeHere = async (session: SessionState, request: ResumeRequest): Promise<Resumed> => {
     const { username } = session;
-    if (!session.hasResumeToken(request.token)) throw chatErrors.noSessionToResume(username);
-    // Checked before anything changes: a bad count leaves the session as it was.
-    if (!Number.isSafeInteger(request.received) || request.received < 0) throw chatErrors.receivedTooMany(username, request.received);
-    // Rewound first, in the same turn: a bad count leaves the session and its stream as they were.
-    const lost = session.rewind(request.received);
-    if (lost === undefined) throw chatErrors.receivedTooMany(username, request.received);
-    const stream = session.attachStream();
+    const { lost, stream } = takeBack(session, request);
     local.unhold(session);
     // Set here first: a membership event Redis sent under the old choice is filtered by this one.
     local.setOptIns(session, request);

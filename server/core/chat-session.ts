@@ -157,6 +157,31 @@ export interface SessionState extends ChatSession {
 /** The defaults of a resumable session's history. */
 export const defaultResumeHistory: HistoryLimits = { events: 256, bytes: 256 * 1024 };
 
+/** The opt-ins of a session that asked for nothing besides messages, shared by all of them. */
+const noOptIns: Readonly<EventOptIns> = Object.freeze({ membership: false, presence: false });
+
+/** What a session gets of what it asked for: presence only when the server has it on. */
+export function grantOptIns(asked: EventOptIns, presenceOn: boolean): Readonly<EventOptIns> {
+  const membership = asked.membership === true;
+  const presence = asked.presence === true && presenceOn;
+  return membership || presence ? { membership, presence } : noOptIns;
+}
+
+/**
+ * Gives a session to the stream that presents its resume token: the events
+ * after the first `received` wait again, and the stream that had it is told
+ * it lost it. Throws "not-found" for another token and "invalid-input" for a
+ * count the session never reached, changing nothing. Rewinding comes first,
+ * in the same turn as the takeover, so that the old stream cannot take
+ * events in between.
+ */
+export function takeBack(session: SessionState, request: { token: string; received: number }): { lost: number; stream: AbortSignal } {
+  if (!session.hasResumeToken(request.token)) throw chatErrors.noSessionToResume(session.username);
+  const lost = session.rewind(request.received);
+  if (lost === undefined) throw chatErrors.receivedTooMany(session.username, request.received);
+  return { lost, stream: session.attachStream() };
+}
+
 /** How much of what a resumable session delivered it keeps for a resume. */
 export interface HistoryLimits {
   /** Events kept after they were delivered. */
@@ -274,8 +299,6 @@ export function createSessionState(
 ): SessionState {
   return new Session(username, limits, schedule, budget, extras);
 }
-
-const noOptIns: Readonly<EventOptIns> = Object.freeze({});
 
 class Session implements SessionState {
   readonly groups = new Set<string>();

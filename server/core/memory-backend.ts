@@ -10,12 +10,13 @@ import {
   createSessionState,
   createWakeScheduler,
   defaultResumeHistory,
-  type EventOptIns,
   enforceQueueBudget,
+  grantOptIns,
   type HistoryLimits,
   type MembershipEvent,
   type SessionEvent,
   type SessionState,
+  takeBack,
 } from "./chat-session.js";
 import { leaveReasonOf, membershipEvent } from "./membership-event.js";
 import { measureText } from "./message-text.js";
@@ -45,9 +46,6 @@ export interface MemoryBackendOptions {
   /** How often presence changes are published, coalesced; 0 switches presence off. Default 250 ms. */
   presenceIntervalMs?: number;
 }
-
-/** The opt-ins of a session that asked for nothing besides messages. */
-const noOptIns: EventOptIns = Object.freeze({ membership: false, presence: false });
 
 /**
  * MemoryBackend is the chat's core in one process: who is online, which groups
@@ -168,10 +166,7 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
   }
 
   function setOptIns(session: SessionState, optIns: ConnectOptions): void {
-    const membership = optIns.membership === true;
-    const wantsPresence = optIns.presence === true && presence !== undefined;
-    // Most sessions ask for nothing: they share one object.
-    session.optIns = membership || wantsPresence ? { membership, presence: wantsPresence } : noOptIns;
+    session.optIns = grantOptIns(optIns, presence !== undefined);
     if (session.optIns.presence === true) presenceWatchers.add(session);
     else presenceWatchers.delete(session);
   }
@@ -269,15 +264,8 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
     resume(username, request) {
       assertValidName(username, "username");
       const session = users.get(username);
-      if (session === undefined || !session.hasResumeToken(request.token)) throw chatErrors.noSessionToResume(username);
-      // Checked before anything changes: a bad count leaves the session as it was.
-      if (!Number.isSafeInteger(request.received) || request.received < 0) throw chatErrors.receivedTooMany(username, request.received);
-      // Rewound first: a count the session never reached leaves it, and the
-      // stream it has, as they were. Both happen in this one turn, so the
-      // stream taken over cannot take events in between.
-      const lost = session.rewind(request.received);
-      if (lost === undefined) throw chatErrors.receivedTooMany(username, request.received);
-      const stream = session.attachStream();
+      if (session === undefined) throw chatErrors.noSessionToResume(username);
+      const { lost, stream } = takeBack(session, request);
       clearTimeout(held.get(session));
       held.delete(session);
       setOptIns(session, request);
