@@ -30,15 +30,25 @@ export function hardClose(req: http.IncomingMessage | http2.Http2ServerRequest, 
 export function connectionGone(req: http.IncomingMessage | http2.Http2ServerRequest): () => boolean {
   if (!("stream" in req)) return () => true;
   const stream = req.stream;
-  const session = stream.session;
-  const down = () => session === undefined || session.destroyed || session.closed;
   // Judged when the stream is aborted, not later: a client that cancels and
   // then closes its connection at once (a process exiting) would otherwise be
-  // taken for a drop by the time the handler asks. Node aborts the streams of
-  // a destroyed session after marking it destroyed.
-  let dropped: boolean | undefined;
-  stream.once("aborted", () => {
-    dropped = down();
-  });
-  return () => dropped ?? down();
+  // taken for a drop by the time the handler asks. One listener function for
+  // all streams, so that a stream pays no closure for it.
+  stream.on("aborted", judgeAbort);
+  return () => {
+    const judged = abortsJudged.get(stream);
+    return judged ?? isDown(stream.session);
+  };
+}
+
+/** Streams aborted so far, and whether their connection was down then (a drop) or up (a goodbye). */
+const abortsJudged = new WeakMap<http2.Http2Stream, boolean>();
+
+function judgeAbort(this: http2.Http2Stream): void {
+  // Node aborts the streams of a destroyed session after marking it destroyed.
+  abortsJudged.set(this, isDown(this.session));
+}
+
+function isDown(session: http2.Http2Session | undefined): boolean {
+  return session === undefined || session.destroyed || session.closed;
 }
