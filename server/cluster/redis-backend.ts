@@ -178,11 +178,18 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     local.unhold(session);
     // Set here first: a membership event Redis sent under the old choice is filtered by this one.
     local.setOptIns(session, request);
+    let status = "ok";
     try {
-      await call(() => redis.chatResumed(node.id, username, flag(session.optIns.membership)));
+      status = await call(() => redis.chatResumed(node.id, username, flag(session.optIns.membership)));
     } catch (err) {
       // The session is resumed; Redis may still call its name held until it ends.
       logger.warn({ err, user: username }, "could not mark a resumed user in Redis");
+    }
+    if (status === "not-held") {
+      // Another node took the name over (its message to end this session is on its way): this session is done.
+      local.remove(session);
+      session.end(chatErrors.resumedElsewhere(username));
+      throw chatErrors.noSessionToResume(username);
     }
     return { session, resumed: true, lost, stream };
   };
