@@ -440,25 +440,19 @@ class Session implements SessionState {
     const replay = held.slice(Math.max(0, received - firstHeld));
     // What is neither replayed nor waiting any more is no longer held.
     for (const event of held.slice(0, held.length - replay.length)) this.unhold(event);
+    // The bytes counted the waiting events and the batch in flight; they now
+    // count the waiting events and the replay.
+    for (const event of this.inFlight) this.bytes -= queuedEventBytes(event);
+    for (const event of replay) this.bytes += queuedEventBytes(event);
     this.history = undefined;
     this.historyHead = 0;
     this.historyBytes = 0;
     this.inFlight = [];
-    let replayBytes = 0;
-    for (const event of replay) replayBytes += queuedEventBytes(event);
-    // The in-flight batch was counted in bytes already; the history was not.
-    this.bytes = replayBytes + this.pendingQueuedBytes();
     this.items = [...replay, ...this.items.slice(this.head)];
     this.head = 0;
     this.delivered -= replay.length;
     if (replay.length > 0) this.wake();
     return lost;
-  }
-
-  private pendingQueuedBytes(): number {
-    let bytes = 0;
-    for (let i = this.head; i < this.items.length; i++) bytes += queuedEventBytes(this.items[i]!);
-    return bytes;
   }
 
   hasResumeToken(token: string): boolean {

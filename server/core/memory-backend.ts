@@ -212,7 +212,6 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
     // Every session comes from connect below, which makes a SessionState:
     // the public type only hides what the backend alone touches.
     const state = session as SessionState;
-    if (state.signal.aborted && !users.has(state.username)) return;
     state.end(reason);
     clearTimeout(held.get(state));
     held.delete(state);

@@ -168,7 +168,6 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
           // Cut off by the backend, or ended by the call's signal.
           throw session.signal.reason;
         }
-        if (isAborted(stream)) throw stream?.reason;
         await session.wait();
       }
     } catch (error) {

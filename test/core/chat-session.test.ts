@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type ChatEvent, createSessionState, createWakeScheduler } from "../../server/core/chat-session.js";
+import { type ChatEvent, createSessionState, createWakeScheduler, queuedEventBytes } from "../../server/core/chat-session.js";
 import { messages } from "../helpers/session-events.js";
 
 function event(i: number, textBytes = 1): ChatEvent {
@@ -131,6 +131,8 @@ describe("resumable chat session", () => {
     // "2" and "3" are in flight, "1" and "0" written: the history keeps the last three delivered.
     assert.equal(s.rewind(5), undefined, "more than was delivered");
     assert.equal(s.rewind(0), 0, "in flight and history together hold all four");
+    // Every event waits again, and each counts once in the session's bytes.
+    assert.equal(s.pendingBytes, 5 * queuedEventBytes(event(0)));
     assert.deepEqual(
       messages(s.take(10, 1e9)).map((e) => e.id),
       ["0", "1", "2", "3", "4"],
