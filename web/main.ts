@@ -9,7 +9,7 @@
  */
 
 import { create } from "@bufbuild/protobuf";
-import { timestampDate, timestampNow } from "@bufbuild/protobuf/wkt";
+import { durationMs, timestampDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import {
@@ -123,7 +123,7 @@ function receive(message: ChatMessage): void {
   const isGroup = channel.type === ChannelType.GROUP;
   // A direct message belongs to the conversation with the other party.
   const name = isGroup ? channel.name : message.sender === me ? channel.name : message.sender;
-  const key = `${isGroup ? "#" : "@"}${name}`;
+  const key = keyOf({ name, type: channel.type });
   const conv = conversation(key, name, isGroup ? "group" : "user");
   conv.lines.push({ message });
   if (key !== selected) conv.unread++;
@@ -370,7 +370,7 @@ function onConnected(hello: Connected, username: string, candidate: ChatClient, 
     for (const group of members.keys()) void loadMembers(group);
   }
   session.resumeToken = hello.resumeToken;
-  session.graceMs = hello.resumeGrace === undefined ? 0 : Number(hello.resumeGrace.seconds) * 1000 + hello.resumeGrace.nanos / 1e6;
+  session.graceMs = hello.resumeGrace === undefined ? 0 : durationMs(hello.resumeGrace);
   clearInterval(pollTimer);
   // A server with presence off: keep the list fresh by asking.
   if (!hello.presenceEvents) pollTimer = setInterval(() => void refreshChannels(), 3000);
