@@ -117,14 +117,3 @@ export function createFrameReader(onMessage: (buf: Buffer, start: number, end: n
     buf = Buffer.alloc(0);
   };
 }
-
-/** Reads the leading decimal digits of buf[from, to) as a number. */
-export function leadingNumber(buf: Uint8Array, from: number, to: number): number {
-  let n = 0;
-  for (let i = from; i < to; i++) {
-    const c = buf[i]!;
-    if (c < 48 || c > 57) break;
-    n = n * 10 + (c - 48);
-  }
-  return n;
-}

@@ -1,6 +1,6 @@
 import { createHmac } from "node:crypto";
 import * as http2 from "node:http2";
-import { createFrameReader, encodeFields, forEachField, frame, leadingNumber } from "./grpc-wire.js";
+import { createFrameReader, encodeFields, forEachField, frame } from "./grpc-wire.js";
 import type { Access } from "./protocol.js";
 
 /** Microseconds since the epoch, comparable across processes on one machine. */
@@ -28,6 +28,46 @@ export class LatencyRecorder {
   }
 }
 
+/**
+ * What one receiver heard from each sender: how many times each of the
+ * sender's sequence numbers arrived. Sets, not order: with several calls in
+ * flight a sender's messages may arrive out of order, and that is allowed.
+ */
+export class HeardLog {
+  private readonly bySender = new Map<number, Uint8Array>();
+
+  record(sender: number, seq: number): void {
+    let counts = this.bySender.get(sender);
+    if (counts === undefined || seq >= counts.length) {
+      const grown = new Uint8Array(Math.max(1024, (seq + 1) * 2));
+      if (counts !== undefined) grown.set(counts);
+      counts = grown;
+      this.bySender.set(sender, counts);
+    }
+    if (counts[seq]! < 255) counts[seq]!++;
+  }
+
+  /**
+   * Compares what arrived with what was sent to this receiver (sender →
+   * how many messages, numbered from 0): lost are numbers that never
+   * arrived; duplicated are extra arrivals, and arrivals of anything never
+   * sent to it.
+   */
+  check(sent: ReadonlyMap<number, number>): { lost: number; duplicated: number } {
+    let lost = 0;
+    let duplicated = 0;
+    for (const [sender, counts] of this.bySender) {
+      const count = sent.get(sender) ?? 0;
+      for (let seq = 0; seq < counts.length; seq++) duplicated += seq < count ? Math.max(0, counts[seq]! - 1) : counts[seq]!;
+    }
+    for (const [sender, count] of sent) {
+      const counts = this.bySender.get(sender);
+      for (let seq = 0; seq < count; seq++) if (counts === undefined || seq >= counts.length || counts[seq] === 0) lost++;
+    }
+    return { lost, duplicated };
+  }
+}
+
 /** One simulated user: its own HTTP/2 connection and its Connect stream. */
 export interface LoadUser {
   readonly username: string;
@@ -35,6 +75,8 @@ export interface LoadUser {
   readonly received: number;
   /** ConnectResponses received so far, Connected's included. */
   readonly responses: number;
+  /** Every message's sender and sequence number, from its text (see timedText). */
+  readonly heard: HeardLog;
   /** Resolves once Connected has arrived. */
   readonly ready: Promise<void>;
   /** Resolves when the stream ends, with its gRPC status or RST code. */
@@ -50,9 +92,9 @@ const pathPrefix = "/chat.v1.ChatService/";
 
 /**
  * Connects a user on a new HTTP/2 connection and opens its Connect stream.
- * Every received message's text must start with its send time in
- * microseconds; its latency goes to the recorder. onMessage runs after each
- * response with the user's running count.
+ * Every received message's text must be a timedText: its latency goes to the
+ * recorder, its sender and sequence number to the user's HeardLog. onMessage
+ * runs after each response with the user's running count.
  */
 export function connectUser(url: string, username: string, latencies: LatencyRecorder | undefined, onMessage?: (user: LoadUser) => void): LoadUser {
   const session = http2.connect(url, { settings: { initialWindowSize: 1 << 20 }, ...(access.ca === undefined ? {} : { ca: access.ca }) });
@@ -68,6 +110,7 @@ export function connectUser(url: string, username: string, latencies: LatencyRec
   });
   let received = 0;
   let responses = 0;
+  const heard = new HeardLog();
   let connected = false;
   let onReady!: () => void;
   const ready = new Promise<void>((resolve) => (onReady = resolve));
@@ -80,6 +123,7 @@ export function connectUser(url: string, username: string, latencies: LatencyRec
     get responses() {
       return responses;
     },
+    heard,
     ready,
     ended: new Promise((resolve) => {
       stream.on("close", () => resolve({ grpcStatus, rstCode: stream.rstCode ?? 0 }));
@@ -106,11 +150,12 @@ export function connectUser(url: string, username: string, latencies: LatencyRec
           onReady();
         } else if (kind === 2) {
           received++;
-          if (latencies !== undefined) {
-            forEachField(buf, mFrom, mTo, (field, tFrom, tTo) => {
-              if (field === 4) latencies.add(now - leadingNumber(buf, tFrom, tTo));
-            });
-          }
+          forEachField(buf, mFrom, mTo, (field, tFrom, tTo) => {
+            if (field !== 4) return;
+            readStamp(buf, tFrom, tTo);
+            latencies?.add(now - stamp.us);
+            heard.record(stamp.sender, stamp.seq);
+          });
         }
       });
     });
@@ -195,8 +240,34 @@ export function nameRequest(name: string): Buffer {
   return encodeFields([[1, name]]);
 }
 
-/** A text that starts with the current time in microseconds, padded to size bytes. */
-export function timedText(size: number): string {
-  const stamp = String(nowUs());
-  return stamp.length >= size ? stamp : `${stamp} ${"x".repeat(size - stamp.length - 1)}`;
+/**
+ * A message text that says when it was sent and by whom: "<µs> <sender>:<seq>",
+ * the current time in microseconds, the sender's number and the message's
+ * sequence number from that sender, padded with x to size bytes.
+ */
+export function timedText(size: number, sender: number, seq: number): string {
+  const head = `${nowUs()} ${sender}:${seq}`;
+  return head.length >= size ? head : `${head} ${"x".repeat(size - head.length - 1)}`;
+}
+
+/** The fields of the last text readStamp read: one object, reused, so that reading allocates nothing. */
+const stamp = { us: 0, sender: 0, seq: 0 };
+
+/** Reads a timedText's head from buf[from, to) into stamp. */
+function readStamp(buf: Uint8Array, from: number, to: number): void {
+  let us = 0;
+  let sender = 0;
+  let seq = 0;
+  let which = 0;
+  for (let i = from; i < to; i++) {
+    const c = buf[i]!;
+    if (c < 48 || c > 57) {
+      if (++which === 3) break;
+    } else if (which === 0) us = us * 10 + (c - 48);
+    else if (which === 1) sender = sender * 10 + (c - 48);
+    else seq = seq * 10 + (c - 48);
+  }
+  stamp.us = us;
+  stamp.sender = sender;
+  stamp.seq = seq;
 }

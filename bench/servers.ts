@@ -4,11 +4,14 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { listeningPort } from "../client/listening-port.js";
 
-/** The three servers every scenario runs against. */
-export const serverKinds = ["project", "limit", "grpc-js"] as const;
+/** Every server the benchmarks can run against. */
+export const serverKinds = ["project", "limit", "grpc-go", "grpc-js"] as const;
 export type ServerKind = (typeof serverKinds)[number];
 
-const entries: Record<ServerKind, string[]> = {
+/** The servers every scenario of `npm run bench:features` runs against. */
+export const featureServerKinds = ["project", "limit", "grpc-js"] as const satisfies readonly ServerKind[];
+
+const scripts: Record<Exclude<ServerKind, "grpc-go">, string[]> = {
   // At its default log level: a line per session, none per message.
   project: [fileURLToPath(new URL("../server/main.ts", import.meta.url)), "--port", "0", "--web-port", "0"],
   limit: [fileURLToPath(new URL("./baselines/raw-http2-server.ts", import.meta.url))],
@@ -38,15 +41,19 @@ export function processCpuSeconds(pid: number): number {
 
 /**
  * Starts a server of the given kind on a free loopback port, with extra
- * environment (the project server reads its settings from there).
+ * environment (the project server reads its settings from there); grpc-go
+ * runs the binary that bench/go-baseline.ts built, on one core.
  */
-export async function startServer(kind: ServerKind, env: Record<string, string> = {}): Promise<BenchServer> {
+export async function startServer(kind: ServerKind, env: Record<string, string> = {}, goBinary?: string): Promise<BenchServer> {
   // BENCH_PROFILE=dir profiles the project's server with --cpu-prof.
   const profile = kind === "project" && process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
   // BENCH_SERVER_ARGS="--no-lean-path" (say) passes flags to the project's server.
   const extra = kind === "project" ? (process.env.BENCH_SERVER_ARGS ?? "").split(" ").filter((arg) => arg !== "") : [];
-  const child = spawn(process.execPath, [...profile, "--import", "tsx", ...entries[kind], ...extra], {
-    env: { ...process.env, ...env },
+  const [command, args] = kind === "grpc-go" ? [goBinary ?? "", []] : [process.execPath, [...profile, "--import", "tsx", ...scripts[kind], ...extra]];
+  if (command === "") throw new Error("the grpc-go baseline needs its binary (bench/go-baseline.ts builds it)");
+  const child = spawn(command, args, {
+    // One core for grpc-go, as Node's JavaScript runs on one.
+    env: { ...process.env, ...env, ...(kind === "grpc-go" ? { GOMAXPROCS: "1" } : {}) },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const port = await new Promise<number>((resolve, reject) => {
