@@ -1,4 +1,3 @@
-import { setMaxListeners } from "node:events";
 import type * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -17,6 +16,7 @@ import { closeGracefully } from "./transport/graceful-close.js";
 import { createGrpcServer, type GrpcServer } from "./transport/grpc-server.js";
 import { boundAddress, hostPort, listenOn } from "./transport/listen.js";
 import { createNodeHandler } from "./transport/node-handler.js";
+import { createShutdownSignal } from "./transport/shutdown-signal.js";
 import { readTlsFiles } from "./transport/tls-files.js";
 import { createWebGuard } from "./transport/web-guard.js";
 import { createSiteHandler, createWebPage, type SiteHandler } from "./transport/web-page.js";
@@ -64,10 +64,9 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
   });
   const metrics = createChatMetrics(state.backend);
   const metricsServer = config.metricsPort === undefined ? undefined : createMetricsServer(metrics);
-  const shutdownController = new AbortController();
   // Every call in flight listens to this signal (the framework links it to
   // the call's own), so thousands of listeners are the normal case.
-  setMaxListeners(0, shutdownController.signal);
+  const shutdownController = createShutdownSignal();
   const handler = createNodeHandler({
     routes: createRoutes(routesDeps(config, state, health, logger, metrics)),
     shutdownSignal: shutdownController.signal,
