@@ -10,22 +10,29 @@ import {
   LeaveReason,
 } from "../../gen/chat/v1/chat_pb.js";
 import type { ChatEvent, LeaveReason as CoreLeaveReason, SessionEvent } from "../core/chat-session.js";
+import { preEncoded } from "../transport/pre-encoded.js";
 import { channelTypes } from "./channel-type.js";
 
 // Each group message is encoded once, however many members receive it: the
-// encoded Event (with its length prefix) is kept for as long as the event is
-// alive, and responses carry it as-is.
+// encoded Event, as an occurrence of ConnectResponse's field 1 (tag, length,
+// bytes), is kept for as long as the event is alive, and responses carry it
+// as-is.
 const encodedEvents = new WeakMap<SessionEvent, Uint8Array>();
 
 function encodedEvent(event: SessionEvent): Uint8Array {
-  let data = encodedEvents.get(event);
-  if (data === undefined) {
-    const bytes = toBinary(Events, create(Events, toEvent(event)));
-    data = new BinaryWriter().bytes(bytes).finish();
-    encodedEvents.set(event, data);
+  let field = encodedEvents.get(event);
+  if (field === undefined) {
+    field = new BinaryWriter()
+      .tag(eventsField, WireType.LengthDelimited)
+      .bytes(toBinary(Events, create(Events, toEvent(event))))
+      .finish();
+    encodedEvents.set(event, field);
   }
-  return data;
+  return field;
 }
+
+/** ConnectResponse.events: its tag is one byte, so an encoded occurrence without it starts at 1. */
+const eventsField = 1;
 
 /**
  * Builds one ConnectResponse carrying a batch of events in order. For the
@@ -33,7 +40,9 @@ function encodedEvent(event: SessionEvent): Uint8Array {
  * (events) in the message's unknown fields, which protobuf-es writes out
  * verbatim: on the wire this is exactly a ConnectResponse with its events
  * set, without building and encoding the same messages again for every
- * member of a group. The JSON format ignores unknown fields, so for it the
+ * member of a group. The same occurrences, tags included, mark the response
+ * as pre-encoded, so that the lean path writes them without serializing the
+ * response at all. The JSON format ignores unknown fields, so for it the
  * events are built as messages.
  */
 export function toConnectResponse(batch: readonly SessionEvent[], binary: boolean): ConnectResponse {
@@ -41,8 +50,9 @@ export function toConnectResponse(batch: readonly SessionEvent[], binary: boolea
     return create(ConnectResponseSchema, { events: batch.map(toEvent) });
   }
   const response = create(ConnectResponseSchema);
-  response.$unknown = batch.map((event) => ({ no: 1, wireType: WireType.LengthDelimited, data: encodedEvent(event) }));
-  return response;
+  const fields = batch.map(encodedEvent);
+  response.$unknown = fields.map((field) => ({ no: eventsField, wireType: WireType.LengthDelimited, data: field.subarray(1) }));
+  return preEncoded(response, fields);
 }
 
 const leaveReasons: Record<CoreLeaveReason, LeaveReason> = {

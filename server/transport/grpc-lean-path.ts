@@ -34,6 +34,7 @@ import {
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
 import { applyInterceptors, copyHeaders, firstMessage, mergeRequest, normalizeIterable } from "./connect-steps.js";
+import { preEncodedFields } from "./pre-encoded.js";
 import { readEnvelope } from "./read-envelope.js";
 import { errorFromResetCode } from "./reset-codes.js";
 
@@ -367,7 +368,9 @@ async function serveServerStream(
     for (;;) {
       const result = await it.next();
       if (result.done === true) break;
-      const body = await encode(call, result.value);
+      // A response that carries its own encoding needs neither serializing
+      // nor (uncompressed) an await: most responses of a chat stream.
+      const body = frameOf(call, result.value) ?? (await encode(call, result.value));
       if (stream.closed) break;
       if (!headersSent) {
         res.writeHead(200, nodeHeaders(context.responseHeader));
@@ -392,6 +395,29 @@ async function serveServerStream(
     // its subscription there). A generator that threw is already closed.
     it?.return?.().catch(() => {});
   }
+}
+
+/**
+ * The gRPC frame of a pre-encoded message (see pre-encoded.ts), unless it is
+ * to be compressed: the same bytes encode() would produce, built with one
+ * copy of each field. Undefined for anything else.
+ */
+function frameOf(call: LeanCall, message: unknown): Uint8Array | undefined {
+  const fields = preEncodedFields(message);
+  if (fields === undefined) return undefined;
+  let size = 0;
+  for (const field of fields) size += field.length;
+  // Large enough to compress, as Connect's envelopeCompress decides.
+  if (call.responseCompression !== null && size >= call.compressMinBytes) return undefined;
+  const frame = Buffer.allocUnsafe(5 + size);
+  frame[0] = 0;
+  frame.writeUInt32BE(size, 1);
+  let at = 5;
+  for (const field of fields) {
+    frame.set(field, at);
+    at += field.length;
+  }
+  return frame;
 }
 
 /** Serializes, compresses when negotiated and large enough, and frames one message. */

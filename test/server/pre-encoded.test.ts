@@ -1,0 +1,31 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { equals, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { ConnectResponseSchema } from "../../gen/chat/v1/chat_pb.js";
+import type { SessionEvent } from "../../server/core/chat-session.js";
+import { toConnectResponse } from "../../server/rpc/connect-response.js";
+import { preEncodedFields } from "../../server/transport/pre-encoded.js";
+
+const batch: SessionEvent[] = [
+  { kind: "message", id: "m1", sender: "alice", channel: { name: "team", type: "group" }, text: "hello", sentAt: new Date(1_700_000_000_123), textBytes: 5 },
+  { kind: "member-joined", group: "team", username: "bob", textBytes: 7 },
+  { kind: "message", id: "m2", sender: "bob", channel: { name: "alice", type: "user" }, text: "é".repeat(200), sentAt: new Date(1_700_000_001_000), textBytes: 400 },
+];
+
+describe("a pre-encoded ConnectResponse", () => {
+  it("carries exactly the bytes protobuf-es serializes it to, which decode to the events built as messages", () => {
+    const response = toConnectResponse(batch, true);
+    const fields = preEncodedFields(response);
+    assert.ok(fields !== undefined, "the binary response is marked pre-encoded");
+    const written = Buffer.concat(fields);
+    assert.deepEqual(written, Buffer.from(toBinary(ConnectResponseSchema, response)));
+    const decoded = fromBinary(ConnectResponseSchema, written);
+    assert.ok(equals(ConnectResponseSchema, decoded, toConnectResponse(batch, false)), "the same events as the JSON form builds");
+  });
+
+  it("is not marked for JSON, nor when it is any other message", () => {
+    assert.equal(preEncodedFields(toConnectResponse(batch, false)), undefined);
+    assert.equal(preEncodedFields({}), undefined);
+    assert.equal(preEncodedFields(undefined), undefined);
+  });
+});
