@@ -4,7 +4,6 @@ import {
   Code,
   ConnectError,
   type ContextValues,
-  createHandlerContext,
   type HandlerContext,
   type Interceptor,
   type MethodImplSpec,
@@ -34,6 +33,7 @@ import {
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
 import { applyInterceptors, copyHeaders, firstMessage, mergeRequest, normalizeIterable } from "./connect-steps.js";
+import { createLeanContext, type LeanContext } from "./lean-context.js";
 import { preEncodedFields } from "./pre-encoded.js";
 import { readEnvelope } from "./read-envelope.js";
 import { errorFromResetCode } from "./reset-codes.js";
@@ -107,9 +107,9 @@ const contentTypes = new Set(["application/grpc", "application/grpc+proto"]);
  * Profiled here, that pipeline was most of the server's work: about 650 µs of
  * CPU per unary call and over 100 µs per streamed response, where the write
  * itself costs a few. This path bypasses that pipeline and nothing else: the
- * handler context comes from Connect's createHandlerContext (deadline, shutdown
- * and request signals linked as Connect links them), unary calls go through
- * Connect's invokeUnaryImplementation, compression is negotiated by Connect's
+ * handler context has the semantics of Connect's createHandlerContext
+ * (lean-context.ts: the deadline, the shutdown and the request's end abort
+ * it as in Connect), unary calls go through Connect's invokeUnaryImplementation, compression is negotiated by Connect's
  * compressionNegotiate with the router's codecs and thresholds, messages are
  * (de)serialized by Connect's serializers, and errors become trailers through
  * Connect's setTrailerStatus, exactly as its gRPC handler does. What it takes:
@@ -272,43 +272,37 @@ async function passGate(call: LeanCall, gate: RequestGate): Promise<LeanContext 
 /** Why a call's signal aborts once its response is complete. */
 const callEnded = new ConnectError("the call has ended", Code.Canceled);
 
-type LeanContext = ReturnType<typeof createHandlerContext>;
-
 function createContext(call: LeanCall): LeanContext {
   const { req } = call;
-  const request = new AbortController();
   const requestHeader: [string, string][] = [];
   for (const [name, value] of Object.entries(req.headers)) {
     if (name.startsWith(":") || value === undefined) continue;
     if (typeof value === "string") requestHeader.push([name, value]);
     else for (const v of value) requestHeader.push([name, v]);
   }
-  const context = createHandlerContext({
-    service: call.method.spec.method.parent,
+  const context = createLeanContext({
     method: call.method.spec.method,
-    protocolName: "grpc",
-    requestMethod: "POST",
     url: `http://${req.authority}${req.url}`,
     timeoutMs: call.timeoutMs === undefined ? undefined : call.timeoutMs - (performance.now() - call.arrivedAt),
     shutdownSignal: call.shutdownSignal,
-    requestSignal: request.signal,
     requestHeader,
-    responseHeader: { [headerContentType]: contentTypeProto },
-    responseTrailer: { [headerGrpcStatus]: grpcStatusOk },
-    contextValues: call.values,
+    responseHeader: call.responseCompression === null ? plainResponseHeader : { ...plainResponseHeader, [headerEncoding]: call.responseCompression.name },
+    responseTrailer: okTrailer,
+    values: call.values,
   });
-  // The request signal aborts when the HTTP/2 stream closes while the call
+  // The call's signal aborts when the HTTP/2 stream closes while the call
   // runs, with the status that connect-node derives from the reset code (a
   // client's cancel is CANCELED). A stream that closes after its response is
   // the normal end of every call: nothing is left to tell.
   req.stream.once("close", () => {
-    if (!context.signal.aborted) request.abort(errorFromResetCode(req.stream.rstCode));
+    if (!context.signal.aborted) context.abort(errorFromResetCode(req.stream.rstCode));
   });
-  if (call.responseCompression !== null) {
-    context.responseHeader.set(headerEncoding, call.responseCompression.name);
-  }
   return context;
 }
+
+/** What every response's headers and trailers start from; each context copies them into Headers of its own. */
+const plainResponseHeader = { [headerContentType]: contentTypeProto };
+const okTrailer = { [headerGrpcStatus]: grpcStatusOk };
 
 async function serveUnary(call: LeanCall, spec: Extract<LeanSpec, { kind: "unary" }>, context: LeanContext, input: MessageShape<DescMessage>): Promise<void> {
   let body: Uint8Array;
