@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -11,9 +11,22 @@ export type ServerKind = (typeof serverKinds)[number];
 /** The servers every scenario of `npm run bench:features` runs against. */
 export const featureServerKinds = ["project", "limit", "grpc-js"] as const satisfies readonly ServerKind[];
 
+const projectBundle = fileURLToPath(new URL("../dist/server/main.js", import.meta.url));
+let built: Promise<void> | undefined;
+
+/** Builds the server as `npm start` does (npm run build), once per benchmark process. */
+function buildProject(): Promise<void> {
+  built ??= new Promise<void>((resolve, reject) =>
+    execFile("npm", ["run", "--silent", "build"], { cwd: fileURLToPath(new URL("..", import.meta.url)) }, (error, _stdout, stderr) =>
+      error ? reject(new Error(`npm run build failed: ${stderr}`)) : resolve(),
+    ),
+  );
+  return built;
+}
+
 const scripts: Record<Exclude<ServerKind, "grpc-go">, string[]> = {
-  // At its default log level: a line per session, none per message.
-  project: [fileURLToPath(new URL("../server/main.ts", import.meta.url)), "--port", "0", "--web-port", "0"],
+  // What `npm start` runs, at its default log level: a line per session, none per message.
+  project: ["--enable-source-maps", projectBundle, "--port", "0", "--web-port", "0"],
   limit: [fileURLToPath(new URL("./baselines/raw-http2-server.ts", import.meta.url))],
   "grpc-js": [fileURLToPath(new URL("./baselines/grpc-js-server.ts", import.meta.url))],
 };
@@ -49,7 +62,10 @@ export async function startServer(kind: ServerKind, env: Record<string, string> 
   const profile = kind === "project" && process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
   // BENCH_SERVER_ARGS="--no-lean-path" (say) passes flags to the project's server.
   const extra = kind === "project" ? (process.env.BENCH_SERVER_ARGS ?? "").split(" ").filter((arg) => arg !== "") : [];
-  const [command, args] = kind === "grpc-go" ? [goBinary ?? "", []] : [process.execPath, [...profile, "--import", "tsx", ...scripts[kind], ...extra]];
+  if (kind === "project") await buildProject();
+  // The bundle is JavaScript, which Node runs without tsx.
+  const node = kind === "project" ? [...profile, ...scripts.project, ...extra] : kind === "grpc-go" ? [] : [...profile, "--import", "tsx", ...scripts[kind]];
+  const [command, args] = kind === "grpc-go" ? [goBinary ?? "", []] : [process.execPath, node];
   if (command === "") throw new Error("the grpc-go baseline needs its binary (bench/go-baseline.ts builds it)");
   const child = spawn(command, args, {
     // One core for grpc-go, as Node's JavaScript runs on one.

@@ -1,18 +1,20 @@
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
-const serverMain = fileURLToPath(new URL("../../server/main.ts", import.meta.url));
+const serverBundle = fileURLToPath(new URL("../../dist/server/main.js", import.meta.url));
 
 /**
- * Starts `server/main.ts` in a process of its own, as `npm start` does, with
+ * Starts the server in a process of its own, as `npm start` does: the bundle
+ * that `npm run build` makes of server/main.ts (npm test builds it first), with
  * its JSON log lines parsed as they come: for tests of the process itself
  * (exit codes, signals, stderr), and for measuring what the server holds
  * apart from the test's own clients.
  */
 export function startServerProcess(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, ["--import", "tsx", serverMain, ...args], {
+  if (!existsSync(serverBundle)) throw new Error(`${serverBundle} is missing: npm run build makes it (npm test does)`);
+  const child = spawn(process.execPath, ["--enable-source-maps", serverBundle, ...args], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -9,7 +9,15 @@ import { preEncodedFields } from "../../server/transport/pre-encoded.js";
 const batch: SessionEvent[] = [
   { kind: "message", id: "m1", sender: "alice", channel: { name: "team", type: "group" }, text: "hello", sentAt: new Date(1_700_000_000_123), textBytes: 5 },
   { kind: "member-joined", group: "team", username: "bob", textBytes: 7 },
-  { kind: "message", id: "m2", sender: "bob", channel: { name: "alice", type: "user" }, text: "é".repeat(200), sentAt: new Date(1_700_000_001_000), textBytes: 400 },
+  {
+    kind: "message",
+    id: "m2",
+    sender: "bob",
+    channel: { name: "alice", type: "user" },
+    text: "é".repeat(200),
+    sentAt: new Date(1_700_000_001_000),
+    textBytes: 400,
+  },
 ];
 
 describe("a pre-encoded ConnectResponse", () => {
