@@ -15,9 +15,9 @@ import { writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError } from "commander";
-import { type CostMeasurement, type CostScenario, renderCostReport } from "./cost-report.js";
+import { type CostMeasurement, type CostScenario, renderCostReport, undisturbed } from "./cost-report.js";
 import { buildGoBaseline } from "./go-baseline.js";
-import { machineBusySeconds } from "./machine-load.js";
+import { calibrationMs, machineBusySeconds } from "./machine-load.js";
 import type { GeneratorReply, GeneratorRequest, Scenario, ScenarioOutcome } from "./protocol.js";
 import { type BenchServer, processCpuSeconds, type ServerKind, serverKinds, startServer } from "./servers.js";
 
@@ -34,6 +34,12 @@ const program = new Command("bench")
   .option("--only <names>", "comma-separated scenario names")
   .option("--latency-rate <n>", "messages per second of the fixed-rate latency scenario (fan-out to 100)", positive("--latency-rate"), 200)
   .option("--max-other-load <cores>", "discard a measurement when other processes used more than this many cores during it", positive("--max-other-load"), 0.15)
+  .option(
+    "--max-slowdown <factor>",
+    "discard a measurement when the machine was this much slower around it than at its fastest in the run",
+    positive("--max-slowdown"),
+    1.2,
+  )
   .option("--out <file>", "the report to write", "BENCHMARKS.md")
   .parse();
 const opts = program.opts<{
@@ -44,6 +50,7 @@ const opts = program.opts<{
   only?: string;
   latencyRate: number;
   maxOtherLoad: number;
+  maxSlowdown: number;
   out: string;
 }>();
 const quick = opts.quick === true;
@@ -104,7 +111,7 @@ interface Sample {
 
 /** The load generator, one process for every scenario of a server's run. */
 interface Generator {
-  run(scenario: Scenario, prefix: string): Promise<{ outcome: ScenarioOutcome; samples: Map<string, Sample> }>;
+  run(scenario: Scenario, prefix: string): Promise<{ outcome: ScenarioOutcome; samples: Map<string, Sample>; calibrationMs: number }>;
   kill(): void;
 }
 
@@ -132,6 +139,7 @@ function startGenerator(server: BenchServer): Generator {
   return {
     run(scenario, prefix) {
       const samples = new Map<string, Sample>();
+      const before = calibrationMs();
       return new Promise((resolve, reject) => {
         const onMessage = async (reply: GeneratorReply) => {
           if (reply.type === "mark") {
@@ -142,7 +150,7 @@ function startGenerator(server: BenchServer): Generator {
           }
           child.off("message", onMessage);
           child.off("exit", onExit);
-          if (reply.type === "done") resolve({ outcome: reply.outcome, samples });
+          if (reply.type === "done") resolve({ outcome: reply.outcome, samples, calibrationMs: (before + calibrationMs()) / 2 });
           else reject(new Error(`${server.kind}: ${reply.error}`));
         };
         const onExit = (code: number | null) => reject(new Error(`${server.kind}: the load generator exited with ${code}`));
@@ -158,7 +166,8 @@ function startGenerator(server: BenchServer): Generator {
 }
 
 /** Turns a scenario's samples into its costs; other load is the machine's busy time that none of the benchmark's processes used. */
-function costOf(name: string, server: ServerKind, run: number, outcome: ScenarioOutcome, samples: Map<string, Sample>): CostMeasurement {
+function costOf(name: string, server: ServerKind, run: number, measured: Awaited<ReturnType<Generator["run"]>>): CostMeasurement {
+  const { outcome, samples } = measured;
   const first = samples.get("setup") ?? samples.get("idle-before")!;
   const last = samples.get("end") ?? samples.get("closed")!;
   const used = (from: Sample, to: Sample) => to.server - from.server;
@@ -177,6 +186,7 @@ function costOf(name: string, server: ServerKind, run: number, outcome: Scenario
     wallSeconds: wall,
     otherLoadCores: Math.max(0, (last.machine - first.machine - ours) / wall),
     ...(before && after ? { bytesPerStream: (after.rss - before.rss) / outcome.expected } : {}),
+    calibrationMs: measured.calibrationMs,
   };
 }
 
@@ -189,7 +199,7 @@ function report(m: CostMeasurement): void {
       `${perEvent.toFixed(2).padStart(8)} µs/event  ${Math.round(o.rate).toString().padStart(7)}/s  ` +
       `events ${o.deliveries}/${o.expected}  lost ${o.lost}  dup ${o.duplicated}  ` +
       `server ${m.serverCpuSeconds.toFixed(2)} s  generator ${m.generatorCpuSeconds.toFixed(2)} s  wall ${m.wallSeconds.toFixed(1)} s  ` +
-      `other load ${m.otherLoadCores.toFixed(2)}` +
+      `other load ${m.otherLoadCores.toFixed(2)}  calibration ${m.calibrationMs.toFixed(1)} ms` +
       (typeof o.latency.p99 === "number" && Number.isFinite(o.latency.p99) ? `  p99 ${o.latency.p99.toFixed(1)} ms` : "") +
       (m.bytesPerStream === undefined ? "" : `  ${(m.bytesPerStream / 1000).toFixed(1)} KB/stream`),
   );
@@ -203,8 +213,7 @@ async function runServer(kind: ServerKind, run: number, goBinary: string | undef
   try {
     for (const [i, scenario] of warmUp.entries()) await generator.run(scenario, `w${i}-`);
     for (const spec of scenarios) {
-      const { outcome, samples } = await generator.run(spec.scenario, `${spec.name}-`);
-      const m = costOf(spec.name, kind, run, outcome, samples);
+      const m = costOf(spec.name, kind, run, await generator.run(spec.scenario, `${spec.name}-`));
       report(m);
       measured.push(m);
     }
@@ -224,7 +233,8 @@ const goBinary = go !== undefined && "binary" in go ? go.binary : undefined;
 const results: CostMeasurement[] = [];
 let failures = 0;
 const started = Date.now();
-const clean = (m: CostMeasurement) => m.otherLoadCores <= opts.maxOtherLoad;
+const disturbance = { maxOtherLoad: opts.maxOtherLoad, maxSlowdown: opts.maxSlowdown };
+const clean = (m: CostMeasurement) => undisturbed(m, results, disturbance);
 /** Runs whose project and limit measurements were both undisturbed, for one scenario. */
 const cleanRuns = (name: string) => new Set(results.filter((m) => m.name === name && m.server === "project" && clean(m)).map((m) => m.run)).size;
 const maxExtraRuns = quick ? 0 : 2;
@@ -257,7 +267,7 @@ if (!quick) {
       runs,
       seconds,
       latencyRate: opts.latencyRate,
-      maxOtherLoad: opts.maxOtherLoad,
+      disturbance,
       machine,
       elapsed,
       command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
