@@ -38,7 +38,7 @@ const program = new Command("bench")
     "--max-slowdown <factor>",
     "discard a measurement when the machine was this much slower around it than at its fastest in the run",
     positive("--max-slowdown"),
-    1.2,
+    1.25,
   )
   .option("--out <file>", "the report to write", "BENCHMARKS.md")
   .parse();
