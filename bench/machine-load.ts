@@ -18,18 +18,20 @@ export function machineBusySeconds(): number {
 const calibrationData = Buffer.alloc(1 << 16, 1);
 
 /**
- * How long a fixed piece of CPU work (hashing 2.5 MiB) takes now, in
+ * How much CPU time a fixed piece of work (hashing 2.5 MiB) takes now, in
  * milliseconds: the median of three tries. This machine is a virtual one
- * whose host may give its cores to others; that slows every process alike,
- * and /proc/stat inside the machine does not show it. Timed around each
- * measurement, it shows when the machine itself was slower than usual.
+ * whose host may share its cores with others; that makes every instruction
+ * slower alike, and /proc/stat inside the machine does not show it. CPU
+ * time, not wall time, so that the benchmark's own processes, which share
+ * the cores, do not count: only what makes the same work cost more CPU.
  */
 export function calibrationMs(): number {
   const times: number[] = [];
   for (let attempt = 0; attempt < 3; attempt++) {
-    const started = performance.now();
+    const started = process.cpuUsage();
     for (let i = 0; i < 40; i++) createHash("sha256").update(calibrationData).digest();
-    times.push(performance.now() - started);
+    const used = process.cpuUsage(started);
+    times.push((used.user + used.system) / 1000);
   }
   return times.sort((a, b) => a - b)[1]!;
 }

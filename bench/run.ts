@@ -34,12 +34,6 @@ const program = new Command("bench")
   .option("--only <names>", "comma-separated scenario names")
   .option("--latency-rate <n>", "messages per second of the fixed-rate latency scenario (fan-out to 100)", positive("--latency-rate"), 200)
   .option("--max-other-load <cores>", "discard a measurement when other processes used more than this many cores during it", positive("--max-other-load"), 0.15)
-  .option(
-    "--max-slowdown <factor>",
-    "discard a measurement when the machine was this much slower around it than at its fastest in the run",
-    positive("--max-slowdown"),
-    1.25,
-  )
   .option("--out <file>", "the report to write", "BENCHMARKS.md")
   .parse();
 const opts = program.opts<{
@@ -50,7 +44,6 @@ const opts = program.opts<{
   only?: string;
   latencyRate: number;
   maxOtherLoad: number;
-  maxSlowdown: number;
   out: string;
 }>();
 const quick = opts.quick === true;
@@ -199,7 +192,7 @@ function report(m: CostMeasurement): void {
       `${perEvent.toFixed(2).padStart(8)} µs/event  ${Math.round(o.rate).toString().padStart(7)}/s  ` +
       `events ${o.deliveries}/${o.expected}  lost ${o.lost}  dup ${o.duplicated}  ` +
       `server ${m.serverCpuSeconds.toFixed(2)} s  generator ${m.generatorCpuSeconds.toFixed(2)} s  wall ${m.wallSeconds.toFixed(1)} s  ` +
-      `other load ${m.otherLoadCores.toFixed(2)}  calibration ${m.calibrationMs.toFixed(1)} ms` +
+      `other load ${m.otherLoadCores.toFixed(2)}  calibration ${m.calibrationMs.toFixed(1)} ms CPU` +
       (typeof o.latency.p99 === "number" && Number.isFinite(o.latency.p99) ? `  p99 ${o.latency.p99.toFixed(1)} ms` : "") +
       (m.bytesPerStream === undefined ? "" : `  ${(m.bytesPerStream / 1000).toFixed(1)} KB/stream`),
   );
@@ -233,8 +226,8 @@ const goBinary = go !== undefined && "binary" in go ? go.binary : undefined;
 const results: CostMeasurement[] = [];
 let failures = 0;
 const started = Date.now();
-const disturbance = { maxOtherLoad: opts.maxOtherLoad, maxSlowdown: opts.maxSlowdown };
-const clean = (m: CostMeasurement) => undisturbed(m, results, disturbance);
+const disturbance = { maxOtherLoad: opts.maxOtherLoad };
+const clean = (m: CostMeasurement) => undisturbed(m, disturbance);
 /** Runs whose project and limit measurements were both undisturbed, for one scenario. */
 const cleanRuns = (name: string) => new Set(results.filter((m) => m.name === name && m.server === "project" && clean(m)).map((m) => m.run)).size;
 const maxExtraRuns = quick ? 0 : 2;
