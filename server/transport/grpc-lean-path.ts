@@ -225,8 +225,9 @@ async function serve(
 ): Promise<void> {
   let input: MessageShape<DescMessage>;
   try {
-    const envelope = await envelopeDecompress({ flags, data }, call.compression, readMaxBytes);
-    input = call.method.serialization.getI(true).parse(envelope.data);
+    // An uncompressed body is what envelopeDecompress would return as it is: no await for it.
+    const body = (flags & compressedFlag) === 0 ? data : (await envelopeDecompress({ flags, data }, call.compression, readMaxBytes)).data;
+    input = call.method.serialization.getI(true).parse(body);
   } catch {
     gated?.abort(callEnded);
     fallback(chunks);
@@ -308,7 +309,8 @@ async function serveUnary(call: LeanCall, spec: Extract<LeanSpec, { kind: "unary
   let body: Uint8Array;
   try {
     const output = await invokeUnaryImplementation(spec, context, input, call.method.interceptors);
-    body = await encode(call, output);
+    const encoded = encode(call, output);
+    body = encoded instanceof Promise ? await encoded : encoded;
   } catch (error) {
     endWithError(call, context, error, false);
     return;
@@ -364,7 +366,8 @@ async function serveServerStream(
       if (result.done === true) break;
       // A response that carries its own encoding needs neither serializing
       // nor (uncompressed) an await: most responses of a chat stream.
-      const body = frameOf(call, result.value) ?? (await encode(call, result.value));
+      const framed = frameOf(call, result.value) ?? encode(call, result.value);
+      const body = framed instanceof Promise ? await framed : framed;
       if (stream.closed) break;
       if (!headersSent) {
         res.writeHead(200, nodeHeaders(context.responseHeader));
@@ -414,14 +417,23 @@ function frameOf(call: LeanCall, message: unknown): Uint8Array | undefined {
   return frame;
 }
 
-/** Serializes, compresses when negotiated and large enough, and frames one message. */
-async function encode(call: LeanCall, message: unknown): Promise<Uint8Array> {
+/**
+ * Serializes, compresses when negotiated and large enough (as Connect's
+ * envelopeCompress decides), and frames one message. A promise only when it
+ * compresses: most responses need no turn of the event loop.
+ */
+function encode(call: LeanCall, message: unknown): Uint8Array | Promise<Uint8Array> {
   // The interceptors and the implementation produce messages of the method's
   // output type; Connect's serializer is typed for them.
   const data = call.method.serialization.getO(true).serialize(message as MessageShape<DescMessage>);
-  const envelope = await envelopeCompress({ flags: 0, data }, call.responseCompression, call.compressMinBytes);
-  return encodeEnvelope(envelope.flags, envelope.data);
+  if (call.responseCompression === null || data.byteLength < call.compressMinBytes) return encodeEnvelope(0, data);
+  return envelopeCompress({ flags: 0, data }, call.responseCompression, call.compressMinBytes).then((envelope) =>
+    encodeEnvelope(envelope.flags, envelope.data),
+  );
 }
+
+/** The flag of a compressed gRPC envelope. */
+const compressedFlag = 0b1;
 
 /**
  * Ends a call with the status of an error, as Connect's gRPC handler does: a
