@@ -32,7 +32,7 @@ const program = new Command("bench")
   .option("--seconds <s>", "the measured window of each scenario, in seconds", positive("--seconds"), 5)
   .option("--servers <list>", `comma-separated servers, of ${serverKinds.join(", ")}`, "project,limit,grpc-go")
   .option("--only <names>", "comma-separated scenario names")
-  .option("--latency-rate <n>", "messages per second of the fixed-rate latency scenario (fan-out to 100)", positive("--latency-rate"), 200)
+  .option("--latency-rate <n>", "messages per second of the fixed-rate latency scenario (fan-out to 100)", positive("--latency-rate"), 100)
   .option("--max-other-load <cores>", "discard a measurement when other processes used more than this many cores during it", positive("--max-other-load"), 0.15)
   .option("--out <file>", "the report to write", "BENCHMARKS.md")
   .parse();
