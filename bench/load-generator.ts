@@ -267,21 +267,36 @@ async function direct(urls: string[], prefix: string, p: { pairs: number; perSen
   };
 }
 
-async function connections(urls: string[], prefix: string, p: { count: number; messages: number; textSize: number }): Promise<ScenarioOutcome> {
-  const latencies = new LatencyRecorder();
-  const waiters = new Set<(user: LoadUser) => void>();
+/**
+ * Opens count Connect streams between the marks idle-before and idle-after,
+ * and lets the server settle for a second before the second mark, so that
+ * the orchestrator reads the memory they hold.
+ */
+async function openIdle(
+  urls: string[],
+  prefix: string,
+  count: number,
+  latencies: LatencyRecorder | undefined,
+  waiters: Set<(user: LoadUser) => void>,
+): Promise<{ users: LoadUser[]; openSeconds: number }> {
   await mark("idle-before");
   const t0 = nowUs();
   const users = await connectAll(
     urls,
-    Array.from({ length: p.count }, (_, i) => `${prefix}c${i}`),
+    Array.from({ length: count }, (_, i) => `${prefix}c${i}`),
     latencies,
     waiters,
   );
   const openSeconds = (nowUs() - t0) / 1e6;
-  // Let the server settle before its memory is read.
   await new Promise((r) => setTimeout(r, 1000));
   await mark("idle-after");
+  return { users, openSeconds };
+}
+
+async function connections(urls: string[], prefix: string, p: { count: number; messages: number; textSize: number }): Promise<ScenarioOutcome> {
+  const latencies = new LatencyRecorder();
+  const waiters = new Set<(user: LoadUser) => void>();
+  const { users, openSeconds } = await openIdle(urls, prefix, p.count, latencies, waiters);
   const group = `${prefix}all`;
   const sender = users[0]!;
   await sender.call("CreateGroupChat", nameRequest(group));
@@ -319,19 +334,8 @@ async function connections(urls: string[], prefix: string, p: { count: number; m
  * from idle-before/idle-after and CPU per Connect from idle-before/closed.
  */
 async function streams(urls: string[], prefix: string, p: { count: number }): Promise<ScenarioOutcome> {
-  const waiters = new Set<(user: LoadUser) => void>();
-  await mark("idle-before");
   const cpu = process.cpuUsage();
-  const t0 = nowUs();
-  const users = await connectAll(
-    urls,
-    Array.from({ length: p.count }, (_, i) => `${prefix}c${i}`),
-    undefined,
-    waiters,
-  );
-  const openSeconds = (nowUs() - t0) / 1e6;
-  await new Promise((r) => setTimeout(r, 1000));
-  await mark("idle-after");
+  const { users, openSeconds } = await openIdle(urls, prefix, p.count, undefined, new Set());
   const t1 = nowUs();
   for (const u of users) u.close();
   await Promise.all(users.map((u) => u.ended));
