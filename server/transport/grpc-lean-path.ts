@@ -109,7 +109,8 @@ const contentTypes = new Set(["application/grpc", "application/grpc+proto"]);
  * itself costs a few. This path bypasses that pipeline and nothing else: the
  * handler context has the semantics of Connect's createHandlerContext
  * (lean-context.ts: the deadline, the shutdown and the request's end abort
- * it as in Connect), unary calls go through Connect's invokeUnaryImplementation, compression is negotiated by Connect's
+ * it as in Connect), unary calls go through Connect's
+ * invokeUnaryImplementation, compression is negotiated by Connect's
  * compressionNegotiate with the router's codecs and thresholds, messages are
  * (de)serialized by Connect's serializers, and errors become trailers through
  * Connect's setTrailerStatus, exactly as its gRPC handler does. What it takes:
@@ -364,10 +365,8 @@ async function serveServerStream(
     for (;;) {
       const result = await it.next();
       if (result.done === true) break;
-      // A response that carries its own encoding needs neither serializing
-      // nor (uncompressed) an await: most responses of a chat stream.
-      const framed = frameOf(call, result.value) ?? encode(call, result.value);
-      const body = framed instanceof Promise ? await framed : framed;
+      const encoded = encode(call, result.value);
+      const body = encoded instanceof Promise ? await encoded : encoded;
       if (stream.closed) break;
       if (!headersSent) {
         res.writeHead(200, nodeHeaders(context.responseHeader));
@@ -395,17 +394,35 @@ async function serveServerStream(
 }
 
 /**
- * The gRPC frame of a pre-encoded message (see pre-encoded.ts), unless it is
- * to be compressed: the same bytes encode() would produce, built with one
- * copy of each field. Undefined for anything else.
+ * Serializes, compresses when negotiated and large enough (as Connect's
+ * envelopeCompress decides), and frames one message. A message that carries
+ * its own encoding (pre-encoded.ts: most responses of a chat stream) is not
+ * serialized: its fields are copied once into the frame. A promise only when
+ * it compresses: most responses need no turn of the event loop.
  */
-function frameOf(call: LeanCall, message: unknown): Uint8Array | undefined {
+function encode(call: LeanCall, message: unknown): Uint8Array | Promise<Uint8Array> {
   const fields = preEncodedFields(message);
-  if (fields === undefined) return undefined;
-  let size = 0;
-  for (const field of fields) size += field.length;
-  // Large enough to compress, as Connect's envelopeCompress decides.
-  if (call.responseCompression !== null && size >= call.compressMinBytes) return undefined;
+  if (fields !== undefined) {
+    let size = 0;
+    for (const field of fields) size += field.length;
+    if (!compresses(call, size)) return frameOf(fields, size);
+  }
+  // The interceptors and the implementation produce messages of the method's
+  // output type; Connect's serializer is typed for them.
+  const data = call.method.serialization.getO(true).serialize(message as MessageShape<DescMessage>);
+  if (!compresses(call, data.byteLength)) return encodeEnvelope(0, data);
+  return envelopeCompress({ flags: 0, data }, call.responseCompression, call.compressMinBytes).then((envelope) =>
+    encodeEnvelope(envelope.flags, envelope.data),
+  );
+}
+
+/** Whether a response of this many bytes is compressed, by Connect's rule in envelopeCompress. */
+function compresses(call: LeanCall, bytes: number): boolean {
+  return call.responseCompression !== null && bytes >= call.compressMinBytes;
+}
+
+/** The uncompressed gRPC frame of a message's encoded fields, size bytes in all. */
+function frameOf(fields: readonly Uint8Array[], size: number): Uint8Array {
   const frame = Buffer.allocUnsafe(5 + size);
   frame[0] = 0;
   frame.writeUInt32BE(size, 1);
@@ -415,21 +432,6 @@ function frameOf(call: LeanCall, message: unknown): Uint8Array | undefined {
     at += field.length;
   }
   return frame;
-}
-
-/**
- * Serializes, compresses when negotiated and large enough (as Connect's
- * envelopeCompress decides), and frames one message. A promise only when it
- * compresses: most responses need no turn of the event loop.
- */
-function encode(call: LeanCall, message: unknown): Uint8Array | Promise<Uint8Array> {
-  // The interceptors and the implementation produce messages of the method's
-  // output type; Connect's serializer is typed for them.
-  const data = call.method.serialization.getO(true).serialize(message as MessageShape<DescMessage>);
-  if (call.responseCompression === null || data.byteLength < call.compressMinBytes) return encodeEnvelope(0, data);
-  return envelopeCompress({ flags: 0, data }, call.responseCompression, call.compressMinBytes).then((envelope) =>
-    encodeEnvelope(envelope.flags, envelope.data),
-  );
 }
 
 /** The flag of a compressed gRPC envelope. */
