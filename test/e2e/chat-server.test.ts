@@ -227,6 +227,13 @@ describe("chat server on a real port, connect-node gRPC clients", () => {
     const tooBig = await rawGrpcCall(t.baseUrl, path, grpcFrame(bigButSent), auth);
     assert.equal(grpcStatus(tooBig).code, Code.ResourceExhausted, grpcStatus(tooBig).message);
 
+    // One good message, then more than the lean path reads: Connect reads the
+    // rest and answers, as a server without the lean path does.
+    const good = toBinary(SendMessageRequestSchema, create(SendMessageRequestSchema, { channel: "mal-user", text: "x".repeat(40 * 1024) }));
+    const extra = await rawGrpcCall(t.baseUrl, path, Buffer.concat([grpcFrame(good), grpcFrame(good)]), auth);
+    assert.equal(grpcStatus(extra).code, Code.Unimplemented, grpcStatus(extra).message);
+    assert.match(grpcStatus(extra).message, /extra input message/);
+
     const notGrpc = await rawGrpcCall(t.baseUrl, path, Buffer.from("hello"), { ...auth, "content-type": "text/plain" });
     assert.equal(notGrpc.status, 415);
 
