@@ -1,19 +1,27 @@
-import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
-const serverBundle = fileURLToPath(new URL("../../dist/server/main.js", import.meta.url));
+const root = fileURLToPath(new URL("../..", import.meta.url));
+const serverBundle = join(root, "dist", "server", "main.js");
+let built = false;
 
 /**
  * Starts the server in a process of its own, as `npm start` does: the bundle
- * that `npm run build` makes of server/main.ts (npm test builds it first), with
- * its JSON log lines parsed as they come: for tests of the process itself
- * (exit codes, signals, stderr), and for measuring what the server holds
- * apart from the test's own clients.
+ * that `npm run build` makes of server/main.ts, built afresh once per test
+ * process (the build renames its output into place, so test processes
+ * building at once never read half a file), with its JSON log lines parsed
+ * as they come: for tests of the process itself (exit codes, signals,
+ * stderr), and for measuring what the server holds apart from the test's own
+ * clients.
  */
 export function startServerProcess(args: string[], env: Record<string, string> = {}) {
-  if (!existsSync(serverBundle)) throw new Error(`${serverBundle} is missing: npm run build makes it (npm test does)`);
+  if (!built) {
+    execFileSync("npm", ["run", "--silent", "build"], { cwd: root, stdio: "inherit" });
+    built = true;
+  }
   const child = spawn(process.execPath, ["--enable-source-maps", serverBundle, ...args], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
