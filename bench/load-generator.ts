@@ -268,9 +268,9 @@ async function direct(urls: string[], prefix: string, p: { pairs: number; perSen
 }
 
 /**
- * Opens count Connect streams between the marks idle-before and idle-after,
- * and lets the server settle for a second before the second mark, so that
- * the orchestrator reads the memory they hold.
+ * Opens count Connect streams between the marks idle-before and opened,
+ * then lets the server settle for a second before the mark idle-after, so
+ * that the orchestrator reads the memory they hold.
  */
 async function openIdle(
   urls: string[],
@@ -288,6 +288,7 @@ async function openIdle(
     waiters,
   );
   const openSeconds = (nowUs() - t0) / 1e6;
+  await mark("opened");
   await new Promise((r) => setTimeout(r, 1000));
   await mark("idle-after");
   return { users, openSeconds };

@@ -130,8 +130,10 @@ function startGenerator(server: BenchServer): Generator {
     rss: server.rssBytes(),
   });
   return {
-    run(scenario, prefix) {
+    async run(scenario, prefix) {
       const samples = new Map<string, Sample>();
+      // The last scenario's connections may still be closing on the server.
+      await settled(server);
       const before = calibrationMs();
       return new Promise((resolve, reject) => {
         const onMessage = async (reply: GeneratorReply) => {
@@ -168,12 +170,14 @@ function costOf(name: string, server: ServerKind, run: number, measured: Awaited
   const ours = used(first, last) + (last.generator - first.generator) + (last.self - first.self);
   const before = samples.get("idle-before");
   const after = samples.get("idle-after");
+  const opened = samples.get("opened");
   return {
     name,
     server,
     run,
     outcome,
-    serverCpuSeconds: used(first, last),
+    // Idle streams: opening them and closing them, not the second they sat idle.
+    serverCpuSeconds: opened && after ? used(first, opened) + used(after, last) : used(first, last),
     windowCpuSeconds: samples.has("start") ? used(samples.get("start")!, last) : used(first, last),
     generatorCpuSeconds: last.generator - first.generator,
     wallSeconds: wall,
@@ -198,21 +202,49 @@ function report(m: CostMeasurement): void {
   );
 }
 
-/** One server's run: a fresh process, warmed up, then every scenario in turn. */
-async function runServer(kind: ServerKind, run: number, goBinary: string | undefined): Promise<CostMeasurement[]> {
-  const server = await startServer(kind, {}, goBinary);
-  const generator = startGenerator(server);
+/** A server of a run with its load generator. */
+interface Contender {
+  kind: ServerKind;
+  server: BenchServer;
+  generator: Generator;
+}
+
+/**
+ * One run: a fresh process of every server, each with its generator. Idle
+ * streams first, on the freshly started servers; then a warm-up of each;
+ * then every other scenario against each server in turn, so that the
+ * measurements a ratio pairs are seconds apart, not minutes (the host's
+ * speed drifts). A server that fails leaves the run; the others go on.
+ */
+async function runAll(order: readonly ServerKind[], run: number, goBinary: string | undefined): Promise<CostMeasurement[]> {
+  const contenders: Contender[] = [];
   const measured: CostMeasurement[] = [];
   try {
-    for (const [i, scenario] of warmUp.entries()) await generator.run(scenario, `w${i}-`);
-    for (const spec of scenarios) {
-      const m = costOf(spec.name, kind, run, await generator.run(spec.scenario, `${spec.name}-`));
-      report(m);
-      measured.push(m);
+    for (const kind of order) {
+      const server = await startServer(kind, {}, goBinary);
+      contenders.push({ kind, server, generator: startGenerator(server) });
     }
+    const measure = async (spec: CostScenario) => {
+      for (const c of [...contenders]) {
+        try {
+          const m = costOf(spec.name, c.kind, run, await c.generator.run(spec.scenario, `${spec.name}-`));
+          report(m);
+          measured.push(m);
+        } catch (error) {
+          failures++;
+          console.log(`FAIL run ${run + 1} ${spec.name} ${c.kind}: ${error instanceof Error ? error.message : String(error)}`);
+          contenders.splice(contenders.indexOf(c), 1);
+          c.generator.kill();
+          await c.server.stop();
+        }
+      }
+    };
+    for (const spec of scenarios.filter((s) => s.scenario.kind === "streams")) await measure(spec);
+    for (const c of contenders) for (const [i, scenario] of warmUp.entries()) await c.generator.run(scenario, `w${i}-`);
+    for (const spec of scenarios.filter((s) => s.scenario.kind !== "streams")) await measure(spec);
   } finally {
-    generator.kill();
-    await server.stop();
+    for (const c of contenders) c.generator.kill();
+    await Promise.all(contenders.map((c) => c.server.stop()));
   }
   return measured;
 }
@@ -229,20 +261,24 @@ const started = Date.now();
 const disturbance = { maxOtherLoad: opts.maxOtherLoad };
 const clean = (m: CostMeasurement) => undisturbed(m, disturbance);
 /** Runs whose project and limit measurements were both undisturbed, for one scenario. */
-const cleanRuns = (name: string) => new Set(results.filter((m) => m.name === name && m.server === "project" && clean(m)).map((m) => m.run)).size;
+const cleanRuns = (name: string) =>
+  new Set(
+    results
+      .filter((m) => m.name === name && m.server === "project" && clean(m))
+      .filter((m) => results.some((l) => l.name === name && l.server === "limit" && l.run === m.run && clean(l)))
+      .map((m) => m.run),
+  ).size;
 const maxExtraRuns = quick ? 0 : 2;
 // An extra run only while it would end within the ten minutes a full run may take.
 const roomForAnotherRun = (run: number) => ((Date.now() - started) / 1000) * ((run + 1) / run) < 600;
 for (let run = 0; run < runs || (run < runs + maxExtraRuns && scenarios.some((s) => cleanRuns(s.name) < runs) && roomForAnotherRun(run)); run++) {
   // Rotate the order so that no server always runs first (or last).
   const order = kinds.map((_, i) => kinds[(i + run) % kinds.length]!);
-  for (const kind of order) {
-    try {
-      results.push(...(await runServer(kind, run, goBinary)));
-    } catch (error) {
-      failures++;
-      console.log(`FAIL run ${run + 1} ${kind}: ${error instanceof Error ? error.message : String(error)}`);
-    }
+  try {
+    results.push(...(await runAll(order, run, goBinary)));
+  } catch (error) {
+    failures++;
+    console.log(`FAIL run ${run + 1}: ${error instanceof Error ? error.message : String(error)}`);
   }
 }
 failures += results.filter((m) => m.outcome.lost > 0 || m.outcome.duplicated > 0).length;
