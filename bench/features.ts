@@ -1,15 +1,3 @@
-/**
- * `npm run bench:features`: the scenarios that measure what a feature costs or
- * how the server behaves under a misbehaving member, rather than the cost per
- * event that `npm run bench` (bench/run.ts) measures: fan-out to 10, fan-out
- * at half the peak rate, a member that never reads, 10,000 streams receiving,
- * TLS and tokens, and cluster mode. Runs them against the project's server and
- * the limit and grpc-js baselines, alternating, several times, and writes
- * docs/benchmarks-features.md with tables and SVG charts.
- * `npm run bench:features -- --quick` is a small, fast pass that only checks
- * that every scenario completes with every delivery.
- */
-import { fork } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
@@ -18,7 +6,8 @@ import { Command } from "commander";
 import { createDevCa, type DevCa } from "../client/dev-ca.js";
 import { startRedis } from "../test/helpers/redis-server.js";
 import { type ClusterSpec, type Measurement, renderReport, type ScenarioSpec, type SecuritySpec } from "./features-report.js";
-import type { GeneratorReply, Scenario, ScenarioOutcome } from "./protocol.js";
+import { startGeneratorProcess } from "./generator-process.js";
+import type { Scenario } from "./protocol.js";
 import { featureServerKinds, processCpuSeconds, type ServerKind, startServer } from "./servers.js";
 
 const program = new Command("bench:features")
@@ -62,8 +51,6 @@ const specs = full
   .filter((s) => opts.only === undefined || opts.only.split(",").includes(s.name))
   .map((s) => (quick ? { ...s, scenario: { ...s.scenario, ...small[s.name] } as Scenario } : s));
 
-const generatorEntry = fileURLToPath(new URL("./load-generator.ts", import.meta.url));
-
 /**
  * Runs one scenario against one server kind, in fresh processes; with
  * clusterNodes, against that many project nodes sharing a Redis of their own,
@@ -82,27 +69,16 @@ async function measure(kind: ServerKind, scenario: Scenario, clusterNodes = 0, s
     ...(secure.tls ? { ca: readFileSync(secure.tls.caFile, "utf8") } : {}),
     ...(secure.jwtSecret === undefined ? {} : { jwtSecret: secure.jwtSecret, freshTokens: secure.freshTokens === true }),
   };
-  const generator = fork(generatorEntry, [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  const samples = new Map<string, { cpu: number; redisCpu: number; rss: number }>();
+  const generator = startGeneratorProcess(kind);
   const rss = () => servers.reduce((sum, s) => sum + s.rssBytes(), 0);
   let peakRss = rss();
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, rss())), 100);
   try {
-    const outcome = await new Promise<ScenarioOutcome>((resolve, reject) => {
-      generator.on("message", (reply: GeneratorReply) => {
-        if (reply.type === "mark") {
-          samples.set(reply.name, {
-            cpu: servers.reduce((sum, s) => sum + s.cpuSeconds(), 0),
-            redisCpu: redis ? processCpuSeconds(redis.pid) : 0,
-            rss: rss(),
-          });
-          generator.send({ type: "marked", id: reply.id });
-        } else if (reply.type === "done") resolve(reply.outcome);
-        else reject(new Error(`${kind}: ${reply.error}`));
-      });
-      generator.once("exit", (code) => reject(new Error(`${kind}: the load generator exited with ${code}`)));
-      generator.send({ type: "run", urls, scenario, access });
-    });
+    const { outcome, samples } = await generator.run({ type: "run", urls, scenario, access }, () => ({
+      cpu: servers.reduce((sum, s) => sum + s.cpuSeconds(), 0),
+      redisCpu: redis ? processCpuSeconds(redis.pid) : 0,
+      rss: rss(),
+    }));
     const start = samples.get("start")!;
     const end = samples.get("end")!;
     const before = samples.get("idle-before");
@@ -117,7 +93,7 @@ async function measure(kind: ServerKind, scenario: Scenario, clusterNodes = 0, s
     };
   } finally {
     clearInterval(sampler);
-    generator.kill("SIGKILL");
+    generator.kill();
     await Promise.all(servers.map((s) => s.stop()));
     await redis?.kill();
   }

@@ -1,24 +1,11 @@
-/**
- * `npm run bench`: what the server costs, against the limit (a bare
- * node:http2 server) and grpc-go, measured from outside. Every run starts a
- * fresh process of each server in turn (the order rotating between runs),
- * warms it up, then measures each scenario over a window of several seconds:
- * server CPU per delivered event with the connections' set-up included,
- * memory per idle stream and CPU per Connect at 10,000 streams, and latency
- * at one fixed rate that every server sustains. Runs that other processes
- * disturbed are discarded and said so. Writes BENCHMARKS.md.
- * `npm run bench -- --quick` is a short pass that checks every scenario
- * completes with nothing lost or duplicated, and writes no report.
- */
-import { type ChildProcess, fork } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
-import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError } from "commander";
 import { type CostMeasurement, type CostScenario, renderCostReport, undisturbed } from "./cost-report.js";
+import { type Mark, startGeneratorProcess } from "./generator-process.js";
 import { buildGoBaseline } from "./go-baseline.js";
 import { calibrationMs, machineBusySeconds } from "./machine-load.js";
-import type { GeneratorReply, GeneratorRequest, Scenario, ScenarioOutcome } from "./protocol.js";
+import type { Scenario, ScenarioOutcome } from "./protocol.js";
 import { type BenchServer, processCpuSeconds, type ServerKind, serverKinds, startServer } from "./servers.js";
 
 const positive = (what: string) => (value: string) => {
@@ -88,8 +75,6 @@ const warmUp: Scenario[] = [
   { kind: "direct", pairs: 50, seconds: quick ? 0.2 : 0.5, textSize: 32 },
 ];
 
-const generatorEntry = fileURLToPath(new URL("./load-generator.ts", import.meta.url));
-
 /** What every process of the benchmark has used, sampled at one moment. */
 interface Sample {
   at: number;
@@ -119,43 +104,27 @@ async function settled(server: BenchServer): Promise<void> {
 }
 
 function startGenerator(server: BenchServer): Generator {
-  const child: ChildProcess = fork(generatorEntry, [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  const sample = (): Sample => ({
-    at: performance.now() / 1000,
-    server: server.cpuSeconds(),
-    generator: processCpuSeconds(child.pid!),
-    self: processCpuSeconds(process.pid),
-    machine: machineBusySeconds(),
-    rss: server.rssBytes(),
-  });
+  const generator = startGeneratorProcess(server.kind);
+  const sample = async (mark: Mark): Promise<Sample> => {
+    if (mark.settle === true) await settled(server);
+    return {
+      at: performance.now() / 1000,
+      server: server.cpuSeconds(),
+      generator: processCpuSeconds(generator.pid),
+      self: processCpuSeconds(process.pid),
+      machine: machineBusySeconds(),
+      rss: server.rssBytes(),
+    };
+  };
   return {
     async run(scenario, prefix) {
-      const samples = new Map<string, Sample>();
       // The last scenario's connections may still be closing on the server.
       await settled(server);
       const before = calibrationMs();
-      return new Promise((resolve, reject) => {
-        const onMessage = async (reply: GeneratorReply) => {
-          if (reply.type === "mark") {
-            if (reply.settle === true) await settled(server);
-            samples.set(reply.name, sample());
-            child.send({ type: "marked", id: reply.id });
-            return;
-          }
-          child.off("message", onMessage);
-          child.off("exit", onExit);
-          if (reply.type === "done") resolve({ outcome: reply.outcome, samples, calibrationMs: (before + calibrationMs()) / 2 });
-          else reject(new Error(`${server.kind}: ${reply.error}`));
-        };
-        const onExit = (code: number | null) => reject(new Error(`${server.kind}: the load generator exited with ${code}`));
-        child.on("message", onMessage);
-        child.once("exit", onExit);
-        child.send({ type: "run", urls: [server.url], scenario, prefix } satisfies GeneratorRequest);
-      });
+      const { outcome, samples } = await generator.run({ type: "run", urls: [server.url], scenario, prefix }, sample);
+      return { outcome, samples, calibrationMs: (before + calibrationMs()) / 2 };
     },
-    kill() {
-      child.kill("SIGKILL");
-    },
+    kill: () => generator.kill(),
   };
 }
 
