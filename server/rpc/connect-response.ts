@@ -15,20 +15,26 @@ import { channelTypes } from "./channel-type.js";
 
 // Each group message is encoded once, however many members receive it: the
 // encoded Event, as an occurrence of ConnectResponse's field 1 (tag, length,
-// bytes), is kept for as long as the event is alive, and responses carry it
-// as-is.
-const encodedEvents = new WeakMap<SessionEvent, Uint8Array>();
+// bytes), is kept for as long as the event is alive, with the unknown field
+// protobuf-es writes it from (the same bytes without the tag), and responses
+// carry both as they are.
+interface EncodedEvent {
+  readonly field: Uint8Array;
+  readonly unknown: { no: number; wireType: WireType; data: Uint8Array };
+}
+const encodedEvents = new WeakMap<SessionEvent, EncodedEvent>();
 
-function encodedEvent(event: SessionEvent): Uint8Array {
-  let field = encodedEvents.get(event);
-  if (field === undefined) {
-    field = new BinaryWriter()
+function encodedEvent(event: SessionEvent): EncodedEvent {
+  let encoded = encodedEvents.get(event);
+  if (encoded === undefined) {
+    const field = new BinaryWriter()
       .tag(eventsField, WireType.LengthDelimited)
       .bytes(toBinary(Events, create(Events, toEvent(event))))
       .finish();
-    encodedEvents.set(event, field);
+    encoded = { field, unknown: { no: eventsField, wireType: WireType.LengthDelimited, data: field.subarray(1) } };
+    encodedEvents.set(event, encoded);
   }
-  return field;
+  return encoded;
 }
 
 /** ConnectResponse.events: its tag is one byte, so an encoded occurrence without it starts at 1. */
@@ -50,9 +56,12 @@ export function toConnectResponse(batch: readonly SessionEvent[], binary: boolea
     return create(ConnectResponseSchema, { events: batch.map(toEvent) });
   }
   const response = create(ConnectResponseSchema);
-  const fields = batch.map(encodedEvent);
-  response.$unknown = fields.map((field) => ({ no: eventsField, wireType: WireType.LengthDelimited, data: field.subarray(1) }));
-  return preEncoded(response, fields);
+  const encoded = batch.map(encodedEvent);
+  response.$unknown = encoded.map((e) => e.unknown);
+  return preEncoded(
+    response,
+    encoded.map((e) => e.field),
+  );
 }
 
 const leaveReasons: Record<CoreLeaveReason, LeaveReason> = {
