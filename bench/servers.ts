@@ -52,21 +52,29 @@ export function processCpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / clockTicks;
 }
 
+/** The command that runs a server of the given kind. */
+function commandOf(kind: ServerKind, goBinary: string | undefined): [string, string[]] {
+  if (kind === "grpc-go") {
+    if (goBinary === undefined) throw new Error("the grpc-go baseline needs its binary (bench/go-baseline.ts builds it)");
+    return [goBinary, []];
+  }
+  if (kind !== "project") return [process.execPath, ["--import", "tsx", ...scripts[kind]]];
+  // BENCH_PROFILE=dir profiles the project's server with --cpu-prof.
+  const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+  // BENCH_SERVER_ARGS="--no-lean-path" (say) passes flags to the project's server.
+  const extra = (process.env.BENCH_SERVER_ARGS ?? "").split(" ").filter((arg) => arg !== "");
+  // The bundle is JavaScript, which Node runs without tsx.
+  return [process.execPath, [...profile, ...scripts.project, ...extra]];
+}
+
 /**
  * Starts a server of the given kind on a free loopback port, with extra
  * environment (the project server reads its settings from there); grpc-go
  * runs the binary that bench/go-baseline.ts built, on one core.
  */
 export async function startServer(kind: ServerKind, env: Record<string, string> = {}, goBinary?: string): Promise<BenchServer> {
-  // BENCH_PROFILE=dir profiles the project's server with --cpu-prof.
-  const profile = kind === "project" && process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
-  // BENCH_SERVER_ARGS="--no-lean-path" (say) passes flags to the project's server.
-  const extra = kind === "project" ? (process.env.BENCH_SERVER_ARGS ?? "").split(" ").filter((arg) => arg !== "") : [];
   if (kind === "project") await buildProject();
-  // The bundle is JavaScript, which Node runs without tsx.
-  const node = kind === "project" ? [...profile, ...scripts.project, ...extra] : kind === "grpc-go" ? [] : [...profile, "--import", "tsx", ...scripts[kind]];
-  const [command, args] = kind === "grpc-go" ? [goBinary ?? "", []] : [process.execPath, node];
-  if (command === "") throw new Error("the grpc-go baseline needs its binary (bench/go-baseline.ts builds it)");
+  const [command, args] = commandOf(kind, goBinary);
   const child = spawn(command, args, {
     // One core for grpc-go, as Node's JavaScript runs on one.
     env: { ...process.env, ...env, ...(kind === "grpc-go" ? { GOMAXPROCS: "1" } : {}) },
