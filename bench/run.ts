@@ -233,7 +233,8 @@ const cleanRuns = (name: string) =>
   new Set(
     results
       .filter((m) => m.name === name && m.server === "project" && clean(m))
-      .filter((m) => results.some((l) => l.name === name && l.server === "limit" && l.run === m.run && clean(l)))
+      // A run counts when the limit it is compared with was undisturbed too (if the limit runs at all).
+      .filter((m) => !kinds.includes("limit") || results.some((l) => l.name === name && l.server === "limit" && l.run === m.run && clean(l)))
       .map((m) => m.run),
   ).size;
 const maxExtraRuns = quick ? 0 : 2;
