@@ -98,7 +98,7 @@ export function createNodeHandler(options: NodeHandlerOptions): NodeHandler {
     }
     dropTimeoutsBeyondTimers(req.headers);
     if ("stream" in req && guardBody !== undefined && route.lean !== undefined) {
-      guardBody(req.stream);
+      guardBody(req);
     }
     const values = createContextValues().set(hardCloseKey, hardClose(req, res)).set(clientAddressKey, addressKey(req.socket.remoteAddress));
     // Only a stream's end may be a drop worth a resume: unary calls carry no watch.

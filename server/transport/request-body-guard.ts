@@ -18,13 +18,23 @@ export interface RequestBodyLimits {
  * per connection, the bytes of bodies not yet complete, and resets the
  * stream that takes them past maxPendingBytes (ENHANCE_YOUR_CALM); a body not
  * complete within timeoutMs is reset too (CANCEL). Both paths, Connect's and
- * the lean one, read from the same stream, so one guard covers them.
+ * the lean one, read through the same request, so one guard covers them.
  */
-export function createRequestBodyGuard(limits: RequestBodyLimits, logger: Logger): (stream: http2.ServerHttp2Stream) => void {
+export function createRequestBodyGuard(limits: RequestBodyLimits, logger: Logger): (req: http2.Http2ServerRequest) => void {
   const pending = new WeakMap<http2.Http2Session, { bytes: number }>();
-  return (stream) => {
+  return (req) => {
+    const stream = req.stream;
     const session = stream.session;
     if (session === undefined || stream.readableEnded) return;
+    // The compatibility layer's request starts reading its stream on its
+    // first read, which may come after an await (a request gate checking a
+    // signature). A "data" listener alone would set the stream flowing
+    // before that, and every chunk it emitted meanwhile would reach this
+    // guard and no reader. read(0) makes the request the stream's reader
+    // now: it buffers the chunks (pausing the stream past its high-water
+    // mark, so HTTP/2 flow control holds the client back) and the guard
+    // watches them go by.
+    req.read(0);
     let budget = pending.get(session);
     if (budget === undefined) {
       budget = { bytes: 0 };
@@ -37,7 +47,6 @@ export function createRequestBodyGuard(limits: RequestBodyLimits, logger: Logger
       if (!stream.closed && !stream.destroyed) stream.close(code);
       done();
     };
-    // The compat layer keeps the stream flowing; this only watches its chunks.
     const onData = (chunk: Buffer) => {
       held += chunk.length;
       connection.bytes += chunk.length;

@@ -1,0 +1,110 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { createClient, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { SignJWT } from "jose";
+import { ChatService } from "../../gen/chat/v1/chat_pb.js";
+import { createTestCa, type TestCa } from "../helpers/test-ca.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
+
+const secret = "a-test-secret-of-at-least-32-bytes!";
+
+/**
+ * A token the server has never seen: a jti of its own makes it a new string,
+ * so the server's cache of verified tokens cannot answer for it and the
+ * request gate awaits a signature check while the body arrives.
+ */
+function freshToken(sub: string): Promise<string> {
+  return new SignJWT({})
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject(sub)
+    .setJti(randomUUID())
+    .setExpirationTime(Math.floor(Date.now() / 1000) + 600)
+    .sign(new TextEncoder().encode(secret));
+}
+
+type Protocol = "grpc" | "grpc-web" | "connect-binary" | "connect-json";
+
+/** A Connect client transport for one protocol and HTTP version. */
+function transportFor(protocol: Protocol, httpVersion: "1.1" | "2", baseUrl: string, ca: Buffer | undefined): Transport {
+  const nodeOptions = ca === undefined ? {} : { ca };
+  switch (protocol) {
+    case "grpc":
+      return createGrpcTransport({ baseUrl, nodeOptions });
+    case "grpc-web":
+      return createGrpcWebTransport({ baseUrl, httpVersion, nodeOptions });
+    case "connect-binary":
+      return createConnectTransport({ baseUrl, httpVersion, useBinaryFormat: true, nodeOptions });
+    case "connect-json":
+      return createConnectTransport({ baseUrl, httpVersion, useBinaryFormat: false, nodeOptions });
+  }
+}
+
+/**
+ * The calls a signed user makes, each with a token on its first use and
+ * again on a later use: a stream (the page's sign-in) and a unary call with a
+ * request body (ListChannels, as curl sends it).
+ */
+async function signInAndList(transport: Transport, user: string): Promise<void> {
+  const client = createClient(ChatService, transport);
+  const streamToken = await freshToken(user);
+  const abort = new AbortController();
+  const stream = client.connect({ username: user }, { headers: { authorization: `Bearer ${streamToken}` }, signal: abort.signal })[Symbol.asyncIterator]();
+  const first = await stream.next();
+  assert.equal(first.done, false, `${user}: the stream ended before its first event`);
+  assert.equal(first.value.events[0]?.kind.case, "connected", `${user}: the first event is not Connected`);
+
+  const listToken = await freshToken(user);
+  const headers = { authorization: `Bearer ${listToken}` };
+  for (const use of ["first", "later"]) {
+    const page = await client.listChannels({ pageSize: 500 }, { headers });
+    assert.ok(
+      page.channels.some((c) => c.name === user),
+      `${user}: ListChannels on the token's ${use} use does not list the caller`,
+    );
+  }
+  abort.abort();
+  await stream.return?.();
+}
+
+const matrix: { protocol: Protocol; httpVersion: "1.1" | "2" }[] = [
+  { protocol: "grpc", httpVersion: "2" },
+  { protocol: "grpc-web", httpVersion: "2" },
+  { protocol: "grpc-web", httpVersion: "1.1" },
+  { protocol: "connect-binary", httpVersion: "2" },
+  { protocol: "connect-binary", httpVersion: "1.1" },
+  { protocol: "connect-json", httpVersion: "2" },
+  { protocol: "connect-json", httpVersion: "1.1" },
+];
+
+describe("a signed token on its first use keeps the request's body, on every protocol", { timeout: 60_000 }, () => {
+  let ca: TestCa;
+  let secure: TestServer;
+  let plain: TestServer;
+  before(async () => {
+    ca = createTestCa();
+    secure = await startTestServer({ tlsCert: ca.certFile, tlsKey: ca.keyFile, jwtSecret: secret });
+    plain = await startTestServer({ jwtSecret: secret });
+  });
+  after(async () => {
+    await secure?.stop();
+    await plain?.stop();
+    ca?.remove();
+  });
+
+  for (const { protocol, httpVersion } of matrix) {
+    it(`the TLS port: ${protocol} over HTTP/${httpVersion}`, async () => {
+      const user = `tls-${protocol}-${httpVersion.replace(".", "")}`;
+      await signInAndList(transportFor(protocol, httpVersion, secure.baseUrl, ca.ca), user);
+    });
+    // The plain port speaks HTTP/2 alone (h2c); its HTTP/1.1 twin is the web port.
+    const plainUrl = () => (httpVersion === "2" ? plain.baseUrl : plain.webUrl);
+    if (protocol !== "grpc" || httpVersion === "2") {
+      it(`the plain ${httpVersion === "2" ? "port" : "web port"}: ${protocol} over HTTP/${httpVersion}`, async () => {
+        const user = `plain-${protocol}-${httpVersion.replace(".", "")}`;
+        await signInAndList(transportFor(protocol, httpVersion, plainUrl(), undefined), user);
+      });
+    }
+  }
+});
