@@ -63,7 +63,16 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
     if (!stopping) health.setAll(up ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
   });
   const metrics = createChatMetrics(state.backend);
-  const metricsServer = config.metricsPort === undefined ? undefined : createMetricsServer(metrics);
+  const metricsServer =
+    config.metricsPort === undefined
+      ? undefined
+      : createMetricsServer(metrics, {
+          ready() {
+            if (stopping !== undefined) return { ready: false, reason: "the server is draining" };
+            if (health.get("") !== ServingStatus.SERVING) return { ready: false, reason: "the shared state (Redis) is unreachable" };
+            return { ready: true };
+          },
+        });
   // Every call in flight listens to this signal (the framework links it to
   // the call's own), so thousands of listeners are the normal case.
   const shutdownController = createShutdownSignal();
@@ -116,9 +125,10 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
         health.setAll(ServingStatus.NOT_SERVING);
         // Ends every open handler: each stream closes with UNAVAILABLE.
         shutdownController.abort(new ConnectError("the server is shutting down", Code.Unavailable));
+        // The probes stay up through the drain, so that /readyz says so.
+        await closeGracefully(grpc, web, config.shutdownGraceMs, logger);
         metricsServer?.close();
         metricsServer?.closeAllConnections();
-        await closeGracefully(grpc, web, config.shutdownGraceMs, logger);
         await state.close();
         logger.info("server stopped");
       })();

@@ -46,7 +46,7 @@ describe("cluster mode: three nodes sharing one Redis", { timeout: 60_000 }, () 
 
   before(async () => {
     redis = await startRedis();
-    nodes = await Promise.all([0, 1, 2].map(() => startTestServer({ redis: redis.url, leaseMs: 1000, sweepMs: 200 })));
+    nodes = await Promise.all([0, 1, 2].map(() => startTestServer({ redis: redis.url, leaseMs: 1000, sweepMs: 200, metricsPort: 0 })));
   });
   after(async () => {
     for (const s of open) s.cancel();
@@ -267,9 +267,15 @@ describe("cluster mode: three nodes sharing one Redis", { timeout: 60_000 }, () 
     await redis.kill();
     assert.equal((await alice.ended)?.code, Code.Unavailable);
     await until(async () => (await health.check({ service: "" })).status === HealthCheckResponse_ServingStatus.NOT_SERVING, "health still SERVING");
+    // The HTTP probes say the same, for orchestrators.
+    const readyz = `http://127.0.0.1:${nodes[1]!.server.metricsAddress!.port}/readyz`;
+    const away = await fetch(readyz);
+    assert.equal(away.status, 503);
+    assert.equal(await away.text(), "not ready: the shared state (Redis) is unreachable\n");
     await rejectsWith(openStream(on(1, "newcomer"), "newcomer"), Code.Unavailable);
     await redis.restart();
     await until(async () => (await health.check({ service: "" })).status === HealthCheckResponse_ServingStatus.SERVING, "health not back", 15_000);
+    assert.equal((await fetch(readyz)).status, 200);
     for (const node of [0, 1, 2]) {
       await until(async () => nodes[node]!.server.health.get("") === HealthCheckResponse_ServingStatus.SERVING, `node ${node} not back`, 15_000);
     }

@@ -3,7 +3,8 @@ import { it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createChatClient } from "../../client/chat-client.js";
 import { openStream } from "../helpers/chat-stream.js";
-import { startTestServer } from "../helpers/test-server.js";
+import { connectRawH2, grpcHeaders } from "../helpers/raw-h2-client.js";
+import { eventually, startTestServer } from "../helpers/test-server.js";
 
 function value(text: string, series: string): number {
   const line = text.split("\n").find((l) => l.startsWith(`${series} `));
@@ -44,6 +45,35 @@ it("serves Prometheus metrics whose counters move with the chat", async () => {
     assert.equal((await fetch(url.replace("/metrics", "/nope"))).status, 404);
     aliceStream.cancel();
   } finally {
+    await t.stop();
+  }
+});
+
+it("answers the probes of orchestrators: /healthz while alive, /readyz until it drains", async () => {
+  const t = await startTestServer({ metricsPort: 0, shutdownGraceMs: 5000 });
+  const base = `http://127.0.0.1:${t.server.metricsAddress!.port}`;
+  // A connection with a request it never finishes keeps the server draining until the grace is over.
+  const lingering = await connectRawH2(t.port);
+  lingering.request(1, grpcHeaders("/chat.v1.ChatService/ListChannels"), Buffer.from([0, 0, 0, 0, 9]), false);
+  try {
+    assert.equal((await fetch(`${base}/healthz`)).status, 200);
+    const ready = await fetch(`${base}/readyz`);
+    assert.equal(ready.status, 200);
+    assert.equal(await ready.text(), "ready\n");
+    assert.equal((await fetch(`${base}/readyz`, { method: "HEAD" })).status, 200);
+    assert.equal((await fetch(`${base}/readyz`, { method: "POST" })).status, 405);
+
+    const stopped = t.stop();
+    await eventually(async () => (await fetch(`${base}/readyz`)).status === 503, "/readyz still 200 while draining");
+    const draining = await fetch(`${base}/readyz`);
+    assert.equal(draining.headers.get("cache-control"), "no-store");
+    assert.equal(await draining.text(), "not ready: the server is draining\n");
+    assert.equal((await fetch(`${base}/healthz`)).status, 200, "alive while draining");
+    lingering.destroy();
+    await stopped;
+    await assert.rejects(fetch(`${base}/healthz`), "the metrics port outlived the server");
+  } finally {
+    lingering.destroy();
     await t.stop();
   }
 });
