@@ -1,7 +1,9 @@
+import type { BackendSession } from "../core/backend-session.js";
 import { type ChatError, chatErrors } from "../core/chat-error.js";
-import type { EventOptIns, QueueBudget, SessionEvent, SessionState } from "../core/chat-session.js";
-import { enforceQueueBudget, grantOptIns } from "../core/chat-session.js";
+import { type EventOptIns, grantOptIns } from "../core/event-opt-ins.js";
 import { createPresenceFeed } from "../core/presence-feed.js";
+import { enforceQueueBudget, type QueueBudget } from "../core/queue-budget.js";
+import type { SessionEvent } from "../core/session-event.js";
 import type { PresenceChange } from "./delivery.js";
 
 /** Settings of {@link createNodeSessions}. */
@@ -14,7 +16,7 @@ export interface NodeSessionsOptions {
    * Ends a session for good, releasing its name in Redis too: its queue
    * overflowed, or its resume grace ran out.
    */
-  cutOff(session: SessionState, reason: ChatError): void;
+  cutOff(session: BackendSession, reason: ChatError): void;
 }
 
 /**
@@ -27,19 +29,19 @@ export interface NodeSessions {
   /** Whether presence events are on. */
   readonly presence: boolean;
   /** The session of a username on this node. */
-  get(username: string): SessionState | undefined;
+  get(username: string): BackendSession | undefined;
   /** Registers a session (its name free on this node). */
-  add(session: SessionState): void;
+  add(session: BackendSession): void;
   /** Forgets a session and its timer; answers whether it was the one registered under its name. */
-  remove(session: SessionState): boolean;
+  remove(session: BackendSession): boolean;
   /** Sets what the session asked to receive; presence only when it is on. */
-  setOptIns(session: SessionState, optIns: EventOptIns): void;
+  setOptIns(session: BackendSession, optIns: EventOptIns): void;
   /** Whether a session's stream dropped and it waits for a resume. */
-  isHeld(session: SessionState): boolean;
+  isHeld(session: BackendSession): boolean;
   /** Holds a session for graceMs, then calls over. */
-  hold(session: SessionState, graceMs: number, over: () => void): void;
+  hold(session: BackendSession, graceMs: number, over: () => void): void;
   /** Ends a hold, as when the session is resumed. */
-  unhold(session: SessionState): void;
+  unhold(session: BackendSession): void;
   /**
    * Queues an event for the named users of this node: each recipient's
    * event comes from eventFor. A membership event goes only to sessions
@@ -58,17 +60,17 @@ export interface NodeSessions {
 // biome-ignore lint/complexity/noExcessiveLinesPerFunction: a factory: the methods it returns are short closures over the state they share, which splitting it would have to pass around.
 export function createNodeSessions(options: NodeSessionsOptions): NodeSessions {
   const { budget, cutOff } = options;
-  const sessions = new Map<string, SessionState>();
-  const held = new Map<SessionState, NodeJS.Timeout>();
-  const presenceWatchers = new Set<SessionState>();
+  const sessions = new Map<string, BackendSession>();
+  const held = new Map<BackendSession, NodeJS.Timeout>();
+  const presenceWatchers = new Set<BackendSession>();
   const feed =
     options.presenceIntervalMs > 0
       ? createPresenceFeed({ intervalMs: options.presenceIntervalMs, publish: (event) => push(presenceWatchers, () => event) })
       : undefined;
 
   /** Pushes into each session its event; cuts off those whose queue is full, then the largest if the node's total is over. */
-  function push(recipients: Iterable<SessionState>, eventFor: (session: SessionState) => SessionEvent): void {
-    let behind: [SessionState, ChatError][] | undefined;
+  function push(recipients: Iterable<BackendSession>, eventFor: (session: BackendSession) => SessionEvent): void {
+    let behind: [BackendSession, ChatError][] | undefined;
     for (const session of recipients) {
       const overflow = session.push(eventFor(session));
       if (overflow !== undefined) {
@@ -85,7 +87,7 @@ export function createNodeSessions(options: NodeSessionsOptions): NodeSessions {
     );
   }
 
-  function unhold(session: SessionState): void {
+  function unhold(session: BackendSession): void {
     clearTimeout(held.get(session));
     held.delete(session);
   }
@@ -117,7 +119,7 @@ export function createNodeSessions(options: NodeSessionsOptions): NodeSessions {
     },
     unhold,
     deliver(to, eventFor, membership) {
-      const recipients: SessionState[] = [];
+      const recipients: BackendSession[] = [];
       for (const name of to) {
         const session = sessions.get(name);
         // The scripts address membership events to watchers; a resume that

@@ -1,22 +1,17 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
+import { type BackendSession, createBackendSession } from "../core/backend-session.js";
 import { pageOf, pageOfNames, sortChannels } from "../core/channel-page.js";
 import type { ChatBackend, ChatStats, ConnectOptions, Resumed, ResumeRequest } from "../core/chat-backend.js";
 import { chatErrors } from "../core/chat-error.js";
-import {
-  type ChannelRef,
-  type ChatSession,
-  createQueueBudget,
-  createSessionState,
-  createWakeScheduler,
-  defaultResumeHistory,
-  type HistoryLimits,
-  type SessionState,
-  takeBack,
-} from "../core/chat-session.js";
+import type { ChatSession } from "../core/chat-session.js";
 import { leaveReasonOf } from "../core/membership-event.js";
 import { measureText } from "../core/message-text.js";
 import { assertValidName } from "../core/names.js";
+import { createQueueBudget } from "../core/queue-budget.js";
+import { defaultResumeHistory, type HistoryLimits, resumeSession } from "../core/resume-session.js";
+import type { ChannelRef } from "../core/session-event.js";
+import { createWakeScheduler } from "../core/wake-scheduler.js";
 import { parseDelivery, parsePresence } from "./delivery.js";
 import { createNodeSessions } from "./node-sessions.js";
 import { createRedisNode, type RedisNode, type RedisNodeOptions, unavailable } from "./redis-node.js";
@@ -157,8 +152,8 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
    * runs the script that registers it in Redis; a session whose script
    * failed is dropped.
    */
-  const openSession = async (username: string, optIns: ConnectOptions, register: (session: SessionState) => Promise<void>) => {
-    const session = createSessionState(username, limits, schedule, budget, history === undefined ? {} : { history });
+  const openSession = async (username: string, optIns: ConnectOptions, register: (session: BackendSession) => Promise<void>) => {
+    const session = createBackendSession(username, limits, schedule, budget, history === undefined ? {} : { history });
     local.setOptIns(session, optIns);
     local.add(session);
     try {
@@ -172,9 +167,9 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
   };
 
   /** Resumes a session this node holds, as the in-memory backend does. */
-  const resumeHere = async (session: SessionState, request: ResumeRequest): Promise<Resumed> => {
+  const resumeHere = async (session: BackendSession, request: ResumeRequest): Promise<Resumed> => {
     const { username } = session;
-    const { lost, stream } = takeBack(session, request);
+    const { lost, stream } = resumeSession(session, request);
     local.unhold(session);
     // Set here first: a membership event Redis sent under the old choice is filtered by this one.
     local.setOptIns(session, request);
@@ -249,25 +244,25 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
       return session === undefined ? takeOver(username, request) : resumeHere(session, request);
     },
 
-    async hold(session, reason) {
-      // Every session comes from openSession, which makes a SessionState:
+    async hold(chatSession, reason) {
+      // Every session comes from openSession, which makes a BackendSession:
       // the public type only hides what the backend alone touches.
-      const state = session as SessionState;
-      if (resumeGraceMs === 0 || state.signal.aborted || local.get(state.username) !== state) return backend.disconnect(state, reason);
-      local.hold(state, resumeGraceMs, () => void backend.disconnect(state, chatErrors.resumeGraceOver(state.username, resumeGraceMs, reason)));
+      const session = chatSession as BackendSession;
+      if (resumeGraceMs === 0 || session.signal.aborted || local.get(session.username) !== session) return backend.disconnect(session, reason);
+      local.hold(session, resumeGraceMs, () => void backend.disconnect(session, chatErrors.resumeGraceOver(session.username, resumeGraceMs, reason)));
       try {
-        await call(() => redis.chatHold(node.id, state.username, resumeGraceMs));
+        await call(() => redis.chatHold(node.id, session.username, resumeGraceMs));
       } catch (err) {
         // Held all the same; another node's connect is told the name is online rather than held.
-        logger.warn({ err, user: state.username }, "could not mark a held user in Redis");
+        logger.warn({ err, user: session.username }, "could not mark a held user in Redis");
       }
     },
 
-    async disconnect(session: ChatSession, reason?: unknown) {
-      // See hold: a SessionState behind the public type.
-      const state = session as SessionState;
-      state.end(reason);
-      if (!local.remove(state) || !node.available) return;
+    async disconnect(chatSession: ChatSession, reason?: unknown) {
+      // See hold: a BackendSession behind the public type.
+      const session = chatSession as BackendSession;
+      session.end(reason);
+      if (!local.remove(session) || !node.available) return;
       const [why, detail] = leaveReasonOf(reason);
       try {
         await redis.chatDisconnect(node.id, session.username, why, detail);

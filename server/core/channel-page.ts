@@ -1,5 +1,5 @@
 import type { ChannelPage } from "./chat-backend.js";
-import type { ChannelRef } from "./chat-session.js";
+import type { ChannelRef } from "./session-event.js";
 
 /** Sorts names and returns the page of them that the request asks for. */
 export function pageOfNames(names: Iterable<string>, page: ChannelPage | undefined): string[] {

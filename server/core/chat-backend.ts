@@ -1,4 +1,6 @@
-import type { ChannelRef, ChatEvent, ChatSession, EventOptIns } from "./chat-session.js";
+import type { ChatSession } from "./chat-session.js";
+import type { EventOptIns } from "./event-opt-ins.js";
+import type { ChannelRef, ChatEvent } from "./session-event.js";
 
 /** A value, or a promise of one: the in-memory backend answers at once. */
 export type MaybePromise<T> = T | Promise<T>;

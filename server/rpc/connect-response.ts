@@ -9,7 +9,7 @@ import {
   EventSchema as Events,
   LeaveReason,
 } from "../../gen/chat/v1/chat_pb.js";
-import type { ChatEvent, LeaveReason as CoreLeaveReason, SessionEvent } from "../core/chat-session.js";
+import type { ChatEvent, LeaveReason as CoreLeaveReason, SessionEvent } from "../core/session-event.js";
 import { preEncoded } from "../transport/pre-encoded.js";
 import { channelTypes } from "./channel-type.js";
 
