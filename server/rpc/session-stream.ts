@@ -6,13 +6,9 @@ import { type ConnectRequest, type ConnectResponse, ConnectResponseSchema } from
 import type { ChatBackend, Resumed } from "../core/chat-backend.js";
 import { ChatError, chatErrors } from "../core/chat-error.js";
 import type { ChatSession } from "../core/chat-session.js";
-import { userKey } from "./auth-interceptor.js";
 import { toConnectResponse } from "./connect-response.js";
-import { droppedKey } from "./dropped-key.js";
-import { hardCloseKey } from "./hard-close-key.js";
+import { droppedKey, endReasonKey, hardCloseKey, resumedKey, tokenExpiresAtKey, userKey } from "./context-keys.js";
 import { createStallWatch } from "./stall-watch.js";
-import { endReasonKey, resumedKey } from "./stream-end.js";
-import { tokenExpiresAtKey } from "./token-gate.js";
 import { tokenLeewaySeconds } from "./token-verifier.js";
 
 /** Settings of the chat's Connect streams. */

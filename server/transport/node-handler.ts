@@ -4,9 +4,7 @@ import { Code, ConnectError, type ConnectRouter, createContextValues } from "@co
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import type { ChatMetrics } from "../ops/chat-metrics.js";
-import { droppedKey } from "../rpc/dropped-key.js";
-import { hardCloseKey } from "../rpc/hard-close-key.js";
-import { clientAddressKey } from "../rpc/rate-limit-interceptor.js";
+import { clientAddressKey, droppedKey, hardCloseKey } from "../rpc/context-keys.js";
 import { addressKey } from "./address-key.js";
 import { createGrpcLeanPath } from "./grpc-lean-path.js";
 import { connectionGone, hardClose } from "./hard-close.js";
