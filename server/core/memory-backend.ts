@@ -1,12 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { type BackendSession, createBackendSession } from "./backend-session.js";
+import type { ChannelPage } from "./channel-page.js";
 import { pageOf, pageOfNames, sortChannels } from "./channel-page.js";
-import type { ChannelPage, ChatBackend, ChatStats, ConnectOptions, Resumed, ResumeRequest } from "./chat-backend.js";
+import type { ChatBackend, ChatStats, ConnectOptions, Resumed, ResumeRequest } from "./chat-backend.js";
 import { type ChatError, chatErrors } from "./chat-error.js";
 import type { ChatSession } from "./chat-session.js";
 import { grantOptIns } from "./event-opt-ins.js";
+import { measureText } from "./measure-text.js";
 import { leaveReasonOf, membershipEvent } from "./membership-event.js";
-import { measureText } from "./message-text.js";
 import { assertValidName } from "./names.js";
 import { createPresenceFeed } from "./presence-feed.js";
 import { createQueueBudget, enforceQueueBudget } from "./queue-budget.js";
