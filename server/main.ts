@@ -1,7 +1,7 @@
 import { type ChatServer, createChatServer } from "./chat-server.js";
 import { ConfigError, parseConfig, type ServerConfig } from "./ops/config.js";
 import { createLogger, flushLog } from "./ops/logger.js";
-import { hostPort } from "./transport/listen.js";
+import { hostPort } from "./transport/listen-on.js";
 
 /**
  * Starts the chat server from flags and environment, and shuts it down

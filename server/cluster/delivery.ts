@@ -1,5 +1,5 @@
-import type { ChannelRef, ChatEvent, LeaveReason, MembershipEvent } from "../core/chat-session.js";
 import { membershipEvent } from "../core/membership-event.js";
+import type { ChannelRef, ChatEvent, LeaveReason, MembershipEvent } from "../core/session-event.js";
 
 /** A message as the send script publishes it to a node: no kind (see redis-scripts.ts). */
 interface DeliveredMessage {

@@ -1,7 +1,9 @@
+import type { BackendSession } from "../core/backend-session.js";
 import { type ChatError, chatErrors } from "../core/chat-error.js";
-import type { EventOptIns, QueueBudget, SessionEvent, SessionState } from "../core/chat-session.js";
-import { enforceQueueBudget, grantOptIns } from "../core/chat-session.js";
-import { createPresenceFeed } from "../core/presence-feed.js";
+import { type EventOptIns, grantOptIns } from "../core/event-opt-ins.js";
+import { createPresenceFeed, type PresenceFeed } from "../core/presence-feed.js";
+import { enforceQueueBudget, type QueueBudget } from "../core/queue-budget.js";
+import type { SessionEvent } from "../core/session-event.js";
 import type { PresenceChange } from "./delivery.js";
 
 /** Settings of {@link createNodeSessions}. */
@@ -14,7 +16,7 @@ export interface NodeSessionsOptions {
    * Ends a session for good, releasing its name in Redis too: its queue
    * overflowed, or its resume grace ran out.
    */
-  cutOff(session: SessionState, reason: ChatError): void;
+  cutOff(session: BackendSession, reason: ChatError): void;
 }
 
 /**
@@ -27,19 +29,19 @@ export interface NodeSessions {
   /** Whether presence events are on. */
   readonly presence: boolean;
   /** The session of a username on this node. */
-  get(username: string): SessionState | undefined;
+  get(username: string): BackendSession | undefined;
   /** Registers a session (its name free on this node). */
-  add(session: SessionState): void;
+  add(session: BackendSession): void;
   /** Forgets a session and its timer; answers whether it was the one registered under its name. */
-  remove(session: SessionState): boolean;
+  remove(session: BackendSession): boolean;
   /** Sets what the session asked to receive; presence only when it is on. */
-  setOptIns(session: SessionState, optIns: EventOptIns): void;
+  setOptIns(session: BackendSession, optIns: EventOptIns): void;
   /** Whether a session's stream dropped and it waits for a resume. */
-  isHeld(session: SessionState): boolean;
+  isHeld(session: BackendSession): boolean;
   /** Holds a session for graceMs, then calls over. */
-  hold(session: SessionState, graceMs: number, over: () => void): void;
+  hold(session: BackendSession, graceMs: number, over: () => void): void;
   /** Ends a hold, as when the session is resumed. */
-  unhold(session: SessionState): void;
+  unhold(session: BackendSession): void;
   /**
    * Queues an event for the named users of this node: each recipient's
    * event comes from eventFor. A membership event goes only to sessions
@@ -55,20 +57,34 @@ export interface NodeSessions {
 }
 
 /** Creates the sessions of one node. */
-// biome-ignore lint/complexity/noExcessiveLinesPerFunction: a factory: the methods it returns are short closures over the state they share, which splitting it would have to pass around.
 export function createNodeSessions(options: NodeSessionsOptions): NodeSessions {
-  const { budget, cutOff } = options;
-  const sessions = new Map<string, SessionState>();
-  const held = new Map<SessionState, NodeJS.Timeout>();
-  const presenceWatchers = new Set<SessionState>();
-  const feed =
-    options.presenceIntervalMs > 0
-      ? createPresenceFeed({ intervalMs: options.presenceIntervalMs, publish: (event) => push(presenceWatchers, () => event) })
-      : undefined;
+  return new NodeSessionsImpl(options);
+}
+
+/** The one NodeSessions: its sessions by name, the hold timers, and the presence watchers with their feed. */
+class NodeSessionsImpl implements NodeSessions {
+  readonly presence: boolean;
+  private readonly sessions = new Map<string, BackendSession>();
+  private readonly held = new Map<BackendSession, NodeJS.Timeout>();
+  private readonly presenceWatchers = new Set<BackendSession>();
+  private readonly feed: PresenceFeed | undefined;
+  private readonly budget: QueueBudget;
+  private readonly cutOff: (session: BackendSession, reason: ChatError) => void;
+
+  constructor(options: NodeSessionsOptions) {
+    this.budget = options.budget;
+    this.cutOff = options.cutOff;
+    this.feed =
+      options.presenceIntervalMs > 0
+        ? createPresenceFeed({ intervalMs: options.presenceIntervalMs, publish: (event) => this.push(this.presenceWatchers, () => event) })
+        : undefined;
+    this.presence = this.feed !== undefined;
+  }
 
   /** Pushes into each session its event; cuts off those whose queue is full, then the largest if the node's total is over. */
-  function push(recipients: Iterable<SessionState>, eventFor: (session: SessionState) => SessionEvent): void {
-    let behind: [SessionState, ChatError][] | undefined;
+  private push(recipients: Iterable<BackendSession>, eventFor: (session: BackendSession) => SessionEvent): void {
+    const { budget, cutOff } = this;
+    let behind: [BackendSession, ChatError][] | undefined;
     for (const session of recipients) {
       const overflow = session.push(eventFor(session));
       if (overflow !== undefined) {
@@ -80,68 +96,77 @@ export function createNodeSessions(options: NodeSessionsOptions): NodeSessions {
     for (const [session, reason] of behind ?? []) cutOff(session, reason);
     enforceQueueBudget(
       budget,
-      () => sessions.values(),
+      () => this.sessions.values(),
       (session) => cutOff(session, chatErrors.serverQueuesFull(session.username, session.pendingBytes, budget.limitBytes)),
     );
   }
 
-  function unhold(session: SessionState): void {
-    clearTimeout(held.get(session));
-    held.delete(session);
+  get(username: string): BackendSession | undefined {
+    return this.sessions.get(username);
   }
 
-  return {
-    presence: feed !== undefined,
-    get: (username) => sessions.get(username),
-    add(session) {
-      sessions.set(session.username, session);
-    },
-    remove(session) {
-      unhold(session);
-      presenceWatchers.delete(session);
-      if (sessions.get(session.username) !== session) return false;
-      sessions.delete(session.username);
-      return true;
-    },
-    setOptIns(session, optIns) {
-      session.optIns = grantOptIns(optIns, feed !== undefined);
-      if (session.optIns.presence === true) presenceWatchers.add(session);
-      else presenceWatchers.delete(session);
-    },
-    isHeld: (session) => held.has(session),
-    hold(session, graceMs, over) {
-      clearTimeout(held.get(session));
-      const timer = setTimeout(over, graceMs);
-      timer.unref();
-      held.set(session, timer);
-    },
-    unhold,
-    deliver(to, eventFor, membership) {
-      const recipients: SessionState[] = [];
-      for (const name of to) {
-        const session = sessions.get(name);
-        // The scripts address membership events to watchers; a resume that
-        // just said no more is honoured here before Redis hears of it.
-        if (session !== undefined && (!membership || session.optIns.membership === true)) recipients.push(session);
-      }
-      push(recipients, (session) => eventFor(session.username));
-    },
-    presenceChanged(changes) {
-      if (feed === undefined) return;
-      for (const { channel, present } of changes) feed.changed(channel, present);
-    },
-    endAll(reason) {
-      for (const session of [...sessions.values()]) {
-        sessions.delete(session.username);
-        unhold(session);
-        presenceWatchers.delete(session);
-        session.end(reason);
-      }
-    },
-    close() {
-      for (const timer of held.values()) clearTimeout(timer);
-      held.clear();
-      feed?.close();
-    },
-  };
+  add(session: BackendSession): void {
+    this.sessions.set(session.username, session);
+  }
+
+  remove(session: BackendSession): boolean {
+    this.unhold(session);
+    this.presenceWatchers.delete(session);
+    if (this.sessions.get(session.username) !== session) return false;
+    this.sessions.delete(session.username);
+    return true;
+  }
+
+  setOptIns(session: BackendSession, optIns: EventOptIns): void {
+    session.optIns = grantOptIns(optIns, this.feed !== undefined);
+    if (session.optIns.presence === true) this.presenceWatchers.add(session);
+    else this.presenceWatchers.delete(session);
+  }
+
+  isHeld(session: BackendSession): boolean {
+    return this.held.has(session);
+  }
+
+  hold(session: BackendSession, graceMs: number, over: () => void): void {
+    clearTimeout(this.held.get(session));
+    const timer = setTimeout(over, graceMs);
+    timer.unref();
+    this.held.set(session, timer);
+  }
+
+  unhold(session: BackendSession): void {
+    clearTimeout(this.held.get(session));
+    this.held.delete(session);
+  }
+
+  deliver(to: readonly string[], eventFor: (recipient: string) => SessionEvent, membership: boolean): void {
+    const recipients: BackendSession[] = [];
+    for (const name of to) {
+      const session = this.sessions.get(name);
+      // The scripts address membership events to watchers; a resume that
+      // just said no more is honoured here before Redis hears of it.
+      if (session !== undefined && (!membership || session.optIns.membership === true)) recipients.push(session);
+    }
+    this.push(recipients, (session) => eventFor(session.username));
+  }
+
+  presenceChanged(changes: readonly PresenceChange[]): void {
+    if (this.feed === undefined) return;
+    for (const { channel, present } of changes) this.feed.changed(channel, present);
+  }
+
+  endAll(reason: ChatError): void {
+    for (const session of [...this.sessions.values()]) {
+      this.sessions.delete(session.username);
+      this.unhold(session);
+      this.presenceWatchers.delete(session);
+      session.end(reason);
+    }
+  }
+
+  close(): void {
+    for (const timer of this.held.values()) clearTimeout(timer);
+    this.held.clear();
+    this.feed?.close();
+  }
 }

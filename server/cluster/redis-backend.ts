@@ -1,24 +1,21 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { type BackendSession, createBackendSession, type QueueLimits } from "../core/backend-session.js";
+import type { ChannelPage } from "../core/channel-page.js";
 import { pageOf, pageOfNames, sortChannels } from "../core/channel-page.js";
 import type { ChatBackend, ChatStats, ConnectOptions, Resumed, ResumeRequest } from "../core/chat-backend.js";
 import { chatErrors } from "../core/chat-error.js";
-import {
-  type ChannelRef,
-  type ChatSession,
-  createQueueBudget,
-  createSessionState,
-  createWakeScheduler,
-  defaultResumeHistory,
-  type HistoryLimits,
-  type SessionState,
-  takeBack,
-} from "../core/chat-session.js";
+import type { ChatSession } from "../core/chat-session.js";
+import { measureText } from "../core/measure-text.js";
 import { leaveReasonOf } from "../core/membership-event.js";
-import { measureText } from "../core/message-text.js";
 import { assertValidName } from "../core/names.js";
+import { createQueueBudget, type QueueBudget } from "../core/queue-budget.js";
+import { defaultResumeHistory, type HistoryLimits, resumeSession } from "../core/resume-session.js";
+import type { ChannelRef, ChatEvent } from "../core/session-event.js";
+import { createWakeScheduler } from "../core/wake-scheduler.js";
 import { parseDelivery, parsePresence } from "./delivery.js";
-import { createNodeSessions } from "./node-sessions.js";
+import { createNodeSessions, type NodeSessions } from "./node-sessions.js";
 import { createRedisNode, type RedisNode, type RedisNodeOptions, unavailable } from "./redis-node.js";
 
 /** Settings of {@link createRedisBackend}: the node's (see redis-node.ts), and the limits. */
@@ -79,77 +76,119 @@ const flag = (on: boolean | undefined) => (on === true ? "1" : "");
  * fresh session (resumed false): the old session leaves its groups and ends,
  * its queue dropped, so nothing is delivered twice.
  */
-// biome-ignore lint/complexity/noExcessiveLinesPerFunction: a factory: the methods it returns are short closures over the state they share, which splitting it would have to pass around.
 export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
-  const { maxGroupsPerUser, maxGroups, logger } = options;
-  const limits = { events: options.queueLimit, bytes: options.queueLimitBytes };
-  const budget = createQueueBudget(options.maxQueuedBytes);
-  const schedule = createWakeScheduler();
-  const resumeGraceMs = options.resumeGraceMs ?? 0;
-  const history = resumeGraceMs > 0 ? (options.resumeHistory ?? defaultResumeHistory) : undefined;
-  const local = createNodeSessions({
-    budget,
-    presenceIntervalMs: options.presenceIntervalMs ?? 250,
-    cutOff: (session, reason) => void backend.disconnect(session, reason),
-  });
+  return new RedisBackendImpl(options);
+}
 
-  const onDelivery = (channel: string, payload: string) => {
+/** Throws the error of the connect script's status. */
+function checkConnect(status: string, username: string): void {
+  if (status === "ok") return;
+  if (status === "user-exists") throw chatErrors.usernameOnline(username);
+  if (status === "group-exists") throw chatErrors.usernameIsGroup(username);
+  // The grace of the node that holds the session, which may differ from this one's.
+  if (status.startsWith("held:")) throw chatErrors.usernameHeld(username, Number(status.slice("held:".length)));
+  throw unavailable();
+}
+
+/** The one RedisBackend: this node's link to Redis, its sessions, and the settings its commands apply. */
+class RedisBackendImpl implements RedisBackend {
+  readonly nodeId: string;
+  readonly store: Redis;
+  readonly resumeGraceMs: number;
+  readonly presence: boolean;
+  private readonly node: RedisNode;
+  private readonly local: NodeSessions;
+  private readonly redis: RedisNode["redis"];
+  private readonly logger: Logger;
+  private readonly maxGroupsPerUser: number;
+  private readonly maxGroups: number;
+  private readonly limits: QueueLimits;
+  private readonly budget: QueueBudget;
+  private readonly schedule = createWakeScheduler();
+  private readonly history: HistoryLimits | undefined;
+
+  constructor(options: RedisBackendOptions) {
+    this.maxGroupsPerUser = options.maxGroupsPerUser;
+    this.maxGroups = options.maxGroups;
+    this.logger = options.logger;
+    this.limits = { events: options.queueLimit, bytes: options.queueLimitBytes };
+    this.budget = createQueueBudget(options.maxQueuedBytes);
+    this.resumeGraceMs = options.resumeGraceMs ?? 0;
+    this.history = this.resumeGraceMs > 0 ? (options.resumeHistory ?? defaultResumeHistory) : undefined;
+    this.local = createNodeSessions({
+      budget: this.budget,
+      presenceIntervalMs: options.presenceIntervalMs ?? 250,
+      cutOff: (session, reason) => void this.disconnect(session, reason),
+    });
+    this.presence = this.local.presence;
+    this.node = createRedisNode({
+      ...options,
+      broadcastChannels: this.local.presence ? [presenceChannel] : [],
+      onDelivery: (channel, payload) => this.onDelivery(channel, payload),
+      onLost: (reason) => this.local.endAll(reason),
+    });
+    this.nodeId = this.node.id;
+    this.redis = this.node.redis;
+    this.store = this.redis;
+  }
+
+  get available(): boolean {
+    return this.node.available;
+  }
+
+  start(): Promise<void> {
+    return this.node.start();
+  }
+
+  async close(): Promise<void> {
+    this.local.close();
+    await this.node.close();
+  }
+
+  /** Runs a command through the node: UNAVAILABLE while Redis is away. */
+  private call<T>(run: () => Promise<T>): Promise<T> {
+    return this.node.call(run);
+  }
+
+  private onDelivery(channel: string, payload: string): void {
     if (channel === presenceChannel) {
       const changes = parsePresence(payload);
-      if (changes === undefined) logger.warn({ channel, bytes: payload.length }, "ignored a malformed presence change");
-      else local.presenceChanged(changes);
+      if (changes === undefined) this.logger.warn({ channel, bytes: payload.length }, "ignored a malformed presence change");
+      else this.local.presenceChanged(changes);
       return;
     }
     const delivery = parseDelivery(payload);
     if (delivery === undefined) {
       // Only the scripts publish here; anything else is not ours.
-      logger.warn({ channel, bytes: payload.length }, "ignored a malformed delivery");
+      this.logger.warn({ channel, bytes: payload.length }, "ignored a malformed delivery");
     } else if (delivery.kind === "event") {
-      local.deliver(delivery.to, delivery.event, delivery.membership);
+      this.local.deliver(delivery.to, delivery.event, delivery.membership);
     } else {
-      endTakenOver(delivery.user, delivery.tokenHash);
+      this.endTakenOver(delivery.user, delivery.tokenHash);
     }
-  };
+  }
 
   /**
    * Another node took this session over with its resume token, and owns the
    * name in Redis now: end the session here, touching nothing in Redis.
    * Only the session of that token ends, should the name have come back.
    */
-  const endTakenOver = (username: string, tokenHash: string) => {
-    const session = local.get(username);
+  private endTakenOver(username: string, tokenHash: string): void {
+    const session = this.local.get(username);
     if (session === undefined || tokenHashOf(session) !== tokenHash) return;
-    local.remove(session);
+    this.local.remove(session);
     session.end(chatErrors.resumedElsewhere(username));
-  };
-
-  const node = createRedisNode({
-    ...options,
-    broadcastChannels: local.presence ? [presenceChannel] : [],
-    onDelivery,
-    onLost: (reason) => local.endAll(reason),
-  });
-  const { redis, call } = node;
+  }
 
   /** Throws the error of a status the scripts answer for any group call. */
-  const checkCommon = (status: string, caller: string, group: string) => {
+  private checkCommon(status: string, caller: string, group: string): void {
     if (status === "ok") return;
     if (status === "not-signed-in") throw chatErrors.notSignedIn(caller);
     if (status === "not-found") throw chatErrors.noSuchGroup(group);
-    if (status === "limit") throw chatErrors.tooManyGroups(caller, maxGroupsPerUser);
-    if (status === "limit-total") throw chatErrors.tooManyGroupsInTotal(maxGroups);
+    if (status === "limit") throw chatErrors.tooManyGroups(caller, this.maxGroupsPerUser);
+    if (status === "limit-total") throw chatErrors.tooManyGroupsInTotal(this.maxGroups);
     throw unavailable();
-  };
-
-  /** Throws the error of the connect script's status. */
-  const checkConnect = (status: string, username: string) => {
-    if (status === "ok") return;
-    if (status === "user-exists") throw chatErrors.usernameOnline(username);
-    if (status === "group-exists") throw chatErrors.usernameIsGroup(username);
-    // The grace of the node that holds the session, which may differ from this one's.
-    if (status.startsWith("held:")) throw chatErrors.usernameHeld(username, Number(status.slice("held:".length)));
-    throw unavailable();
-  };
+  }
 
   /**
    * Makes a session and registers it on this node before Redis hears of
@@ -157,8 +196,9 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
    * runs the script that registers it in Redis; a session whose script
    * failed is dropped.
    */
-  const openSession = async (username: string, optIns: ConnectOptions, register: (session: SessionState) => Promise<void>) => {
-    const session = createSessionState(username, limits, schedule, budget, history === undefined ? {} : { history });
+  private async openSession(username: string, optIns: ConnectOptions, register: (session: BackendSession) => Promise<void>): Promise<BackendSession> {
+    const { local, history } = this;
+    const session = createBackendSession(username, this.limits, this.schedule, this.budget, history === undefined ? {} : { history });
     local.setOptIns(session, optIns);
     local.add(session);
     try {
@@ -169,21 +209,22 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
       throw error;
     }
     return session;
-  };
+  }
 
   /** Resumes a session this node holds, as the in-memory backend does. */
-  const resumeHere = async (session: SessionState, request: ResumeRequest): Promise<Resumed> => {
+  private async resumeHere(session: BackendSession, request: ResumeRequest): Promise<Resumed> {
+    const { local, node, redis } = this;
     const { username } = session;
-    const { lost, stream } = takeBack(session, request);
+    const { lost, stream } = resumeSession(session, request);
     local.unhold(session);
     // Set here first: a membership event Redis sent under the old choice is filtered by this one.
     local.setOptIns(session, request);
     let status = "ok";
     try {
-      status = await call(() => redis.chatResumed(node.id, username, flag(session.optIns.membership)));
+      status = await this.call(() => redis.chatResumed(node.id, username, flag(session.optIns.membership)));
     } catch (err) {
       // The session is resumed; Redis may still call its name held until it ends.
-      logger.warn({ err, user: username }, "could not mark a resumed user in Redis");
+      this.logger.warn({ err, user: username }, "could not mark a resumed user in Redis");
     }
     if (status === "not-held") {
       // Another node took the name over (its message to end this session is on its way): this session is done.
@@ -192,17 +233,18 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
       throw chatErrors.noSessionToResume(username);
     }
     return { session, resumed: true, lost, stream };
-  };
+  }
 
   /**
    * Takes over, with its resume token, a session that another node holds:
    * the old session leaves its groups and ends there, its queue dropped,
    * and the user gets a fresh session here (resumed false).
    */
-  const takeOver = async (username: string, request: ResumeRequest): Promise<Resumed> => {
+  private async takeOver(username: string, request: ResumeRequest): Promise<Resumed> {
+    const { node, redis } = this;
     if (!Number.isSafeInteger(request.received) || request.received < 0) throw chatErrors.receivedTooMany(username, request.received);
-    const session = await openSession(username, request, async (fresh) => {
-      const status = await call(() =>
+    const session = await this.openSession(username, request, async (fresh) => {
+      const status = await this.call(() =>
         redis.chatTakeover(
           node.id,
           username,
@@ -216,129 +258,115 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
       if (status !== "ok") throw unavailable();
     });
     return { session, resumed: false, lost: 0, stream: session.attachStream() };
-  };
+  }
 
-  const backend: RedisBackend = {
-    nodeId: node.id,
-    store: redis,
-    resumeGraceMs,
-    presence: local.presence,
-    get available() {
-      return node.available;
-    },
-    start: () => node.start(),
-    close: async () => {
-      local.close();
-      await node.close();
-    },
+  async connect(username: string, options: ConnectOptions = {}): Promise<ChatSession> {
+    const { local, node, redis } = this;
+    assertValidName(username, "username");
+    const existing = local.get(username);
+    if (existing !== undefined) throw local.isHeld(existing) ? chatErrors.usernameHeld(username, this.resumeGraceMs) : chatErrors.usernameOnline(username);
+    return this.openSession(username, options, async (session) => {
+      const reclaim = options.reclaim === true ? "reclaim" : "";
+      const status = await this.call(() => redis.chatConnect(node.id, username, reclaim, tokenHashOf(session), flag(session.optIns.membership)));
+      checkConnect(status, username);
+    });
+  }
 
-    async connect(username, options = {}) {
-      assertValidName(username, "username");
-      const existing = local.get(username);
-      if (existing !== undefined) throw local.isHeld(existing) ? chatErrors.usernameHeld(username, resumeGraceMs) : chatErrors.usernameOnline(username);
-      return openSession(username, options, async (session) => {
-        const reclaim = options.reclaim === true ? "reclaim" : "";
-        const status = await call(() => redis.chatConnect(node.id, username, reclaim, tokenHashOf(session), flag(session.optIns.membership)));
-        checkConnect(status, username);
-      });
-    },
+  async resume(username: string, request: ResumeRequest): Promise<Resumed> {
+    assertValidName(username, "username");
+    const session = this.local.get(username);
+    return session === undefined ? this.takeOver(username, request) : this.resumeHere(session, request);
+  }
 
-    async resume(username, request) {
-      assertValidName(username, "username");
-      const session = local.get(username);
-      return session === undefined ? takeOver(username, request) : resumeHere(session, request);
-    },
+  async hold(chatSession: ChatSession, reason: unknown): Promise<void> {
+    const { resumeGraceMs } = this;
+    // Every session comes from openSession, which makes a BackendSession:
+    // the public type only hides what the backend alone touches.
+    const session = chatSession as BackendSession;
+    if (resumeGraceMs === 0 || session.signal.aborted || this.local.get(session.username) !== session) return this.disconnect(session, reason);
+    this.local.hold(session, resumeGraceMs, () => void this.disconnect(session, chatErrors.resumeGraceOver(session.username, resumeGraceMs, reason)));
+    try {
+      await this.call(() => this.redis.chatHold(this.node.id, session.username, resumeGraceMs));
+    } catch (err) {
+      // Held all the same; another node's connect is told the name is online rather than held.
+      this.logger.warn({ err, user: session.username }, "could not mark a held user in Redis");
+    }
+  }
 
-    async hold(session, reason) {
-      // Every session comes from openSession, which makes a SessionState:
-      // the public type only hides what the backend alone touches.
-      const state = session as SessionState;
-      if (resumeGraceMs === 0 || state.signal.aborted || local.get(state.username) !== state) return backend.disconnect(state, reason);
-      local.hold(state, resumeGraceMs, () => void backend.disconnect(state, chatErrors.resumeGraceOver(state.username, resumeGraceMs, reason)));
-      try {
-        await call(() => redis.chatHold(node.id, state.username, resumeGraceMs));
-      } catch (err) {
-        // Held all the same; another node's connect is told the name is online rather than held.
-        logger.warn({ err, user: state.username }, "could not mark a held user in Redis");
-      }
-    },
+  async disconnect(chatSession: ChatSession, reason?: unknown): Promise<void> {
+    // See hold: a BackendSession behind the public type.
+    const session = chatSession as BackendSession;
+    session.end(reason);
+    if (!this.local.remove(session) || !this.node.available) return;
+    const [why, detail] = leaveReasonOf(reason);
+    try {
+      await this.redis.chatDisconnect(this.node.id, session.username, why, detail);
+    } catch (err) {
+      // Released on recovery, or by the sweep if this node dies.
+      this.logger.warn({ err, user: session.username }, "could not release a user in Redis");
+    }
+  }
 
-    async disconnect(session: ChatSession, reason?: unknown) {
-      // See hold: a SessionState behind the public type.
-      const state = session as SessionState;
-      state.end(reason);
-      if (!local.remove(state) || !node.available) return;
-      const [why, detail] = leaveReasonOf(reason);
-      try {
-        await redis.chatDisconnect(node.id, session.username, why, detail);
-      } catch (err) {
-        // Released on recovery, or by the sweep if this node dies.
-        logger.warn({ err, user: session.username }, "could not release a user in Redis");
-      }
-    },
+  async isOnline(username: string): Promise<boolean> {
+    return (await this.call(() => this.redis.hexists("chat:users", username))) === 1;
+  }
 
-    async isOnline(username) {
-      return (await call(() => redis.hexists("chat:users", username))) === 1;
-    },
+  async createGroup(caller: string, name: string): Promise<void> {
+    assertValidName(name, "group name");
+    const status = await this.call(() => this.redis.chatCreateGroup(caller, name, this.maxGroupsPerUser, this.maxGroups));
+    if (status === "group-exists") throw chatErrors.groupExists(name);
+    if (status === "user-exists") throw chatErrors.groupIsUser(name);
+    this.checkCommon(status, caller, name);
+  }
 
-    async createGroup(caller, name) {
-      assertValidName(name, "group name");
-      const status = await call(() => redis.chatCreateGroup(caller, name, maxGroupsPerUser, maxGroups));
-      if (status === "group-exists") throw chatErrors.groupExists(name);
-      if (status === "user-exists") throw chatErrors.groupIsUser(name);
-      checkCommon(status, caller, name);
-    },
+  async joinGroup(caller: string, name: string): Promise<void> {
+    assertValidName(name, "group name");
+    const status = await this.call(() => this.redis.chatJoinGroup(caller, name, this.maxGroupsPerUser));
+    if (status === "member") throw chatErrors.alreadyMember(caller, name);
+    this.checkCommon(status, caller, name);
+  }
 
-    async joinGroup(caller, name) {
-      assertValidName(name, "group name");
-      const status = await call(() => redis.chatJoinGroup(caller, name, maxGroupsPerUser));
-      if (status === "member") throw chatErrors.alreadyMember(caller, name);
-      checkCommon(status, caller, name);
-    },
+  async leaveGroup(caller: string, name: string): Promise<void> {
+    assertValidName(name, "group name");
+    const status = await this.call(() => this.redis.chatLeaveGroup(caller, name));
+    if (status === "not-member") throw chatErrors.notAMember(caller, name);
+    this.checkCommon(status, caller, name);
+  }
 
-    async leaveGroup(caller, name) {
-      assertValidName(name, "group name");
-      const status = await call(() => redis.chatLeaveGroup(caller, name));
-      if (status === "not-member") throw chatErrors.notAMember(caller, name);
-      checkCommon(status, caller, name);
-    },
+  async send(caller: string, channel: string, text: string): Promise<ChatEvent> {
+    assertValidName(channel, "channel");
+    const textBytes = measureText(text);
+    const id = randomUUID();
+    const sentAt = new Date();
+    const status = await this.call(() => this.redis.chatSend(caller, channel, id, text, sentAt.getTime()));
+    if (status === "not-found") throw chatErrors.noSuchChannel(channel);
+    if (status === "not-allowed") throw chatErrors.mustJoin(caller, channel);
+    if (status === "not-signed-in") throw chatErrors.notSignedIn(caller);
+    // The script answers the channel's type when it sent; anything else is a script this code does not know.
+    if (status !== "user" && status !== "group") throw unavailable();
+    return { kind: "message", id, sender: caller, channel: { name: channel, type: status }, text, textBytes, sentAt, holders: 0 };
+  }
 
-    async send(caller, channel, text) {
-      assertValidName(channel, "channel");
-      const textBytes = measureText(text);
-      const id = randomUUID();
-      const sentAt = new Date();
-      const status = await call(() => redis.chatSend(caller, channel, id, text, sentAt.getTime()));
-      if (status === "not-found") throw chatErrors.noSuchChannel(channel);
-      if (status === "not-allowed") throw chatErrors.mustJoin(caller, channel);
-      if (status === "not-signed-in") throw chatErrors.notSignedIn(caller);
-      // The script answers the channel's type when it sent; anything else is a script this code does not know.
-      if (status !== "user" && status !== "group") throw unavailable();
-      return { kind: "message", id, sender: caller, channel: { name: channel, type: status }, text, textBytes, sentAt, holders: 0 };
-    },
+  async listChannels(page?: ChannelPage): Promise<ChannelRef[]> {
+    // Every name, then the page: bounded by --max-groups and the users
+    // online. Sorted sets kept by the scripts would page in Redis itself;
+    // not worth their cost on every connect and create at this scale.
+    const [users, groups] = await this.call(() => Promise.all([this.redis.hkeys("chat:users"), this.redis.smembers("chat:groups")]));
+    const channels: ChannelRef[] = [...users.map((name) => ({ name, type: "user" as const })), ...groups.map((name) => ({ name, type: "group" as const }))];
+    return pageOf(sortChannels(channels), page);
+  }
 
-    async listChannels(page) {
-      // Every name, then the page: bounded by --max-groups and the users
-      // online. Sorted sets kept by the scripts would page in Redis itself;
-      // not worth their cost on every connect and create at this scale.
-      const [users, groups] = await call(() => Promise.all([redis.hkeys("chat:users"), redis.smembers("chat:groups")]));
-      const channels: ChannelRef[] = [...users.map((name) => ({ name, type: "user" as const })), ...groups.map((name) => ({ name, type: "group" as const }))];
-      return pageOf(sortChannels(channels), page);
-    },
+  async listMembers(caller: string, name: string, page?: ChannelPage): Promise<string[]> {
+    assertValidName(name, "group name");
+    // One script, so that the checks and the members are one moment's.
+    const [status = "", ...members] = await this.call(() => this.redis.chatListMembers(caller, name));
+    if (status === "not-member") throw chatErrors.mustJoinToList(caller, name);
+    this.checkCommon(status, caller, name);
+    return pageOfNames(members, page);
+  }
 
-    async listMembers(caller, name, page) {
-      assertValidName(name, "group name");
-      // One script, so that the checks and the members are one moment's.
-      const [status = "", ...members] = await call(() => redis.chatListMembers(caller, name));
-      if (status === "not-member") throw chatErrors.mustJoinToList(caller, name);
-      checkCommon(status, caller, name);
-      return pageOfNames(members, page);
-    },
-
-    async stats(): Promise<ChatStats> {
-      const [users, groups] = await call(() => Promise.all([redis.hlen("chat:users"), redis.scard("chat:groups")]));
-      return { users, groups };
-    },
-  };
-  return backend;
+  async stats(): Promise<ChatStats> {
+    const [users, groups] = await this.call(() => Promise.all([this.redis.hlen("chat:users"), this.redis.scard("chat:groups")]));
+    return { users, groups };
+  }
 }

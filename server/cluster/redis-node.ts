@@ -69,92 +69,113 @@ export const unavailable = () => new ChatError("unavailable", "the chat's shared
  * until Redis answers again, the subscription is confirmed, and the node has
  * released what it held before.
  */
-// biome-ignore lint/complexity/noExcessiveLinesPerFunction: a factory: one node's link is a small state machine (connected, subscribed, registered, available) whose short closures share that state.
 export function createRedisNode(options: RedisNodeOptions): RedisNode {
-  const { leaseMs, sweepMs, logger } = options;
-  const id = randomUUID();
-  // Commands fail at once while Redis is away instead of queueing, and after
-  // two seconds when it hangs: a chat call that cannot be served now should
-  // say so now.
-  const redisOptions = {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    commandTimeout: 2000,
-    lazyConnect: true,
-    retryStrategy: (n: number) => Math.min(100 * n, 1000),
-  };
-  const client = new Redis(options.url, redisOptions);
-  for (const [name, lua] of Object.entries(scripts)) client.defineCommand(name, { numberOfKeys: 0, lua });
-  // defineCommand adds one method per script at run time, which ioredis's
-  // types cannot express; ChatCommands names them, with scripts as their source.
-  const redis = client as Redis & ChatCommands;
-  // The subscriber resubscribes by itself (below) rather than through
-  // ioredis's autoResubscribe, so that the node serves again only once Redis
-  // has confirmed the subscription.
-  const subscriber = new Redis(options.url, { ...redisOptions, enableOfflineQueue: true, autoResubscribe: false });
-  const deliverChannel = `chat:deliver:${id}`;
-  const channels = [deliverChannel, ...(options.broadcastChannels ?? [])];
-  const leaseKey = `chat:lease:${id}`;
-  let available = false;
-  let closing = false;
-  let started = false;
+  return new RedisNodeImpl(options);
+}
+
+// Commands fail at once while Redis is away instead of queueing, and after
+// two seconds when it hangs: a chat call that cannot be served now should
+// say so now.
+const redisOptions = {
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  commandTimeout: 2000,
+  lazyConnect: true,
+  retryStrategy: (n: number) => Math.min(100 * n, 1000),
+};
+
+/**
+ * The one RedisNode: a small state machine (connected, subscribed,
+ * registered, available) over its two connections, the command one and the
+ * subscriber.
+ */
+class RedisNodeImpl implements RedisNode {
+  readonly id = randomUUID();
+  readonly redis: Redis & ChatCommands;
+  private readonly subscriber: Redis;
+  private readonly channels: readonly string[];
+  private readonly leaseKey = `chat:lease:${this.id}`;
+  private isAvailable = false;
+  private closing = false;
+  private started = false;
   // Whether Redis has confirmed this node's subscriptions (its delivery
   // channel and the broadcast ones) on the current subscriber connection:
   // without them, messages for this node's users would be published to nobody.
-  let subscribed = false;
+  private subscribed = false;
   // Counts the subscriber's connections, so that a late confirmation from a
   // dropped one is not taken for the current one's.
-  let subscriberGeneration = 0;
-  let timers: NodeJS.Timeout[] = [];
+  private subscriberGeneration = 0;
+  private timers: NodeJS.Timeout[] = [];
 
-  const setAvailable = (value: boolean) => {
-    if (available === value) return;
-    available = value;
-    logger.info({ node: id }, value ? "Redis reachable: serving" : "Redis unreachable: not serving");
-    options.onAvailability?.(value);
-  };
-  const register = async () => {
-    await redis.set(leaseKey, "1", "PX", leaseMs);
-    await redis.sadd("chat:nodes", id);
-  };
+  constructor(private readonly options: RedisNodeOptions) {
+    const client = new Redis(options.url, redisOptions);
+    for (const [name, lua] of Object.entries(scripts)) client.defineCommand(name, { numberOfKeys: 0, lua });
+    // defineCommand adds one method per script at run time, which ioredis's
+    // types cannot express; ChatCommands names them, with scripts as their source.
+    this.redis = client as Redis & ChatCommands;
+    // The subscriber resubscribes by itself (below) rather than through
+    // ioredis's autoResubscribe, so that the node serves again only once Redis
+    // has confirmed the subscription.
+    this.subscriber = new Redis(options.url, { ...redisOptions, enableOfflineQueue: true, autoResubscribe: false });
+    this.channels = [`chat:deliver:${this.id}`, ...(options.broadcastChannels ?? [])];
+  }
+
+  get available(): boolean {
+    return this.isAvailable;
+  }
+
+  private setAvailable(value: boolean): void {
+    if (this.isAvailable === value) return;
+    this.isAvailable = value;
+    this.options.logger.info({ node: this.id }, value ? "Redis reachable: serving" : "Redis unreachable: not serving");
+    this.options.onAvailability?.(value);
+  }
+
+  private async register(): Promise<void> {
+    await this.redis.set(this.leaseKey, "1", "PX", this.options.leaseMs);
+    await this.redis.sadd("chat:nodes", this.id);
+  }
+
   /** Both connections are up and the subscription confirmed: the node may serve. */
-  const canServe = () => redis.status === "ready" && subscribed;
+  private canServe(): boolean {
+    return this.redis.status === "ready" && this.subscribed;
+  }
 
   /**
    * After an outage: release whatever this node held before (its users may
    * still be listed if Redis kept its data), then register again.
    */
-  const recover = async () => {
+  private async recover(): Promise<void> {
     try {
-      await redis.chatReleaseNode(id, "its server lost its link to the chat's shared store");
-      await register();
+      await this.redis.chatReleaseNode(this.id, "its server lost its link to the chat's shared store");
+      await this.register();
       // Either connection may have dropped meanwhile: serve only with both.
-      if (canServe()) setAvailable(true);
+      if (this.canServe()) this.setAvailable(true);
     } catch (err) {
-      logger.warn({ err }, "could not register with Redis yet");
+      this.options.logger.warn({ err }, "could not register with Redis yet");
     }
-  };
+  }
 
   /** Marks Redis unreachable: health turns NOT_SERVING and every stream ends. */
-  const goneAway = () => {
-    if (closing || !available) return;
-    setAvailable(false);
-    options.onLost(unavailable());
-  };
+  private goneAway(): void {
+    if (this.closing || !this.isAvailable) return;
+    this.setAvailable(false);
+    this.options.onLost(unavailable());
+  }
 
   /** The subscriber connection is back: subscribe again, then serve again if the command connection is up too. */
-  const resubscribe = async () => {
-    const generation = subscriberGeneration;
+  private async resubscribe(): Promise<void> {
+    const generation = this.subscriberGeneration;
     try {
-      await subscriber.subscribe(...channels);
+      await this.subscriber.subscribe(...this.channels);
       // A confirmation from a connection that has dropped since is worth nothing.
-      if (generation !== subscriberGeneration) return;
-      subscribed = true;
-      if (!closing && !available && canServe()) await recover();
+      if (generation !== this.subscriberGeneration) return;
+      this.subscribed = true;
+      if (!this.closing && !this.isAvailable && this.canServe()) await this.recover();
     } catch (err) {
-      logger.warn({ err }, "could not subscribe to this node's deliveries yet");
+      this.options.logger.warn({ err }, "could not subscribe to this node's deliveries yet");
     }
-  };
+  }
 
   /**
    * The subscriber connection dropped (Redis closed it: a pub/sub output
@@ -162,51 +183,53 @@ export function createRedisNode(options: RedisNodeOptions): RedisNode {
    * this node meanwhile are lost, so its streams end now rather than miss
    * them silently, exactly as when the command connection drops.
    */
-  const subscriberLost = () => {
-    subscribed = false;
-    subscriberGeneration++;
-    goneAway();
-  };
+  private subscriberLost(): void {
+    this.subscribed = false;
+    this.subscriberGeneration++;
+    this.goneAway();
+  }
 
-  const refreshLease = async () => {
-    if (closing) return;
-    if (!available) {
+  private async refreshLease(): Promise<void> {
+    if (this.closing) return;
+    if (!this.isAvailable) {
       // A connection that never closed (Redis hung, then answered again)
       // brings no "ready" event, and one that came back before this node
       // had started was not resubscribed: try to come back from here.
-      if (!subscribed && subscriber.status === "ready") await resubscribe();
-      else if (canServe()) await recover();
+      if (!this.subscribed && this.subscriber.status === "ready") await this.resubscribe();
+      else if (this.canServe()) await this.recover();
       return;
     }
     try {
-      if ((await redis.set(leaseKey, "1", "PX", leaseMs, "XX")) === null) {
+      if ((await this.redis.set(this.leaseKey, "1", "PX", this.options.leaseMs, "XX")) === null) {
         // The lease ran out (a long pause, or Redis lost its data): other
         // nodes may have released our users already. Start over.
-        logger.warn({ node: id }, "lease lost: ending local sessions");
-        options.onLost(unavailable());
-        await recover();
+        this.options.logger.warn({ node: this.id }, "lease lost: ending local sessions");
+        this.options.onLost(unavailable());
+        await this.recover();
       }
     } catch {
       // Redis did not answer in time: as good as gone.
-      goneAway();
+      this.goneAway();
     }
-  };
+  }
 
-  const sweep = async () => {
-    if (!available) return;
+  private async sweep(): Promise<void> {
+    if (!this.isAvailable) return;
     try {
-      for (const node of await redis.smembers("chat:nodes")) {
-        if (node !== id && (await redis.chatSweep(node, "its server stopped answering")) === "ok") {
-          logger.info({ node }, "released the users of a node whose lease ran out");
+      for (const node of await this.redis.smembers("chat:nodes")) {
+        if (node !== this.id && (await this.redis.chatSweep(node, "its server stopped answering")) === "ok") {
+          this.options.logger.info({ node }, "released the users of a node whose lease ran out");
         }
       }
     } catch {
       // Reported by the connection's events.
     }
-  };
+  }
 
   /** Listens to both connections; returns the last error either reported, for a failed first connect. */
-  const listen = () => {
+  private listen(): { error?: Error } {
+    const { redis, subscriber, options } = this;
+    const { logger } = options;
     const seen: { error?: Error } = {};
     redis.on("error", (err: Error) => {
       seen.error = err;
@@ -216,69 +239,64 @@ export function createRedisNode(options: RedisNodeOptions): RedisNode {
       seen.error = err;
       logger.debug({ err: err.message }, "Redis subscriber error");
     });
-    redis.on("close", goneAway);
+    redis.on("close", () => this.goneAway());
     redis.on("ready", () => {
-      if (started && !closing && !available && canServe()) void recover();
+      if (this.started && !this.closing && !this.isAvailable && this.canServe()) void this.recover();
     });
-    subscriber.on("close", subscriberLost);
+    subscriber.on("close", () => this.subscriberLost());
     subscriber.on("ready", () => {
-      if (started && !closing) void resubscribe();
+      if (this.started && !this.closing) void this.resubscribe();
     });
     subscriber.on("message", options.onDelivery);
     return seen;
-  };
+  }
 
-  return {
-    id,
-    redis,
-    get available() {
-      return available;
-    },
+  async start(): Promise<void> {
+    const seen = this.listen();
+    try {
+      await this.redis.connect();
+      await this.subscriber.connect();
+    } catch (error) {
+      // ioredis rejects a failed first connect with "Connection is
+      // closed."; the error event before it says why.
+      throw seen.error ?? error;
+    }
+    await this.subscriber.subscribe(...this.channels);
+    this.subscribed = true;
+    await this.register();
+    this.started = true;
+    // The subscriber may have dropped meanwhile: then the lease refresh
+    // brings the node up once it is back.
+    if (this.canServe()) this.setAvailable(true);
+    this.timers = [
+      setInterval(() => this.refreshLease(), Math.max(100, Math.floor(this.options.leaseMs / 3))),
+      setInterval(() => this.sweep(), this.options.sweepMs),
+    ];
+    for (const t of this.timers) t.unref();
+  }
 
-    async start() {
-      const seen = listen();
-      try {
-        await redis.connect();
-        await subscriber.connect();
-      } catch (error) {
-        // ioredis rejects a failed first connect with "Connection is
-        // closed."; the error event before it says why.
-        throw seen.error ?? error;
-      }
-      await subscriber.subscribe(...channels);
-      subscribed = true;
-      await register();
-      started = true;
-      // The subscriber may have dropped meanwhile: then the lease refresh
-      // brings the node up once it is back.
-      if (canServe()) setAvailable(true);
-      timers = [setInterval(refreshLease, Math.max(100, Math.floor(leaseMs / 3))), setInterval(sweep, sweepMs)];
-      for (const t of timers) t.unref();
-    },
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const t of this.timers) clearInterval(t);
+    this.options.onLost(new ChatError("unavailable", "the server is shutting down"));
+    try {
+      await this.redis.del(this.leaseKey);
+      await this.redis.chatReleaseNode(this.id, "its server is shutting down");
+      await this.redis.srem("chat:nodes", this.id);
+    } catch {
+      // Redis is away: the survivors' sweep will release this node.
+    }
+    this.subscriber.disconnect();
+    this.redis.disconnect();
+  }
 
-    async close() {
-      closing = true;
-      for (const t of timers) clearInterval(t);
-      options.onLost(new ChatError("unavailable", "the server is shutting down"));
-      try {
-        await redis.del(leaseKey);
-        await redis.chatReleaseNode(id, "its server is shutting down");
-        await redis.srem("chat:nodes", id);
-      } catch {
-        // Redis is away: the survivors' sweep will release this node.
-      }
-      subscriber.disconnect();
-      redis.disconnect();
-    },
-
-    async call(run) {
-      if (!available) throw unavailable();
-      try {
-        return await run();
-      } catch (error) {
-        if (error instanceof ChatError) throw error;
-        throw unavailable();
-      }
-    },
-  };
+  async call<T>(run: () => Promise<T>): Promise<T> {
+    if (!this.isAvailable) throw unavailable();
+    try {
+      return await run();
+    } catch (error) {
+      if (error instanceof ChatError) throw error;
+      throw unavailable();
+    }
+  }
 }

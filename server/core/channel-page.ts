@@ -1,5 +1,12 @@
-import type { ChannelPage } from "./chat-backend.js";
-import type { ChannelRef } from "./chat-session.js";
+import type { ChannelRef } from "./session-event.js";
+
+/** Which part of the sorted channel list to return. */
+export interface ChannelPage {
+  /** Only names after this one, in code-unit order. */
+  after?: string;
+  /** At most this many channels. */
+  limit: number;
+}
 
 /** Sorts names and returns the page of them that the request asks for. */
 export function pageOfNames(names: Iterable<string>, page: ChannelPage | undefined): string[] {

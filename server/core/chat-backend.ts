@@ -1,15 +1,10 @@
-import type { ChannelRef, ChatEvent, ChatSession, EventOptIns } from "./chat-session.js";
+import type { ChannelPage } from "./channel-page.js";
+import type { ChatSession } from "./chat-session.js";
+import type { EventOptIns } from "./event-opt-ins.js";
+import type { ChannelRef, ChatEvent } from "./session-event.js";
 
 /** A value, or a promise of one: the in-memory backend answers at once. */
 export type MaybePromise<T> = T | Promise<T>;
-
-/** Which part of the sorted channel list to return. */
-export interface ChannelPage {
-  /** Only names after this one, in code-unit order. */
-  after?: string;
-  /** At most this many channels. */
-  limit: number;
-}
 
 /** How a session is opened: what its client asked to receive, and more. */
 export interface ConnectOptions extends EventOptIns {

@@ -1,5 +1,5 @@
 import { ChatError } from "./chat-error.js";
-import type { LeaveReason, MembershipEvent } from "./chat-session.js";
+import type { LeaveReason, MembershipEvent } from "./session-event.js";
 
 /**
  * The reason a member left, for membership events, from why its session

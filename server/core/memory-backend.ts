@@ -1,27 +1,19 @@
 import { randomUUID } from "node:crypto";
+import { type BackendSession, createBackendSession } from "./backend-session.js";
+import type { ChannelPage } from "./channel-page.js";
 import { pageOf, pageOfNames, sortChannels } from "./channel-page.js";
-import type { ChannelPage, ChatBackend, ChatStats, ConnectOptions, Resumed, ResumeRequest } from "./chat-backend.js";
+import type { ChatBackend, ChatStats, ConnectOptions, Resumed, ResumeRequest } from "./chat-backend.js";
 import { type ChatError, chatErrors } from "./chat-error.js";
-import {
-  type ChannelRef,
-  type ChatEvent,
-  type ChatSession,
-  createQueueBudget,
-  createSessionState,
-  createWakeScheduler,
-  defaultResumeHistory,
-  enforceQueueBudget,
-  grantOptIns,
-  type HistoryLimits,
-  type MembershipEvent,
-  type SessionEvent,
-  type SessionState,
-  takeBack,
-} from "./chat-session.js";
+import type { ChatSession } from "./chat-session.js";
+import { grantOptIns } from "./event-opt-ins.js";
+import { measureText } from "./measure-text.js";
 import { leaveReasonOf, membershipEvent } from "./membership-event.js";
-import { measureText } from "./message-text.js";
 import { assertValidName } from "./names.js";
 import { createPresenceFeed } from "./presence-feed.js";
+import { createQueueBudget, enforceQueueBudget } from "./queue-budget.js";
+import { defaultResumeHistory, type HistoryLimits, resumeSession } from "./resume-session.js";
+import type { ChannelRef, ChatEvent, MembershipEvent, SessionEvent } from "./session-event.js";
+import { createWakeScheduler } from "./wake-scheduler.js";
 
 /** Settings of a {@link MemoryBackend}. Every field has a default. */
 export interface MemoryBackendOptions {
@@ -111,19 +103,19 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
   const history = resumeGraceMs > 0 ? (options.resumeHistory ?? defaultResumeHistory) : undefined;
   const presenceIntervalMs = options.presenceIntervalMs ?? 250;
   const schedule = createWakeScheduler();
-  const users = new Map<string, SessionState>();
+  const users = new Map<string, BackendSession>();
   // Sessions whose stream dropped, with the timer that ends them.
-  const held = new Map<SessionState, NodeJS.Timeout>();
-  const presenceWatchers = new Set<SessionState>();
+  const held = new Map<BackendSession, NodeJS.Timeout>();
+  const presenceWatchers = new Set<BackendSession>();
   const presence =
     presenceIntervalMs > 0 ? createPresenceFeed({ intervalMs: presenceIntervalMs, publish: (event) => deliver(presenceWatchers, event) }) : undefined;
   // Members keep the order in which they joined.
-  const groups = new Map<string, Set<SessionState>>();
+  const groups = new Map<string, Set<BackendSession>>();
   // The sorted channel list, kept until a name comes or goes: pages of
   // ListChannels are then a binary search and a slice, not a sort each.
   let sorted: ChannelRef[] | undefined;
 
-  function caller(username: string): SessionState {
+  function caller(username: string): BackendSession {
     const session = users.get(username);
     if (session === undefined) {
       throw chatErrors.notSignedIn(username);
@@ -131,7 +123,7 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
     return session;
   }
 
-  function existingGroup(name: string): Set<SessionState> {
+  function existingGroup(name: string): Set<BackendSession> {
     assertValidName(name, "group name");
     const members = groups.get(name);
     if (members === undefined) {
@@ -140,13 +132,13 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
     return members;
   }
 
-  function assertRoomForGroup(session: SessionState): void {
+  function assertRoomForGroup(session: BackendSession): void {
     if (session.groups.size >= maxGroupsPerUser) {
       throw chatErrors.tooManyGroups(session.username, maxGroupsPerUser);
     }
   }
 
-  function removeMember(session: SessionState, name: string, members: Set<SessionState>): void {
+  function removeMember(session: BackendSession, name: string, members: Set<BackendSession>): void {
     members.delete(session);
     session.groups.delete(name);
     if (members.size === 0) {
@@ -157,21 +149,21 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
   }
 
   /** Tells the members that asked for membership events: O(members). */
-  function notifyMembers(members: Iterable<SessionState>, event: MembershipEvent): void {
-    const watchers: SessionState[] = [];
+  function notifyMembers(members: Iterable<BackendSession>, event: MembershipEvent): void {
+    const watchers: BackendSession[] = [];
     for (const member of members) {
       if (member.optIns.membership === true) watchers.push(member);
     }
     if (watchers.length > 0) deliver(watchers, event);
   }
 
-  function setOptIns(session: SessionState, optIns: ConnectOptions): void {
+  function setOptIns(session: BackendSession, optIns: ConnectOptions): void {
     session.optIns = grantOptIns(optIns, presence !== undefined);
     if (session.optIns.presence === true) presenceWatchers.add(session);
     else presenceWatchers.delete(session);
   }
 
-  function recipientsOf(sender: SessionState, channel: string): [ChannelRef["type"], Iterable<SessionState>] {
+  function recipientsOf(sender: BackendSession, channel: string): [ChannelRef["type"], Iterable<BackendSession>] {
     const members = groups.get(channel);
     if (members !== undefined) {
       if (!members.has(sender)) {
@@ -186,8 +178,8 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
     return ["user", [recipient]];
   }
 
-  function deliver(recipients: Iterable<SessionState>, event: SessionEvent): void {
-    let behind: [SessionState, ChatError][] | undefined;
+  function deliver(recipients: Iterable<BackendSession>, event: SessionEvent): void {
+    let behind: [BackendSession, ChatError][] | undefined;
     for (const session of recipients) {
       const overflow = session.push(event);
       if (overflow !== undefined) {
@@ -208,28 +200,28 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
     );
   }
 
-  function disconnect(session: ChatSession, reason?: unknown): void {
-    // Every session comes from connect below, which makes a SessionState:
+  function disconnect(chatSession: ChatSession, reason?: unknown): void {
+    // Every session comes from connect below, which makes a BackendSession:
     // the public type only hides what the backend alone touches.
-    const state = session as SessionState;
-    state.end(reason);
-    clearTimeout(held.get(state));
-    held.delete(state);
-    presenceWatchers.delete(state);
-    if (users.get(state.username) === state) {
-      users.delete(state.username);
+    const session = chatSession as BackendSession;
+    session.end(reason);
+    clearTimeout(held.get(session));
+    held.delete(session);
+    presenceWatchers.delete(session);
+    if (users.get(session.username) === session) {
+      users.delete(session.username);
       sorted = undefined;
-      presence?.changed({ name: state.username, type: "user" }, false);
+      presence?.changed({ name: session.username, type: "user" }, false);
     }
     const leave = leaveReasonOf(reason);
-    for (const name of state.groups) {
+    for (const name of session.groups) {
       const members = groups.get(name);
       if (members !== undefined) {
-        removeMember(state, name, members);
-        notifyMembers(members, membershipEvent("member-left", name, state.username, leave));
+        removeMember(session, name, members);
+        notifyMembers(members, membershipEvent("member-left", name, session.username, leave));
       }
     }
-    state.groups.clear();
+    session.groups.clear();
   }
 
   return {
@@ -252,7 +244,7 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
         // Each member hears only of its own leaving: the group is gone for all.
         for (const member of members) notifyMembers([member], membershipEvent("member-left", username, member.username, ["group-deleted", ""]));
       }
-      const session = createSessionState(username, limits, schedule, budget, history === undefined ? {} : { history });
+      const session = createBackendSession(username, limits, schedule, budget, history === undefined ? {} : { history });
       setOptIns(session, options);
       users.set(username, session);
       sorted = undefined;
@@ -264,23 +256,24 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
       assertValidName(username, "username");
       const session = users.get(username);
       if (session === undefined) throw chatErrors.noSessionToResume(username);
-      const { lost, stream } = takeBack(session, request);
+      const { lost, stream } = resumeSession(session, request);
       clearTimeout(held.get(session));
       held.delete(session);
       setOptIns(session, request);
       return { session, resumed: true, lost, stream };
     },
 
-    hold(session, reason) {
-      const state = session as SessionState;
-      if (resumeGraceMs === 0 || state.signal.aborted || users.get(state.username) !== state) {
-        disconnect(state, reason);
+    hold(chatSession, reason) {
+      // See disconnect: a BackendSession behind the public type.
+      const session = chatSession as BackendSession;
+      if (resumeGraceMs === 0 || session.signal.aborted || users.get(session.username) !== session) {
+        disconnect(session, reason);
         return;
       }
-      clearTimeout(held.get(state));
-      const timer = setTimeout(() => disconnect(state, chatErrors.resumeGraceOver(state.username, resumeGraceMs, reason)), resumeGraceMs);
+      clearTimeout(held.get(session));
+      const timer = setTimeout(() => disconnect(session, chatErrors.resumeGraceOver(session.username, resumeGraceMs, reason)), resumeGraceMs);
       timer.unref();
-      held.set(state, timer);
+      held.set(session, timer);
     },
 
     disconnect,

@@ -1,4 +1,4 @@
-import type { ChannelRef, PresenceEvent } from "./chat-session.js";
+import type { ChannelRef, PresenceEvent } from "./session-event.js";
 
 /** Collects presence changes and publishes them, coalesced, once per interval. */
 export interface PresenceFeed {

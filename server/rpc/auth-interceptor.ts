@@ -1,14 +1,7 @@
 import type { DescMethod } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { quote } from "../core/chat-error.js";
-
-/**
- * The context value that carries the authenticated caller's username from the
- * auth interceptor to the handlers, and to the interceptors that log and
- * count calls. Connect, which is exempt, sets it to the username its stream
- * claims.
- */
-export const userKey = createContextKey<string | undefined>(undefined, { description: "authenticated username" });
+import { userKey } from "./context-keys.js";
 
 /** What an authorization header says: a username, or what is wrong with it. */
 export type Authorization = { username: string } | { problem: string };

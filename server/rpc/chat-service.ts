@@ -1,10 +1,11 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { ChatService } from "../../gen/chat/v1/chat_pb.js";
-import type { ChannelPage, ChatBackend, MaybePromise } from "../core/chat-backend.js";
+import type { ChannelPage } from "../core/channel-page.js";
+import type { ChatBackend, MaybePromise } from "../core/chat-backend.js";
 import { ChatError } from "../core/chat-error.js";
 import { authenticatedUser } from "./auth-interceptor.js";
-import { channelTypes } from "./channel-type.js";
+import { channelTypes } from "./channel-types.js";
 import { pageToken, readPageToken } from "./page-token.js";
 import { createSessionStream, type DeliveryMetrics, type SessionStreamOptions } from "./session-stream.js";
 

@@ -9,9 +9,9 @@ import {
   EventSchema as Events,
   LeaveReason,
 } from "../../gen/chat/v1/chat_pb.js";
-import type { ChatEvent, LeaveReason as CoreLeaveReason, SessionEvent } from "../core/chat-session.js";
+import type { ChatEvent, LeaveReason as CoreLeaveReason, SessionEvent } from "../core/session-event.js";
 import { preEncoded } from "../transport/pre-encoded.js";
-import { channelTypes } from "./channel-type.js";
+import { channelTypes } from "./channel-types.js";
 
 // Each group message is encoded once, however many members receive it: the
 // encoded Event, as an occurrence of ConnectResponse's field 1 (tag, length,

@@ -1,6 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { ChatError, type ChatErrorKind } from "../core/chat-error.js";
-import { observeStream, type StreamObserver } from "./stream-end.js";
+import { observeStream, type StreamObserver } from "./observe-stream.js";
 
 const codes: Record<ChatErrorKind, Code> = {
   "invalid-input": Code.InvalidArgument,

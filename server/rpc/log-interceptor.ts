@@ -1,9 +1,9 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { userKey } from "./auth-interceptor.js";
 import { grpcCodeName } from "./code-name.js";
+import { resumedKey, userKey } from "./context-keys.js";
 import { toConnectError } from "./error-interceptor.js";
-import { observeStream, resumedKey, type StreamObserver } from "./stream-end.js";
+import { observeStream, type StreamObserver } from "./observe-stream.js";
 
 /**
  * Creates the interceptor that writes the calls' log lines. A unary call

@@ -1,7 +1,7 @@
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { ChatMetrics } from "../ops/chat-metrics.js";
 import { toConnectError } from "./error-interceptor.js";
-import { observeStream, type StreamObserver } from "./stream-end.js";
+import { observeStream, type StreamObserver } from "./observe-stream.js";
 
 /**
  * Creates the interceptor that counts calls and times them, by method and

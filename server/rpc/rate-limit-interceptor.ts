@@ -1,12 +1,9 @@
 import type { DescMethod } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
 import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { quote } from "../core/chat-error.js";
-import { userKey } from "./auth-interceptor.js";
-
-/** The context value with the address the call came from, which the transport sets. */
-export const clientAddressKey = createContextKey<string | undefined>(undefined, { description: "the client's IP address" });
+import { clientAddressKey, userKey } from "./context-keys.js";
 
 /** Settings of {@link createRateLimitInterceptor}; a rate of 0 turns its limit off. */
 export interface RateLimits {

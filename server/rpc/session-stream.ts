@@ -6,13 +6,9 @@ import { type ConnectRequest, type ConnectResponse, ConnectResponseSchema } from
 import type { ChatBackend, Resumed } from "../core/chat-backend.js";
 import { ChatError, chatErrors } from "../core/chat-error.js";
 import type { ChatSession } from "../core/chat-session.js";
-import { userKey } from "./auth-interceptor.js";
 import { toConnectResponse } from "./connect-response.js";
-import { droppedKey } from "./dropped-key.js";
-import { hardCloseKey } from "./hard-close-key.js";
-import { createStallWatch } from "./stall-watch.js";
-import { endReasonKey, resumedKey } from "./stream-end.js";
-import { tokenExpiresAtKey } from "./token-gate.js";
+import { droppedKey, endReasonKey, hardCloseKey, resumedKey, tokenExpiresAtKey, userKey } from "./context-keys.js";
+import { createStallWatch, type StallWatch } from "./stall-watch.js";
 import { tokenLeewaySeconds } from "./token-verifier.js";
 
 /** Settings of the chat's Connect streams. */
@@ -59,21 +55,38 @@ export type SessionStream = (req: ConnectRequest, ctx: HandlerContext) => AsyncG
  * they are (the error interceptor maps them), and records why the session
  * ended under endReasonKey for the interceptors that log and count it.
  */
-// biome-ignore lint/complexity/noExcessiveLinesPerFunction: a factory: the handler and attach() it returns are closures over the stall watch and options they share, which splitting it would have to pass around.
 export function createSessionStream(backend: ChatBackend, logger: Logger, options: SessionStreamOptions, metrics?: DeliveryMetrics): SessionStream {
-  const { maxEventsPerResponse, maxTextBytesPerResponse } = options;
-  const release = (session: ChatSession, reason: unknown) =>
-    void Promise.resolve(backend.disconnect(session, reason)).catch((err: unknown) => logger.error({ user: session.username, err }, "session not released"));
+  const streams = new SessionStreams(backend, logger, options, metrics);
+  return (req, ctx) => streams.serve(req, ctx);
+}
+
+/** What every stream of one handler shares (the backend, the settings, the stall watch), and what each stream does with it. */
+class SessionStreams {
   // A stream's responses are watched under its own key: the session for a
   // session that has one stream in its life, else the stream's hold on the
   // session, so that an old stream's stall never ends the stream that
   // resumed the session after it.
-  const streamSessions = new WeakMap<AbortSignal, ChatSession>();
-  const stalls = createStallWatch<ChatSession | AbortSignal>(options.stallTimeoutMs, (key) => {
-    const session = key instanceof AbortSignal ? streamSessions.get(key) : key;
-    if (session === undefined || (key instanceof AbortSignal && key.aborted)) return;
-    release(session, chatErrors.stalled(session.username, options.stallTimeoutMs));
-  });
+  private readonly streamSessions = new WeakMap<AbortSignal, ChatSession>();
+  private readonly stalls: StallWatch<ChatSession | AbortSignal>;
+
+  constructor(
+    private readonly backend: ChatBackend,
+    private readonly logger: Logger,
+    private readonly options: SessionStreamOptions,
+    private readonly metrics: DeliveryMetrics | undefined,
+  ) {
+    this.stalls = createStallWatch<ChatSession | AbortSignal>(options.stallTimeoutMs, (key) => {
+      const session = key instanceof AbortSignal ? this.streamSessions.get(key) : key;
+      if (session === undefined || (key instanceof AbortSignal && key.aborted)) return;
+      this.release(session, chatErrors.stalled(session.username, options.stallTimeoutMs));
+    });
+  }
+
+  private release(session: ChatSession, reason: unknown): void {
+    void Promise.resolve(this.backend.disconnect(session, reason)).catch((err: unknown) =>
+      this.logger.error({ user: session.username, err }, "session not released"),
+    );
+  }
 
   /**
    * Ties the session to the call, and returns what ends the session. A cut
@@ -84,7 +97,8 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
    * neither), so the call's own signal ends the session too, or a ghost user
    * would remain.
    */
-  function attach(session: ChatSession, ctx: HandlerContext, stream: AbortSignal | undefined): (reason: unknown) => void {
+  private attach(session: ChatSession, ctx: HandlerContext, stream: AbortSignal | undefined): (reason: unknown) => void {
+    const { backend, logger, metrics, options, stalls } = this;
     const hardClose = ctx.values.get(hardCloseKey);
     // A resumable session's stream ends when the session does, and also when
     // another stream takes the session over.
@@ -111,23 +125,26 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
       if (session.signal.aborted) {
         // When the backend cut the session off, that is the reason, not the
         // write error that the reset stream produced afterwards.
-        release(session, session.signal.reason);
+        this.release(session, session.signal.reason);
       } else if (ctx.values.get(droppedKey)() && backend.resumeGraceMs > 0) {
         void Promise.resolve(backend.hold(session, reason)).catch((err: unknown) => logger.error({ user: session.username, err }, "session not held"));
       } else {
-        release(session, reason);
+        this.release(session, reason);
       }
     };
     live.addEventListener("abort", onCutOff);
     ctx.signal.addEventListener("abort", onCallEnd);
-    const expiry = expireWithToken(ctx.values.get(tokenExpiresAtKey), () => release(session, chatErrors.tokenExpired(session.username)));
+    const expiry = expireWithToken(ctx.values.get(tokenExpiresAtKey), () => this.release(session, chatErrors.tokenExpired(session.username)));
     return (reason) => {
       clearTimeout(expiry);
       close(reason);
     };
   }
 
-  return async function* connect(req, ctx) {
+  /** One Connect stream, from its request to its end. */
+  async *serve(req: ConnectRequest, ctx: HandlerContext): AsyncGenerator<ConnectResponse> {
+    const { backend, metrics, options, stalls } = this;
+    const { maxEventsPerResponse, maxTextBytesPerResponse } = options;
     if (ctx.signal.aborted) {
       // The server is shutting down: no new sessions.
       throw ctx.signal.reason;
@@ -140,8 +157,8 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
     // The name the stream claims is its caller, for the log and the metrics.
     ctx.values.set(userKey, req.username);
     const { session, resumed, lost, stream } = await openSession(backend, req, verified !== undefined);
-    const close = attach(session, ctx, stream);
-    if (stream !== undefined) streamSessions.set(stream, session);
+    const close = this.attach(session, ctx, stream);
+    if (stream !== undefined) this.streamSessions.set(stream, session);
     const stallKey = stream ?? session;
     if (resumed) ctx.values.set(resumedKey, true);
     // JSON has no place for pre-encoded events: JSON clients (browsers on
@@ -177,7 +194,7 @@ export function createSessionStream(backend: ChatBackend, logger: Logger, option
       stalls.written(stallKey);
       close(reason);
     }
-  };
+  }
 }
 
 /**

@@ -1,11 +1,8 @@
-import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { RateLimiterMemory } from "rate-limiter-flexible";
-import { userKey } from "./auth-interceptor.js";
-import { clientAddressKey, retryIn } from "./rate-limit-interceptor.js";
+import { clientAddressKey, tokenExpiresAtKey, userKey } from "./context-keys.js";
+import { retryIn } from "./rate-limit-interceptor.js";
 import type { TokenVerifier, VerifiedToken } from "./token-verifier.js";
-
-/** The context value with when the caller's token expires (ms since the epoch), for streams to end then. */
-export const tokenExpiresAtKey = createContextKey<number | undefined>(undefined, { description: "when the caller's token expires" });
 
 const hint = 'send "authorization: Bearer <token>" with a token signed for this server';
 

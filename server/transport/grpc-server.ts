@@ -1,9 +1,9 @@
 import * as http2 from "node:http2";
 import type { Logger } from "pino";
 import type { ServerConfig } from "../ops/config.js";
-import { limitConnectionsPerAddress } from "./address-limit.js";
 import { guardConnection } from "./connection-guard.js";
 import { keepAlive } from "./keep-alive.js";
+import { limitConnectionsPerAddress } from "./limit-connections-per-address.js";
 import type { NodeHandler } from "./node-handler.js";
 import type { TlsFiles } from "./tls-files.js";
 

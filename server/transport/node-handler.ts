@@ -4,15 +4,13 @@ import { Code, ConnectError, type ConnectRouter, createContextValues } from "@co
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import type { ChatMetrics } from "../ops/chat-metrics.js";
-import { droppedKey } from "../rpc/dropped-key.js";
-import { hardCloseKey } from "../rpc/hard-close-key.js";
-import { clientAddressKey } from "../rpc/rate-limit-interceptor.js";
+import { clientAddressKey, droppedKey, hardCloseKey } from "../rpc/context-keys.js";
 import { addressKey } from "./address-key.js";
+import { dropTimeoutsBeyondTimers } from "./drop-timeouts-beyond-timers.js";
 import { createGrpcLeanPath } from "./grpc-lean-path.js";
 import { connectionGone, hardClose } from "./hard-close.js";
 import { createRequestBodyGuard, type RequestBodyLimits } from "./request-body-guard.js";
 import { createRouteTable, type Route } from "./route-table.js";
-import { dropTimeoutsBeyondTimers } from "./timeout-headers.js";
 
 /** Settings of {@link createNodeHandler}. */
 export interface NodeHandlerOptions {

@@ -1,7 +1,7 @@
 import * as http from "node:http";
 import type { Logger } from "pino";
 import type { ServerConfig } from "../ops/config.js";
-import { limitConnectionsPerAddress } from "./address-limit.js";
+import { limitConnectionsPerAddress } from "./limit-connections-per-address.js";
 import type { NodeHandler } from "./node-handler.js";
 
 /**

@@ -3,7 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { createRedisBackend, type RedisBackend, type RedisBackendOptions } from "../../server/cluster/redis-backend.js";
 import { ChatError, chatErrors } from "../../server/core/chat-error.js";
-import type { SessionEvent } from "../../server/core/chat-session.js";
+import type { SessionEvent } from "../../server/core/session-event.js";
 import { createLogger } from "../../server/ops/logger.js";
 import { failsWith, takeUntil, until } from "../helpers/backend-checks.js";
 import { startRedis, type TestRedis } from "../helpers/redis-server.js";

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ChatBackend } from "../../server/core/chat-backend.js";
 import type { ChatError } from "../../server/core/chat-error.js";
-import type { ChatEvent, ChatSession, HistoryLimits } from "../../server/core/chat-session.js";
+import type { ChatSession } from "../../server/core/chat-session.js";
+import type { HistoryLimits } from "../../server/core/resume-session.js";
+import type { ChatEvent } from "../../server/core/session-event.js";
 import { failsWith } from "../helpers/backend-checks.js";
 import { messages } from "../helpers/session-events.js";
 

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ChatError } from "../../server/core/chat-error.js";
-import type { ChatSession, SessionEvent } from "../../server/core/chat-session.js";
+import type { ChatSession } from "../../server/core/chat-session.js";
+import type { SessionEvent } from "../../server/core/session-event.js";
 import { failsWith, takeUntil, until } from "../helpers/backend-checks.js";
 import { describeEvents } from "../helpers/session-events.js";
 import { type BackendFactory, backendRunner } from "./backend-contract.js";

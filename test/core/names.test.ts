@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { measureText } from "../../server/core/message-text.js";
+import { measureText } from "../../server/core/measure-text.js";
 import { isValidName } from "../../server/core/names.js";
 
 describe("names and texts", () => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { PresenceEvent } from "../../server/core/chat-session.js";
 import { createPresenceFeed } from "../../server/core/presence-feed.js";
+import type { PresenceEvent } from "../../server/core/session-event.js";
 
 const names = (event: PresenceEvent) => ({
   added: event.added.map((c) => `${c.type}:${c.name}`),

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ChatError, type ChatErrorKind } from "../../server/core/chat-error.js";
-import type { ChatSession, SessionEvent } from "../../server/core/chat-session.js";
+import type { ChatSession } from "../../server/core/chat-session.js";
+import type { SessionEvent } from "../../server/core/session-event.js";
 import { describeEvents } from "./session-events.js";
 
 /** Expects a backend call to fail with a ChatError of the kind, whose message has the part. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { ChatEvent, SessionEvent } from "../../server/core/chat-session.js";
+import type { ChatEvent, SessionEvent } from "../../server/core/session-event.js";
 
 /** The events as messages, failing when any is another kind: for sessions that asked for nothing else. */
 export function messages(events: readonly SessionEvent[]): ChatEvent[] {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { equals, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { ConnectResponseSchema } from "../../gen/chat/v1/chat_pb.js";
-import type { SessionEvent } from "../../server/core/chat-session.js";
+import type { SessionEvent } from "../../server/core/session-event.js";
 import { toConnectResponse } from "../../server/rpc/connect-response.js";
 import { preEncodedFields } from "../../server/transport/pre-encoded.js";
 

@@ -1,15 +1,6 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues, createContextKey, type StreamRequest, type StreamResponse } from "@connectrpc/connect";
-
-/**
- * The context value in which a streaming handler records why its stream is
- * ending when it knows better than the transport: a chat session cut off for
- * falling behind ends with a reset, but the reason is that it fell behind.
- */
-export const endReasonKey = createContextKey<unknown>(undefined, { description: "why the handler ended its stream" });
-
-/** The context value a session's handler sets when its stream resumed a held session, for the log. */
-export const resumedKey = createContextKey<boolean>(false, { description: "whether the stream resumed a held session" });
+import { endReasonKey } from "./context-keys.js";
 
 /** A stream call as its observers see it. */
 export interface WatchedCall {
@@ -42,7 +33,11 @@ export interface StreamObserver {
 /** Why a stream ended when the transport closed it without aborting its signal. */
 const closedEarly = new ConnectError("the stream was closed before it ended", Code.Canceled);
 
-/** The watch of a call's stream, which every observing interceptor shares. */
+/**
+ * The watch of a call's stream, which every observing interceptor shares.
+ * Private to observeStream: no other layer reads or sets it, so it is not
+ * among the values a call carries (context-keys.ts).
+ */
 const watchKey = createContextKey<StreamWatch<unknown> | undefined>(undefined, { description: "the watch of the call's stream" });
 
 /**

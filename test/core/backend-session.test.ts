@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type ChatEvent, createSessionState, createWakeScheduler, queuedEventBytes } from "../../server/core/chat-session.js";
+import { createBackendSession } from "../../server/core/backend-session.js";
+import { type ChatEvent, queuedEventBytes } from "../../server/core/session-event.js";
+import { createWakeScheduler } from "../../server/core/wake-scheduler.js";
 import { messages } from "../helpers/session-events.js";
 
 function event(i: number, textBytes = 1): ChatEvent {
@@ -15,9 +17,9 @@ function event(i: number, textBytes = 1): ChatEvent {
   };
 }
 
-describe("chat session", () => {
+describe("backend session", () => {
   it("queues in order up to its limit", () => {
-    const s = createSessionState("u", { events: 3, bytes: 1e9 });
+    const s = createBackendSession("u", { events: 3, bytes: 1e9 });
     assert.equal(s.push(event(1)), undefined);
     assert.equal(s.push(event(2)), undefined);
     assert.equal(s.push(event(3)), undefined);
@@ -30,7 +32,7 @@ describe("chat session", () => {
   });
 
   it("takes batches bounded by count and by text size", () => {
-    const s = createSessionState("u", { events: 100, bytes: 1e9 });
+    const s = createBackendSession("u", { events: 100, bytes: 1e9 });
     for (let i = 0; i < 10; i++) s.push(event(i, 100));
     assert.deepEqual(
       messages(s.take(3, 1e6)).map((e) => e.id),
@@ -53,7 +55,7 @@ describe("chat session", () => {
   });
 
   it("keeps order across many partial takes", () => {
-    const s = createSessionState("u", { events: 5000, bytes: 1e9 });
+    const s = createBackendSession("u", { events: 5000, bytes: 1e9 });
     let next = 0;
     const seen: string[] = [];
     for (let round = 0; round < 50; round++) {
@@ -68,7 +70,7 @@ describe("chat session", () => {
   });
 
   it("wakes a waiter on a new event and on end", async () => {
-    const s = createSessionState("u", { events: 10, bytes: 1e9 });
+    const s = createBackendSession("u", { events: 10, bytes: 1e9 });
     let woke = false;
     const waiting = s.wait().then(() => (woke = true));
     await new Promise((r) => setImmediate(r));
@@ -87,7 +89,7 @@ describe("chat session", () => {
   });
 
   it("defers wake-ups to the end of the turn, so that one take sees the whole burst", async () => {
-    const s = createSessionState("u", { events: 100, bytes: 1e9 }, createWakeScheduler());
+    const s = createBackendSession("u", { events: 100, bytes: 1e9 }, createWakeScheduler());
     let taken: number | undefined;
     const reader = s.wait().then(() => (taken = s.take(100, 1e6).length));
     s.push(event(1));
@@ -101,7 +103,7 @@ describe("chat session", () => {
   });
 
   it("drops its queue and ignores pushes once ended", () => {
-    const s = createSessionState("u", { events: 2, bytes: 1e9 });
+    const s = createBackendSession("u", { events: 2, bytes: 1e9 });
     s.push(event(1));
     s.end(undefined);
     assert.equal(s.pending, 0);
@@ -112,11 +114,11 @@ describe("chat session", () => {
   });
 });
 
-describe("resumable chat session", () => {
+describe("resumable backend session", () => {
   const history = { events: 3, bytes: 1e9 };
 
   it("keeps what it delivered, within its history, and replays it after a rewind", () => {
-    const s = createSessionState("u", { events: 100, bytes: 1e9 }, undefined, undefined, { history });
+    const s = createBackendSession("u", { events: 100, bytes: 1e9 }, undefined, undefined, { history });
     assert.ok(s.resumeToken !== undefined && s.resumeToken.length >= 32);
     for (let i = 0; i < 5; i++) s.push(event(i));
     assert.deepEqual(
@@ -147,7 +149,7 @@ describe("resumable chat session", () => {
 
   it("counts its history in the budget until it is dropped", () => {
     const budget = { limitBytes: 1e9, usedBytes: 0 };
-    const s = createSessionState("u", { events: 100, bytes: 1e9 }, undefined, budget, { history });
+    const s = createBackendSession("u", { events: 100, bytes: 1e9 }, undefined, budget, { history });
     s.push(event(1));
     const held = budget.usedBytes;
     s.take(10, 1e9);
@@ -160,7 +162,7 @@ describe("resumable chat session", () => {
   });
 
   it("wakes the stream it replaces, whose signal says so", async () => {
-    const s = createSessionState("u", { events: 100, bytes: 1e9 }, undefined, undefined, { history });
+    const s = createBackendSession("u", { events: 100, bytes: 1e9 }, undefined, undefined, { history });
     const first = s.attachStream();
     const waiting = s.wait();
     const second = s.attachStream();
@@ -172,7 +174,7 @@ describe("resumable chat session", () => {
   });
 
   it("keeps no more history than its queue holds, since a resume puts the history back in it", () => {
-    const s = createSessionState("u", { events: 2, bytes: 1e9 }, undefined, undefined, { history: { events: 100, bytes: 1e9 } });
+    const s = createBackendSession("u", { events: 2, bytes: 1e9 }, undefined, undefined, { history: { events: 100, bytes: 1e9 } });
     for (let i = 0; i < 5; i++) {
       s.push(event(i));
       s.take(10, 1e9);
@@ -184,7 +186,7 @@ describe("resumable chat session", () => {
 
   it("has no resume token and keeps nothing without a history", () => {
     const budget = { limitBytes: 1e9, usedBytes: 0 };
-    const s = createSessionState("u", { events: 100, bytes: 1e9 }, undefined, budget);
+    const s = createBackendSession("u", { events: 100, bytes: 1e9 }, undefined, budget);
     assert.equal(s.resumeToken, undefined);
     s.push(event(1));
     s.take(10, 1e9);
