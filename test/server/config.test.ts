@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ConfigError, defaultConfig, parseConfig } from "../../server/ops/config.js";
+import { ConfigError } from "../../server/ops/config-error.js";
+import { parseConfig } from "../../server/ops/parse-config.js";
+import { defaultConfig } from "../../server/ops/server-settings.js";
 import { parseAuthorization } from "../../server/rpc/auth-interceptor.js";
 
 describe("configuration", () => {
