@@ -8,10 +8,10 @@ const reserve = 256;
  * leaves after a reserve for everything else it opens, so that running out of
  * descriptors never locks everyone out. The limit is the soft "Max open
  * files" of limits, the text of /proc/self/limits; where there is none (not
- * Linux), the common default of 1024.
+ * Linux: no such file), the common default of 1024.
  */
-export function defaultMaxConnections(limits: string | undefined = readProcLimits()): number {
-  const line = limits?.split("\n").find((l) => l.startsWith("Max open files"));
+export function defaultMaxConnections(limits: string = readProcLimits()): number {
+  const line = limits.split("\n").find((l) => l.startsWith("Max open files"));
   const soft = Number(line?.split(/\s{2,}/)[1]);
   const limit = Number.isSafeInteger(soft) && soft > 0 ? soft : 1024;
   return Math.max(16, Math.min(100_000, limit - reserve));
@@ -20,10 +20,10 @@ export function defaultMaxConnections(limits: string | undefined = readProcLimit
 /** How the default is worked out, for --help and the documentation, whose readers' machines differ. */
 export const defaultMaxConnectionsText = `the file-descriptor limit less ${reserve}`;
 
-function readProcLimits(): string | undefined {
+function readProcLimits(): string {
   try {
     return readFileSync("/proc/self/limits", "utf8");
   } catch {
-    return undefined;
+    return "";
   }
 }
