@@ -63,6 +63,7 @@ export type Setting = ValueSetting<number> | ValueSetting<string> | ValueSetting
 export const serverSettings = {
   host: { flag: "--host <address>", env: "HOST", parse: text, default: "127.0.0.1", help: "address to listen on", group: "server" },
   port: { flag: "--port <n>", env: "PORT", parse: integer(0, 65535), default: 50051, help: "TCP port; 0 picks a free one", group: "server" },
+  /** The port of the chat page and the browser protocols (HTTP/1.1); none when unset (--no-web). */
   webPort: {
     flag: "--web-port <n>",
     env: "WEB_PORT",
@@ -72,6 +73,7 @@ export const serverSettings = {
     help: "port of the chat page and of Connect and gRPC-Web over HTTP/1.1, for browsers",
     group: "server",
   },
+  /** Whether plain gRPC calls take the lean path (see grpc-lean-path.ts), or all go through Connect. */
   leanPath: { flag: "--no-lean-path", help: "serve every call through Connect's handler, without the lean gRPC path", group: "server" },
 
   queueLimit: {
@@ -82,6 +84,7 @@ export const serverSettings = {
     help: "events that may wait for one stream before it is cut off",
     group: "limits",
   },
+  /** Bytes of queued events (text plus about 100 bytes each) that may wait for one stream. */
   queueLimitBytes: {
     flag: "--queue-limit-bytes <n>",
     env: "QUEUE_LIMIT_BYTES",
@@ -90,6 +93,7 @@ export const serverSettings = {
     help: "bytes of events that may wait for one stream before it is cut off",
     group: "limits",
   },
+  /** Bytes that may wait in all the streams' queues together; past it, the largest are cut off. */
   maxQueuedBytes: {
     flag: "--max-queued-bytes <n>",
     env: "MAX_QUEUED_BYTES",
@@ -130,6 +134,7 @@ export const serverSettings = {
     help: "the default and the largest page of ListChannels",
     group: "limits",
   },
+  /** Connections the gRPC port accepts at once; more are refused. */
   maxConnections: {
     flag: "--max-connections <n>",
     env: "MAX_CONNECTIONS",
@@ -163,6 +168,7 @@ export const serverSettings = {
     help: "request header bytes a connection may hold in open streams before it acknowledges SETTINGS",
     group: "limits",
   },
+  /** Bytes of unary and server-streaming request bodies not yet complete that one connection may hold. */
   maxPendingRequestBytes: {
     flag: "--max-pending-request-bytes <n>",
     env: "MAX_PENDING_REQUEST_BYTES",
@@ -236,6 +242,7 @@ export const serverSettings = {
     group: "limits",
   },
 
+  /** A PEM certificate chain file: with tlsKey, the gRPC port serves TLS, HTTP/2 and HTTP/1.1 by ALPN. */
   tlsCert: {
     flag: "--tls-cert <file>",
     env: "TLS_CERT",
@@ -244,6 +251,7 @@ export const serverSettings = {
     group: "security",
   },
   tlsKey: { flag: "--tls-key <file>", env: "TLS_KEY", parse: text, help: "PEM private key of --tls-cert", group: "security" },
+  /** Signed identities: the HMAC secret of tokens (HS256/384/512). */
   jwtSecret: {
     flag: "--jwt-secret <secret>",
     env: "JWT_SECRET",
@@ -275,6 +283,7 @@ export const serverSettings = {
     help: "signed identities: the claim that names the user",
     group: "security",
   },
+  /** Signed identities: refused tokens one IP address may present per minute before its calls are refused unchecked; 0 for no limit. */
   tokenFailuresPerIp: {
     flag: "--token-failures-per-ip <n>",
     env: "TOKEN_FAILURES_PER_IP",
@@ -283,6 +292,7 @@ export const serverSettings = {
     help: "signed identities: refused tokens one IP address may present per minute (0: no limit)",
     group: "security",
   },
+  /** Messages one user may send per second, sustained; 0 for no limit. */
   sendRate: {
     flag: "--send-rate <n>",
     env: "SEND_RATE",
@@ -315,6 +325,7 @@ export const serverSettings = {
     help: "Connect attempts one IP address may make per second (0: no limit)",
     group: "security",
   },
+  /** Origins (scheme://host:port) whose pages may call the server from a browser, besides the page's own. */
   webOrigin: {
     flag: "--web-origin <origins>",
     env: "WEB_ORIGIN",
@@ -334,6 +345,7 @@ export const serverSettings = {
     group: "security",
   },
 
+  /** Cluster mode: the URL of the Redis every node shares; in memory when unset. */
   redis: {
     flag: "--redis <url>",
     env: "REDIS_URL",
@@ -382,6 +394,7 @@ export const serverSettings = {
     help: "bytes of those events",
     group: "realTime",
   },
+  /** Whether presence events (ChannelsChanged) are on. */
   presence: { flag: "--no-presence", help: "send no presence events (ChannelsChanged), even to clients that ask", group: "realTime" },
   presenceIntervalMs: {
     flag: "--presence-interval-ms <n>",
@@ -401,6 +414,7 @@ export const serverSettings = {
     help: "log lines of one kind per second before the rest are summarised in one line",
     group: "operations",
   },
+  /** The port of the Prometheus /metrics endpoint; none when unset. */
   metricsPort: {
     flag: "--metrics-port <n>",
     env: "METRICS_PORT",
@@ -437,9 +451,10 @@ type UnsetKeys = {
  * means. A setting that may be unset is optional.
  */
 export type ServerConfig = {
-  [K in Exclude<SettingKey, UnsetKeys>]: ValueOf<Settings[K]>;
+  // Mapped over keyof the table itself, "as" picking the keys, so that each key keeps the comment of its entry.
+  [K in keyof Settings as K extends UnsetKeys ? never : K]: ValueOf<Settings[K]>;
 } & {
-  [K in UnsetKeys]?: ValueOf<Settings[K]>;
+  [K in keyof Settings as K extends UnsetKeys ? K : never]?: ValueOf<Settings[K]>;
 };
 
 /** The settings as [key, setting] pairs, in the order of the table. */
