@@ -7,8 +7,8 @@ import type { ChatBackend } from "./core/chat-backend.js";
 import { type BackendLifecycle, createBackend } from "./create-backend.js";
 import { createTokenVerifierFromConfig } from "./create-token-verifier.js";
 import { type ChatMetrics, createChatMetrics } from "./ops/chat-metrics.js";
-import type { ServerConfig } from "./ops/config.js";
 import { createMetricsServer } from "./ops/metrics-server.js";
+import type { ServerConfig } from "./ops/server-settings.js";
 import { defaultChatServiceOptions } from "./rpc/chat-service.js";
 import { createRoutes, type RoutesDeps } from "./rpc/routes.js";
 import { createHealthStatus, type HealthStatus, ServingStatus } from "./standard/health-status.js";
@@ -183,15 +183,15 @@ async function listenAll({ config, logger, state, grpc, web, site, metricsServer
   if (node !== undefined) logger.info({ node }, "cluster mode: registered with Redis");
   try {
     if (metricsServer !== undefined && config.metricsPort !== undefined) {
-      const address = await listenOn(metricsServer, config.metricsPort, config.host, "--metrics-port");
+      const address = await listenOn(metricsServer, config.metricsPort, config.host, "metricsPort");
       logger.info({ host: address.address, port: address.port }, "metrics listening");
     }
     let page: string | undefined;
     if (config.webPort !== undefined || grpc.secure) site.setPage(await createWebPage());
     if (config.webPort !== undefined) {
-      page = `http://${hostPort(await listenOn(web, config.webPort, config.host, "--web-port"))}/`;
+      page = `http://${hostPort(await listenOn(web, config.webPort, config.host, "webPort"))}/`;
     }
-    const address = await listenOn(grpc.server, config.port, config.host, "--port");
+    const address = await listenOn(grpc.server, config.port, config.host, "port");
     if (grpc.secure) page = `https://${hostPort(address)}/`;
     logger.info({ host: address.address, port: address.port, ...(grpc.secure ? { tls: true } : {}), ...(page ? { web: page } : {}) }, "server listening");
     return address;

@@ -4,7 +4,8 @@ import { createRedisBackend } from "./cluster/redis-backend.js";
 import type { ChatBackend } from "./core/chat-backend.js";
 import { describeReason } from "./core/chat-error.js";
 import { createMemoryBackend, type MemoryBackendOptions } from "./core/memory-backend.js";
-import { ConfigError, type ServerConfig } from "./ops/config.js";
+import { ConfigError } from "./ops/config-error.js";
+import { type ServerConfig, settingLabel } from "./ops/server-settings.js";
 
 /** A backend, and how its connection to shared state starts and ends. */
 export interface BackendLifecycle {
@@ -64,7 +65,7 @@ export function createBackend(config: ServerConfig, logger: Logger, onAvailabili
         await cluster.start();
       } catch (error) {
         await cluster.close();
-        throw new ConfigError(`--redis (REDIS_URL) ${redactUrl(url)}: cannot reach Redis (${describeReason(error)})`);
+        throw new ConfigError(`${settingLabel("redis")} ${redactUrl(url)}: cannot reach Redis (${describeReason(error)})`);
       }
       return cluster.nodeId;
     },

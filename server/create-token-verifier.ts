@@ -1,7 +1,8 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describeReason } from "./core/chat-error.js";
-import { ConfigError, type ServerConfig } from "./ops/config.js";
+import { ConfigError } from "./ops/config-error.js";
+import { type ServerConfig, settingLabel } from "./ops/server-settings.js";
 import { algorithmsOf, createTokenVerifier, type TokenKeys, type TokenVerifier } from "./rpc/token-verifier.js";
 
 /**
@@ -26,18 +27,18 @@ export function createTokenVerifierFromConfig(config: ServerConfig): TokenVerifi
 }
 
 function readPublicKey(file: string): KeyObject {
-  const flag = "--jwt-public-key (JWT_PUBLIC_KEY)";
+  const label = settingLabel("jwtPublicKey");
   let pem: string;
   try {
     pem = readFileSync(file, "utf8");
   } catch (error) {
-    throw new ConfigError(`${flag} ${file}: cannot read it (${describeReason(error)})`);
+    throw new ConfigError(`${label} ${file}: cannot read it (${describeReason(error)})`);
   }
   try {
     const key = createPublicKey(pem);
     algorithmsOf(key);
     return key;
   } catch (error) {
-    throw new ConfigError(`${flag} ${file}: not a usable public key (${describeReason(error)})`);
+    throw new ConfigError(`${label} ${file}: not a usable public key (${describeReason(error)})`);
   }
 }

@@ -1,6 +1,8 @@
 import { type ChatServer, createChatServer } from "./chat-server.js";
-import { ConfigError, parseConfig, type ServerConfig } from "./ops/config.js";
+import { ConfigError } from "./ops/config-error.js";
 import { createLogger, flushLog } from "./ops/logger.js";
+import { parseConfig } from "./ops/parse-config.js";
+import type { ServerConfig } from "./ops/server-settings.js";
 import { hostPort } from "./transport/listen-on.js";
 
 /**

@@ -1,6 +1,6 @@
 import * as http2 from "node:http2";
 import type { Logger } from "pino";
-import type { ServerConfig } from "../ops/config.js";
+import type { ServerConfig } from "../ops/server-settings.js";
 import { guardConnection } from "./connection-guard.js";
 import { keepAlive } from "./keep-alive.js";
 import { limitConnectionsPerAddress } from "./limit-connections-per-address.js";

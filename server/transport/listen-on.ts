@@ -1,22 +1,23 @@
 import type * as net from "node:net";
 import type { AddressInfo } from "node:net";
-import { ConfigError } from "../ops/config.js";
+import { ConfigError } from "../ops/config-error.js";
+import { settingLabel } from "../ops/server-settings.js";
 
 /**
  * Listens on a port and resolves with the bound address. A port that cannot
- * be had rejects with a ConfigError naming the flag and the address.
+ * be had rejects with a ConfigError naming the setting (that of the port, or
+ * --host) and the address.
  */
-export function listenOn(server: net.Server, port: number, host: string, flag: string): Promise<AddressInfo> {
+export function listenOn(server: net.Server, port: number, host: string, setting: "port" | "webPort" | "metricsPort"): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {
       const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
-      // The flag, and the variable that sets it too: either may be how the value came.
-      const named = `${flag} (${flag.slice(2).toUpperCase().replaceAll("-", "_")}) ${port}`;
+      const named = `${settingLabel(setting)} ${port}`;
       const messages: Record<string, string> = {
         EADDRINUSE: `${named}: ${where} is already in use`,
         EACCES: `${named}: no permission to listen on ${where}`,
-        EADDRNOTAVAIL: `--host (HOST) ${host}: not an address of this machine`,
-        ENOTFOUND: `--host (HOST) ${host}: no such host`,
+        EADDRNOTAVAIL: `${settingLabel("host")} ${host}: not an address of this machine`,
+        ENOTFOUND: `${settingLabel("host")} ${host}: no such host`,
       };
       reject(new ConfigError(messages[error.code ?? ""] ?? `${named}: cannot listen on ${where} (${error.message})`));
     };

@@ -1,6 +1,6 @@
 import * as http from "node:http";
 import type { Logger } from "pino";
-import type { ServerConfig } from "../ops/config.js";
+import type { ServerConfig } from "../ops/server-settings.js";
 import { limitConnectionsPerAddress } from "./limit-connections-per-address.js";
 import type { NodeHandler } from "./node-handler.js";
 

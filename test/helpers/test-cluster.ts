@@ -1,4 +1,4 @@
-import type { ServerConfig } from "../../server/ops/config.js";
+import type { ServerConfig } from "../../server/ops/server-settings.js";
 import { startRedis, type TestRedis } from "./redis-server.js";
 import { startTestServer, type TestServer } from "./test-server.js";
 

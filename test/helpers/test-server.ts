@@ -1,7 +1,7 @@
 import { Writable } from "node:stream";
 import { type ChatServer, createChatServer } from "../../server/chat-server.js";
-import { defaultConfig, type ServerConfig } from "../../server/ops/config.js";
 import { createLogger } from "../../server/ops/logger.js";
+import { defaultConfig, type ServerConfig } from "../../server/ops/server-settings.js";
 
 /** A chat server on a free loopback port, with its log kept in memory. */
 export interface TestServer {

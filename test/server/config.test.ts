@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ConfigError, defaultConfig, parseConfig } from "../../server/ops/config.js";
+import { ConfigError } from "../../server/ops/config-error.js";
+import { defaultMaxConnections } from "../../server/ops/default-max-connections.js";
+import { parseConfig } from "../../server/ops/parse-config.js";
+import { defaultConfig, settingEntries, settingGroups } from "../../server/ops/server-settings.js";
 import { parseAuthorization } from "../../server/rpc/auth-interceptor.js";
 
 describe("configuration", () => {
@@ -62,6 +65,94 @@ describe("configuration", () => {
 
   it("gives help as a ConfigError whose message is the usage text", () => {
     assert.throws(() => parseConfig(["--help"], {}), /^ConfigError: Usage: chat-server \[options\]/);
+  });
+
+  it("has a default for every setting that has one in the table, and switches on", () => {
+    const expected = settingEntries.filter(([, setting]) => !("parse" in setting) || setting.default !== undefined).map(([key]) => key);
+    assert.deepEqual(Object.keys(defaultConfig).toSorted(), expected.toSorted());
+    assert.equal(defaultConfig.presence, true);
+    assert.equal(defaultConfig.leanPath, true);
+    assert.equal(defaultConfig.webPort, 8080);
+    assert.equal(parseConfig(["--no-web"], { WEB_PORT: "9000" }).webPort, undefined);
+    assert.equal(parseConfig(["--no-presence"], {}).presence, false);
+  });
+});
+
+describe("the default cap on connections", () => {
+  const limits = (soft: string) =>
+    `Limit                     Soft Limit           Hard Limit           Units\nMax open files            ${soft.padEnd(21)}524288               files\n`;
+
+  it("is the soft limit on open files less 256, from 16 to 100,000", () => {
+    assert.equal(defaultMaxConnections(limits("20000")), 19744);
+    assert.equal(defaultMaxConnections(limits("100")), 16);
+    assert.equal(defaultMaxConnections(limits("unlimited")), 768);
+    assert.equal(defaultMaxConnections(limits("10000000")), 100_000);
+    assert.equal(defaultMaxConnections(""), 768);
+  });
+});
+
+/** The options of --help: each one's term, the heading it is under, and its description on one line. */
+function optionsInHelp(help: string): { term: string; group: string; text: string }[] {
+  const options: { term: string; group: string; text: string }[] = [];
+  let group = "";
+  for (const line of help.split("\n")) {
+    const heading = /^(\S.*):$/.exec(line);
+    const start = /^ {2}(-\S.*?)(?: {2,}(.*))?$/.exec(line);
+    const last = options.at(-1);
+    if (heading) group = heading[1] ?? "";
+    else if (start && group !== "Examples") options.push({ term: start[1] ?? "", group, text: start[2] ?? "" });
+    else if (/^ {3,}\S/.test(line) && last !== undefined && group !== "Examples") last.text += ` ${line.trim()}`;
+  }
+  return options;
+}
+
+describe("--help", () => {
+  const help = (() => {
+    try {
+      parseConfig(["--help"], {});
+    } catch (error) {
+      if (error instanceof ConfigError) return error.message;
+    }
+    throw new Error("--help gave no usage text");
+  })();
+  const options = optionsInHelp(help);
+
+  it("groups the options by topic, in order, and ends with examples", () => {
+    const headings = [...help.matchAll(/^(\S.*):$/gm)].map((match) => match[1]);
+    assert.deepEqual(headings, [...Object.values(settingGroups), "Examples"]);
+    assert.match(help, /\nExamples:\n( {2}.*\n)+$/);
+    assert.deepEqual(options.at(-1), { term: "-h, --help", group: "Operations", text: "show this help" });
+  });
+
+  it("shows every setting once, under its topic, with its variable and exactly one default", () => {
+    const flags = settingEntries.flatMap(([, setting]) => ("unsetBy" in setting && setting.unsetBy ? [setting.flag, setting.unsetBy.flag] : [setting.flag]));
+    assert.deepEqual(options.map((o) => o.term).toSorted(), [...flags, "-h, --help"].toSorted());
+    for (const [key, setting] of settingEntries) {
+      const [option, ...more] = options.filter((o) => o.term === setting.flag);
+      assert.ok(option !== undefined && more.length === 0, `${setting.flag} is in --help once`);
+      assert.equal(option.group, settingGroups[setting.group], key);
+      assert.ok(option.text.startsWith(setting.help), `${key}: ${option.text}`);
+      // "(default: …)" and "…, default …" are defaults shown; "the default and the largest page" is not.
+      const defaults = option.text.match(/[(,]\s*default\b/g) ?? [];
+      if (!("env" in setting)) {
+        assert.doesNotMatch(option.text, /\benv\b/, key);
+        assert.equal(defaults.length, 0, `${key}: ${option.text}`);
+        continue;
+      }
+      assert.match(option.text, new RegExp(`\\(env ${setting.env}[,)]`), key);
+      assert.equal(defaults.length, setting.default === undefined ? 0 : 1, `${key}: ${option.text}`);
+      if (setting.defaultText !== undefined) assert.ok(option.text.includes(`default ${setting.defaultText})`), `${key}: ${option.text}`);
+      else if (setting.default !== undefined) assert.ok(option.text.includes(`default ${setting.default})`), `${key}: ${option.text}`);
+      if (setting.unsetBy !== undefined) {
+        const unset = options.filter((o) => o.term === setting.unsetBy?.flag);
+        assert.deepEqual(unset, [{ term: setting.unsetBy.flag, group: settingGroups[setting.group], text: setting.unsetBy.help }]);
+      }
+    }
+  });
+
+  it("says what the default cap on connections is, not only this machine's number", () => {
+    const option = options.find((o) => o.term === "--max-connections <n>");
+    assert.match(option?.text ?? "", /\(env MAX_CONNECTIONS, default the file-descriptor limit less 256\)$/);
   });
 });
 
