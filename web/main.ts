@@ -22,8 +22,8 @@ import {
   type Event,
   LeaveReason,
 } from "../gen/chat/v1/chat_pb.js";
-import { maxNameLength, nameInputPattern } from "../server/core/names.js";
-import { describeError } from "../server/rpc/code-name.js";
+import { describeError } from "../client/sdk/describe-error.js";
+import { maxNameLength, nameInputPattern } from "../client/sdk/name-rule.js";
 
 type ChatClient = Client<typeof ChatService>;
 
