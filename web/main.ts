@@ -12,6 +12,8 @@ import { create } from "@bufbuild/protobuf";
 import { durationMs, timestampDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
+import { describeError } from "../client/sdk/describe-error.js";
+import { maxNameLength, nameInputPattern } from "../client/sdk/name-rule.js";
 import {
   type Channel,
   ChannelType,
@@ -22,8 +24,6 @@ import {
   type Event,
   LeaveReason,
 } from "../gen/chat/v1/chat_pb.js";
-import { describeError } from "../client/sdk/describe-error.js";
-import { maxNameLength, nameInputPattern } from "../client/sdk/name-rule.js";
 
 type ChatClient = Client<typeof ChatService>;
 

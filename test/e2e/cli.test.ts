@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { spawnCliProcess } from "../../client/cli-process.js";
+import { spawnCliProcess } from "../helpers/cli-process.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 const clientMain = fileURLToPath(new URL("../../client/main.ts", import.meta.url));

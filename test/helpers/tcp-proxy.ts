@@ -23,8 +23,8 @@ export interface TcpProxy {
 
 /**
  * Starts a proxy on a free loopback port that forwards to targetPort. The
- * demo routes a terminal client through one to show a resume; the tests
- * use it to fail connections under their clients.
+ * tests use it to fail connections under their clients; the demo routes a
+ * terminal client through one to show a resume.
  */
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const pairs = new Set<[net.Socket, net.Socket]>();
