@@ -148,6 +148,43 @@ describe("the chat page in Chromium", { timeout: 90_000 }, () => {
     assert.deepEqual(await errors(), []);
   });
 
+  it("draws every bubble as wide as its text, received ones too", async () => {
+    await channel(alice, "room").click();
+    const bubbles = await alice.locator("#messages li:not(.note)").evaluateAll((items) =>
+      items.map((li) => {
+        // The widths of the lines of text, not of the blocks that hold them.
+        const widths = [".meta", ".text"].map((selector) => {
+          const range = li.ownerDocument.createRange();
+          range.selectNodeContents(li.querySelector(selector)!);
+          return range.getBoundingClientRect().width;
+        });
+        return { mine: li.classList.contains("mine"), spare: li.getBoundingClientRect().width - Math.max(...widths) };
+      }),
+    );
+    assert.ok(bubbles.some((b) => !b.mine) && bubbles.some((b) => b.mine), JSON.stringify(bubbles));
+    // Padding and border, and nothing more.
+    for (const bubble of bubbles) assert.ok(bubble.spare < 30, JSON.stringify(bubbles));
+  });
+
+  it("has an icon, and asks for nothing the server lacks", async () => {
+    const page = await browser.newPage();
+    const failures: string[] = [];
+    page.on("response", (response) => {
+      if (response.status() >= 400) failures.push(`${response.status()} ${response.url()}`);
+    });
+    page.on("console", (message) => {
+      if (message.type() === "error") failures.push(message.text());
+    });
+    await page.goto(t.webUrl, { waitUntil: "load" });
+    const href = await page.locator('link[rel="icon"]').getAttribute("href", { timeout: 1000 });
+    const icon = await page.request.get(new URL(href ?? "", t.webUrl).href);
+    assert.deepEqual([icon.status(), icon.headers()["content-type"]], [200, "image/svg+xml; charset=utf-8"]);
+    // Give a late request (the icon's) time to fail, were it to.
+    await page.waitForTimeout(500);
+    assert.deepEqual(failures, []);
+    await page.close();
+  });
+
   it("follows membership and presence: members, Join or Leave as fits, conversations that are gone", async () => {
     const client = createChatClient(t.baseUrl, "gus");
     const stream = await openStream(client, "gus");
