@@ -38,10 +38,10 @@ export function sessionPlace(): SessionPlace | undefined {
  * a server that asks for one, and keeps the session through dropped
  * streams (see createResumableSession: it resumes while the server holds
  * the session, and then goes on as a fresh one). resumeFrom resumes a
- * session the tab had before a reload. Resolves when the session is over:
- * true when it never connected, which leaves the page signed out.
+ * session the tab had before a reload. Resolves when the session is over;
+ * one that never connected leaves the page signed out, with the reason.
  */
-export async function signIn(username: string, token: string, resumeFrom?: SessionPlace): Promise<boolean> {
+export async function signIn(username: string, token: string, resumeFrom?: SessionPlace): Promise<void> {
   // A signed token, when the server asks for one, stands for the username in every call.
   const transport = createConnectTransport({
     baseUrl: window.location.origin,
@@ -65,7 +65,7 @@ export async function signIn(username: string, token: string, resumeFrom?: Sessi
     },
     onRetry: retrying,
   });
-  return ended(await session.run());
+  ended(await session.run());
 }
 
 function connected(hello: Connected, resuming: boolean, username: string, candidate: ChatClient): void {
@@ -114,21 +114,20 @@ function retrying({ reason, attempt, resumable }: SessionRetry): void {
   render();
 }
 
-/** Shows why the session is over; returns whether it never connected. */
-function ended(end: SessionEnd): boolean {
+/** Shows why the session is over: next to the sign-in form when it never connected, else in the status line. */
+function ended(end: SessionEnd): void {
   state.online = false;
   clearInterval(pollTimer);
-  if (end.kind !== "failed") return false;
+  if (end.kind !== "failed") return;
   if (!end.connected) {
     showError(ui.loginError, sentence(errorWords(end.error, "naming")));
     setStatus("Not connected", false);
-    return true;
+    return;
   }
   // Taken over by another tab: reconnecting would take the session back and forth.
   const takenOver = end.error instanceof ConnectError && end.error.code === Code.Aborted;
   setStatus(takenOver ? "Disconnected: this user connected elsewhere" : `Disconnected: ${errorWords(end.error)}`, true, errorWords(end.error));
   render();
-  return false;
 }
 
 /**

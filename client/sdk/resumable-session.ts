@@ -145,7 +145,8 @@ export function createResumableSession(options: ResumableSessionOptions): Resuma
       if (place.resumeToken === "" || !isConnectionLost(reason, signal)) return { kind: "failed", error: reason, connected: true };
       // The loss, not the last refused try, is what the user needs to hear about.
       if (!resumable) return { kind: "grace-over", error: lost.why, graceMs: place.graceMs };
-    } else if (reason instanceof ConnectError && reason.code === Code.Aborted) {
+    } else if (reason instanceof ConnectError && reason.isWireError && reason.code === Code.Aborted) {
+      // From the server, not a transport's word for a reset connection.
       return { kind: "failed", error: reason, connected: true };
     }
     const delayMs = resumable ? Math.min(retryDelayMs(lost.attempt, true), lost.at + place.graceMs - now) : retryDelayMs(lost.attempt, false);
