@@ -16,8 +16,8 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import { Command } from "commander";
 import { createChatClient } from "../client/chat-client.js";
-import { listeningPort } from "../client/listening-port.js";
 import { ConnectRequestSchema } from "../gen/chat/v1/chat_pb.js";
+import { listeningPort } from "../test/helpers/listening-port.js";
 import { grpcFrame } from "../test/helpers/raw-grpc.js";
 import { connectRawH2, grpcHeaders, type RawH2Client, Setting } from "../test/helpers/raw-h2-client.js";
 

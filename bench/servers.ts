@@ -2,7 +2,7 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { listeningPort } from "../client/listening-port.js";
+import { listeningPort } from "../test/helpers/listening-port.js";
 
 /** Every server the benchmarks can run against. */
 export const serverKinds = ["project", "limit", "grpc-go", "grpc-js"] as const;

@@ -1,9 +1,11 @@
 import { createInterface } from "node:readline";
-import { setTimeout as sleep } from "node:timers/promises";
-import { durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ChannelType, type ChatMessage, type Connected, type Event, LeaveReason, type MemberLeft } from "../gen/chat/v1/chat_pb.js";
-import { type ChatClient, type ChatClientOptions, createChatClient, describeError, isConnectionLost } from "./chat-client.js";
+import { type ChatClient, type ChatClientOptions, createChatClient } from "./chat-client.js";
 import { createCommandRunner } from "./chat-commands.js";
+import { type ConnectionSettings, describeFailure } from "./describe-failure.js";
+import { describeError } from "./sdk/describe-error.js";
+import { createResumableSession, type SessionEnd } from "./sdk/resumable-session.js";
 
 /** What the terminal client needs to run. */
 export interface ChatCliOptions {
@@ -68,9 +70,9 @@ function leaveReason(left: MemberLeft): string {
  * runs one command per input line, each to completion before the next, so a
  * script's lines take effect in order. Errors print as one line and the
  * client goes on. A stream whose connection drops is resumed while the
- * server holds its session (see SessionWatch). Resolves with the exit code:
- * 0 after /quit or the end of input, 1 when the stream could not open or
- * ended on its own.
+ * server holds its session (see createResumableSession). Resolves with the
+ * exit code: 0 after /quit or the end of input, 1 when the stream could not
+ * open or ended on its own.
  */
 export async function runChatCli(options: ChatCliOptions): Promise<number> {
   const { username, output, interactive } = options;
@@ -90,10 +92,35 @@ export async function runChatCli(options: ChatCliOptions): Promise<number> {
   };
 
   const abort = new AbortController();
-  let quitting = false;
-  const stream = new SessionWatch(client, username, abort.signal, print, () => quitting);
-  const streamEnded = stream.run();
-  const first = await Promise.race([stream.connected.then(() => undefined), streamEnded]);
+  let connected: () => void = () => {};
+  const firstConnected = new Promise<undefined>((resolve) => {
+    connected = () => resolve(undefined);
+  });
+  const session = createResumableSession({
+    client,
+    username,
+    membershipEvents: true,
+    retry: "while-resumable",
+    signal: abort.signal,
+    onConnected(hello, resuming) {
+      print(connectedLine(hello, resuming));
+      connected();
+    },
+    onEvent(event) {
+      const line = event.kind.case === "message" ? formatMessage(event.kind.value) : formatMembership(event, username);
+      if (line !== undefined) print(line);
+    },
+    onRetry({ attempt }) {
+      if (attempt === 1) print("* connection lost; resuming…");
+    },
+  });
+  const settings: ConnectionSettings = {
+    serverUrl: options.serverUrl,
+    token: options.clientOptions?.token !== undefined,
+    ca: options.clientOptions?.ca !== undefined,
+  };
+  const streamEnded = session.run().then((end) => exitCode(end, print, settings));
+  const first = await Promise.race([firstConnected, streamEnded]);
   if (first !== undefined) {
     rl.close();
     return first;
@@ -119,122 +146,34 @@ export async function runChatCli(options: ChatCliOptions): Promise<number> {
   }
   rl.close();
   if (code !== undefined) return code;
-  quitting = true;
   abort.abort();
   return streamEnded;
 }
 
-/** The first wait before a resume, and the longest: it doubles in between. */
-const firstRetryMs = 100;
-const maxRetryMs = 2000;
+/** The line a Connected prints: the first one, or how a resume went. */
+function connectedLine(connected: Connected, resuming: boolean): string {
+  if (!resuming) return `* connected as ${connected.username}`;
+  if (!connected.resumed) return "* reconnected as a new session: your groups were left";
+  if (connected.lostEvents === 0n) return "* resumed (nothing lost)";
+  return `* resumed: ${connected.lostEvents} ${connected.lostEvents === 1n ? "event was" : "events were"} lost`;
+}
 
 /**
- * The user's session as the terminal client sees it: it opens the stream,
- * prints what arrives, and when the connection drops while the server holds
- * dropped sessions (the last Connected carried a resume token), connects
- * again with the token and the count of events received, until the server's
- * resume grace has passed. connected resolves at the first Connected; run()
- * resolves with the exit code once the session is over (0 when the client
- * was quitting, 1 when the stream could not open, the server ended it, or
- * it could not be resumed).
+ * Prints why the session is over, and gives the exit code: 0 when the user
+ * quit, else 1. A stream that never opened says how to fix what stopped it.
  */
-class SessionWatch {
-  readonly connected: Promise<void>;
-  private onConnected: () => void = () => {};
-  /** The resume token of the last Connected; empty when the server holds no dropped sessions. */
-  private token = "";
-  /** How many events (every Event but Connected) the session delivered to this client, over all its streams. */
-  private received = 0n;
-  /** The resume grace of the last Connected, in milliseconds. */
-  private graceMs = 0;
-  /** While resuming: when the connection was lost, why, and the next wait. */
-  private lost: { at: number; why: unknown; waitMs: number } | undefined;
-
-  constructor(
-    private readonly client: ChatClient,
-    private readonly username: string,
-    private readonly signal: AbortSignal,
-    private readonly print: (line: string) => void,
-    private readonly quitting: () => boolean,
-  ) {
-    this.connected = new Promise((resolve) => {
-      this.onConnected = resolve;
-    });
-  }
-
-  async run(): Promise<number> {
-    for (;;) {
-      const error = await this.stream();
-      if (this.quitting()) return 0;
-      if (error === undefined) {
-        this.print("* stream ended by the server");
-        return 1;
-      }
-      const ended = await this.waitToResume(error.reason);
-      if (this.quitting()) return 0;
-      if (ended !== undefined) {
-        this.print(`* stream ended: ${ended}`);
-        return 1;
-      }
-    }
-  }
-
-  /** Reads one stream of the session to its end: undefined when it completed, else why it failed. */
-  private async stream(): Promise<{ reason: unknown } | undefined> {
-    const resume = this.lost === undefined ? {} : { resumeToken: this.token, receivedEvents: this.received };
-    try {
-      for await (const res of this.client.connect({ username: this.username, membershipEvents: true, ...resume }, { signal: this.signal })) {
-        for (const event of res.events) {
-          if (event.kind.case === "connected") {
-            this.connectedEvent(event.kind.value);
-            continue;
-          }
-          this.received++;
-          const line = event.kind.case === "message" ? formatMessage(event.kind.value) : formatMembership(event, this.username);
-          if (line !== undefined) this.print(line);
-        }
-      }
-      return undefined;
-    } catch (reason) {
-      return { reason };
-    }
-  }
-
-  private connectedEvent(connected: Connected): void {
-    if (this.lost === undefined) {
-      this.print(`* connected as ${connected.username}`);
-    } else if (!connected.resumed) {
-      this.print("* reconnected as a new session: your groups were left");
-    } else if (connected.lostEvents === 0n) {
-      this.print("* resumed (nothing lost)");
-    } else {
-      this.print(`* resumed: ${connected.lostEvents} ${connected.lostEvents === 1n ? "event was" : "events were"} lost`);
-    }
-    this.lost = undefined;
-    // The server counts the lost events as delivered: so must the count it is given next time.
-    this.received = connected.resumed ? this.received + connected.lostEvents : 0n;
-    this.token = connected.resumeToken;
-    this.graceMs = connected.resumeGrace === undefined ? 0 : durationMs(connected.resumeGrace);
-    this.onConnected();
-  }
-
-  /**
-   * After a stream failed: waits before the next try and resolves with
-   * undefined when the session may still be resumed, or with the line that
-   * says why the session is over.
-   */
-  private async waitToResume(reason: unknown): Promise<string | undefined> {
-    if (this.token === "" || !isConnectionLost(reason, this.signal)) return describeError(reason);
-    const now = Date.now();
-    if (this.lost === undefined) {
-      this.lost = { at: now, why: reason, waitMs: firstRetryMs };
-      this.print("* connection lost; resuming…");
-    }
-    const left = this.lost.at + this.graceMs - now;
-    if (left <= 0) return `${describeError(this.lost.why)} (not resumed within ${this.graceMs} ms)`;
-    // A quit during the wait ends it early; run() then sees quitting().
-    await sleep(Math.min(this.lost.waitMs, left), undefined, { signal: this.signal }).catch(() => undefined);
-    this.lost.waitMs = Math.min(this.lost.waitMs * 2, maxRetryMs);
-    return undefined;
+function exitCode(end: SessionEnd, print: (line: string) => void, settings: ConnectionSettings): number {
+  switch (end.kind) {
+    case "stopped":
+      return 0;
+    case "ended":
+      print("* stream ended by the server");
+      return 1;
+    case "failed":
+      print(`* stream ended: ${end.connected ? describeError(end.error) : describeFailure(end.error, settings)}`);
+      return 1;
+    case "grace-over":
+      print(`* stream ended: ${describeError(end.error)} (not resumed within ${end.graceMs} ms)`);
+      return 1;
   }
 }

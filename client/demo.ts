@@ -17,11 +17,11 @@ import { fileURLToPath } from "node:url";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ChatService } from "../gen/chat/v1/chat_pb.js";
-import { describeError } from "./chat-client.js";
-import { type CliProcess, spawnCliProcess } from "./cli-process.js";
+import { type CliProcess, spawnCliProcess } from "../test/helpers/cli-process.js";
+import { listeningPort } from "../test/helpers/listening-port.js";
+import { startTcpProxy } from "../test/helpers/tcp-proxy.js";
 import { createDevCa } from "./dev-ca.js";
-import { listeningPort } from "./listening-port.js";
-import { startTcpProxy } from "./tcp-proxy.js";
+import { describeError } from "./sdk/describe-error.js";
 
 const serverMain = fileURLToPath(new URL("../server/main.ts", import.meta.url));
 const show = (who: string, line: string) => process.stdout.write(`${who.padEnd(6)} | ${line}\n`);

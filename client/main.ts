@@ -2,10 +2,11 @@ import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { runChatCli } from "./chat-cli.js";
 import { parseServerUrl } from "./server-url.js";
+import { tokenSubject } from "./token-subject.js";
 
 const program = new Command("chat-client")
   .description("A terminal client for the chat server. Reads commands from stdin; /help lists them.")
-  .requiredOption("-u, --user <name>", "the username to connect as")
+  .option("-u, --user <name>", "the username to connect as (default: the user a --token names)")
   .addOption(
     new Option("-s, --server <url>", "the server: http(s)://host:port, or host:port")
       .env("CHAT_SERVER")
@@ -25,7 +26,16 @@ const program = new Command("chat-client")
   .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2))
   .parse();
 
-const opts = program.opts<{ user: string; server: string; script?: boolean; token?: string; ca?: string }>();
+const opts = program.opts<{ user?: string; server: string; script?: boolean; token?: string; ca?: string }>();
+const user = opts.user ?? (opts.token === undefined ? undefined : tokenSubject(opts.token));
+if (user === undefined) {
+  process.stderr.write(
+    opts.token === undefined
+      ? "chat-client: give the username to connect as with --user <name>, or a signed token with --token <jwt> (or CHAT_TOKEN): it names the user\n"
+      : "chat-client: the token (--token or CHAT_TOKEN) names no user that can be read (its sub claim): give the username with --user <name>\n",
+  );
+  process.exit(2);
+}
 let ca: Buffer | undefined;
 if (opts.ca !== undefined) {
   try {
@@ -36,7 +46,7 @@ if (opts.ca !== undefined) {
   }
 }
 const code = await runChatCli({
-  username: opts.user,
+  username: user,
   serverUrl: opts.server,
   clientOptions: { ...(opts.token === undefined ? {} : { token: opts.token }), ...(ca === undefined ? {} : { ca }) },
   input: process.stdin,

@@ -1,14 +1,7 @@
 import { ChatError, quote } from "./chat-error.js";
+import { maxNameLength, nameInputPattern } from "./name-rule.js";
 
-/** The longest user or group name, in characters (all of them ASCII). */
-export const maxNameLength = 32;
-
-// The characters a name may use, as a character class.
-const nameCharacters = "A-Za-z0-9_.\\-";
-const namePattern = new RegExp(`^[${nameCharacters}]{1,${maxNameLength}}$`);
-
-/** The rule for names as an HTML input's pattern attribute: the page applies it, so it never drifts from this one. */
-export const nameInputPattern = `[${nameCharacters}]{1,${maxNameLength}}`;
+const namePattern = new RegExp(`^${nameInputPattern}$`);
 
 /**
  * Reports whether a string is a well-formed user or group name: 1 to 32 ASCII

@@ -50,9 +50,10 @@ export function createSiteHandler(handler: NodeHandler): SiteHandler {
  * leaves no build output to go stale.
  */
 export async function createWebPage(): Promise<WebPage> {
-  const [html, css, bundle] = await Promise.all([
+  const [html, css, icon, bundle] = await Promise.all([
     readFile(new URL("index.html", `file://${webDir}`), "utf8"),
     readFile(new URL("style.css", `file://${webDir}`), "utf8"),
+    readFile(new URL("favicon.svg", `file://${webDir}`), "utf8"),
     build({
       entryPoints: [`${webDir}main.ts`],
       bundle: true,
@@ -67,6 +68,8 @@ export async function createWebPage(): Promise<WebPage> {
   const files = new Map<string, { type: string; body: string }>([
     ["/", { type: "text/html; charset=utf-8", body: html }],
     ["/style.css", { type: "text/css; charset=utf-8", body: css }],
+    // The tab's icon, which index.html links: without one a browser asks for /favicon.ico, and logs its 404.
+    ["/favicon.svg", { type: "image/svg+xml; charset=utf-8", body: icon }],
     ["/app.js", { type: "text/javascript; charset=utf-8", body: bundle.outputFiles[0]!.text }],
   ]);
   return {

@@ -7,9 +7,9 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Redis } from "ioredis";
 import { type ChatClient, createChatClient } from "../../client/chat-client.js";
-import { listeningPort } from "../../client/listening-port.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { type OpenStream, openStream } from "../helpers/chat-stream.js";
+import { listeningPort } from "../helpers/listening-port.js";
 import { startRedis, type TestRedis } from "../helpers/redis-server.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { formatMembership } from "../../client/chat-cli.js";
-import { type CliProcess, spawnCliProcess } from "../../client/cli-process.js";
 import { EventSchema, LeaveReason } from "../../gen/chat/v1/chat_pb.js";
+import { type CliProcess, spawnCliProcess } from "../helpers/cli-process.js";
 import { startTcpProxy, type TcpProxy } from "../helpers/tcp-proxy.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 

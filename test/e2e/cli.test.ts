@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { spawnCliProcess } from "../../client/cli-process.js";
+import { SignJWT } from "jose";
+import { spawnCliProcess } from "../helpers/cli-process.js";
+import { createTestCa, type TestCa } from "../helpers/test-ca.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 const clientMain = fileURLToPath(new URL("../../client/main.ts", import.meta.url));
@@ -52,13 +54,76 @@ describe("the terminal client", { timeout: 30_000 }, () => {
       const result = await runClient([...args], env);
       assert.equal(result.code, 2, result.stderr);
       assert.match(result.stderr, /^chat-client: option '-s, --server <url>' (argument '.*'|value '.*' from env 'CHAT_SERVER') is invalid\. expected .*\n$/);
+      // Both schemes: a server with TLS is reached over https://.
+      assert.match(result.stderr, /expected http:\/\/host:port, https:\/\/host:port \(a server with TLS\) or host:port/);
       assert.equal(result.stdout, "");
     }
+  });
+
+  it("asks for --user, or a token that names the user, with exit code 2", async () => {
+    const result = await runClient(["--server", t.baseUrl]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /^chat-client: give the username to connect as with --user <name>, or a signed token with --token <jwt> \(or CHAT_TOKEN\)/);
   });
 
   it("names CHAT_SERVER in its help", async () => {
     const result = await runClient(["--help"]);
     assert.equal(result.code, 0);
     assert.match(result.stdout, /env: CHAT_SERVER/);
+  });
+});
+
+describe("the terminal client against a server with TLS and signed tokens", { timeout: 60_000 }, () => {
+  const secret = "a-test-secret-of-at-least-32-bytes!";
+  let ca: TestCa;
+  let t: TestServer;
+  let token: string;
+  before(async () => {
+    ca = createTestCa();
+    t = await startTestServer({ tlsCert: ca.certFile, tlsKey: ca.keyFile, jwtSecret: secret });
+    token = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("pat").setExpirationTime("10m").sign(new TextEncoder().encode(secret));
+  });
+  after(async () => {
+    await t.stop();
+    ca.remove();
+  });
+
+  /** Runs the client with these arguments and no input: it connects, and quits at the end of input, or says why it could not. */
+  async function connectWith(args: string[], env: Record<string, string> = {}) {
+    const result = await runClient(["--script", ...args], env);
+    return { ...result, line: result.stdout.trim() };
+  }
+
+  it("connects as the user the token names when --user is not given", async () => {
+    const result = await connectWith(["--server", t.baseUrl, "--ca", ca.caFile], { CHAT_TOKEN: token });
+    assert.deepEqual([result.code, result.line], [0, "* connected as pat"], result.stderr);
+  });
+
+  it("says to pass --token or CHAT_TOKEN when the server asks for a token and none was given", async () => {
+    const result = await connectWith(["--user", "pat", "--server", t.baseUrl, "--ca", ca.caFile]);
+    assert.equal(result.code, 1);
+    assert.match(result.line, /^\* stream ended: UNAUTHENTICATED: .*\(this server asks for a signed token: pass it with --token <jwt> or set CHAT_TOKEN\)$/);
+  });
+
+  it("says to pass the CA with --ca when the certificate is not trusted, not to run Node.js with another flag", async () => {
+    const result = await connectWith(["--server", t.baseUrl, "--token", token]);
+    assert.equal(result.code, 1);
+    assert.match(
+      result.line,
+      /^\* stream ended: INTERNAL: unable to verify the first certificate \(.*pass the CA's certificate with --ca FILE or set CHAT_CA\)$/,
+    );
+    assert.doesNotMatch(result.line, /--use-system-ca/);
+  });
+
+  it("says to use https:// when http:// reaches the TLS port", async () => {
+    const result = await connectWith(["--server", `http://127.0.0.1:${t.port}`, "--token", token, "--ca", ca.caFile]);
+    assert.equal(result.code, 1);
+    assert.match(result.line, new RegExp(`^\\* stream ended: .*\\(if the server serves TLS, use https://127\\.0\\.0\\.1:${t.port}\\)$`));
+  });
+
+  it("says to check the token when the server refuses the one given", async () => {
+    const result = await connectWith(["--user", "pat", "--server", t.baseUrl, "--ca", ca.caFile, "--token", "not-a-jwt"]);
+    assert.equal(result.code, 1);
+    assert.match(result.line, /^\* stream ended: UNAUTHENTICATED: .*\(check the token given with --token or CHAT_TOKEN: /);
   });
 });

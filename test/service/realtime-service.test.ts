@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
-import { createAuthorizationInterceptor } from "../../client/chat-client.js";
+import { createAuthorizationInterceptor } from "../../client/sdk/authorization-interceptor.js";
 import { ChatService } from "../../gen/chat/v1/chat_pb.js";
 import { createMemoryBackend, type MemoryBackendOptions } from "../../server/core/memory-backend.js";
 import { createLogger } from "../../server/ops/logger.js";

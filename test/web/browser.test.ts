@@ -91,8 +91,9 @@ describe("the chat page in Chromium", { timeout: 90_000 }, () => {
     await page.getByLabel("Username").fill("alice");
     await page.getByRole("button", { name: "Connect" }).click();
     const error = page.locator("#login-error");
-    await error.filter({ hasText: "ALREADY_EXISTS" }).waitFor();
-    assert.match(await error.innerText(), /username "alice" is already online/);
+    await error.filter({ hasText: "taken" }).waitFor();
+    // Words for people: what is wrong and with which name, and no status code.
+    assert.equal(await error.innerText(), 'That name is taken: username "alice" is already online');
     assert.equal(await page.locator("#chat-view").isHidden(), true);
     await page.close();
   });
@@ -124,6 +125,64 @@ describe("the chat page in Chromium", { timeout: 90_000 }, () => {
     ]);
     await alice.screenshot({ path: screenshot });
     stream.cancel();
+  });
+
+  it("shows one error at a time, in words, and clears it after a success", async () => {
+    const errors = () => alice.locator("p.error").evaluateAll((lines) => lines.map((line) => line.textContent).filter((text) => text !== ""));
+    await channel(alice, "room").click();
+    await alice.getByLabel("Group", { exact: true }).fill("room");
+    await alice.getByRole("button", { name: "Create" }).click();
+    await alice.locator("#group-error", { hasText: "taken" }).waitFor();
+    assert.deepEqual(await errors(), ['That name is taken: group "room" already exists']);
+    // Too many bytes for the server, though not too many characters for the field.
+    await alice.getByLabel("Message", { exact: true }).fill("é".repeat(3000));
+    await alice.getByRole("button", { name: "Send" }).click();
+    await alice.locator("#send-error", { hasText: "6000" }).waitFor();
+    const [sendError, ...others] = await errors();
+    assert.deepEqual(others, [], "the group's error went when the send's came");
+    assert.doesNotMatch(sendError ?? "", /INVALID_ARGUMENT/);
+    assert.match(sendError ?? "", /^[A-Z]/);
+    await alice.getByLabel("Message", { exact: true }).fill("short enough");
+    await alice.getByRole("button", { name: "Send" }).click();
+    await alice.locator("#messages li.mine", { hasText: "short enough" }).waitFor();
+    assert.deepEqual(await errors(), []);
+  });
+
+  it("draws every bubble as wide as its text, received ones too", async () => {
+    await channel(alice, "room").click();
+    const bubbles = await alice.locator("#messages li:not(.note)").evaluateAll((items) =>
+      items.map((li) => {
+        // The widths of the lines of text, not of the blocks that hold them.
+        const widths = [".meta", ".text"].map((selector) => {
+          const range = li.ownerDocument.createRange();
+          range.selectNodeContents(li.querySelector(selector)!);
+          return range.getBoundingClientRect().width;
+        });
+        return { mine: li.classList.contains("mine"), spare: li.getBoundingClientRect().width - Math.max(...widths) };
+      }),
+    );
+    assert.ok(bubbles.some((b) => !b.mine) && bubbles.some((b) => b.mine), JSON.stringify(bubbles));
+    // Padding and border, and nothing more.
+    for (const bubble of bubbles) assert.ok(bubble.spare < 30, JSON.stringify(bubbles));
+  });
+
+  it("has an icon, and asks for nothing the server lacks", async () => {
+    const page = await browser.newPage();
+    const failures: string[] = [];
+    page.on("response", (response) => {
+      if (response.status() >= 400) failures.push(`${response.status()} ${response.url()}`);
+    });
+    page.on("console", (message) => {
+      if (message.type() === "error") failures.push(message.text());
+    });
+    await page.goto(t.webUrl, { waitUntil: "load" });
+    const href = await page.locator('link[rel="icon"]').getAttribute("href", { timeout: 1000 });
+    const icon = await page.request.get(new URL(href ?? "", t.webUrl).href);
+    assert.deepEqual([icon.status(), icon.headers()["content-type"]], [200, "image/svg+xml; charset=utf-8"]);
+    // Give a late request (the icon's) time to fail, were it to.
+    await page.waitForTimeout(500);
+    assert.deepEqual(failures, []);
+    await page.close();
   });
 
   it("follows membership and presence: members, Join or Leave as fits, conversations that are gone", async () => {
@@ -212,7 +271,7 @@ describe("the chat page in Chromium", { timeout: 90_000 }, () => {
       const status = page.getByRole("status");
       await status.filter({ hasText: "Disconnected" }).waitFor();
       // The reason stays in view while the page retries, in one short line.
-      assert.equal(await status.innerText(), "Disconnected: UNAVAILABLE: the server is shutting down. Reconnecting…");
+      assert.equal(await status.innerText(), "Disconnected: the server is shutting down. Reconnecting…");
     }
   });
 });

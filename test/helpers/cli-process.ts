@@ -2,7 +2,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
-const clientMain = fileURLToPath(new URL("./main.ts", import.meta.url));
+const clientMain = fileURLToPath(new URL("../../client/main.ts", import.meta.url));
 
 /**
  * A terminal client running in a process of its own, driven line by line
