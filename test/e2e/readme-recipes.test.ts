@@ -378,7 +378,7 @@ async function tour(): Promise<void> {
     client.child.stdin.write(`${text}\n`);
     await client.waitFor(answer, 30_000, answered + 1);
   }
-  await clients.get("bob")!.waitFor(/#team <alice> hello, team$/);
+  for (const client of clients.values()) await client.waitFor(/#team <alice> hello, team$/);
   await clients.get("alice")!.waitFor(/@alice <bob> hi alice$/);
   for (const client of clients.values()) {
     assert.doesNotMatch(client.output(), /^! /m);
