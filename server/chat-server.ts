@@ -186,14 +186,20 @@ async function listenAll({ config, logger, state, grpc, web, site, metricsServer
       const address = await listenOn(metricsServer, config.metricsPort, config.host, "metricsPort");
       logger.info({ host: address.address, port: address.port }, "metrics listening");
     }
-    let page: string | undefined;
+    let cleartextPage: string | undefined;
     if (config.webPort !== undefined || grpc.secure) site.setPage(await createWebPage());
     if (config.webPort !== undefined) {
-      page = `http://${hostPort(await listenOn(web, config.webPort, config.host, "webPort"))}/`;
+      cleartextPage = `http://${hostPort(await listenOn(web, config.webPort, config.host, "webPort"))}/`;
     }
     const address = await listenOn(grpc.server, config.port, config.host, "port");
-    if (grpc.secure) page = `https://${hostPort(address)}/`;
-    logger.info({ host: address.address, port: address.port, ...(grpc.secure ? { tls: true } : {}), ...(page ? { web: page } : {}) }, "server listening");
+    // The line names every port that answers: with TLS the page is on the
+    // gRPC port, and the cleartext web port stays open unless --no-web.
+    const page = grpc.secure ? `https://${hostPort(address)}/` : cleartextPage;
+    const cleartextWeb = grpc.secure && cleartextPage !== undefined ? { cleartextWeb: cleartextPage } : {};
+    logger.info(
+      { host: address.address, port: address.port, ...(grpc.secure ? { tls: true } : {}), ...(page ? { web: page } : {}), ...cleartextWeb },
+      "server listening",
+    );
     return address;
   } catch (error) {
     metricsServer?.close();

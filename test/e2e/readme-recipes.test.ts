@@ -1,27 +1,101 @@
 import assert from "node:assert/strict";
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { constants } from "node:os";
+import { dirname, join, relative } from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
+import { decodeJwt } from "jose";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+import { ServerReflection, type ServerReflectionRequest } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { parseConfig } from "../../server/ops/config.js";
 import { loadGrpcJsService, serverStream, unary } from "../helpers/grpc-js-client.js";
 import { startTestServer } from "../helpers/test-server.js";
 
-// The README's recipes, run as they are written there: a recipe that fails
-// as typed fails here first.
+// The recipes of README.md and of every page in docs/, run as they are
+// written there: a recipe that fails as typed fails here first. Every fenced
+// code block of those files is a recipe: a test below runs it (it claims the
+// block with runnable()), or the line above its opening fence says why it is
+// not run, as `<!-- not run: why -->`. A block that is neither fails the
+// first test, so no recipe can be added without one or the other.
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
-const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+// docs/benchmarks-features.md is a report that `npm run bench:features`
+// writes, as BENCHMARKS.md is `npm run bench`'s: its blocks are the
+// scenarios' parameters, not recipes, and it is rewritten rather than edited.
+const reports = new Set(["docs/benchmarks-features.md"]);
+const docFiles = [
+  "README.md",
+  ...readdirSync(join(root, "docs"))
+    .filter((name) => name.endsWith(".md"))
+    .map((name) => `docs/${name}`)
+    .filter((file) => !reports.has(file)),
+];
 
-/** The first ```sh block after a heading. */
-function shBlock(heading: string): string[] {
-  const section = readme.slice(readme.indexOf(`\n## ${heading}`));
-  const block = /```sh\n([\s\S]*?)```/.exec(section)?.[1];
-  assert.ok(block !== undefined, `no sh block under "${heading}"`);
-  return block.split("\n").filter((line) => line.trim() !== "" && !line.trimStart().startsWith("#"));
+/** One fenced code block of a doc. */
+interface Block {
+  file: string;
+  /** The text of the nearest heading above it. */
+  heading: string;
+  /** The fence's language: sh, ts, yaml… */
+  lang: string;
+  /** Why it is not run, from the comment above its fence; undefined for a recipe a test must run. */
+  notRun: string | undefined;
+  /** Its first line's number in the file, for messages. */
+  line: number;
+  lines: string[];
+}
+
+/** Every fenced code block of a markdown file, in order. */
+function blocksOf(file: string): Block[] {
+  const lines = readFileSync(join(root, file), "utf8").split("\n");
+  const blocks: Block[] = [];
+  let heading = "";
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    const fence = /^```(\S*)/.exec(line);
+    if (fence === null) {
+      if (line.startsWith("#")) heading = line.replace(/^#+\s*/, "");
+      continue;
+    }
+    const end = lines.indexOf("```", i + 1);
+    assert.ok(end > i, `${file}:${i + 1}: a code block that is never closed`);
+    const above = i > 0 ? /^<!-- not run: (.+) -->$/.exec(lines[i - 1]!) : null;
+    blocks.push({ file, heading, lang: fence[1] ?? "", notRun: above?.[1], line: i + 1, lines: lines.slice(i + 1, end) });
+    i = end;
+  }
+  return blocks;
+}
+
+const blocks = docFiles.flatMap(blocksOf);
+const claimed = new Set<Block>();
+
+/**
+ * The index-th block in lang under a heading that starts with the given
+ * text, which a test here runs. Called when the file loads, so that the
+ * check that every block is run or marked knows them all.
+ */
+function runnable(file: string, heading: string, lang: string, index = 0): Block {
+  const block = blocks.filter((b) => b.file === file && b.heading.startsWith(heading) && b.lang === lang)[index];
+  assert.ok(block !== undefined, `no ${lang} block ${index} under "${heading}" in ${file}`);
+  assert.equal(block.notRun, undefined, `${file}:${block.line} is marked not run, but a test runs it`);
+  claimed.add(block);
+  return block;
+}
+
+/** A block marked not run, which a test reads without running it. */
+function notRun(file: string, heading: string, lang: string): Block {
+  const block = blocks.find((b) => b.file === file && b.heading.startsWith(heading) && b.lang === lang);
+  assert.ok(block?.notRun !== undefined, `no ${lang} block marked not run under "${heading}" in ${file}`);
+  return block;
+}
+
+/** A block's command lines: blank lines and comments left out. */
+function commands(block: Block): string[] {
+  return block.lines.filter((line) => line.trim() !== "" && !line.trimStart().startsWith("#"));
 }
 
 /** Splits a command line the way the shell does for the quoting these recipes use. */
@@ -33,15 +107,16 @@ interface GrpcurlCall {
   headers: [string, string][];
   data: unknown;
   address: string;
-  service: string;
-  method: string;
+  /** The method's full name, or what list and describe are given. */
+  path: string;
+  verb: "call" | "list" | "describe";
 }
 
-/** Reads the flags of a grpcurl line that makes a call. */
+/** Reads the flags of a grpcurl line: a call, list or describe. */
 function parseGrpcurl(line: string): GrpcurlCall {
   const args = words(line);
   assert.equal(args[0], "grpcurl");
-  const call: Partial<GrpcurlCall> & { headers: [string, string][] } = { headers: [] };
+  const call: GrpcurlCall = { headers: [], data: {}, address: "", path: "", verb: "call" };
   const positional: string[] = [];
   for (let i = 1; i < args.length; i++) {
     const arg = args[i]!;
@@ -55,61 +130,112 @@ function parseGrpcurl(line: string): GrpcurlCall {
       positional.push(arg);
     }
   }
-  const [address = "", path = ""] = positional;
-  const [service = "", method = ""] = path.split("/");
-  return { ...call, address, service, method } as GrpcurlCall;
+  const [address = "", verbOrPath = "", rest = ""] = positional;
+  if (verbOrPath === "list" || verbOrPath === "describe") return { ...call, address, verb: verbOrPath, path: rest };
+  return { ...call, address, path: verbOrPath };
 }
 
-describe("the README's recipes, as typed", { timeout: 90_000 }, () => {
-  it("the grpcurl session", async () => {
-    const t = await startTestServer();
-    const ChatService = loadGrpcJsService("chat/v1/chat.proto", "chat.v1.ChatService");
-    const clients: grpc.Client[] = [];
-    const streams: { events: unknown[]; call: grpc.ClientReadableStream<{ events: unknown[] }> }[] = [];
+/** The recipe test claims these at load, so the first test knows them. */
+const recipes = {
+  quickStart: runnable("README.md", "Quick start", "sh"),
+  tourClients: runnable("README.md", "A five-minute tour", "sh", 0),
+  tourTyped: runnable("README.md", "A five-minute tour", "text"),
+  grpcurl: runnable("README.md", "A five-minute tour", "sh", 1),
+  token: runnable("docs/security.md", "Signed identities", "sh"),
+  secured: runnable("docs/security.md", "A secured server and a client", "sh"),
+  cluster: runnable("docs/cluster.md", "Three nodes on one machine", "sh"),
+  staleWrite: runnable("docs/upstream.md", "1. Node.js 20", "ts"),
+  longDeadline: runnable("docs/upstream.md", "4. Connect: a deadline longer", "js"),
+  listeners: runnable("docs/upstream.md", "6. Node.js and Connect", "js"),
+};
+
+describe("the docs' recipes, as typed", { timeout: 240_000 }, () => {
+  it("runs every code block of README.md and docs/*.md, or says above it why not", () => {
+    const unaccounted = blocks.filter((b) => !claimed.has(b) && b.notRun === undefined).map((b) => `${b.file}:${b.line} (${b.lang}, "${b.heading}")`);
+    assert.deepEqual(unaccounted, [], "blocks neither run here nor marked <!-- not run: why -->");
+    assert.ok(docFiles.includes("docs/operations.md") && claimed.size === Object.keys(recipes).length);
+  });
+
+  it("names only npm scripts that exist", () => {
+    const scripts = Object.keys((JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts);
+    const named = new Set(
+      docFiles.flatMap((file) => [...readFileSync(join(root, file), "utf8").matchAll(/npm run (?:--silent )?([a-z][\w:-]*)/g)].map((m) => m[1]!)),
+    );
+    assert.ok(named.size > 5);
+    assert.deepEqual([...named].filter((name) => !scripts.includes(name)).sort(), [], "npm scripts the docs name that package.json lacks");
+  });
+
+  it("names only files that exist, and links only to headings that exist", () => {
+    const missing: string[] = [];
+    for (const file of docFiles) {
+      const text = readFileSync(join(root, file), "utf8");
+      // Repository paths in backticks, relative to the root; build output and generated certificates are not in it.
+      for (const [, path] of text.matchAll(/`((?:server|client|web|test|bench|proto|gen|docs|\.ci)\/[\w./-]*)`/g)) {
+        if (!existsSync(join(root, path!))) missing.push(`${file}: \`${path}\``);
+      }
+      // Relative links, with their anchors.
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^[a-z]+:/.test(target!)) continue;
+        const [path = "", anchor] = target!.split("#");
+        const resolved = path === "" ? file : relative(root, join(root, dirname(file), path));
+        if (!existsSync(join(root, resolved))) missing.push(`${file}: link to ${target}`);
+        else if (anchor !== undefined && resolved.endsWith(".md") && !anchorsOf(resolved).has(anchor))
+          missing.push(`${file}: link to ${target} (no such heading)`);
+      }
+    }
+    assert.deepEqual(missing, []);
+  });
+
+  it("the quick start's server, with the tour's two terminal clients, the page and the grpcurl session on it", async () => {
+    const [install, test] = commands(recipes.quickStart).map((line) => line.replace(/\s+#.*$/, ""));
+    assert.equal(install, "npm ci && npm start");
+    assert.equal(test, "npm test");
+    // npm ci and npm test are CI's own steps; what a user then has is npm start.
+    assert.match(readFileSync(join(root, ".ci/run"), "utf8"), /^npm ci\b[^\n]*\nnpm test$/m);
+    const server = startGroup("npm start");
     try {
-      const session = shBlock("grpcurl").filter((line) => line.includes(" -d "));
-      assert.ok(session.length >= 8, `the session has ${session.length} calls`);
-      for (const line of session) {
-        const call = parseGrpcurl(line);
-        assert.equal(call.address, "localhost:50051", line);
-        assert.equal(call.service, "chat.v1.ChatService", line);
-        // The README's address, on this test's port.
-        const client = new ChatService(`localhost:${t.port}`, grpc.credentials.createInsecure());
-        clients.push(client);
-        const metadata = new grpc.Metadata();
-        for (const [name, value] of call.headers) metadata.set(name, value);
-        const rpc = call.method.charAt(0).toLowerCase() + call.method.slice(1);
-        if (call.method === "Connect") {
-          const stream = serverStream<{ events: unknown[] }>(client, rpc, call.data as object, metadata);
-          const entry = { events: [] as unknown[], call: stream };
-          stream.on("data", (res: { events: unknown[] }) => entry.events.push(...res.events));
-          stream.on("error", () => {});
-          streams.push(entry);
-          await new Promise<void>((resolve, reject) => {
-            stream.once("data", () => resolve());
-            stream.once("error", reject);
-          });
-        } else {
-          await assert.doesNotReject(unary(client, rpc, call.data as object, metadata), line);
-        }
-      }
-      const texts = (i: number) => JSON.stringify(streams[i]?.events);
-      const deadline = Date.now() + 5000;
-      const expected: [number, RegExp][] = [
-        [0, /"text":"hello"/],
-        [0, /"text":"hi alice"/],
-        [1, /"text":"hello"/],
-      ];
-      for (const [i, text] of expected) {
-        while (!text.test(texts(i))) {
-          assert.ok(Date.now() < deadline, `stream ${i} got no ${text}: ${texts(i)}`);
-          await new Promise((resolve) => setTimeout(resolve, 20));
-        }
-      }
+      const listening = await server.waitFor(/"msg":"server listening"/);
+      const readme = readFileSync(join(root, "README.md"), "utf8");
+      const page = (JSON.parse(listening) as { web: string }).web;
+      assert.equal(page, "http://127.0.0.1:8080/");
+      assert.ok(readme.includes(`\`${page}\``), "the README names the page the server prints");
+      assert.match(listening, /"host":"127\.0\.0\.1","port":50051,/);
+      const answer = await fetch(page);
+      assert.equal(answer.status, 200);
+      assert.match(await answer.text(), /<html/i);
+      await tour();
+      await grpcurlSession();
+      // Ctrl-C signals npm's whole process group: the server stops cleanly,
+      // and the shell's $? is 130, as the README says (npm either exits 130
+      // or dies of the signal, which a shell reports as 128 + 2).
+      const end = await server.stop("SIGINT");
+      assert.equal(end.code ?? 128 + constants.signals[end.signal!], 130, JSON.stringify(end));
+      assert.match(server.output(), /"msg":"server stopped"/);
     } finally {
-      for (const s of streams) s.call.cancel();
-      for (const c of clients) c.close();
-      await t.stop();
+      await server.stop("SIGKILL");
+    }
+  });
+
+  it("the token, and the secured server and client of docs/security.md", async () => {
+    const [tokenLine = ""] = commands(recipes.token);
+    const token = runLine(tokenLine);
+    assert.equal(await token.exited, 0);
+    assert.equal(decodeJwt(token.output().trim()).sub, "alice");
+
+    const [devCert = "", serverLine = "", clientLine = ""] = commands(recipes.secured);
+    assert.equal(await runLine(devCert).exited, 0);
+    const server = startGroup(serverLine);
+    try {
+      const listening = await server.waitFor(/"msg":"server listening"/);
+      assert.match(listening, /"port":50051,"tls":true,"web":"https:\/\/127\.0\.0\.1:50051\/","cleartextWeb":"http:\/\/127\.0\.0\.1:8080\/"/);
+      const alice = runLine(clientLine);
+      await alice.waitFor(/^\* connected as alice$/);
+      alice.child.stdin.write("/send alice over TLS, with a token\n");
+      await alice.waitFor(/@alice <alice> over TLS, with a token$/);
+      alice.child.stdin.end();
+      assert.equal(await alice.exited, 0);
+    } finally {
+      await server.stop("SIGTERM");
     }
   });
 
@@ -125,7 +251,7 @@ describe("the README's recipes, as typed", { timeout: 90_000 }, () => {
     });
 
     it("starts Redis and three nodes, and three clients chat across them", async () => {
-      const lines = shBlock("Cluster mode: several nodes over Redis");
+      const lines = commands(recipes.cluster);
       const background = lines.filter((line) => /&\s*(#.*)?$/.test(line));
       const clients = lines.filter((line) => line.startsWith("npm run client"));
       assert.equal(background.length, 4);
@@ -172,25 +298,221 @@ describe("the README's recipes, as typed", { timeout: 90_000 }, () => {
       assert.deepEqual(await Promise.all([alice.exited, bob.exited, carol.exited]), [0, 0, 0]);
     });
   });
+
+  it("the reproductions of docs/upstream.md, each as its text says to run it", async () => {
+    // Each is a file at the repository's root (the first imports ./gen/…),
+    // run with this Node, which is the npm scripts' Node 24.
+    const cases: [Block, string, RegExp][] = [
+      [recipes.staleWrite, "mts", /^handler's finally ran: true\n$/],
+      [recipes.longDeadline, "mjs", /^aborted after 50 ms: true ConnectError: \[deadline_exceeded\] the operation timed out\n$/],
+      [recipes.listeners, "mjs", /^(?:\d[\d_,]* listeners: \d+\.\d\d µs to add and remove each\n){3}$/],
+    ];
+    for (const [block, ext, expected] of cases) {
+      const file = join(root, `repro-${process.pid}.${ext}`);
+      writeFileSync(file, block.lines.join("\n"));
+      try {
+        const args = ext === "mts" ? ["--import", "tsx", file] : [file];
+        const run = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+        let stdout = "";
+        run.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+        const code = await new Promise((resolve) => run.on("exit", resolve));
+        assert.equal(code, 0, `${block.file}:${block.line}`);
+        assert.match(stdout, expected, `${block.file}:${block.line}`);
+      } finally {
+        rmSync(file, { force: true });
+      }
+    }
+  });
+
+  it("the probes of docs/operations.md: its manifest's flags parse, and the metrics port answers its paths", async () => {
+    const manifest = notRun("docs/operations.md", "Liveness and readiness probes", "yaml").lines.join("\n");
+    const command = JSON.parse(/command: (\[.*\])/.exec(manifest)?.[1] ?? "[]") as string[];
+    const args = command.slice(command.indexOf("dist/server/main.js") + 1);
+    assert.ok(command.includes("dist/server/main.js") && args.length > 0, manifest);
+    const config = parseConfig(args, {});
+    assert.match(manifest, new RegExp(`name: metrics, containerPort: ${config.metricsPort} `));
+    assert.match(manifest, new RegExp(`name: grpc, containerPort: ${config.port} `));
+    const paths = [...manifest.matchAll(/httpGet: \{ path: (\S+), port: metrics \}/g)].map((m) => m[1]);
+    assert.deepEqual(paths, ["/healthz", "/readyz"]);
+    const t = await startTestServer({ metricsPort: 0 });
+    try {
+      for (const path of paths) assert.equal((await fetch(`http://127.0.0.1:${t.server.metricsAddress?.port}${path}`)).status, 200, path);
+    } finally {
+      await t.stop();
+    }
+  });
 });
 
+/** The anchors GitHub gives a markdown file's headings. */
+function anchorsOf(file: string): Set<string> {
+  const anchors = new Set<string>();
+  for (const [, heading] of readFileSync(join(root, file), "utf8").matchAll(/^#+ (.+)$/gm)) {
+    // GitHub's slugs: lower case, punctuation dropped, spaces as hyphens.
+    anchors.add(
+      heading!
+        .toLowerCase()
+        .replace(/[^\p{L}\p{M}\p{N}\p{Pc} -]/gu, "")
+        .replace(/ /g, "-"),
+    );
+  }
+  return anchors;
+}
+
+/** The tour's two terminal clients, typing what the README says, in its order. */
+async function tour(): Promise<void> {
+  const clients = new Map(
+    commands(recipes.tourClients).map((line) => {
+      const user = /--user (\w+)$/.exec(line)?.[1];
+      assert.ok(user !== undefined, line);
+      return [user, runLine(line)] as const;
+    }),
+  );
+  assert.deepEqual([...clients.keys()], ["alice", "bob"]);
+  for (const [user, client] of clients) await client.waitFor(new RegExp(`^\\* connected as ${user}$`));
+  for (const typed of recipes.tourTyped.lines) {
+    const [, user = "", text = ""] = /^(\w+)> (.*)$/.exec(typed) ?? [];
+    const client = clients.get(user);
+    assert.ok(client !== undefined, typed);
+    // Each command answers with one line: what it did, or why it failed.
+    const answered = client.count(answer);
+    client.child.stdin.write(`${text}\n`);
+    await client.waitFor(answer, 30_000, answered + 1);
+  }
+  for (const client of clients.values()) await client.waitFor(/#team <alice> hello, team$/);
+  await clients.get("alice")!.waitFor(/@alice <bob> hi alice$/);
+  for (const client of clients.values()) {
+    assert.doesNotMatch(client.output(), /^! /m);
+    client.child.stdin.end();
+    assert.equal(await client.exited, 0);
+  }
+}
+
+/** The answer of a terminal client's command: a line about what it did, or an error. */
+const answer = /^(\* (created group|joined|left|sending to|sent to) |! )/;
+
+/** The README's grpcurl lines, through @grpc/grpc-js, on the address they name. */
+async function grpcurlSession(): Promise<void> {
+  const lines = commands(recipes.grpcurl).map(parseGrpcurl);
+  assert.ok(lines.length >= 11, `the session has ${lines.length} lines`);
+  const ChatService = loadGrpcJsService("chat/v1/chat.proto", "chat.v1.ChatService");
+  const reflection = createClient(ServerReflection, createGrpcTransport({ baseUrl: "http://localhost:50051" }));
+  const ask = async (request: ServerReflectionRequest["messageRequest"]) => {
+    async function* one() {
+      yield { messageRequest: request };
+    }
+    for await (const res of reflection.serverReflectionInfo(one())) return res.messageResponse;
+    assert.fail("no reflection answer");
+  };
+  const clients: grpc.Client[] = [];
+  const streams: { events: unknown[]; call: grpc.ClientReadableStream<{ events: unknown[] }> }[] = [];
+  try {
+    for (const call of lines) {
+      assert.equal(call.address, "localhost:50051");
+      if (call.verb === "list") {
+        const answer = await ask({ case: "listServices", value: "" });
+        assert.ok(answer.case === "listServicesResponse" && answer.value.service.some((s) => s.name === "chat.v1.ChatService"));
+        continue;
+      }
+      if (call.verb === "describe") {
+        const answer = await ask({ case: "fileContainingSymbol", value: call.path });
+        assert.ok(answer.case === "fileDescriptorResponse" && answer.value.fileDescriptorProto.length > 0, call.path);
+        continue;
+      }
+      const [service = "", method = ""] = call.path.split("/");
+      const rpc = method.charAt(0).toLowerCase() + method.slice(1);
+      const metadata = new grpc.Metadata();
+      for (const [name, value] of call.headers) metadata.set(name, value);
+      if (service === "grpc.health.v1.Health") {
+        const Health = loadGrpcJsService("grpc/health/v1/health.proto", service);
+        const client = new Health(call.address, grpc.credentials.createInsecure());
+        clients.push(client);
+        assert.deepEqual(await unary(client, rpc, call.data as object, metadata), { status: "SERVING" });
+        continue;
+      }
+      assert.equal(service, "chat.v1.ChatService");
+      const client = new ChatService(call.address, grpc.credentials.createInsecure());
+      clients.push(client);
+      if (method === "Connect") {
+        const stream = serverStream<{ events: unknown[] }>(client, rpc, call.data as object, metadata);
+        const entry = { events: [] as unknown[], call: stream };
+        stream.on("data", (res: { events: unknown[] }) => entry.events.push(...res.events));
+        stream.on("error", () => {});
+        streams.push(entry);
+        await new Promise<void>((resolve, reject) => {
+          stream.once("data", () => resolve());
+          stream.once("error", reject);
+        });
+      } else {
+        await assert.doesNotReject(unary(client, rpc, call.data as object, metadata), call.path);
+      }
+    }
+    const texts = (i: number) => JSON.stringify(streams[i]?.events);
+    const deadline = Date.now() + 5000;
+    const expected: [number, RegExp][] = [
+      [0, /"text":"hello"/],
+      [0, /"text":"hi carol"/],
+      [1, /"text":"hello"/],
+    ];
+    for (const [i, text] of expected) {
+      while (!text.test(texts(i))) {
+        assert.ok(Date.now() < deadline, `stream ${i} got no ${text}: ${texts(i)}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+  } finally {
+    for (const s of streams) s.call.cancel();
+    for (const c of clients) c.close();
+  }
+}
+
 /** Runs one line of a recipe in bash, with a pipe for its stdin and its output kept. */
-function runLine(line: string) {
-  const child = spawn("bash", ["-c", line], { cwd: root, stdio: ["pipe", "pipe", "pipe"] });
+function runLine(line: string, options: { detached?: boolean } = {}) {
+  const child = spawn("bash", ["-c", line], { cwd: root, stdio: ["pipe", "pipe", "pipe"], detached: options.detached ?? false });
   let output = "";
   child.stdout.on("data", (c: Buffer) => (output += c.toString()));
   child.stderr.on("data", (c: Buffer) => (output += c.toString()));
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const lines = () => output.split("\n");
   return {
     child,
     exited,
     output: () => output,
-    async waitFor(pattern: RegExp, timeoutMs = 30_000) {
+    /** How many lines of its output match. */
+    count: (pattern: RegExp) => lines().filter((l) => pattern.test(l)).length,
+    /** Resolves with the atLeast-th line that matches, once it has been written. */
+    async waitFor(pattern: RegExp, timeoutMs = 30_000, atLeast = 1): Promise<string> {
       const deadline = Date.now() + timeoutMs;
-      while (!output.split("\n").some((l) => pattern.test(l))) {
+      for (;;) {
+        const matching = lines().filter((l) => pattern.test(l));
+        if (matching.length >= atLeast) return matching[atLeast - 1]!;
         assert.ok(Date.now() < deadline, `no line matching ${pattern} from \`${line}\`:\n${output}`);
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
+    },
+  };
+}
+
+/**
+ * Runs a line that starts a server, in a process group of its own as a
+ * terminal's foreground job is, so that a signal reaches npm and the server
+ * under it together, as Ctrl-C does.
+ */
+function startGroup(line: string) {
+  const run = runLine(line, { detached: true });
+  type End = { code: number | null; signal: NodeJS.Signals | null };
+  let result: End | undefined;
+  const ended = new Promise<End>((resolve) =>
+    run.child.on("exit", (code, signal) => {
+      result = { code, signal };
+      resolve(result);
+    }),
+  );
+  return {
+    ...run,
+    /** Signals the whole group, unless it has ended, and resolves with how its shell ended. */
+    async stop(signal: NodeJS.Signals) {
+      if (result === undefined) process.kill(-run.child.pid!, signal);
+      return ended;
     },
   };
 }

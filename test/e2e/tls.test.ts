@@ -76,6 +76,18 @@ describe("TLS on the gRPC port", { timeout: 90_000 }, () => {
     bobStream.cancel();
   });
 
+  it("names every port that answers in its listening line, the cleartext web port included", async () => {
+    const line = t.logs.find((l) => l.msg === "server listening");
+    assert.ok(line !== undefined);
+    assert.equal(line.port, t.port);
+    assert.equal(line.web, `https://127.0.0.1:${t.port}/`);
+    assert.equal(line.cleartextWeb, `${t.webUrl}/`);
+    // The cleartext port it names is open, and serves the page.
+    const page = await fetch(`${t.webUrl}/`);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<html/i);
+  });
+
   it("serves grpc-js, an independent implementation, with the CA as its root", async () => {
     const ChatService = loadGrpcJsService("chat/v1/chat.proto", "chat.v1.ChatService");
     const client = new ChatService(`127.0.0.1:${t.port}`, grpc.credentials.createSsl(ca.ca));
