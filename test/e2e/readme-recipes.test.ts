@@ -11,7 +11,7 @@ import * as grpc from "@grpc/grpc-js";
 import { decodeJwt } from "jose";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection, type ServerReflectionRequest } from "../../gen/grpc/reflection/v1/reflection_pb.js";
-import { parseConfig } from "../../server/ops/config.js";
+import { parseConfig } from "../../server/ops/parse-config.js";
 import { loadGrpcJsService, serverStream, unary } from "../helpers/grpc-js-client.js";
 import { startTestServer } from "../helpers/test-server.js";
 
