@@ -284,7 +284,7 @@ describe("the chat page with signed identities", { timeout: 60_000 }, () => {
     await page.getByLabel("Username").fill("mia");
     await page.getByLabel("Token").fill("not-a-token");
     await page.getByRole("button", { name: "Connect" }).click();
-    await page.locator("#login-error", { hasText: "UNAUTHENTICATED: the token was refused" }).waitFor();
+    await page.locator("#login-error", { hasText: "Not let in: the token was refused" }).waitFor();
     await page.getByLabel("Token").fill(await token("mia"));
     await page.getByRole("button", { name: "Connect" }).click();
     await page.getByRole("status").filter({ hasText: "Connected as mia" }).waitFor();
