@@ -1,5 +1,5 @@
 import { Command, Option } from "commander";
-import { isSwitch, type SettingGroup, type SettingKey, settingEntries, settingGroups, type ValueSetting } from "./server-settings.js";
+import { isSwitch, type SettingGroup, type SettingKey, settingDefault, settingEntries, settingGroups, type ValueSetting } from "./server-settings.js";
 
 /** A few command lines, shown at the end of --help. */
 const examples = `
@@ -57,8 +57,8 @@ function valueOption(setting: ValueSetting<unknown>): Option {
 /** A setting's line of --help: what it does, its choices, its variable and its one default. */
 function describe(setting: ValueSetting<unknown>): string {
   const choices = setting.choices === undefined ? "" : `: ${setting.choices.join(", ")}`;
-  const value = setting.defaultText ?? (setting.default === undefined ? undefined : String(setting.default));
-  return `${setting.help}${choices} (env ${setting.env}${value === undefined ? "" : `, default ${value}`})`;
+  // The default is said in Markdown, for the documentation; --help is plain text.
+  return `${setting.help}${choices} (env ${setting.env}, default ${settingDefault(setting).replaceAll("`", "")})`;
 }
 
 /** The option, once it is sure that commander keeps its value under the setting's key, which parseConfig reads. */

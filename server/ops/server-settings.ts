@@ -30,12 +30,23 @@ export interface ValueSetting<T> {
   choices?: readonly T[];
   /** The value when neither flag nor variable is given; without one, the setting is unset. */
   default?: T;
-  /** The default in words, shown instead of the value: one worked out on each machine, or one clearer said than shown. */
+  /**
+   * The default in words, shown instead of the value in --help and the
+   * documentation: one worked out on each machine, one clearer said than
+   * shown, or what an unset setting means when that is not plain "off". In
+   * Markdown: --help shows it without its backticks.
+   */
   defaultText?: string;
   /** A flag that unsets the setting, default included, such as --no-web for --web-port. */
-  unsetBy?: { flag: `--no-${string}`; help: string };
+  unsetBy?: { flag: `--no-${string}`; help: string; doc?: string };
   /** What it does, in a line of --help. */
   help: string;
+  /**
+   * What it does in the documentation, in Markdown, where that says more
+   * than help: units, the status a client is given, links to other pages.
+   * Without one, the documentation says help.
+   */
+  doc?: string;
   group: SettingGroup;
 }
 
@@ -43,6 +54,8 @@ export interface ValueSetting<T> {
 export interface SwitchSetting {
   flag: `--no-${string}`;
   help: string;
+  /** As in {@link ValueSetting.doc}. */
+  doc?: string;
   group: SettingGroup;
 }
 
@@ -52,6 +65,9 @@ export interface SwitchSetting {
  * a setting of a new type adds its type here.
  */
 export type Setting = ValueSetting<number> | ValueSetting<string> | ValueSetting<string[]> | SwitchSetting;
+
+/** How a setting that 0 turns off says its default of 0. */
+const zeroIsOff = "`0` (off)";
 
 /**
  * Every setting of the server, the one place a setting is declared: its key
@@ -74,7 +90,12 @@ export const serverSettings = {
     group: "server",
   },
   /** Whether plain gRPC calls take the lean path (see grpc-lean-path.ts), or all go through Connect. */
-  leanPath: { flag: "--no-lean-path", help: "serve every call through Connect's handler, without the lean gRPC path", group: "server" },
+  leanPath: {
+    flag: "--no-lean-path",
+    help: "serve every call through Connect's handler, without the lean gRPC path",
+    doc: "serve every call through Connect's own handler, without [the lean gRPC path](architecture.md#the-lean-grpc-path); for comparison and as an escape hatch",
+    group: "server",
+  },
 
   queueLimit: {
     flag: "--queue-limit <n>",
@@ -84,13 +105,14 @@ export const serverSettings = {
     help: "events that may wait for one stream before it is cut off",
     group: "limits",
   },
-  /** Bytes of queued events (text plus about 100 bytes each) that may wait for one stream. */
+  /** Bytes of queued events (what queuedEventBytes counts: twice the text plus 700 each) that may wait for one stream. */
   queueLimitBytes: {
     flag: "--queue-limit-bytes <n>",
     env: "QUEUE_LIMIT_BYTES",
     parse: integer(4096, 1 << 30),
     default: 4 * 1024 * 1024,
     help: "bytes of events that may wait for one stream before it is cut off",
+    doc: "bytes (twice the text plus 700 per event, until written) that may wait for one stream before it is cut off",
     group: "limits",
   },
   /** Bytes that may wait in all the streams' queues together; past it, the largest are cut off. */
@@ -100,6 +122,7 @@ export const serverSettings = {
     parse: integer(65536, 64 * 2 ** 30),
     default: 256 * 1024 * 1024,
     help: "bytes that may wait in all streams' queues together; past it the largest are cut off",
+    doc: "bytes that may wait in all streams' queues together; past it, the largest are cut off (`RESOURCE_EXHAUSTED`)",
     group: "limits",
   },
   stallTimeoutMs: {
@@ -108,6 +131,7 @@ export const serverSettings = {
     parse: integer(100, 3_600_000),
     default: 30_000,
     help: "time a response may wait for the client's flow-control window before the stream is cut off",
+    doc: "a response that waits this long for its client's flow-control window ends its stream (`RESOURCE_EXHAUSTED`)",
     group: "limits",
   },
   maxGroupsPerUser: {
@@ -124,6 +148,7 @@ export const serverSettings = {
     parse: integer(1, 100_000_000),
     default: 100_000,
     help: "groups that may exist at once",
+    doc: "groups that may exist at once (`RESOURCE_EXHAUSTED` past it)",
     group: "limits",
   },
   listPageSize: {
@@ -142,6 +167,7 @@ export const serverSettings = {
     default: defaultMaxConnections(),
     defaultText: defaultMaxConnectionsText,
     help: "connections the gRPC port accepts at once",
+    doc: "connections the gRPC port accepts at once; more are closed at once, logged once a minute",
     group: "limits",
   },
   idleTimeoutMs: {
@@ -150,6 +176,7 @@ export const serverSettings = {
     parse: integer(1000, 86_400_000),
     default: 300_000,
     help: "close a connection that has had no open stream this long",
+    doc: "a connection with no open stream this long gets a GOAWAY and is closed",
     group: "limits",
   },
   settingsTimeoutMs: {
@@ -158,6 +185,7 @@ export const serverSettings = {
     parse: integer(100, 600_000),
     default: 5_000,
     help: "close a connection that has not acknowledged the server's SETTINGS by then",
+    doc: "a connection that has not acknowledged the server's SETTINGS by then is dropped",
     group: "limits",
   },
   unackedHeaderBytes: {
@@ -166,6 +194,7 @@ export const serverSettings = {
     parse: integer(16 * 1024, 1 << 30),
     default: 64 * 1024,
     help: "request header bytes a connection may hold in open streams before it acknowledges SETTINGS",
+    doc: "request header bytes a connection's open streams may hold before it acknowledges SETTINGS; past it, the connection is dropped",
     group: "limits",
   },
   /** Bytes of unary and server-streaming request bodies not yet complete that one connection may hold. */
@@ -175,6 +204,7 @@ export const serverSettings = {
     parse: integer(65536, 1 << 30),
     default: 4 * 1024 * 1024,
     help: "bytes of request bodies not yet complete that one connection may hold",
+    doc: "bytes of unary and server-streaming request bodies not yet complete that one connection may hold; the stream that passes it is reset (`ENHANCE_YOUR_CALM`, which gRPC clients read as `RESOURCE_EXHAUSTED`)",
     group: "limits",
   },
   requestBodyTimeoutMs: {
@@ -183,6 +213,7 @@ export const serverSettings = {
     parse: integer(100, 3_600_000),
     default: 10_000,
     help: "time a unary or server-streaming call has to send its whole request",
+    doc: "a unary or server-streaming call whose request is not complete by then is reset (`CANCEL`)",
     group: "limits",
   },
   webHeadersTimeoutMs: {
@@ -199,6 +230,7 @@ export const serverSettings = {
     parse: integer(1000, 3_600_000),
     default: 30_000,
     help: "web port: time a client has to send a whole request",
+    doc: "web port: time a client has to send a whole request (not the response, which may stream for hours)",
     group: "limits",
   },
   pingIntervalMs: {
@@ -223,6 +255,7 @@ export const serverSettings = {
     parse: integer(1, 2 ** 31 - 1),
     default: 10_000,
     help: "HTTP/2 streams one connection may open at once",
+    doc: "HTTP/2 streams one connection may have open (a gateway carries many users' streams on one connection); past it, the client queues new streams",
     group: "limits",
   },
   maxSessionMemoryMb: {
@@ -231,6 +264,7 @@ export const serverSettings = {
     parse: integer(1, 1024),
     default: 10,
     help: "memory one HTTP/2 connection may buffer, in MiB",
+    doc: "memory one HTTP/2 connection may buffer, in MiB (node's `maxSessionMemory`)",
     group: "limits",
   },
   readMaxBytes: {
@@ -239,6 +273,7 @@ export const serverSettings = {
     parse: integer(1024, 16 * 1024 * 1024),
     default: 64 * 1024,
     help: "largest request message accepted",
+    doc: "largest request message accepted, after decompression",
     group: "limits",
   },
 
@@ -248,15 +283,24 @@ export const serverSettings = {
     env: "TLS_CERT",
     parse: text,
     help: "PEM certificate chain: serve TLS on --port, HTTP/2 and HTTP/1.1 (the chat page too); reloaded on SIGHUP",
+    doc: "PEM certificate chain file: with `--tls-key`, `--port` serves TLS, HTTP/2 and HTTP/1.1 by ALPN (the chat page too); SIGHUP reloads both ([security.md](security.md))",
     group: "security",
   },
-  tlsKey: { flag: "--tls-key <file>", env: "TLS_KEY", parse: text, help: "PEM private key of --tls-cert", group: "security" },
+  tlsKey: {
+    flag: "--tls-key <file>",
+    env: "TLS_KEY",
+    parse: text,
+    help: "PEM private key of --tls-cert",
+    doc: "PEM private key file of `--tls-cert`, reloaded with it on SIGHUP",
+    group: "security",
+  },
   /** Signed identities: the HMAC secret of tokens (HS256/384/512). */
   jwtSecret: {
     flag: "--jwt-secret <secret>",
     env: "JWT_SECRET",
     parse: text,
     help: "signed identities: every call carries a token signed with this HMAC secret (prefer the variable)",
+    doc: "signed identities: every call carries a token signed with this HMAC secret (HS256/384/512; at least 32 bytes; prefer the variable, which `ps` does not show)",
     group: "security",
   },
   jwtPublicKey: {
@@ -264,6 +308,7 @@ export const serverSettings = {
     env: "JWT_PUBLIC_KEY",
     parse: text,
     help: "signed identities: tokens verify with this PEM public key (RSA, EC or Ed25519)",
+    doc: "signed identities: tokens verify with this PEM public key file (RSA, EC P-256/384/521, Ed25519)",
     group: "security",
   },
   jwksUrl: {
@@ -271,10 +316,27 @@ export const serverSettings = {
     env: "JWKS_URL",
     parse: jwksUrl,
     help: "signed identities: tokens verify with the keys at this JWKS URL",
+    doc: "signed identities: tokens verify with the keys at this JWKS URL (fetched when needed, again for an unknown `kid` at most every 30 s)",
     group: "security",
   },
-  jwtIssuer: { flag: "--jwt-issuer <iss>", env: "JWT_ISSUER", parse: text, help: "signed identities: the issuer tokens must name", group: "security" },
-  jwtAudience: { flag: "--jwt-audience <aud>", env: "JWT_AUDIENCE", parse: text, help: "signed identities: an audience tokens must name", group: "security" },
+  jwtIssuer: {
+    flag: "--jwt-issuer <iss>",
+    env: "JWT_ISSUER",
+    parse: text,
+    defaultText: "any",
+    help: "signed identities: the issuer tokens must name",
+    doc: "signed identities: the `iss` tokens must carry",
+    group: "security",
+  },
+  jwtAudience: {
+    flag: "--jwt-audience <aud>",
+    env: "JWT_AUDIENCE",
+    parse: text,
+    defaultText: "any",
+    help: "signed identities: an audience tokens must name",
+    doc: "signed identities: an `aud` tokens must carry",
+    group: "security",
+  },
   jwtUsernameClaim: {
     flag: "--jwt-username-claim <claim>",
     env: "JWT_USERNAME_CLAIM",
@@ -290,6 +352,7 @@ export const serverSettings = {
     parse: integer(0, 1_000_000),
     default: 60,
     help: "signed identities: refused tokens one IP address may present per minute (0: no limit)",
+    doc: "signed identities: refused tokens one IP address may present per minute (0: no limit); past it, its calls are refused (`RESOURCE_EXHAUSTED`) without a signature check until the minute is over",
     group: "security",
   },
   /** Messages one user may send per second, sustained; 0 for no limit. */
@@ -298,7 +361,9 @@ export const serverSettings = {
     env: "SEND_RATE",
     parse: integer(0, 1_000_000),
     default: 0,
-    help: "messages one user may send per second (0: no limit)",
+    defaultText: zeroIsOff,
+    help: "messages one user may send per second",
+    doc: "messages one user may send per second, sustained",
     group: "security",
   },
   sendBurst: {
@@ -307,6 +372,7 @@ export const serverSettings = {
     parse: integer(0, 1_000_000),
     default: 100,
     help: "messages one user may send at once above --send-rate",
+    doc: "messages one user may send at once above `--send-rate`",
     group: "security",
   },
   maxConnectionsPerIp: {
@@ -314,7 +380,9 @@ export const serverSettings = {
     env: "MAX_CONNECTIONS_PER_IP",
     parse: integer(0, 1_000_000),
     default: 0,
-    help: "connections one IP address may hold on each port (0: no limit)",
+    defaultText: zeroIsOff,
+    help: "connections one IP address may hold on each port",
+    doc: "connections one IP address may hold on each port; more are closed at once, logged once a minute",
     group: "security",
   },
   connectRatePerIp: {
@@ -322,7 +390,9 @@ export const serverSettings = {
     env: "CONNECT_RATE_PER_IP",
     parse: integer(0, 1_000_000),
     default: 0,
-    help: "Connect attempts one IP address may make per second (0: no limit)",
+    defaultText: zeroIsOff,
+    help: "Connect attempts one IP address may make per second",
+    doc: "`Connect` attempts one IP address may make per second",
     group: "security",
   },
   /** Origins (scheme://host:port) whose pages may call the server from a browser, besides the page's own. */
@@ -333,6 +403,7 @@ export const serverSettings = {
     default: [],
     defaultText: "none",
     help: "comma-separated origins whose pages may call the server (CORS), besides the page's own",
+    doc: "comma-separated origins (`https://app.example`) whose pages may call the server (CORS), besides the page's own",
     group: "security",
   },
   webHost: {
@@ -342,6 +413,7 @@ export const serverSettings = {
     default: [],
     defaultText: "none",
     help: "comma-separated host names the web port answers to, besides IP addresses and localhost",
+    doc: "comma-separated host names the web port answers to, besides IP addresses and `localhost`",
     group: "security",
   },
 
@@ -351,6 +423,7 @@ export const serverSettings = {
     env: "REDIS_URL",
     parse: redisUrl,
     help: "cluster mode: share state with other nodes through this Redis (redis://host:port)",
+    doc: "cluster mode: share state with other nodes through this Redis (`redis://host:port`; see [cluster.md](cluster.md))",
     group: "cluster",
   },
   leaseMs: {
@@ -375,7 +448,9 @@ export const serverSettings = {
     env: "RESUME_GRACE_MS",
     parse: integer(0, 3_600_000),
     default: 0,
+    defaultText: zeroIsOff,
     help: "hold a session whose stream dropped this long, for its client to resume it; 0 ends it at once",
+    doc: "how long a session whose stream dropped is held for its client to resume it; 0 ends it at once ([realtime.md](realtime.md#resuming-after-a-dropped-connection))",
     group: "realTime",
   },
   resumeHistory: {
@@ -395,13 +470,19 @@ export const serverSettings = {
     group: "realTime",
   },
   /** Whether presence events (ChannelsChanged) are on. */
-  presence: { flag: "--no-presence", help: "send no presence events (ChannelsChanged), even to clients that ask", group: "realTime" },
+  presence: {
+    flag: "--no-presence",
+    help: "send no presence events (ChannelsChanged), even to clients that ask",
+    doc: "send no presence events (`ChannelsChanged`), even to clients that ask",
+    group: "realTime",
+  },
   presenceIntervalMs: {
     flag: "--presence-interval-ms <n>",
     env: "PRESENCE_INTERVAL_MS",
     parse: integer(10, 60_000),
     default: 250,
     help: "how often presence changes are sent, coalesced",
+    doc: "how long presence changes are collected before they are sent together",
     group: "realTime",
   },
 
@@ -412,6 +493,7 @@ export const serverSettings = {
     parse: integer(1, 1_000_000),
     default: 100,
     help: "log lines of one kind per second before the rest are summarised in one line",
+    doc: 'log lines of one kind (message and level) per second; the rest are counted in one "log lines suppressed" line',
     group: "operations",
   },
   /** The port of the Prometheus /metrics endpoint; none when unset. */
@@ -419,7 +501,8 @@ export const serverSettings = {
     flag: "--metrics-port <n>",
     env: "METRICS_PORT",
     parse: integer(0, 65535),
-    help: "serve Prometheus metrics at /metrics on this port (off when unset)",
+    help: "serve Prometheus metrics at /metrics on this port",
+    doc: "serve Prometheus metrics at `http://HOST:PORT/metrics`, and the probes `/healthz` and `/readyz` ([operations.md](operations.md#liveness-and-readiness-probes))",
     group: "operations",
   },
   shutdownGraceMs: {
@@ -472,6 +555,16 @@ export const defaultConfig: ServerConfig = Object.fromEntries(
     return setting.default === undefined ? [] : [[key, setting.default]];
   }),
 ) as ServerConfig; // Built entry by entry from the table, whose types ServerConfig is made from.
+
+/**
+ * A setting's default as --help and the documentation say it, in Markdown:
+ * its words, or else its value as code; "off" when it has neither, for a
+ * setting without a default is unset and what it would turn on is off.
+ */
+export function settingDefault(setting: ValueSetting<unknown>): string {
+  if (setting.defaultText !== undefined) return setting.defaultText;
+  return setting.default === undefined ? "off" : `\`${String(setting.default)}\``;
+}
 
 /** A setting's flag without its value, as in "--port". */
 export function settingFlag(key: SettingKey): string {
