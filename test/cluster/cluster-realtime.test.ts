@@ -6,21 +6,13 @@ import { ChatError, chatErrors } from "../../server/core/chat-error.js";
 import type { SessionEvent } from "../../server/core/session-event.js";
 import { createLogger } from "../../server/ops/logger.js";
 import { failsWith, takeUntil, until } from "../helpers/backend-checks.js";
+import { eventually } from "../helpers/eventually.js";
 import { startRedis, type TestRedis } from "../helpers/redis-server.js";
 import { describeEvents } from "../helpers/session-events.js";
 
 /** The words a member-left event carries on why. */
 function details(events: readonly SessionEvent[]): string[] {
   return events.map((event) => (event.kind === "member-left" ? (event.detail ?? "") : ""));
-}
-
-/** Polls until a condition holds. */
-async function eventually(condition: () => boolean | Promise<boolean>, message: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${message}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 /**

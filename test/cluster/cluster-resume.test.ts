@@ -3,6 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type ChatClient, createChatClient } from "../../client/chat-client.js";
 import { type Event, LeaveReason } from "../../gen/chat/v1/chat_pb.js";
+import { eventually } from "../helpers/eventually.js";
 import { startTestCluster, type TestCluster } from "../helpers/test-cluster.js";
 
 /** The ConnectRequest fields these tests set besides the username. */
@@ -45,13 +46,11 @@ function openStream(client: ChatClient, username: string, request: ConnectOptIns
     events,
     connected: Promise.race([connected, ended.then((e) => Promise.reject(e ?? new Error("ended before Connected")))]),
     ended,
-    async waitFor(match) {
-      const deadline = Date.now() + 5000;
-      while (!events.some(match)) {
-        if (Date.now() > deadline) throw new Error(`timed out; got ${JSON.stringify(events.map((e) => e.case))}`);
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    },
+    waitFor: (match) =>
+      eventually(
+        () => events.some(match),
+        () => `no such event; got ${JSON.stringify(events.map((e) => e.case))}`,
+      ),
     cancel: () => abort.abort(),
   };
 }

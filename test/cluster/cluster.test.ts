@@ -9,6 +9,7 @@ import { Redis } from "ioredis";
 import { type ChatClient, createChatClient } from "../../client/chat-client.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { type OpenStream, openStream } from "../helpers/chat-stream.js";
+import { eventually } from "../helpers/eventually.js";
 import { listeningPort } from "../helpers/listening-port.js";
 import { startRedis, type TestRedis } from "../helpers/redis-server.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
@@ -24,13 +25,8 @@ async function rejectsWith(promise: Promise<unknown>, code: Code, part?: string)
   });
 }
 
-async function until(condition: () => Promise<boolean>, message: string, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${message}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** How long these tests wait for the cluster to settle (a dead node swept, a node back on Redis): longer than the helper's default. */
+const clusterWaitMs = 8000;
 
 describe("cluster mode: three nodes sharing one Redis", { timeout: 60_000 }, () => {
   let redis: TestRedis;
@@ -163,13 +159,13 @@ describe("cluster mode: three nodes sharing one Redis", { timeout: 60_000 }, () 
     assert.ok((await names(0)).includes("@victim"));
     const killedAt = Date.now();
     child.kill("SIGKILL");
-    await until(async () => !(await names(0)).some((n) => n === "@victim" || n === "#victims-room"), "the dead node's user lingers");
+    await eventually(async () => !(await names(0)).some((n) => n === "@victim" || n === "#victims-room"), "the dead node's user lingers", clusterWaitMs);
     // Lease 1 s plus a sweep every 0.2 s: well within the bound.
     assert.ok(Date.now() - killedAt < 5000);
     // Nothing of the dead node lingers in Redis.
     const admin = new Redis(redis.url);
     const live = new Set(nodes.map((n) => (n.server.backend as { nodeId?: string }).nodeId));
-    await until(async () => (await admin.scard("chat:nodes")) === 3, "the dead node is still registered");
+    await eventually(async () => (await admin.scard("chat:nodes")) === 3, "the dead node is still registered", clusterWaitMs);
     assert.deepEqual(new Set(await admin.smembers("chat:nodes")), live);
     const keys = await admin.keys("chat:*");
     assert.deepEqual(
@@ -230,7 +226,7 @@ describe("cluster mode: three nodes sharing one Redis", { timeout: 60_000 }, () 
     );
     assert.ok(got.length <= acked);
     for (const node of [0, 1, 2]) {
-      await until(async () => nodes[node]!.server.health.get("") === HealthCheckResponse_ServingStatus.SERVING, `node ${node} not back`);
+      await eventually(async () => nodes[node]!.server.health.get("") === HealthCheckResponse_ServingStatus.SERVING, `node ${node} not back`, clusterWaitMs);
     }
     // Every node lost its subscriber: both users connect again.
     await connect(0, "pubsend");
@@ -246,11 +242,15 @@ describe("cluster mode: three nodes sharing one Redis", { timeout: 60_000 }, () 
     // A refresh every lease / 3, failing after the 2 s command timeout.
     for (const s of before) assert.equal((await s.ended)?.code, Code.Unavailable);
     for (const node of [0, 1, 2]) {
-      await until(async () => nodes[node]!.server.health.get("") === HealthCheckResponse_ServingStatus.NOT_SERVING, `node ${node} still serving`);
+      await eventually(
+        async () => nodes[node]!.server.health.get("") === HealthCheckResponse_ServingStatus.NOT_SERVING,
+        `node ${node} still serving`,
+        clusterWaitMs,
+      );
     }
     redis.thaw();
     for (const node of [0, 1, 2]) {
-      await until(async () => nodes[node]!.server.health.get("") === HealthCheckResponse_ServingStatus.SERVING, `node ${node} not back`, 15_000);
+      await eventually(async () => nodes[node]!.server.health.get("") === HealthCheckResponse_ServingStatus.SERVING, `node ${node} not back`, 15_000);
     }
     // Redis kept its data through the freeze; the nodes released what they held.
     const listed = await names(1);
@@ -266,7 +266,11 @@ describe("cluster mode: three nodes sharing one Redis", { timeout: 60_000 }, () 
     const health = createClient(Health, createGrpcTransport({ baseUrl: nodes[1]!.baseUrl }));
     await redis.kill();
     assert.equal((await alice.ended)?.code, Code.Unavailable);
-    await until(async () => (await health.check({ service: "" })).status === HealthCheckResponse_ServingStatus.NOT_SERVING, "health still SERVING");
+    await eventually(
+      async () => (await health.check({ service: "" })).status === HealthCheckResponse_ServingStatus.NOT_SERVING,
+      "health still SERVING",
+      clusterWaitMs,
+    );
     // The HTTP probes say the same, for orchestrators.
     const readyz = `http://127.0.0.1:${nodes[1]!.server.metricsAddress!.port}/readyz`;
     const away = await fetch(readyz);
@@ -274,10 +278,10 @@ describe("cluster mode: three nodes sharing one Redis", { timeout: 60_000 }, () 
     assert.equal(await away.text(), "not ready: the shared state (Redis) is unreachable\n");
     await rejectsWith(openStream(on(1, "newcomer"), "newcomer"), Code.Unavailable);
     await redis.restart();
-    await until(async () => (await health.check({ service: "" })).status === HealthCheckResponse_ServingStatus.SERVING, "health not back", 15_000);
+    await eventually(async () => (await health.check({ service: "" })).status === HealthCheckResponse_ServingStatus.SERVING, "health not back", 15_000);
     assert.equal((await fetch(readyz)).status, 200);
     for (const node of [0, 1, 2]) {
-      await until(async () => nodes[node]!.server.health.get("") === HealthCheckResponse_ServingStatus.SERVING, `node ${node} not back`, 15_000);
+      await eventually(async () => nodes[node]!.server.health.get("") === HealthCheckResponse_ServingStatus.SERVING, `node ${node} not back`, 15_000);
     }
     // Nothing stale: every earlier user's stream ended, and none is listed.
     assert.deepEqual(await names(2), []);

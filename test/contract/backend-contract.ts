@@ -6,6 +6,7 @@ import type { ChatSession } from "../../server/core/chat-session.js";
 import type { HistoryLimits } from "../../server/core/resume-session.js";
 import type { ChatEvent } from "../../server/core/session-event.js";
 import { failsWith } from "../helpers/backend-checks.js";
+import { eventually } from "../helpers/eventually.js";
 import { messages } from "../helpers/session-events.js";
 
 /** The limits every backend takes. */
@@ -28,11 +29,10 @@ export type BackendFactory = (options: BackendLimits) => Promise<{
 
 /** Waits until a session holds n events (deliveries may cross a network), then takes them. */
 async function received(session: ChatSession, n: number): Promise<ChatEvent[]> {
-  const deadline = Date.now() + 5000;
-  while (session.pending < n) {
-    if (Date.now() > deadline) throw new Error(`${session.username} holds ${session.pending} of ${n} events`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await eventually(
+    () => session.pending >= n,
+    () => `${session.username} holds ${session.pending} of ${n} events`,
+  );
   return messages(session.take(1e9, 1e12));
 }
 
@@ -201,11 +201,9 @@ export function backendContract(name: string, factory: BackendFactory): void {
         await b.connect("fast");
         await b.createGroup("slow", "slow-room");
         for (let i = 0; i < 4; i++) await b.send("fast", "slow", `m${i}`);
-        const deadline = Date.now() + 5000;
-        while (!slow.signal.aborted && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-        assert.equal(slow.signal.aborted, true);
+        await eventually(() => slow.signal.aborted, "slow was not cut off");
         assert.equal((slow.signal.reason as ChatError).kind, "exhausted");
-        while ((await b.isOnline("slow")) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+        await eventually(async () => !(await b.isOnline("slow")), "slow is still online");
         assert.deepEqual(await b.listChannels(), [{ name: "fast", type: "user" }]);
       }),
     );
@@ -255,8 +253,7 @@ export function backendContract(name: string, factory: BackendFactory): void {
         await b.connect("writer");
         // 2,000 bytes of text weigh 4,700 (see queuedEventBytes): the fourth is too many.
         for (let i = 0; i < 4; i++) await b.send("writer", "reader", "t".repeat(2000));
-        const deadline = Date.now() + 5000;
-        while (!reader.signal.aborted && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+        await eventually(() => reader.signal.aborted, "reader was not cut off");
         assert.match(String((reader.signal.reason as Error).message), /18800 bytes were waiting to be read, more than the 15000 allowed/);
         assert.equal(await b.isOnline("reader"), false);
       }),
@@ -271,11 +268,13 @@ export function backendContract(name: string, factory: BackendFactory): void {
         for (let i = 0; i < 10; i++) await b.send("writer", "big", "t".repeat(2000));
         for (let i = 0; i < 5; i++) await b.send("writer", "small", "t".repeat(2000));
         // 47,000 + 14,100 bytes: over 60,000, and big holds the most.
-        const deadline = Date.now() + 5000;
-        while (!big.signal.aborted && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+        await eventually(() => big.signal.aborted, "big was not cut off");
         assert.match(String((big.signal.reason as Error).message), /queues reached their limit of 60000 bytes, and this stream held the most \(47000 bytes/);
         assert.equal(small.signal.aborted, false);
-        while (small.pending < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+        await eventually(
+          () => small.pending >= 5,
+          () => `small holds ${small.pending} of 5 events`,
+        );
         assert.equal(small.pending, 5);
       }),
     );
@@ -295,9 +294,10 @@ export function backendContract(name: string, factory: BackendFactory): void {
         assert.equal(a.signal.aborted || c.signal.aborted, false, "cut off under the limit");
         // The fifth passes it; cutting one member frees nothing the others still hold.
         await b.send("s", "room", "t".repeat(2000));
-        const deadline = Date.now() + 5000;
-        while (!(a.signal.aborted && c.signal.aborted) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-        assert.equal(a.signal.aborted && c.signal.aborted, true, "only one was cut off");
+        await eventually(
+          () => a.signal.aborted && c.signal.aborted,
+          () => `not both cut off: a ${a.signal.aborted}, c ${c.signal.aborted}`,
+        );
       }),
     );
   });

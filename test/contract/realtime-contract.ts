@@ -4,6 +4,7 @@ import { ChatError } from "../../server/core/chat-error.js";
 import type { ChatSession } from "../../server/core/chat-session.js";
 import type { SessionEvent } from "../../server/core/session-event.js";
 import { failsWith, takeUntil, until } from "../helpers/backend-checks.js";
+import { eventually } from "../helpers/eventually.js";
 import { describeEvents } from "../helpers/session-events.js";
 import { type BackendFactory, backendRunner } from "./backend-contract.js";
 
@@ -227,8 +228,7 @@ export function realtimeContract(name: string, factory: BackendFactory): void {
         await b.connect("bob");
         await b.hold(alice, "dropped");
         for (let i = 0; i < 4; i++) await b.send("bob", "alice", `m${i}`);
-        const deadline = Date.now() + 5000;
-        while (!alice.signal.aborted && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+        await eventually(() => alice.signal.aborted, "the held session was not cut off");
         assert.ok(alice.signal.reason instanceof ChatError && alice.signal.reason.kind === "exhausted", String(alice.signal.reason));
         assert.equal(await b.isOnline("alice"), false);
       }),

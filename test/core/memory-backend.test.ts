@@ -46,24 +46,6 @@ describe("in-memory backend", () => {
     assert.equal(backend.stats().users, 3);
   });
 
-  it("creates a group with its creator as the only member", () => {
-    const backend = createMemoryBackend();
-    const alice = backend.connect("alice");
-    backend.connect("bob");
-    backend.createGroup("alice", "room");
-    throwsKind(() => backend.createGroup("bob", "room"), "already-exists", '"room"');
-    throwsKind(() => backend.createGroup("alice", "bob"), "already-exists", "online user");
-    throwsKind(() => backend.createGroup("alice", "bad name"), "invalid-input");
-    throwsKind(() => backend.createGroup("nobody", "other"), "not-signed-in");
-    backend.send("alice", "room", "hi");
-    assert.deepEqual(texts(alice), ["hi"]);
-    assert.deepEqual(backend.listChannels(), [
-      { name: "alice", type: "user" },
-      { name: "bob", type: "user" },
-      { name: "room", type: "group" },
-    ]);
-  });
-
   it("joins and leaves groups with the documented errors", () => {
     const backend = createMemoryBackend();
     backend.connect("alice");

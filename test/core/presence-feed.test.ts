@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createPresenceFeed } from "../../server/core/presence-feed.js";
 import type { PresenceEvent } from "../../server/core/session-event.js";
+import { eventually } from "../helpers/eventually.js";
 
 const names = (event: PresenceEvent) => ({
   added: event.added.map((c) => `${c.type}:${c.name}`),
@@ -44,8 +45,7 @@ describe("presence feed", () => {
     const published: PresenceEvent[] = [];
     const feed = createPresenceFeed({ intervalMs: 20, publish: (e) => published.push(e) });
     feed.changed({ name: "bob", type: "user" }, true);
-    const deadline = Date.now() + 2000;
-    while (published.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    await eventually(() => published.length > 0, "the feed published nothing on its own", 2000);
     assert.deepEqual(published.map(names), [{ added: ["user:bob"], removed: [] }]);
     feed.close();
   });

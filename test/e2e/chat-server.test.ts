@@ -7,9 +7,10 @@ import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/conn
 import { createChatClient } from "../../client/chat-client.js";
 import { ChatService, SendMessageRequestSchema } from "../../gen/chat/v1/chat_pb.js";
 import { openStream } from "../helpers/chat-stream.js";
+import { eventually } from "../helpers/eventually.js";
 import { grpcFrame, grpcStatus, openStalledStream, rawGrpcCall } from "../helpers/raw-grpc.js";
 import { startTcpProxy } from "../helpers/tcp-proxy.js";
-import { eventually, startTestServer, type TestServer } from "../helpers/test-server.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 describe("chat server on a real port, connect-node gRPC clients", () => {
   let t: TestServer;

@@ -9,11 +9,12 @@ import * as grpc from "@grpc/grpc-js";
 import { createChatClient } from "../../client/chat-client.js";
 import { ConnectRequestSchema } from "../../gen/chat/v1/chat_pb.js";
 import { openStream } from "../helpers/chat-stream.js";
+import { eventually } from "../helpers/eventually.js";
 import { as, loadGrpcJsService, serverStream, unary } from "../helpers/grpc-js-client.js";
 import { grpcFrame } from "../helpers/raw-grpc.js";
 import { connectRawH2, FrameType, grpcHeaders, type RawH2Client, Setting } from "../helpers/raw-h2-client.js";
 import { startServerProcess } from "../helpers/server-process.js";
-import { eventually, startTestServer, type TestServer } from "../helpers/test-server.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 // Clients that misbehave on purpose, each against a server of its own: the
 // server stays up, what it holds stays within a stated bound, and other users

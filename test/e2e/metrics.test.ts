@@ -3,8 +3,9 @@ import { it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createChatClient } from "../../client/chat-client.js";
 import { openStream } from "../helpers/chat-stream.js";
+import { eventually } from "../helpers/eventually.js";
 import { connectRawH2, grpcHeaders } from "../helpers/raw-h2-client.js";
-import { eventually, startTestServer } from "../helpers/test-server.js";
+import { startTestServer } from "../helpers/test-server.js";
 
 function value(text: string, series: string): number {
   const line = text.split("\n").find((l) => l.startsWith(`${series} `));

@@ -5,8 +5,9 @@ import { after, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createChatClient } from "../../client/chat-client.js";
 import { openStream } from "../helpers/chat-stream.js";
+import { eventually } from "../helpers/eventually.js";
 import { startTestCluster, type TestCluster } from "../helpers/test-cluster.js";
-import { eventually, startTestServer, type TestServer } from "../helpers/test-server.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 /** One HTTP/1.1 request to the web port, with the headers given. */
 function webRequest(port: number, method: string, path: string, headers: Record<string, string>, body?: string) {

@@ -12,6 +12,7 @@ import { decodeJwt } from "jose";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection, type ServerReflectionRequest } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { parseConfig } from "../../server/ops/parse-config.js";
+import { eventually } from "../helpers/eventually.js";
 import { loadGrpcJsService, serverStream, unary } from "../helpers/grpc-js-client.js";
 import { startTestServer } from "../helpers/test-server.js";
 
@@ -265,17 +266,18 @@ describe("the docs' recipes, as typed", { timeout: 240_000 }, () => {
       assert.deepEqual(ports, ["50051", "50052", "50053"]);
       for (const port of ports) {
         const health = createClient(Health, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
-        const deadline = Date.now() + 30_000;
-        for (;;) {
-          assert.equal(cluster.exitCode, null, `the recipe's shell exited:\n${clusterOutput}`);
-          const status = await health.check({}).then(
-            (r) => r.status,
-            () => undefined,
-          );
-          if (status === HealthCheckResponse_ServingStatus.SERVING) break;
-          assert.ok(Date.now() < deadline, `node on ${port} did not start:\n${clusterOutput}`);
-          await new Promise((resolve) => setTimeout(resolve, 200));
-        }
+        await eventually(
+          async () => {
+            assert.equal(cluster?.exitCode, null, `the recipe's shell exited:\n${clusterOutput}`);
+            const status = await health.check({}).then(
+              (r) => r.status,
+              () => undefined,
+            );
+            return status === HealthCheckResponse_ServingStatus.SERVING;
+          },
+          () => `node on ${port} did not start:\n${clusterOutput}`,
+          30_000,
+        );
       }
       // The recipe's own processes answered: its Redis and each node say so
       // in their output (a server already on one of these ports would not).
@@ -447,18 +449,19 @@ async function grpcurlSession(): Promise<void> {
       }
     }
     const texts = (i: number) => JSON.stringify(streams[i]?.events);
-    const deadline = Date.now() + 5000;
     const expected: [number, RegExp][] = [
       [0, /"text":"hello"/],
       [0, /"text":"hi carol"/],
       [1, /"text":"hello"/],
     ];
-    for (const [i, text] of expected) {
-      while (!text.test(texts(i))) {
-        assert.ok(Date.now() < deadline, `stream ${i} got no ${text}: ${texts(i)}`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    }
+    const missing = () => expected.filter(([i, text]) => !text.test(texts(i)));
+    await eventually(
+      () => missing().length === 0,
+      () =>
+        missing()
+          .map(([i, text]) => `stream ${i} got no ${text}: ${texts(i)}`)
+          .join("\n"),
+    );
   } finally {
     for (const s of streams) s.call.cancel();
     for (const c of clients) c.close();
@@ -481,13 +484,13 @@ function runLine(line: string, options: { detached?: boolean } = {}) {
     count: (pattern: RegExp) => lines().filter((l) => pattern.test(l)).length,
     /** Resolves with the atLeast-th line that matches, once it has been written. */
     async waitFor(pattern: RegExp, timeoutMs = 30_000, atLeast = 1): Promise<string> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const matching = lines().filter((l) => pattern.test(l));
-        if (matching.length >= atLeast) return matching[atLeast - 1]!;
-        assert.ok(Date.now() < deadline, `no line matching ${pattern} from \`${line}\`:\n${output}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      const matching = () => lines().filter((l) => pattern.test(l));
+      await eventually(
+        () => matching().length >= atLeast,
+        () => `no line matching ${pattern} from \`${line}\`:\n${output}`,
+        timeoutMs,
+      );
+      return matching()[atLeast - 1]!;
     },
   };
 }

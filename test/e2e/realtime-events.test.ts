@@ -3,8 +3,9 @@ import { after, before, describe, it } from "node:test";
 import * as grpcJs from "@grpc/grpc-js";
 import { createChatClient } from "../../client/chat-client.js";
 import { openEventStream } from "../helpers/event-stream.js";
+import { eventually } from "../helpers/eventually.js";
 import { as, loadGrpcJsService, serverStream, unary } from "../helpers/grpc-js-client.js";
-import { eventually, startTestServer, type TestServer } from "../helpers/test-server.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 /** An Event as @grpc/proto-loader decodes it (oneofs: true, enums: String). */
 interface GrpcJsEvent {

@@ -5,9 +5,10 @@ import type * as grpc from "@grpc/grpc-js";
 import * as grpcJs from "@grpc/grpc-js";
 import { createChatClient } from "../../client/chat-client.js";
 import { openEventStream } from "../helpers/event-stream.js";
+import { eventually } from "../helpers/eventually.js";
 import { as, loadGrpcJsService, serverStream, unary } from "../helpers/grpc-js-client.js";
 import { startTcpProxy, type TcpProxy } from "../helpers/tcp-proxy.js";
-import { eventually, startTestServer, type TestServer } from "../helpers/test-server.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 /**
  * Resuming over real connections: the client's connection goes through a

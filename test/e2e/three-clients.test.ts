@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { type CliProcess, spawnCliProcess } from "../helpers/cli-process.js";
+import { eventually } from "../helpers/eventually.js";
 import { as, firstContractProtoDir, loadGrpcJsService, serverStream, unary } from "../helpers/grpc-js-client.js";
-import { eventually, startTestServer, type TestServer } from "../helpers/test-server.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 interface GrpcEvent {
   kind: "connected" | "message";

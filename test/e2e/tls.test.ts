@@ -14,6 +14,7 @@ import { ConfigError } from "../../server/ops/config-error.js";
 import { createLogger } from "../../server/ops/logger.js";
 import { defaultConfig } from "../../server/ops/server-settings.js";
 import { openStream } from "../helpers/chat-stream.js";
+import { eventually } from "../helpers/eventually.js";
 import { as, loadGrpcJsService, serverStream, unary } from "../helpers/grpc-js-client.js";
 import { createTestCa, type TestCa } from "../helpers/test-ca.js";
 import { startTestCluster, type TestCluster } from "../helpers/test-cluster.js";
@@ -100,7 +101,7 @@ describe("TLS on the gRPC port", { timeout: 90_000 }, () => {
     stream.on("error", () => {});
     await first;
     await unary(client, "sendMessage", { channel: "tls-carol", text: "to myself" }, as("tls-carol"));
-    for (let i = 0; i < 200 && texts.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await eventually(() => texts.length > 0, "tls-carol got nothing", 2000);
     assert.deepEqual(texts, ["to myself"]);
     stream.cancel();
     client.close();

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { ChatError, type ChatErrorKind } from "../../server/core/chat-error.js";
 import type { ChatSession } from "../../server/core/chat-session.js";
 import type { SessionEvent } from "../../server/core/session-event.js";
+import { eventually } from "./eventually.js";
 import { describeEvents } from "./session-events.js";
 
 /** Expects a backend call to fail with a ChatError of the kind, whose message has the part. */
@@ -22,16 +23,17 @@ export async function failsWith(call: () => unknown, kind: ChatErrorKind, part?:
  * `last` once described (deliveries may cross a network); returns them all.
  */
 export async function takeUntil(session: ChatSession, last: (line: string) => boolean): Promise<SessionEvent[]> {
-  const deadline = Date.now() + 5000;
   const seen: SessionEvent[] = [];
-  for (;;) {
-    const batch = session.take(1e9, 1e12);
-    session.written();
-    seen.push(...batch);
-    if (describeEvents(batch).some(last)) return seen;
-    if (Date.now() > deadline) throw new Error(`${session.username} never got the event expected; got ${JSON.stringify(describeEvents(seen))}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await eventually(
+    () => {
+      const batch = session.take(1e9, 1e12);
+      session.written();
+      seen.push(...batch);
+      return describeEvents(batch).some(last);
+    },
+    () => `${session.username} never got the event expected; got ${JSON.stringify(describeEvents(seen))}`,
+  );
+  return seen;
 }
 
 /** The same, described (see describeEvents). */

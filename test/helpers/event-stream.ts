@@ -1,6 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { type Client, ConnectError } from "@connectrpc/connect";
 import { type ChatService, type Connected, type ConnectRequestSchema, type Event, LeaveReason } from "../../gen/chat/v1/chat_pb.js";
+import { eventually } from "./eventually.js";
 
 /** One line per event of the contract: "message alice>team: hi", "joined team bob", "left team bob LEFT", "channels +a -b". */
 export function describeEvent(event: Event): string {
@@ -43,13 +44,7 @@ export function openEventStream(client: Client<typeof ChatService>, req: Message
       return ConnectError.from(error);
     }
   })();
-  const until = async (check: () => boolean, what: string) => {
-    const deadline = Date.now() + 5000;
-    while (!check()) {
-      if (Date.now() > deadline) throw new Error(`never ${what}; events: ${JSON.stringify(events)}`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  };
+  const until = (check: () => boolean, what: string) => eventually(check, () => `never ${what}; events: ${JSON.stringify(events)}`);
   return {
     events,
     ended,

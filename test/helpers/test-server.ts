@@ -41,18 +41,3 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
     stop: () => server.shutdown(),
   };
 }
-
-/**
- * Polls a condition until it holds, for state that changes asynchronously
- * (a server noticing a closed connection). Throws with the message after
- * timeoutMs.
- */
-export async function eventually(condition: () => boolean | Promise<boolean>, message: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out: ${message}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

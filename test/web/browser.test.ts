@@ -6,8 +6,9 @@ import { fileURLToPath } from "node:url";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { createChatClient } from "../../client/chat-client.js";
 import { openStream } from "../helpers/chat-stream.js";
+import { eventually } from "../helpers/eventually.js";
 import { startTcpProxy } from "../helpers/tcp-proxy.js";
-import { eventually, startTestServer, type TestServer } from "../helpers/test-server.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 // Debian's chromium, which .ci/run installs; no browser is downloaded.
 const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
