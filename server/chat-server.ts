@@ -69,6 +69,7 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
       : createMetricsServer(metrics, {
           ready() {
             if (stopping !== undefined) return { ready: false, reason: "the server is draining" };
+            if (!grpc.server.listening) return { ready: false, reason: "the server is starting" };
             if (health.get("") !== ServingStatus.SERVING) return { ready: false, reason: "the shared state (Redis) is unreachable" };
             return { ready: true };
           },

@@ -152,7 +152,8 @@ export function createResumableSession(options: ResumableSessionOptions): Resuma
     const delayMs = resumable ? Math.min(retryDelayMs(lost.attempt, true), lost.at + place.graceMs - now) : retryDelayMs(lost.attempt, false);
     options.onRetry?.({ reason, attempt: lost.attempt, resumable, delayMs });
     await sleep(delayMs, signal);
-    return undefined;
+    // Stopped during the wait: no other try.
+    return signal.aborted ? { kind: "stopped" } : undefined;
   }
 
   return {

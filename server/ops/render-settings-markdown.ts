@@ -1,4 +1,4 @@
-import { isSwitch, type Setting, type SettingGroup, settingDefault, settingEntries, settingGroups } from "./server-settings.js";
+import { isSwitch, type Setting, settingDefault, settingEntries, settingGroups } from "./server-settings.js";
 
 /**
  * Renders the table of settings as Markdown, for the documentation: under a
@@ -10,7 +10,7 @@ import { isSwitch, type Setting, type SettingGroup, settingDefault, settingEntri
  */
 export function renderSettingsMarkdown(headingLevel = 3): string {
   const sections = Object.entries(settingGroups).map(([group, title]) => {
-    const rows = settingEntries.filter(([, setting]) => setting.group === (group as SettingGroup)).flatMap(([, setting]) => rowsOf(setting));
+    const rows = settingEntries.filter(([, setting]) => setting.group === group).flatMap(([, setting]) => rowsOf(setting));
     return [`${"#".repeat(headingLevel)} ${title}`, "", "| Flag | Variable | Default | Meaning |", "| --- | --- | --- | --- |", ...rows].join("\n");
   });
   return `${sections.join("\n\n")}\n`;

@@ -165,8 +165,8 @@ export function createGrpcLeanPath(options: LeanPathOptions, hooks: LeanPathHook
       if (!req.stream.destroyed) req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
     };
     // As in Connect, the gate sees the call before its message is parsed, and
-    // a refusal ends the call at once. The body is read meanwhile, since the
-    // request body guard keeps the stream flowing.
+    // a refusal ends the call at once. The body is read meanwhile:
+    // readEnvelope below reads the request from now on, gate or no gate.
     const gating = method.requestGate === undefined ? undefined : passGate(call, method.requestGate);
     const afterGate = (then: (gated: LeanContext | undefined) => void) => {
       if (gating === undefined) then(undefined);
