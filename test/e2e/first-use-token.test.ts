@@ -5,8 +5,8 @@ import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { SignJWT } from "jose";
 import { ChatService } from "../../gen/chat/v1/chat_pb.js";
-import { createTestCa, type TestCa } from "../helpers/test-ca.js";
 import { eventually } from "../helpers/eventually.js";
+import { createTestCa, type TestCa } from "../helpers/test-ca.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 const secret = "a-test-secret-of-at-least-32-bytes!";
