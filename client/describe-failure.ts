@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { causeCodes } from "./sdk/cause-codes.js";
 import { describeError } from "./sdk/describe-error.js";
 
 /** How the terminal client was told to reach the server: what a failure's fix depends on. */
@@ -42,7 +43,7 @@ function fixFor(err: ConnectError, { serverUrl, token, ca }: ConnectionSettings)
       ? "check the token given with --token or CHAT_TOKEN: it must be signed with the server's key, name the user and be unexpired"
       : "this server asks for a signed token: pass it with --token <jwt> or set CHAT_TOKEN";
   }
-  const cause = causeCode(err);
+  const cause = causeCodes(err)[0];
   if (cause !== undefined && untrustedCertificate.has(cause)) {
     return ca
       ? "the server's certificate was not signed by the CA given with --ca or CHAT_CA: pass the CA that signed it"
@@ -55,17 +56,5 @@ function fixFor(err: ConnectError, { serverUrl, token, ca }: ConnectionSettings)
   // A TLS port closes a plain HTTP/2 connection at its first bytes.
   const closed = cause === undefined || cause === "ECONNRESET" || cause.startsWith("ERR_HTTP2_");
   if (url.protocol === "http:" && closed) return `if the server serves TLS, use https://${url.host}`;
-  return undefined;
-}
-
-/** The code (ECONNREFUSED, UNABLE_TO_VERIFY_LEAF_SIGNATURE…) of the system error under a failed call. */
-function causeCode(error: unknown): string | undefined {
-  let current = error;
-  // A few levels are enough; the bound guards against a cycle of causes.
-  for (let depth = 0; depth < 8 && current instanceof Error; depth++) {
-    const code: unknown = "code" in current ? current.code : undefined;
-    if (typeof code === "string") return code;
-    current = current.cause;
-  }
   return undefined;
 }

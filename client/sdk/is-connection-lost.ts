@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { causeCodes } from "./cause-codes.js";
 
 /**
  * Tells whether a call failed because its connection did, rather than
@@ -23,12 +24,5 @@ const transportCodes = new Set([Code.Unavailable, Code.Internal, Code.Canceled, 
 
 /** Whether an error, or one of its causes, is a socket's (ECONNRESET, EPIPE, ETIMEDOUT…) or an HTTP/2 session's. */
 function hasNetworkCause(error: unknown): boolean {
-  let current = error;
-  // A few levels are enough; the bound guards against a cycle of causes.
-  for (let depth = 0; depth < 8 && current instanceof Error; depth++) {
-    const code: unknown = "code" in current ? current.code : undefined;
-    if (typeof code === "string" && (/^E[A-Z]+$/.test(code) || code.startsWith("ERR_HTTP2_"))) return true;
-    current = current.cause;
-  }
-  return false;
+  return causeCodes(error).some((code) => /^E[A-Z]+$/.test(code) || code.startsWith("ERR_HTTP2_"));
 }
