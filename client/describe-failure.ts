@@ -30,6 +30,10 @@ const untrustedCertificate = new Set([
  */
 export function describeFailure(error: unknown, settings: ConnectionSettings): string {
   const err = ConnectError.from(error);
+  if (err.isWireError && err.code === Code.Unauthenticated && !settings.token && /token/.test(err.rawMessage)) {
+    // The server's words are about a token it could not read, which was the username: none was given.
+    return "UNAUTHENTICATED: this server asks for a signed token, and none was given (pass it with --token <jwt> or set CHAT_TOKEN)";
+  }
   const line = describeError(err).replace(/; if the root CA is installed locally, try running Node\.js with --use-system-ca$/, "");
   const fix = fixFor(err, settings);
   return fix === undefined ? line : `${line.trimEnd()} (${fix})`;
@@ -38,7 +42,8 @@ export function describeFailure(error: unknown, settings: ConnectionSettings): s
 function fixFor(err: ConnectError, { serverUrl, token, ca }: ConnectionSettings): string | undefined {
   const url = new URL(serverUrl);
   if (err.isWireError) {
-    if (err.code !== Code.Unauthenticated) return undefined;
+    // A server without signed identities says so itself.
+    if (err.code !== Code.Unauthenticated || /signed identities/.test(err.rawMessage)) return undefined;
     return token
       ? "check the token given with --token or CHAT_TOKEN: it must be signed with the server's key, name the user and be unexpired"
       : "this server asks for a signed token: pass it with --token <jwt> or set CHAT_TOKEN";
@@ -53,6 +58,10 @@ function fixFor(err: ConnectError, { serverUrl, token, ca }: ConnectionSettings)
     return `the server does not serve TLS on this port: use http://${url.host}`;
   }
   if (cause === "ECONNREFUSED") return `nothing accepts connections at ${url.host}: is the server running, on this port?`;
+  // An HTTP/1.1 server answers the HTTP/2 preface with an error of its own.
+  if (cause === "ERR_HTTP2_ERROR" && url.protocol === "http:") {
+    return `${url.host} does not speak gRPC: if it is the server's web port (the page's, 8080 by default), use its gRPC port (--port, 50051 by default)`;
+  }
   // A TLS port closes a plain HTTP/2 connection at its first bytes.
   const closed = cause === undefined || cause === "ECONNRESET" || cause.startsWith("ERR_HTTP2_");
   if (url.protocol === "http:" && closed) return `if the server serves TLS, use https://${url.host}`;

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { runChatCli } from "./chat-cli.js";
+import { tokenSubject } from "./sdk/token-subject.js";
 import { parseServerUrl } from "./server-url.js";
-import { tokenSubject } from "./token-subject.js";
 
 const program = new Command("chat-client")
   .description("A terminal client for the chat server. Reads commands from stdin; /help lists them.")

@@ -198,7 +198,7 @@ async function listenAll({ config, logger, state, grpc, web, site, metricsServer
     const page = grpc.secure ? `https://${hostPort(address)}/` : cleartextPage;
     const cleartextWeb = grpc.secure && cleartextPage !== undefined ? { cleartextWeb: cleartextPage } : {};
     logger.info(
-      { host: address.address, port: address.port, ...(grpc.secure ? { tls: true } : {}), ...(page ? { web: page } : {}), ...cleartextWeb },
+      { host: address.address, port: address.port, pid: process.pid, ...(grpc.secure ? { tls: true } : {}), ...(page ? { web: page } : {}), ...cleartextWeb },
       "server listening",
     );
     return address;

@@ -11,6 +11,9 @@ import { hostPort } from "./transport/listen-on.js";
  * A bad configuration exits 2 with a message before anything starts.
  */
 async function main(): Promise<void> {
+  // Under Node 24 the process is otherwise named after its main thread
+  // ("MainThread"): this name is what ps, pgrep and pkill find.
+  process.title = "chat-server";
   let config: ServerConfig;
   try {
     config = parseConfig(process.argv.slice(2), process.env);

@@ -16,6 +16,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { maxNameLength, nameInputPattern, nameRuleText } from "../client/sdk/name-rule.js";
 import type { ChatClient } from "../client/sdk/resumable-session.js";
+import { tokenSubject } from "../client/sdk/token-subject.js";
 import { ChannelType, ChatMessageSchema } from "../gen/chat/v1/chat_pb.js";
 import { chatClient, sessionPlace, signIn } from "./chat-connection.js";
 import { type Conversation, conversation, state } from "./chat-state.js";
@@ -58,6 +59,12 @@ async function act(call: (client: ChatClient) => Promise<unknown>, errorLine: HT
     return false;
   }
 }
+
+// A token names its user: the username field need not be typed again.
+ui.token.addEventListener("input", () => {
+  const subject = tokenSubject(ui.token.value.trim());
+  if (subject !== undefined && ui.username.value.trim() === "") ui.username.value = subject;
+});
 
 ui.loginForm.addEventListener("submit", (event) => {
   event.preventDefault();

@@ -501,7 +501,7 @@ export const serverSettings = {
     flag: "--metrics-port <n>",
     env: "METRICS_PORT",
     parse: integer(0, 65535),
-    help: "serve Prometheus metrics at /metrics on this port",
+    help: "serve Prometheus metrics at /metrics, and the probes /healthz and /readyz, on this port",
     doc: "serve Prometheus metrics at `http://HOST:PORT/metrics`, and the probes `/healthz` and `/readyz` ([operations.md](operations.md#liveness-and-readiness-probes))",
     group: "operations",
   },

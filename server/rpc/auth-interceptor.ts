@@ -31,6 +31,11 @@ export function parseAuthorization(value: string | null): Authorization {
   if (username === "") {
     return { problem: `"authorization" has the Bearer scheme but no token: ${hint}` };
   }
+  // A JWT (a JSON header, base64url, begins "eyJ") is no username: a client
+  // that sends one expects signed identities, which this server is not set for.
+  if (/^eyJ[\w-]*\.[\w-]*\.[\w-]*$/.test(username)) {
+    return { problem: `"authorization" carries a signed token, but this server does not use signed identities: ${hint}` };
+  }
   if (/\s/.test(username)) {
     const scheme = bearer === null ? username.split(/\s/, 1)[0]! : "Bearer";
     return {

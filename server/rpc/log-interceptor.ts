@@ -1,4 +1,4 @@
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { grpcCodeName } from "./code-name.js";
 import { resumedKey, userKey } from "./context-keys.js";
@@ -27,6 +27,22 @@ export function createLogInterceptor(logger: Logger): Interceptor {
       throw error;
     }
     return req.stream && res.stream ? observeStream(req, res, sessions) : res;
+  };
+}
+
+/**
+ * Wraps a request gate (signed identities' token check) so that a call it
+ * refuses gets the line a failed call gets: the gate runs before any
+ * interceptor, so the log interceptor never sees it.
+ */
+export function logGateRefusals(gate: (context: HandlerContext) => Promise<void>, logger: Logger): (context: HandlerContext) => Promise<void> {
+  return async (context) => {
+    try {
+      await gate(context);
+    } catch (error) {
+      logFailure(logger, context.method.name, undefined, error);
+      throw error;
+    }
   };
 }
 

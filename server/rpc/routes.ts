@@ -13,7 +13,7 @@ import { createReflectionServices } from "../standard/reflection-service.js";
 import { createAuthInterceptor } from "./auth-interceptor.js";
 import { type ChatServiceOptions, createChatService, defaultChatServiceOptions } from "./chat-service.js";
 import { createErrorInterceptor } from "./error-interceptor.js";
-import { createLogInterceptor } from "./log-interceptor.js";
+import { createLogInterceptor, logGateRefusals } from "./log-interceptor.js";
 import { createMetricsInterceptor } from "./metrics-interceptor.js";
 import { createRateLimitInterceptor, type RateLimits } from "./rate-limit-interceptor.js";
 import { createTokenGate } from "./token-gate.js";
@@ -64,7 +64,7 @@ export function createRoutes({
       ? []
       : [createRateLimitInterceptor({ ...rateLimits, sendMethod: ChatService.method.sendMessage, connectMethod: ChatService.method.connect })]),
   ];
-  const requestGate = tokens === undefined ? undefined : createTokenGate(tokens, tokenFailuresPerIp);
+  const requestGate = tokens === undefined ? undefined : logGateRefusals(createTokenGate(tokens, tokenFailuresPerIp), logger);
   const reflection = createReflectionServices(createReflectionIndex([ChatService, Health, reflectionV1.ServerReflection, reflectionV1alpha.ServerReflection]));
   const healthService = createHealthService(health);
   return (router) => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { tokenSubject } from "../../client/token-subject.js";
+import { tokenSubject } from "../../client/sdk/token-subject.js";
 
 describe("the user a token names", () => {
   const token = (claims: object) => `e30.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.sig`;

@@ -86,6 +86,7 @@ describe("signed identities with an HMAC secret", () => {
   });
 
   it("refuses every bad token with UNAUTHENTICATED and a reason", async () => {
+    const logsBefore = t.logs.length;
     const cases: [string, Promise<string> | string, RegExp][] = [
       ["no token", "", /missing "authorization" header/],
       ["not a JWT", "not-a-jwt", /not a well-formed signed JWT/],
@@ -120,6 +121,10 @@ describe("signed identities with an HMAC secret", () => {
       await refused(client.listChannels({}), Code.Unauthenticated, expected);
     }
     assert.equal(await t.server.backend.isOnline("carol"), false);
+    // The gate runs before the interceptors, and its refusals are logged as any failed call is.
+    const refusals = t.logs.slice(logsBefore).filter((l) => l.msg === "call failed" && l.rpc === "ListChannels" && l.code === "UNAUTHENTICATED");
+    assert.equal(refusals.length, cases.length, "each refused token's call is logged");
+    assert.ok(refusals.some((l) => /it has expired/.test(String(l.error))));
   });
 
   it("refuses an address's calls unchecked once it presented --token-failures-per-ip refused tokens in a minute", async () => {
@@ -285,7 +290,10 @@ describe("the chat page with signed identities", { timeout: 60_000 }, () => {
     await page.getByLabel("Token").fill("not-a-token");
     await page.getByRole("button", { name: "Connect" }).click();
     await page.locator("#login-error", { hasText: "Not let in: the token was refused" }).waitFor();
+    // A token names its user: an empty username field takes the token's.
+    await page.getByLabel("Username").fill("");
     await page.getByLabel("Token").fill(await token("mia"));
+    assert.equal(await page.getByLabel("Username").inputValue(), "mia");
     await page.getByRole("button", { name: "Connect" }).click();
     await page.getByRole("status").filter({ hasText: "Connected as mia" }).waitFor();
     assert.equal(await t.server.backend.isOnline("mia"), true);

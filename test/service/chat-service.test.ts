@@ -94,6 +94,11 @@ describe("chat service over the in-memory transport", () => {
     // UNAUTHENTICATED
     await rejectsWith(f.client().listChannels({}), Code.Unauthenticated, "missing");
     await rejectsWith(f.client("").listChannels({}), Code.Unauthenticated, "Bearer scheme but no token");
+    await rejectsWith(
+      f.client("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln").listChannels({}),
+      Code.Unauthenticated,
+      "this server does not use signed identities",
+    );
     await rejectsWith(f.client("dave").sendMessage({ channel: "alice", text: "x" }), Code.Unauthenticated, '"dave"');
 
     // NOT_FOUND
