@@ -228,7 +228,7 @@ describe("the docs' recipes, as typed", { timeout: 240_000 }, () => {
     const server = startGroup(serverLine);
     try {
       const listening = await server.waitFor(/"msg":"server listening"/);
-      assert.match(listening, /"port":50051,"tls":true,"web":"https:\/\/127\.0\.0\.1:50051\/","cleartextWeb":"http:\/\/127\.0\.0\.1:8080\/"/);
+      assert.match(listening, /"port":50051,"pid":\d+,"tls":true,"web":"https:\/\/127\.0\.0\.1:50051\/","cleartextWeb":"http:\/\/127\.0\.0\.1:8080\/"/);
       const alice = runLine(clientLine);
       await alice.waitFor(/^\* connected as alice$/);
       alice.child.stdin.write("/send alice over TLS, with a token\n");
