@@ -1,0 +1,83 @@
+import * as http2 from "node:http2";
+import type { Logger } from "pino";
+import { resetByServer } from "./reset-stream.js";
+
+/** How long a connection cut off keeps its socket after the GOAWAY, for the peer to read it. */
+const goawayLingerMs = 200;
+
+/** The allowance {@link limitUnansweredResets} gives one connection. */
+export interface UnansweredResetLimits {
+  /** Streams the peer may reset before they were answered, at once; 0 for no limit. */
+  unansweredResetBurst: number;
+  /** And per second beyond the burst, as the allowance refills. */
+  unansweredResetRate: number;
+}
+
+/**
+ * Closes a connection whose peer resets too many streams before the server
+ * answered them: the HTTP/2 rapid-reset attack (CVE-2023-44487), in which a
+ * client opens streams and resets them at once, by the thousand, so that the
+ * server starts work on each and the client is never held back by the
+ * limit on concurrent streams.
+ *
+ * nghttp2 has a defence of its own (node's streamResetBurst and
+ * streamResetRate), but it counts every RST_STREAM received, and every gRPC
+ * client cancels a call with one: a gateway whose users leave at 33 a second
+ * or more, each ending a stream that was served for minutes, would exhaust
+ * it and lose the connection, and every user on it. So nghttp2's limit is
+ * raised to a backstop (grpc-server.ts), and this guard counts only what
+ * marks the attack: a stream the peer reset (not the server, see
+ * reset-stream.ts) before the server sent its response headers. A departing
+ * user's stream was answered long before, and never counts.
+ *
+ * The allowance is a token bucket of unansweredResetBurst streams refilled
+ * at unansweredResetRate a second; a connection that overdraws it gets a
+ * GOAWAY with ENHANCE_YOUR_CALM and is destroyed 200 ms later, and the log
+ * says so once.
+ */
+export function limitUnansweredResets(session: http2.ServerHttp2Session, limits: UnansweredResetLimits, logger: Logger): void {
+  const burst = limits.unansweredResetBurst;
+  if (burst === 0) return;
+  const perMs = limits.unansweredResetRate / 1000;
+  let tokens = burst;
+  let updatedAt = performance.now();
+  let unanswered = 0;
+  const openedAt = performance.now();
+  let cutOffStarted = false;
+  const cutOff = () => {
+    if (cutOffStarted) return;
+    cutOffStarted = true;
+    // The GOAWAY first, on its own: nghttp2 ignores the streams the peer
+    // opens after it, so they cost next to nothing. Destroying the session
+    // at once would close a socket with the attacker's frames still unread,
+    // and the kernel would answer with a TCP reset that can overtake the
+    // GOAWAY, leaving the peer without the reason.
+    session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    const timer = setTimeout(() => session.destroy(undefined, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM), goawayLingerMs);
+    timer.unref();
+    session.once("close", () => clearTimeout(timer));
+  };
+  session.on("stream", (stream) => {
+    stream.once("close", () => {
+      // Node closes every stream of a session being destroyed: those were
+      // not reset by the peer, and are not counted.
+      if (stream.headersSent || session.destroyed || cutOffStarted || resetByServer(stream)) return;
+      unanswered++;
+      const now = performance.now();
+      tokens = Math.min(burst, tokens + (now - updatedAt) * perMs) - 1;
+      updatedAt = now;
+      if (tokens >= 0) return;
+      logger.warn(
+        {
+          address: session.socket?.remoteAddress,
+          unanswered,
+          afterMs: Math.round(now - openedAt),
+          unansweredResetBurst: burst,
+          unansweredResetRate: limits.unansweredResetRate,
+        },
+        "connection dropped: too many streams reset before they were answered",
+      );
+      cutOff();
+    });
+  });
+}
