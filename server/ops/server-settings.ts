@@ -234,7 +234,7 @@ export const serverSettings = {
     flag: "--unanswered-reset-burst <n>",
     env: "UNANSWERED_RESET_BURST",
     parse: integer(0, 1_000_000_000),
-    default: 1000,
+    default: 200,
     help: "streams one connection may reset before the server answers them, at once, before it is closed (0: no limit)",
     group: "limits",
   },
