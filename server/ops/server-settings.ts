@@ -242,7 +242,7 @@ export const serverSettings = {
     flag: "--unanswered-reset-rate <n>",
     env: "UNANSWERED_RESET_RATE",
     parse: integer(0, 1_000_000_000),
-    default: 100,
+    default: 50,
     help: "streams one connection may reset before the server answers them, per second, beyond the burst",
     group: "limits",
   },
