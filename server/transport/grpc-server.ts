@@ -40,7 +40,8 @@ export function createGrpcServer(config: ServerConfig, handler: NodeHandler, log
     // cancellation included, and closes the connection past 1,000 at once
     // and 33 a second by default: a gateway whose users come and go would
     // lose its connection every few minutes. Raised to a backstop here; the
-    // rapid-reset attack is caught by limitUnansweredResets.
+    // rapid-reset attack is caught by limitUnansweredResets. Node applies
+    // the two only together (docs/upstream.md, report 7).
     streamResetBurst: config.streamResetBurst,
     streamResetRate: config.streamResetRate,
     settings: {

@@ -28,7 +28,8 @@ export interface UnansweredResetLimits {
  * raised to a backstop (grpc-server.ts), and this guard counts only what
  * marks the attack: a stream the peer reset (not the server, see
  * reset-stream.ts) before the server sent its response headers. A departing
- * user's stream was answered long before, and never counts.
+ * user's stream was answered long before, and never counts; nor does a call
+ * the server refused at once (a trailers-only answer), which cost it little.
  *
  * The allowance is a token bucket of unansweredResetBurst streams refilled
  * at unansweredResetRate a second; a connection that overdraws it gets a
