@@ -44,6 +44,7 @@ export function limitUnansweredResets(session: http2.ServerHttp2Session, limits:
   let updatedAt = performance.now();
   let unanswered = 0;
   const openedAt = performance.now();
+  let lastStreamId = 0;
   let cutOffStarted = false;
   const cutOff = () => {
     if (cutOffStarted) return;
@@ -53,12 +54,15 @@ export function limitUnansweredResets(session: http2.ServerHttp2Session, limits:
     // at once would close a socket with the attacker's frames still unread,
     // and the kernel would answer with a TCP reset that can overtake the
     // GOAWAY, leaving the peer without the reason.
-    session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    // With the last stream the server took, so that a client that retries
+    // what was not processed does not retry what was.
+    session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, lastStreamId);
     const timer = setTimeout(() => session.destroy(undefined, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM), goawayLingerMs);
     timer.unref();
     session.once("close", () => clearTimeout(timer));
   };
   session.on("stream", (stream) => {
+    lastStreamId = Math.max(lastStreamId, stream.id ?? 0);
     stream.once("close", () => {
       // Node closes every stream of a session being destroyed: those were
       // not reset by the peer, and are not counted.

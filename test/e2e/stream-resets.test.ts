@@ -281,6 +281,10 @@ describe("stream resets", { timeout: 240_000 }, () => {
       await attacker.closed;
       const goaway = attacker.frames.find((f) => f.type === FrameType.GOAWAY);
       assert.equal(goaway?.payload.readUInt32BE(4), http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      // It names the last stream the server took (the 21st is stream 41), not 0, which would tell a
+      // client that nothing it sent was processed.
+      const lastStreamId = goaway.payload.readUInt32BE(0) & 0x7fffffff;
+      assert.ok(lastStreamId >= 41 && lastStreamId <= 99, `last stream ${lastStreamId}`);
       await eventually(() => t.logs.some((l) => l.msg === "connection dropped: too many streams reset before they were answered"), "no log line");
       const line = t.logs.find((l) => l.msg === "connection dropped: too many streams reset before they were answered");
       assert.equal(line?.unanswered, 21, "cut off at the 21st unanswered stream");
