@@ -2,8 +2,14 @@ import * as http2 from "node:http2";
 import type { Logger } from "pino";
 import { resetByServer } from "./reset-stream.js";
 
-/** How long a connection cut off keeps its socket after the GOAWAY, for the peer to read it. */
-const goawayLingerMs = 200;
+/**
+ * How long a connection cut off keeps its socket after the GOAWAY, for the
+ * peer to read it: an attacker busy sending may take a while to read, and
+ * the TCP reset that closing the socket on its unread frames causes would
+ * discard a GOAWAY it has not read yet. Whatever it sends meanwhile is
+ * ignored.
+ */
+const goawayLingerMs = 1000;
 
 /** The allowance {@link limitUnansweredResets} gives one connection. */
 export interface UnansweredResetLimits {
@@ -33,8 +39,8 @@ export interface UnansweredResetLimits {
  *
  * The allowance is a token bucket of unansweredResetBurst streams refilled
  * at unansweredResetRate a second; a connection that overdraws it gets a
- * GOAWAY with ENHANCE_YOUR_CALM and is destroyed 200 ms later, and the log
- * says so once.
+ * GOAWAY with ENHANCE_YOUR_CALM and is destroyed a second later, and the
+ * log says so once.
  */
 export function limitUnansweredResets(session: http2.ServerHttp2Session, limits: UnansweredResetLimits, logger: Logger): void {
   const burst = limits.unansweredResetBurst;
@@ -45,6 +51,7 @@ export function limitUnansweredResets(session: http2.ServerHttp2Session, limits:
   let unanswered = 0;
   const openedAt = performance.now();
   let lastStreamId = 0;
+  let opened = 0;
   let cutOffStarted = false;
   const cutOff = () => {
     if (cutOffStarted) return;
@@ -62,6 +69,7 @@ export function limitUnansweredResets(session: http2.ServerHttp2Session, limits:
     session.once("close", () => clearTimeout(timer));
   };
   session.on("stream", (stream) => {
+    opened++;
     lastStreamId = Math.max(lastStreamId, stream.id ?? 0);
     stream.once("close", () => {
       // Node closes every stream of a session being destroyed: those were
@@ -76,6 +84,7 @@ export function limitUnansweredResets(session: http2.ServerHttp2Session, limits:
         {
           address: session.socket?.remoteAddress,
           unanswered,
+          opened,
           afterMs: Math.round(now - openedAt),
           unansweredResetBurst: burst,
           unansweredResetRate: limits.unansweredResetRate,
