@@ -1,6 +1,6 @@
 import * as http2 from "node:http2";
 import type { Logger } from "pino";
-import { resetByServer } from "./reset-stream.js";
+import { resetByServer, resetStream } from "./reset-stream.js";
 
 /**
  * How long a connection cut off keeps its socket after the GOAWAY, for the
@@ -68,7 +68,16 @@ export function limitUnansweredResets(session: http2.ServerHttp2Session, limits:
     timer.unref();
     session.once("close", () => clearTimeout(timer));
   };
-  session.on("stream", (stream) => {
+  // Before node's own listener, which hands the stream to the request
+  // handler: nghttp2 takes new streams until the GOAWAY has gone out, which
+  // on a busy connection comes after hundreds more of the attacker's, and
+  // those are refused here (the handler skips a closed stream) rather than
+  // served.
+  session.prependListener("stream", (stream) => {
+    if (cutOffStarted) {
+      resetStream(stream, http2.constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
     opened++;
     lastStreamId = Math.max(lastStreamId, stream.id ?? 0);
     stream.once("close", () => {
