@@ -88,9 +88,10 @@ export function createNodeHandler(options: NodeHandlerOptions): NodeHandler {
   };
 
   return (req, res) => {
-    // A stream its client reset before the server got to it, which the
-    // rapid-reset attack does by the thousand, wants no answer: no handler
-    // runs for it.
+    // A stream already closed when it gets here (refused on a connection
+    // being cut off for rapid resets, see limit-unanswered-resets.ts, or
+    // reset by its client before the server got to it) wants no answer:
+    // no handler runs for it.
     if ("stream" in req && req.stream.closed) return;
     const route = table.get(req.url?.split("?", 2)[0] ?? "");
     if (route === undefined) {
