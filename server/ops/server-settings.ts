@@ -258,6 +258,49 @@ export const serverSettings = {
     doc: "HTTP/2 streams one connection may have open (a gateway carries many users' streams on one connection); past it, the client queues new streams",
     group: "limits",
   },
+  /**
+   * Streams one connection may reset before the server answered them, at
+   * once: the signature of the rapid-reset attack (see
+   * limit-unanswered-resets.ts); 0 turns the count off.
+   */
+  unansweredResetBurst: {
+    flag: "--unanswered-reset-burst <n>",
+    env: "UNANSWERED_RESET_BURST",
+    parse: integer(0, 1_000_000_000),
+    default: 200,
+    help: "streams one connection may reset before the server answers them, at once, before it is closed (0: no limit)",
+    group: "limits",
+  },
+  unansweredResetRate: {
+    flag: "--unanswered-reset-rate <n>",
+    env: "UNANSWERED_RESET_RATE",
+    parse: integer(0, 1_000_000_000),
+    default: 50,
+    help: "streams one connection may reset before the server answers them, per second, beyond the burst",
+    group: "limits",
+  },
+  /**
+   * nghttp2's own limit on RST_STREAM frames received, answered or not
+   * (node's streamResetBurst and streamResetRate): a backstop far above what a
+   * gateway's departing users send, since it cannot tell a served stream's
+   * cancellation from an attack.
+   */
+  streamResetBurst: {
+    flag: "--stream-reset-burst <n>",
+    env: "STREAM_RESET_BURST",
+    parse: integer(1, 2 ** 31 - 1),
+    default: 20_000,
+    help: "RST_STREAM frames one connection may send at once, answered streams included, before nghttp2 closes it",
+    group: "limits",
+  },
+  streamResetRate: {
+    flag: "--stream-reset-rate <n>",
+    env: "STREAM_RESET_RATE",
+    parse: integer(1, 2 ** 31 - 1),
+    default: 2000,
+    help: "RST_STREAM frames one connection may send per second beyond the burst, answered streams included",
+    group: "limits",
+  },
   maxSessionMemoryMb: {
     flag: "--max-session-memory-mb <n>",
     env: "MAX_SESSION_MEMORY_MB",

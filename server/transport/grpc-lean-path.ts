@@ -37,6 +37,7 @@ import { createLeanContext, type LeanContext } from "./lean-context.js";
 import { preEncodedFields } from "./pre-encoded.js";
 import { readEnvelope } from "./read-envelope.js";
 import { errorFromResetCode } from "./reset-codes.js";
+import { resetStream } from "./reset-stream.js";
 
 type LeanSpec = Extract<MethodImplSpec, { kind: "unary" | "server_streaming" }>;
 
@@ -162,7 +163,7 @@ export function createGrpcLeanPath(options: LeanPathOptions, hooks: LeanPathHook
     // written (the stream closed under it) ends that stream alone.
     const failed = (error: unknown) => {
       hooks.writeFailed?.(method.spec.method.name, error);
-      if (!req.stream.destroyed) req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      resetStream(req.stream, http2.constants.NGHTTP2_INTERNAL_ERROR);
     };
     // As in Connect, the gate sees the call before its message is parsed, and
     // a refusal ends the call at once. The body is read meanwhile:

@@ -4,6 +4,7 @@ import type { ServerConfig } from "../ops/server-settings.js";
 import { guardConnection } from "./connection-guard.js";
 import { keepAlive } from "./keep-alive.js";
 import { limitConnectionsPerAddress } from "./limit-connections-per-address.js";
+import { limitUnansweredResets } from "./limit-unanswered-resets.js";
 import type { NodeHandler } from "./node-handler.js";
 import type { TlsFiles } from "./tls-files.js";
 
@@ -35,6 +36,14 @@ export function createGrpcServer(config: ServerConfig, handler: NodeHandler, log
     // Chat requests are small; a client with more headers than this is
     // not one of ours.
     maxHeaderListPairs: 64,
+    // nghttp2 counts every RST_STREAM received, a served stream's
+    // cancellation included, and closes the connection past 1,000 at once
+    // and 33 a second by default: a gateway whose users come and go would
+    // lose its connection every few minutes. Raised to a backstop here; the
+    // rapid-reset attack is caught by limitUnansweredResets. Node applies
+    // the two only together (docs/upstream.md, report 7).
+    streamResetBurst: config.streamResetBurst,
+    streamResetRate: config.streamResetRate,
     settings: {
       maxConcurrentStreams: config.maxConcurrentStreams,
       maxHeaderListSize: 16 * 1024,
@@ -48,6 +57,7 @@ export function createGrpcServer(config: ServerConfig, handler: NodeHandler, log
     sessions.add(session);
     const stopPinging = keepAlive(session, config.pingIntervalMs, config.pingTimeoutMs, logger);
     const stopGuarding = guardConnection(session, config, logger);
+    limitUnansweredResets(session, config, logger);
     session.once("close", () => {
       stopPinging();
       stopGuarding();

@@ -88,6 +88,11 @@ export function createNodeHandler(options: NodeHandlerOptions): NodeHandler {
   };
 
   return (req, res) => {
+    // A stream already closed when it gets here (refused on a connection
+    // being cut off for rapid resets, see limit-unanswered-resets.ts, or
+    // reset by its client before the server got to it) wants no answer:
+    // no handler runs for it.
+    if ("stream" in req && req.stream.closed) return;
     const route = table.get(req.url?.split("?", 2)[0] ?? "");
     if (route === undefined) {
       res.statusCode = 404;

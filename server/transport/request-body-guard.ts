@@ -1,5 +1,6 @@
 import * as http2 from "node:http2";
 import type { Logger } from "pino";
+import { resetStream } from "./reset-stream.js";
 
 /** The limits {@link createRequestBodyGuard} applies. */
 export interface RequestBodyLimits {
@@ -44,7 +45,7 @@ export function createRequestBodyGuard(limits: RequestBodyLimits, logger: Logger
     let held = 0;
     const reset = (code: number, why: string) => {
       logger.info({ why }, "request reset");
-      if (!stream.closed && !stream.destroyed) stream.close(code);
+      resetStream(stream, code);
       done();
     };
     const onData = (chunk: Buffer) => {

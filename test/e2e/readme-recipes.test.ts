@@ -148,6 +148,7 @@ const recipes = {
   staleWrite: runnable("docs/upstream.md", "1. Node.js 20", "ts"),
   longDeadline: runnable("docs/upstream.md", "4. Connect: a deadline longer", "js"),
   listeners: runnable("docs/upstream.md", "6. Node.js and Connect", "js"),
+  resetLimit: runnable("docs/upstream.md", "7. Node.js (nghttp2)", "js"),
 };
 
 describe("the docs' recipes, as typed", { timeout: 240_000 }, () => {
@@ -308,6 +309,8 @@ describe("the docs' recipes, as typed", { timeout: 240_000 }, () => {
       [recipes.staleWrite, "mts", /^handler's finally ran: true\n$/],
       [recipes.longDeadline, "mjs", /^aborted after 50 ms: true ConnectError: \[deadline_exceeded\] the operation timed out\n$/],
       [recipes.listeners, "mjs", /^(?:\d[\d_,]* listeners: \d+\.\d\d µs to add and remove each\n){3}$/],
+      // About 6 s: 1,000 ÷ (the ~180 cancellations a second the interval manages − 33).
+      [recipes.resetLimit, "mjs", /^GOAWAY 2 after \d+\.\d s\n$/],
     ];
     for (const [block, ext, expected] of cases) {
       const file = join(root, `repro-${process.pid}.${ext}`);

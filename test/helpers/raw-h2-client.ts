@@ -1,4 +1,5 @@
 import * as net from "node:net";
+import * as tls from "node:tls";
 
 // A client that speaks HTTP/2 frame by frame over a bare TCP socket, so that
 // tests can misbehave in ways node:http2's client will not: never acknowledge
@@ -31,11 +32,13 @@ export interface RawH2Options {
   answerPings?: boolean;
   /** The local address to connect from, such as 127.0.0.2, to look like another host on loopback. */
   localAddress?: string;
+  /** Speak TLS (ALPN h2) and trust this CA: for a server's TLS port. */
+  ca?: Buffer;
 }
 
 /** One raw HTTP/2 connection. */
 export interface RawH2Client {
-  readonly socket: net.Socket;
+  readonly socket: net.Socket | tls.TLSSocket;
   /** Every frame received so far. */
   readonly frames: Frame[];
   /** Resolves when the socket closes. */
@@ -94,12 +97,13 @@ export function grpcHeaders(path: string, extra: [string, string][] = []): [stri
   ];
 }
 
-/** Connects to a server on loopback and sends the preface and SETTINGS. */
+/** Connects to a server on loopback (with TLS when given a CA) and sends the preface and SETTINGS. */
 export async function connectRawH2(port: number, options: RawH2Options = {}): Promise<RawH2Client> {
-  const socket = net.connect({ port, host: "127.0.0.1", ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }) });
+  const address = { port, host: "127.0.0.1", ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }) };
+  const socket = options.ca === undefined ? net.connect(address) : tls.connect({ ...address, ca: options.ca, ALPNProtocols: ["h2"] });
   socket.on("error", () => {});
   await new Promise<void>((resolve, reject) => {
-    socket.once("connect", resolve);
+    socket.once(options.ca === undefined ? "connect" : "secureConnect", resolve);
     socket.once("error", reject);
   });
   const frames: Frame[] = [];
