@@ -7,12 +7,13 @@ import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { ConnectRequestSchema, ConnectResponseSchema, SendMessageRequestSchema, SendMessageResponseSchema } from "../../gen/chat/v1/chat_pb.js";
+import { eventually } from "../helpers/eventually.js";
 import { as, loadGrpcJsService, serverStream, unary } from "../helpers/grpc-js-client.js";
 import { rawH2Call } from "../helpers/raw-h2-call.js";
 import { connectRawH2, FrameType, grpcHeaders } from "../helpers/raw-h2-client.js";
 import { startServerProcess } from "../helpers/server-process.js";
 import { createTestCa, type TestCa } from "../helpers/test-ca.js";
-import { eventually, startTestServer } from "../helpers/test-server.js";
+import { startTestServer } from "../helpers/test-server.js";
 
 // A gateway multiplexes its users over one connection, and each user who
 // leaves cancels a stream with RST_STREAM (CANCEL). nghttp2 counts every
