@@ -151,7 +151,7 @@ export function checkHistory(history: readonly HistoryEntry[]): CheckResult {
 
   checkTotalOrder(sessions, examined, add);
   checkLoss(sessions, sends, bounds, examined, add);
-  checkNames_(sessions, examined, add);
+  checkNames_(sessions, sends, examined, add);
   checkPausedNodes(sessions, history, bounds, examined, add);
   for (const probe of calls.filter((c) => c.op === "probe")) {
     examined.liveness++;
@@ -315,8 +315,14 @@ function checkLoss(sessions: Map<string, Session>, sends: Map<string, CallEntry>
   }
 }
 
-/** Names are unique: once a later session holds a name, the session that held it before does nothing more. */
-function checkNames_(sessions: Map<string, Session>, examined: Record<CheckName, number>, add: Add): void {
+/**
+ * Names are unique: once a later session of another client holds a name,
+ * the session that held it before receives nothing sent after that (its
+ * node no longer routes the user's deliveries to it). Unary calls are not
+ * checked here: they carry a name, not a session, and may reach any node,
+ * so a call from the earlier client acts for whoever holds the name now.
+ */
+function checkNames_(sessions: Map<string, Session>, sends: Map<string, CallEntry>, examined: Record<CheckName, number>, add: Add): void {
   const byUser = new Map<string, Session[]>();
   for (const s of sessions.values()) byUser.set(s.user, [...(byUser.get(s.user) ?? []), s]);
   for (const list of byUser.values()) {
@@ -324,12 +330,12 @@ function checkNames_(sessions: Map<string, Session>, examined: Record<CheckName,
       for (const earlier of list) {
         if (earlier.client === later.client || earlier.start >= later.start || earlier.end <= later.start) continue;
         examined["unique-names"]++;
-        const acted = earlier.calls.find((c) => c.op !== "connect" && c.outcome === "ok" && c.start > later.start);
-        if (acted !== undefined) {
+        const stale = earlier.events.find((e) => e.kind === "message" && (sends.get(e.text ?? "")?.start ?? 0) > later.start);
+        if (stale !== undefined) {
           add(
             "unique-names",
-            `${earlier.id} and ${later.id} both held "${later.user}": ${earlier.id}'s ${acted.op} began after ${later.id} connected and was acknowledged`,
-            [later.opens[0], acted],
+            `${earlier.id} and ${later.id} both held "${later.user}": ${earlier.id} received "${stale.text}", sent after ${later.id} connected`,
+            [later.opens[0], sends.get(stale.text ?? ""), stale],
           );
         }
       }

@@ -68,8 +68,20 @@ export async function runNemesis(options: NemesisOptions, signal: AbortSignal): 
           const ms = options.leaseMs + options.sweepMs + random.int(500, 1500);
           detail = `SIGSTOP for ${ms} ms (lease ${options.leaseMs} ms)`;
           node.pause();
-          await sleep(ms);
+          // Once the paused node's users are swept, another client takes one of their names, from another node,
+          // and holds it past the wake: the paused session must not go on as that user.
+          const victim = random.shuffle(options.clients).find((c) => c.liveNode() === node.index);
+          let usurper: Promise<boolean> | undefined;
+          const takeAfter = options.leaseMs + options.sweepMs + 300;
+          if (victim !== undefined && cluster.nodes.length > 1) {
+            await sleep(takeAfter);
+            const other = random.pick(cluster.nodes.filter((n) => n !== node)).index;
+            detail += `; ${victim.name}'s name taken on node ${other} while paused`;
+            usurper = floodOne(++flood, { name: victim.name, node: other, holdMs: ms - takeAfter + 1500 });
+          }
+          await sleep(victim === undefined ? ms : ms - takeAfter);
           node.resume();
+          await usurper;
           break;
         }
         case "kill": {
@@ -132,7 +144,7 @@ export async function runNemesis(options: NemesisOptions, signal: AbortSignal): 
         case "connect-flood": {
           const count = random.int(10, 20);
           detail = `${count} connects at once, some with names in use`;
-          await Promise.all(Array.from({ length: count }, () => floodOne(++flood)));
+          await Promise.all(Array.from({ length: count }, async () => floodOne(++flood)));
           break;
         }
       }
@@ -144,14 +156,14 @@ export async function runNemesis(options: NemesisOptions, signal: AbortSignal): 
   }
 
   /** One connect of a flood: a fresh name or one in use, held briefly, its stream recorded like any other. */
-  async function floodOne(k: number): Promise<void> {
-    const name = random.next() < 0.5 && options.clients.length > 0 ? random.pick(options.clients).name : `flood${k}`;
+  async function floodOne(k: number, chosen?: { name: string; node: number; holdMs: number }): Promise<boolean> {
+    const name = chosen?.name ?? (random.next() < 0.5 && options.clients.length > 0 ? random.pick(options.clients).name : `flood${k}`);
     const client = `flood${k}`;
-    const node = random.int(0, cluster.nodes.length - 1);
+    const node = chosen?.node ?? random.int(0, cluster.nodes.length - 1);
     const session = `${client}/1`;
     const stream = `${session}.1`;
     const ac = new AbortController();
-    const holdMs = random.int(300, 1500);
+    const holdMs = chosen?.holdMs ?? random.int(300, 1500);
     const timer = setTimeout(() => ac.abort(), 3000);
     const start = history.now();
     let connected = false;
@@ -186,6 +198,7 @@ export async function runNemesis(options: NemesisOptions, signal: AbortSignal): 
     } finally {
       clearTimeout(timer);
     }
+    return connected;
   }
 
   async function lane(): Promise<void> {

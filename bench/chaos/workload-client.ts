@@ -35,6 +35,8 @@ export interface WorkloadClient {
   stopSending(): void;
   /** Ends the session and run(). */
   stop(): void;
+  /** The node of the open stream, if any. */
+  liveNode(): number | undefined;
   /** Stops reading its stream for that long (a member that stops reading); false when it cannot (a resumable client, or no open stream). */
   stall(ms: number): boolean;
 }
@@ -119,8 +121,13 @@ export function createWorkloadClient(options: WorkloadClientOptions): WorkloadCl
   let live: { session: string; node: number; groups: Set<string> } | undefined;
   let stalled: Promise<void> | undefined;
 
-  async function call(op: "create" | "join" | "leave" | "send", target: string, text: string | undefined, run: (signal: AbortSignal) => Promise<unknown>) {
-    const session = live!.session; // Calls are made only while a session is live.
+  async function call(
+    session: string,
+    op: "create" | "join" | "leave" | "send",
+    target: string,
+    text: string | undefined,
+    run: (signal: AbortSignal) => Promise<unknown>,
+  ) {
     const start = history.now();
     let outcome: Outcome = "ok";
     let detail: string | undefined;
@@ -154,18 +161,19 @@ export function createWorkloadClient(options: WorkloadClientOptions): WorkloadCl
     const joined = [...current.groups];
     if (joined.length === 0 || (roll < 0.12 && joined.length < options.groups.length)) {
       const group = random.pick(options.groups.filter((g) => !current.groups.has(g)));
-      let outcome = await call("join", group, undefined, (signal) => client.joinGroupChat({ name: group }, { signal }));
-      if (outcome === "error:NotFound") outcome = await call("create", group, undefined, (signal) => client.createGroupChat({ name: group }, { signal }));
+      let outcome = await call(current.session, "join", group, undefined, (signal) => client.joinGroupChat({ name: group }, { signal }));
+      if (outcome === "error:NotFound")
+        outcome = await call(current.session, "create", group, undefined, (signal) => client.createGroupChat({ name: group }, { signal }));
       if (outcome === "ok") current.groups.add(group);
     } else if (roll < 0.17) {
       const group = random.pick(joined);
       // Whatever the outcome, send to it no more: a member that may have left is no member to count on.
       current.groups.delete(group);
-      await call("leave", group, undefined, (signal) => client.leaveGroupChat({ name: group }, { signal }));
+      await call(current.session, "leave", group, undefined, (signal) => client.leaveGroupChat({ name: group }, { signal }));
     } else {
       const target = roll < 0.32 ? random.pick(options.peers) : random.pick(joined);
       const text = `${name} ${++seq}`;
-      await call("send", target, text, (signal) => client.sendMessage({ channel: target, text }, { signal }));
+      await call(current.session, "send", target, text, (signal) => client.sendMessage({ channel: target, text }, { signal }));
     }
   }
 
@@ -327,6 +335,7 @@ export function createWorkloadClient(options: WorkloadClientOptions): WorkloadCl
     stop() {
       stopping.abort();
     },
+    liveNode: () => live?.node,
     stall(ms) {
       if (options.resumable || live === undefined || stalled !== undefined) return false;
       stalled = sleep(ms, stopping.signal).then(() => {
