@@ -30,6 +30,12 @@ export interface CheckResult {
   examined: Record<CheckName, number>;
   deliveries: number;
   sessions: number;
+  /**
+   * What the narrowed claim let pass: deliveries to a session whose stream
+   * ended with an error before anything sent later reached it, how many
+   * of them did not arrive, and one such case.
+   */
+  excused: { pairs: number; missing: number; example?: HistoryEntry[] };
 }
 
 /** One logical session: its streams (a resume continues it), its events in order, its calls. */
@@ -79,7 +85,7 @@ export function checkHistory(history: readonly HistoryEntry[]): CheckResult {
   const violations: Violation[] = [];
   const examined = Object.fromEntries(checkNames.map((name) => [name, 0])) as Record<CheckName, number>; // Every key is set here.
   const add = (check: CheckName, message: string, excerpt: (HistoryEntry | undefined)[]) =>
-    violations.push({ check, message, excerpt: excerpt.filter((e): e is HistoryEntry => e !== undefined).sort((a, b) => timeOf(a) - timeOf(b)) });
+    violations.push({ check, message, excerpt: [...new Set(excerpt.filter((e): e is HistoryEntry => e !== undefined))].sort((a, b) => timeOf(a) - timeOf(b)) });
   let deliveries = 0;
 
   for (const s of sessions.values()) {
@@ -150,7 +156,7 @@ export function checkHistory(history: readonly HistoryEntry[]): CheckResult {
   }
 
   checkTotalOrder(sessions, examined, add);
-  checkLoss(sessions, sends, bounds, examined, add);
+  const excused = checkLoss(sessions, sends, bounds, examined, add);
   checkNames_(sessions, sends, examined, add);
   checkPausedNodes(sessions, history, bounds, examined, add);
   for (const probe of calls.filter((c) => c.op === "probe")) {
@@ -159,7 +165,7 @@ export function checkHistory(history: readonly HistoryEntry[]): CheckResult {
       add("liveness", `${probe.target} served no new session within ${bounds.livenessMs} ms of the faults' end (${probe.outcome})`, [probe]);
     }
   }
-  return { violations, examined, deliveries, sessions: sessions.size };
+  return { violations, examined, deliveries, sessions: sessions.size, excused };
 }
 
 type Add = (check: CheckName, message: string, excerpt: (HistoryEntry | undefined)[]) => void;
@@ -258,7 +264,14 @@ function checkTotalOrder(sessions: Map<string, Session>, examined: Record<CheckN
  * may miss what came after the last message it received; a resume that
  * reported lost events is not silent.
  */
-function checkLoss(sessions: Map<string, Session>, sends: Map<string, CallEntry>, bounds: Bounds, examined: Record<CheckName, number>, add: Add): void {
+function checkLoss(
+  sessions: Map<string, Session>,
+  sends: Map<string, CallEntry>,
+  bounds: Bounds,
+  examined: Record<CheckName, number>,
+  add: Add,
+): CheckResult["excused"] {
+  const excused: CheckResult["excused"] = { pairs: 0, missing: 0 };
   const byUser = new Map<string, Session[]>();
   for (const s of sessions.values()) byUser.set(s.user, [...(byUser.get(s.user) ?? []), s]);
   /** Per session: the texts it received, and the latest start of a send among the messages it received. */
@@ -303,7 +316,22 @@ function checkLoss(sessions: Map<string, Session>, sends: Map<string, CallEntry>
       const got = received.get(s.id)!; // Every session has an entry.
       const stayed = s.how === "stopped" && s.end >= send.end + bounds.deliveryMs;
       const laterArrived = got.lastSendStart > send.end;
-      if (!stayed && !laterArrived) continue;
+      if (!stayed && !laterArrived) {
+        if (s.how !== "stopped") {
+          excused.pairs++;
+          if (!got.texts.has(text)) {
+            excused.missing++;
+            excused.example ??= [
+              send,
+              ...(because === undefined ? [] : [because]),
+              s.opens[0]!,
+              ...(got.lastEvent === undefined ? [] : [got.lastEvent]),
+              ...s.ends,
+            ];
+          }
+        }
+        continue;
+      }
       examined["no-silent-loss"]++;
       if (got.texts.has(text)) continue;
       const why = laterArrived
@@ -313,6 +341,7 @@ function checkLoss(sessions: Map<string, Session>, sends: Map<string, CallEntry>
       add("no-silent-loss", `${s.id} never received "${text}" (to ${send.target}), ${why}`, [send, because, s.opens[0], ...near, got.lastEvent, s.ends.at(-1)]);
     }
   }
+  return excused;
 }
 
 /**

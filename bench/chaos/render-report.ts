@@ -47,6 +47,14 @@ export function renderReport(history: readonly HistoryEntry[], result: CheckResu
   lines.push(`faults injected: ${[...faults.values()].reduce((a, b) => a + b, 0)}`);
   for (const [kind, count] of [...faults].sort()) lines.push(`  ${kind.padEnd(40)} ${count}`);
   lines.push(`sessions: ${result.sessions}; deliveries checked: ${result.deliveries}`);
+  const { excused } = result;
+  lines.push(
+    `let pass by the narrowed claim (a stream that ended with an error before anything later reached it): ${excused.pairs} deliveries, ${excused.missing} missing`,
+  );
+  if (excused.example !== undefined) {
+    lines.push("  for example:");
+    for (const e of excused.example) lines.push(`    ${describeEntry(e)}`);
+  }
   lines.push("checks (facts examined, violations):");
   for (const name of checkNames) {
     const count = result.violations.filter((v) => v.check === name).length;
