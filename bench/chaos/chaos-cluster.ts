@@ -56,6 +56,13 @@ export function buildServer(): void {
  */
 export async function startChaosCluster(count: number, settings: NodeSettings, logDir: string): Promise<ChaosCluster> {
   const redis = await startRedis();
+  process.once("exit", () => {
+    try {
+      process.kill(redis.pid, "SIGKILL");
+    } catch {
+      // Already gone: stopped with the cluster.
+    }
+  });
   const nodes: ChaosNode[] = [];
   const logs: WriteStream[] = [];
   for (let index = 0; index < count; index++) {
@@ -86,6 +93,10 @@ export async function startChaosCluster(count: number, settings: NodeSettings, l
       ];
       const started = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
       child = started;
+      // A harness that crashes must not leave nodes behind (nor paused ones).
+      const reap = () => started.kill("SIGKILL");
+      process.once("exit", reap);
+      started.once("exit", () => process.removeListener("exit", reap));
       started.stderr!.pipe(log, { end: false });
       port = await new Promise<number>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`node ${index} did not listen within 20 s`)), 20_000);

@@ -57,8 +57,16 @@ export async function runNemesis(options: NemesisOptions, signal: AbortSignal): 
     const start = history.now();
     let target: string | undefined;
     let detail = "";
+    // A pause proves most on a node that holds sessions: one of them must end, and its name is taken meanwhile.
+    const withUsers = nodeTargets().filter((t) => options.clients.some((c) => `node-${c.liveNode()}` === t));
     const targetOf =
-      kind === "redis-restart" || kind === "pubsub-kill" ? ["redis"] : kind === "connect-flood" || kind === "slow-reader" ? ["clients"] : nodeTargets();
+      kind === "redis-restart" || kind === "pubsub-kill"
+        ? ["redis"]
+        : kind === "connect-flood" || kind === "slow-reader"
+          ? ["clients"]
+          : kind === "pause" && withUsers.length > 0
+            ? withUsers
+            : nodeTargets();
     target = claim(targetOf);
     if (target === undefined) return false;
     try {
@@ -215,6 +223,8 @@ export async function runNemesis(options: NemesisOptions, signal: AbortSignal): 
     }
   }
 
+  // The clients connect first: a fault before any session proves little.
+  await sleep(2000);
   if (options.kinds.length === 0) {
     // No faults: a run of the workload alone, as long as asked.
     await new Promise((resolve) => signal.addEventListener("abort", resolve));
