@@ -251,6 +251,8 @@ export function createWorkloadClient(options: WorkloadClientOptions): WorkloadCl
     };
     const start = history.now();
     let connectedOnce = false;
+    /** When the last stream dropped, while the session tries to resume. */
+    let droppedAt: number | undefined;
     const resumable = createResumableSession({
       client: clientOf(node),
       username: name,
@@ -262,7 +264,9 @@ export function createWorkloadClient(options: WorkloadClientOptions): WorkloadCl
           session = `${name}/${++sessions}`;
           streams = 0;
           live = { session, node, groups: new Set() };
-          if (!connectedOnce) history.record({ type: "call", client: name, session, op: "connect", start, end: history.now(), outcome: "ok" });
+          // A fresh session after a drop: its Connect went out some time after the drop, which is as early as the
+          // checker may assume it began (a message to this user acknowledged after that may be the new session's).
+          history.record({ type: "call", client: name, session, op: "connect", start: droppedAt ?? start, end: history.now(), outcome: "ok" });
         } else if (live === undefined) {
           live = { session, node, groups: new Set() };
         }
@@ -289,6 +293,7 @@ export function createWorkloadClient(options: WorkloadClientOptions): WorkloadCl
       onRetry(retry) {
         // Later tries after the same drop end no stream: none had opened.
         if (retry.attempt !== 1) return;
+        droppedAt = history.now();
         history.record({
           type: "stream-end",
           client: name,
