@@ -144,6 +144,9 @@ export function checkHistory(history: readonly HistoryEntry[]): CheckResult {
       // Membership: its own MemberJoined comes first, and nothing sent before the join.
       examined.membership++;
       const joined = member.get(e.channel);
+      // A resume that lost events may have lost the MemberJoined too: that loss was reported, not silent.
+      const lostBefore = s.opens.some((o) => o.lostEvents > 0 && o.t <= e.t);
+      if (joined === undefined && lostBefore) continue;
       if (joined === undefined) {
         add("membership", `${s.id} received "${e.text}" in ${e.channel} without its own MemberJoined before it`, [send, e]);
         continue;
@@ -390,7 +393,10 @@ function checkPausedNodes(
       const ended = s.ends.find((x) => x.stream === open?.stream);
       if (ended !== undefined && ended.t < pause.start) continue;
       examined["paused-node"]++;
-      if (ended === undefined || ended.t > pause.end + bounds.deliveryMs) {
+      // A client that had stopped reading (a slow-reader fault) hears of the end only when it reads again.
+      const stalls = history.filter((e): e is FaultEntry => e.type === "fault" && e.kind === "slow-reader" && e.target === `clients:${s.client}`);
+      const heardBy = Math.max(pause.end, ...stalls.filter((f) => f.start < pause.end + bounds.deliveryMs).map((f) => f.end)) + bounds.deliveryMs;
+      if (ended === undefined || ended.t > heardBy) {
         add("paused-node", `${s.id}'s stream on node ${node} was still open ${bounds.deliveryMs} ms after the node woke from a pause past its lease`, [
           pause,
           open,
