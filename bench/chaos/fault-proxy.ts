@@ -38,17 +38,32 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
       [client, upstream],
       [upstream, client],
     ] as const) {
-      // The time the last delayed chunk goes out: later chunks never overtake it.
-      let last = 0;
-      from.on("data", (chunk) => {
-        if (delayMs === 0 && last <= Date.now()) {
+      // Delayed chunks wait in one queue per direction, drained by one timer, so that none overtakes another
+      // (two timers due in the same millisecond may fire in either order, which reordered Redis's replies).
+      const queue: { due: number; chunk: Buffer }[] = [];
+      let scheduled = false;
+      const pump = () => {
+        scheduled = false;
+        const now = Date.now();
+        while (queue.length > 0 && queue[0]!.due <= now) {
+          const { chunk } = queue.shift()!; // Not empty: just checked.
+          if (!to.destroyed) to.write(chunk);
+        }
+        if (queue.length > 0) {
+          scheduled = true;
+          setTimeout(pump, queue[0]!.due - now);
+        }
+      };
+      from.on("data", (chunk: Buffer) => {
+        if (delayMs === 0 && queue.length === 0) {
           to.write(chunk);
           return;
         }
-        last = Math.max(Date.now() + delayMs, last);
-        setTimeout(() => {
-          if (!to.destroyed) to.write(chunk);
-        }, last - Date.now());
+        queue.push({ due: Math.max(Date.now() + delayMs, queue.at(-1)?.due ?? 0), chunk });
+        if (!scheduled) {
+          scheduled = true;
+          setTimeout(pump, queue[0]!.due - Date.now());
+        }
       });
       from.on("close", () => {
         pairs.delete(pair);
