@@ -88,6 +88,7 @@ export async function runChaos(options: ChaosOptions): Promise<readonly HistoryE
         nodes: options.nodes,
         clients: options.clients,
         faults: options.faults.join(","),
+        lanes: options.lanes,
         leaseMs: options.leaseMs,
         sweepMs: options.sweepMs,
         resumeGraceMs: options.resumeGraceMs,
