@@ -56,7 +56,7 @@ const program = new Command("chaos")
           opts.nodes = Number(settings.nodes);
           opts.clients = Number(settings.clients);
           opts.faults = kinds(String(settings.faults) || "none");
-        opts.lanes = Number(settings.lanes ?? opts.lanes);
+          opts.lanes = Number(settings.lanes ?? opts.lanes);
         }
         buildServer();
         history = await runChaos({ ...defaultChaosOptions, ...opts, durationMs: opts.duration * 1000, outDir: opts.out });
