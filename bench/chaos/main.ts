@@ -22,7 +22,7 @@ const kinds = (value: string): FaultKind[] => {
 
 const program = new Command("chaos")
   .description("Runs Redis and real nodes in cluster mode under faults, records what every client saw, and checks the history (docs/chaos.md).")
-  .option("--duration <s>", "seconds of faults (the run takes about 20 s more)", integer, defaultChaosOptions.durationMs / 1000)
+  .option("--duration <s>", "seconds of faults (the run takes about 15 s more)", integer, defaultChaosOptions.durationMs / 1000)
   .option("--nodes <n>", "node processes", integer, defaultChaosOptions.nodes)
   .option("--clients <n>", "simulated users (one in three resumes)", integer, defaultChaosOptions.clients)
   .option("--seed <n>", "seed of every random choice", integer, defaultChaosOptions.seed)
