@@ -160,7 +160,7 @@ export function checkHistory(history: readonly HistoryEntry[]): CheckResult {
 
   checkTotalOrder(sessions, examined, add);
   const excused = checkLoss(sessions, sends, bounds, examined, add);
-  checkNames_(sessions, sends, examined, add);
+  checkUniqueNames(sessions, sends, examined, add);
   checkPausedNodes(sessions, history, bounds, examined, add);
   for (const probe of calls.filter((c) => c.op === "probe")) {
     examined.liveness++;
@@ -354,7 +354,7 @@ function checkLoss(
  * checked here: they carry a name, not a session, and may reach any node,
  * so a call from the earlier client acts for whoever holds the name now.
  */
-function checkNames_(sessions: Map<string, Session>, sends: Map<string, CallEntry>, examined: Record<CheckName, number>, add: Add): void {
+function checkUniqueNames(sessions: Map<string, Session>, sends: Map<string, CallEntry>, examined: Record<CheckName, number>, add: Add): void {
   const byUser = new Map<string, Session[]>();
   for (const s of sessions.values()) byUser.set(s.user, [...(byUser.get(s.user) ?? []), s]);
   for (const list of byUser.values()) {

@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { createChatClient } from "../../client/chat-client.js";
 import { startChaosCluster } from "./chaos-cluster.js";
-import { createHistoryRecorder, type HistoryEntry, type HistoryRecorder } from "./history.js";
+import { createHistoryRecorder, type HistoryEntry, type HistoryRecorder, type Outcome } from "./history.js";
 import { type FaultKind, runNemesis } from "./nemesis.js";
 import { createSeededRandom } from "./seeded-random.js";
 import { createWorkloadClient, outcomeOf } from "./workload-client.js";
@@ -135,7 +135,8 @@ async function probe(history: HistoryRecorder, url: string, node: number, boundM
   const start = history.now();
   const name = `probe${node}`;
   const client = createChatClient(url, name);
-  let last = "unknown";
+  /** The last try's outcome: why the node did not serve, if it never does. */
+  let last: Outcome = "unknown";
   while (history.now() - start < boundMs) {
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), 2000);
@@ -164,6 +165,6 @@ async function probe(history: HistoryRecorder, url: string, node: number, boundM
     target: `node-${node}`,
     start,
     end: history.now(),
-    outcome: last === "ok" ? "unknown" : (last as "unknown"),
+    outcome: last,
   });
 }
