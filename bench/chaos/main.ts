@@ -15,6 +15,7 @@ const integer = (value: string) => {
 };
 const kinds = (value: string): FaultKind[] => {
   const list = value === "all" ? [...faultKinds] : value === "none" ? [] : value.split(",");
+  // Widened to look up any string: includes() on the literal list takes only its own kinds.
   for (const kind of list)
     if (!(faultKinds as readonly string[]).includes(kind)) throw new InvalidArgumentError(`no fault "${kind}"; one of ${faultKinds.join(", ")}`);
   return list as FaultKind[]; // Each was just checked against the list of kinds.
