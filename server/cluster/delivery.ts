@@ -32,6 +32,14 @@ interface DeliveredEnd {
   hash: string;
 }
 
+/** The connect and takeover scripts' word that a session of this node now holds the name in Redis. */
+interface DeliveredStart {
+  kind: "start";
+  user: string;
+  /** The SHA-256 of the session's resume token, or "" for a session that cannot be resumed. */
+  hash: string;
+}
+
 /**
  * What one publication on a node's channel asks of it: queue an event for
  * some of its users (`event` gives each recipient its event: one object
@@ -40,7 +48,8 @@ interface DeliveredEnd {
  */
 export type Delivery =
   | { kind: "event"; to: readonly string[]; event: (recipient: string) => ChatEvent | MembershipEvent; membership: boolean }
-  | { kind: "end"; user: string; tokenHash: string };
+  | { kind: "end"; user: string; tokenHash: string }
+  | { kind: "start"; user: string; tokenHash: string };
 
 /** One change of presence as the scripts publish it on chat:presence. */
 export interface PresenceChange {
@@ -81,6 +90,7 @@ export function parseDelivery(payload: string): Delivery | undefined {
     return { kind: "event", to: value.to, event: () => event, membership: true };
   }
   if (isDeliveredEnd(value)) return { kind: "end", user: value.user, tokenHash: value.hash };
+  if (isDeliveredStart(value)) return { kind: "start", user: value.user, tokenHash: value.hash };
   return undefined;
 }
 
@@ -137,4 +147,10 @@ function isDeliveredEnd(value: unknown): value is DeliveredEnd {
   if (typeof value !== "object" || value === null) return false;
   const m: Partial<Record<keyof DeliveredEnd, unknown>> = value;
   return m.kind === "end" && typeof m.user === "string" && typeof m.hash === "string";
+}
+
+function isDeliveredStart(value: unknown): value is DeliveredStart {
+  if (typeof value !== "object" || value === null) return false;
+  const m: Partial<Record<keyof DeliveredStart, unknown>> = value;
+  return m.kind === "start" && typeof m.user === "string" && typeof m.hash === "string";
 }

@@ -30,8 +30,14 @@ export interface NodeSessions {
   readonly presence: boolean;
   /** The session of a username on this node. */
   get(username: string): BackendSession | undefined;
-  /** Registers a session (its name free on this node). */
+  /**
+   * Registers a session (its name free on this node) before Redis gives it
+   * the name: until started(), deliveries to its name are for an earlier
+   * session of that name and are not its own.
+   */
   add(session: BackendSession): void;
+  /** The session's start mark came, in the node's channel's order: deliveries to its name are its own from now on. */
+  started(session: BackendSession): void;
   /** Forgets a session and its timer; answers whether it was the one registered under its name. */
   remove(session: BackendSession): boolean;
   /** Sets what the session asked to receive; presence only when it is on. */
@@ -66,6 +72,8 @@ class NodeSessionsImpl implements NodeSessions {
   readonly presence: boolean;
   private readonly sessions = new Map<string, BackendSession>();
   private readonly held = new Map<BackendSession, NodeJS.Timeout>();
+  /** Sessions registered here whose start mark has not come yet. */
+  private readonly starting = new Set<BackendSession>();
   private readonly presenceWatchers = new Set<BackendSession>();
   private readonly feed: PresenceFeed | undefined;
   private readonly budget: QueueBudget;
@@ -107,10 +115,16 @@ class NodeSessionsImpl implements NodeSessions {
 
   add(session: BackendSession): void {
     this.sessions.set(session.username, session);
+    this.starting.add(session);
+  }
+
+  started(session: BackendSession): void {
+    this.starting.delete(session);
   }
 
   remove(session: BackendSession): boolean {
     this.unhold(session);
+    this.starting.delete(session);
     this.presenceWatchers.delete(session);
     if (this.sessions.get(session.username) !== session) return false;
     this.sessions.delete(session.username);
@@ -145,7 +159,9 @@ class NodeSessionsImpl implements NodeSessions {
       const session = this.sessions.get(name);
       // The scripts address membership events to watchers; a resume that
       // just said no more is honoured here before Redis hears of it.
-      if (session !== undefined && (!membership || session.optIns.membership === true)) recipients.push(session);
+      // A session not started yet: the delivery was published before Redis gave it the name, for an earlier session.
+      if (session === undefined || this.starting.has(session)) continue;
+      if (!membership || session.optIns.membership === true) recipients.push(session);
     }
     this.push(recipients, (session) => eventFor(session.username));
   }
@@ -160,6 +176,7 @@ class NodeSessionsImpl implements NodeSessions {
       this.sessions.delete(session.username);
       this.unhold(session);
       this.presenceWatchers.delete(session);
+      this.starting.delete(session);
       session.end(reason);
     }
   }

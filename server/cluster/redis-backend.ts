@@ -163,6 +163,10 @@ class RedisBackendImpl implements RedisBackend {
       this.logger.warn({ channel, bytes: payload.length }, "ignored a malformed delivery");
     } else if (delivery.kind === "event") {
       this.local.deliver(delivery.to, delivery.event, delivery.membership);
+    } else if (delivery.kind === "start") {
+      // Only the session of that token: a mark that comes after its session ended is not the next one's.
+      const session = this.local.get(delivery.user);
+      if (session !== undefined && tokenHashOf(session) === delivery.tokenHash) this.local.started(session);
     } else {
       this.endTakenOver(delivery.user, delivery.tokenHash);
     }

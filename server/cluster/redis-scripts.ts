@@ -17,7 +17,8 @@ import type { ChatCommands } from "./redis-node.js";
  * - chat:held             hash   username -> the grace in ms of its dropped session, held for a resume
  * - chat:nodes            set    node ids that registered
  * - chat:lease:<id>       string expires unless its node refreshes it
- * - chat:deliver:<id>     pub/sub channel of one node's deliveries (see delivery.ts)
+ * - chat:deliver:<id>     pub/sub channel of one node's deliveries (see delivery.ts), and
+ *                         the start mark of each session registered there
  * - chat:presence         pub/sub channel every node with presence on listens to
  *
  * Each script answers with a short status word that the backend maps to a
@@ -63,6 +64,8 @@ local function register(u, node, token_hash, membership)
   redis.call('SADD', 'chat:node-users:' .. node, u)
   if token_hash ~= '' then redis.call('HSET', 'chat:resume', u, token_hash) end
   if membership == '1' then redis.call('SADD', 'chat:member-watchers', u) end
+  -- In the node's one order: what was published for the name before this mark was for an earlier session.
+  redis.call('PUBLISH', 'chat:deliver:' .. node, cjson.encode({ kind = 'start', user = u, hash = token_hash }))
 end
 local function remove_user(u, reason, detail, announce)
   redis.call('HDEL', 'chat:users', u)

@@ -1,0 +1,408 @@
+import type { CallEntry, EventEntry, FaultEntry, HistoryEntry, PhaseEntry, StreamEndEntry, StreamOpenEntry } from "./history.js";
+
+/** The checks, by the name the report gives them. */
+export const checkNames = [
+  "total-order",
+  "sender-fifo",
+  "no-duplicates",
+  "no-phantoms",
+  "no-silent-loss",
+  "membership",
+  "unique-names",
+  "paused-node",
+  "liveness",
+] as const;
+
+/** One check's name. */
+export type CheckName = (typeof checkNames)[number];
+
+/** A broken guarantee, and the lines of the history that prove it. */
+export interface Violation {
+  check: CheckName;
+  message: string;
+  excerpt: HistoryEntry[];
+}
+
+/** What the checker found, and what it looked at. */
+export interface CheckResult {
+  violations: Violation[];
+  /** How many facts each check examined: pairs compared, deliveries required, and so on. */
+  examined: Record<CheckName, number>;
+  deliveries: number;
+  sessions: number;
+  /**
+   * What the narrowed claim let pass: deliveries to a session whose stream
+   * ended with an error before anything sent later reached it, how many
+   * of them did not arrive, and one such case.
+   */
+  excused: { pairs: number; missing: number; example?: HistoryEntry[] };
+}
+
+/** One logical session: its streams (a resume continues it), its events in order, its calls. */
+interface Session {
+  id: string;
+  client: string;
+  user: string;
+  node: number;
+  opens: StreamOpenEntry[];
+  ends: StreamEndEntry[];
+  events: EventEntry[];
+  calls: CallEntry[];
+  /** When the first stream connected. */
+  start: number;
+  /** When the last stream ended (the first end recorded for it), or the run's end. */
+  end: number;
+  /** How the session ended: "stopped" when its client ended it. */
+  how: string;
+}
+
+/** The run's bounds, from its start line. */
+interface Bounds {
+  leaseMs: number;
+  deliveryMs: number;
+  livenessMs: number;
+}
+
+/**
+ * Decides, from the recorded history alone, whether the cluster kept its
+ * guarantees (docs/chaos.md says exactly what each check claims). Message
+ * texts are "<sender> <seq>", unique in a run, so a text names a send.
+ */
+export function checkHistory(history: readonly HistoryEntry[]): CheckResult {
+  const phases = history.filter((e): e is PhaseEntry => e.type === "phase");
+  const settings = phases.find((p) => p.name === "start")?.settings ?? {};
+  const bounds: Bounds = {
+    leaseMs: Number(settings.leaseMs ?? 2000),
+    deliveryMs: Number(settings.deliveryMs ?? 3000),
+    livenessMs: Number(settings.livenessMs ?? 15000),
+  };
+  const runEnd = phases.find((p) => p.name === "end")?.t ?? Number.POSITIVE_INFINITY;
+  const faultsOver = phases.find((p) => p.name === "faults-over")?.t ?? 0;
+  const calls = history.filter((e): e is CallEntry => e.type === "call");
+  const sends = new Map<string, CallEntry>();
+  for (const call of calls) if (call.op === "send" && call.text !== undefined) sends.set(call.text, call);
+  const sessions = collectSessions(history, runEnd);
+  const violations: Violation[] = [];
+  const examined = Object.fromEntries(checkNames.map((name) => [name, 0])) as Record<CheckName, number>; // Every key is set here.
+  const add = (check: CheckName, message: string, excerpt: (HistoryEntry | undefined)[]) =>
+    violations.push({ check, message, excerpt: [...new Set(excerpt.filter((e): e is HistoryEntry => e !== undefined))].sort((a, b) => timeOf(a) - timeOf(b)) });
+  let deliveries = 0;
+
+  for (const s of sessions.values()) {
+    const seen = new Map<string, EventEntry>();
+    /** Per channel and sender: the delivered message with the highest sequence number so far. */
+    const highest = new Map<string, { seq: number; event: EventEntry }>();
+    /** The groups the session's user is in, by its own membership events: the event that put it there. */
+    const member = new Map<string, EventEntry>();
+    for (const e of s.events) {
+      if (e.kind === "member-joined" && e.username === s.user) member.set(e.channel, e);
+      if (e.kind === "member-left" && e.username === s.user) member.delete(e.channel);
+      if (e.kind !== "message" || e.text === undefined) continue;
+      deliveries++;
+      const send = sends.get(e.text);
+      // No duplicates: one delivery per message per session, resumes included.
+      examined["no-duplicates"]++;
+      const before = seen.get(e.text);
+      if (before !== undefined) add("no-duplicates", `${s.id} received "${e.text}" twice`, [send, before, e]);
+      seen.set(e.text, e);
+      // No phantoms: only what was sent, and not refused, is delivered.
+      examined["no-phantoms"]++;
+      if (send === undefined || send.outcome.startsWith("error:")) {
+        add("no-phantoms", `${s.id} received "${e.text}", which ${send === undefined ? "no client sent" : `was refused (${send.outcome})`}`, [send, e]);
+        continue;
+      }
+      // FIFO per sender on each channel: a send acknowledged before the next began is delivered before it.
+      const key = `${e.channelType}:${e.channel}:${e.sender}`;
+      const seq = Number(e.text.split(" ")[1]);
+      const top = highest.get(key);
+      examined["sender-fifo"]++;
+      if (top !== undefined && seq < top.seq) {
+        const later = sends.get(top.event.text ?? "");
+        if (send.outcome === "ok" && later !== undefined && send.end < later.start) {
+          add("sender-fifo", `${s.id} received "${e.text}" after "${top.event.text}", which ${e.sender} sent after "${e.text}" was acknowledged`, [
+            send,
+            later,
+            top.event,
+            e,
+          ]);
+        }
+      }
+      if (top === undefined || seq > top.seq) highest.set(key, { seq, event: e });
+      if (e.channelType !== "group") {
+        // Nothing sent to a user before its session began reaches that session.
+        examined.membership++;
+        if (send.outcome === "ok" && send.end < firstConnectStart(s)) {
+          add("membership", `${s.id} (fresh) received "${e.text}", acknowledged before it connected`, [
+            send,
+            s.calls.find((c) => c.op === "connect"),
+            s.opens[0],
+            e,
+          ]);
+        }
+        continue;
+      }
+      // Membership: its own MemberJoined comes first, and nothing sent before the join.
+      examined.membership++;
+      const joined = member.get(e.channel);
+      // A resume that lost events may have lost the MemberJoined too: that loss was reported, not silent.
+      const lostBefore = s.opens.some((o) => o.lostEvents > 0 && o.t <= e.t);
+      if (joined === undefined && lostBefore) continue;
+      if (joined === undefined) {
+        add("membership", `${s.id} received "${e.text}" in ${e.channel} without its own MemberJoined before it`, [send, e]);
+        continue;
+      }
+      const join = s.calls.filter((c) => (c.op === "join" || c.op === "create") && c.target === e.channel && c.start <= joined.t).at(-1);
+      if (join !== undefined && send.outcome === "ok" && send.end < join.start) {
+        add("membership", `${s.id} received "${e.text}" in ${e.channel}, acknowledged before its join began`, [send, join, joined, e]);
+      }
+    }
+  }
+
+  checkTotalOrder(sessions, examined, add);
+  const excused = checkLoss(sessions, sends, bounds, examined, add);
+  checkUniqueNames(sessions, sends, examined, add);
+  checkPausedNodes(sessions, history, bounds, examined, add);
+  for (const probe of calls.filter((c) => c.op === "probe")) {
+    examined.liveness++;
+    if (probe.outcome !== "ok" || probe.end - faultsOver > bounds.livenessMs) {
+      add("liveness", `${probe.target} served no new session within ${bounds.livenessMs} ms of the faults' end (${probe.outcome})`, [probe]);
+    }
+  }
+  return { violations, examined, deliveries, sessions: sessions.size, excused };
+}
+
+type Add = (check: CheckName, message: string, excerpt: (HistoryEntry | undefined)[]) => void;
+
+function timeOf(e: HistoryEntry): number {
+  return "t" in e ? e.t : e.start;
+}
+
+function firstConnectStart(s: Session): number {
+  return s.calls.find((c) => c.op === "connect")?.start ?? s.start;
+}
+
+function collectSessions(history: readonly HistoryEntry[], runEnd: number): Map<string, Session> {
+  const sessions = new Map<string, Session>();
+  for (const e of history) {
+    if (e.type === "stream-open") {
+      let s = sessions.get(e.session);
+      if (s === undefined) {
+        s = {
+          id: e.session,
+          client: e.client,
+          user: e.user,
+          node: e.node,
+          opens: [],
+          ends: [],
+          events: [],
+          calls: [],
+          start: e.t,
+          end: runEnd,
+          how: "open at the end",
+        };
+        sessions.set(e.session, s);
+      }
+      s.opens.push(e);
+    } else if (e.type === "event") sessions.get(e.session)?.events.push(e);
+    else if (e.type === "stream-end") sessions.get(e.session)?.ends.push(e);
+  }
+  for (const e of history) if (e.type === "call") sessions.get(e.session)?.calls.push(e);
+  for (const s of sessions.values()) {
+    const lastStream = s.opens.at(-1)!.stream; // A session is made by its first stream-open.
+    const end = s.ends.find((x) => x.stream === lastStream);
+    if (end !== undefined) {
+      s.end = end.t;
+      s.how = (s.ends.findLast((x) => !x.resuming) ?? s.ends.at(-1)!).how; // Not empty: end is in it.
+    }
+  }
+  return sessions;
+}
+
+/** Any two members saw the messages they both received in one group in the same order. */
+function checkTotalOrder(sessions: Map<string, Session>, examined: Record<CheckName, number>, add: Add): void {
+  const byGroup = new Map<string, { s: Session; events: EventEntry[] }[]>();
+  for (const s of sessions.values()) {
+    const perGroup = new Map<string, EventEntry[]>();
+    for (const e of s.events) {
+      if (e.kind !== "message" || e.channelType !== "group") continue;
+      perGroup.set(e.channel, [...(perGroup.get(e.channel) ?? []), e]);
+    }
+    for (const [group, events] of perGroup) byGroup.set(group, [...(byGroup.get(group) ?? []), { s, events }]);
+  }
+  for (const members of byGroup.values()) {
+    const indices = members.map((m) => new Map(m.events.map((e, i) => [e.text, i])));
+    for (let a = 0; a < members.length; a++) {
+      for (let b = a + 1; b < members.length; b++) {
+        const A = members[a]!; // Both indices are within the list.
+        const B = members[b]!;
+        const inB = indices[b]!;
+        let last: { index: number; event: EventEntry } | undefined;
+        for (const e of A.events) {
+          const index = inB.get(e.text);
+          if (index === undefined) continue;
+          examined["total-order"]++;
+          if (last !== undefined && index < last.index) {
+            const other = B.events[index];
+            const otherLast = B.events[last.index];
+            add("total-order", `${A.s.id} received "${last.event.text}" before "${e.text}" in ${e.channel}; ${B.s.id} received them the other way round`, [
+              last.event,
+              e,
+              other,
+              otherLast,
+            ]);
+            break;
+          }
+          last = { index, event: e };
+        }
+      }
+    }
+  }
+}
+
+/**
+ * No silent loss: an acknowledged message reaches every session that was a
+ * recipient when it was sent, if that session stayed open until deliveryMs
+ * after and ended by its client's choice, or if it received anything sent
+ * after the message was acknowledged. A stream that ended with an error
+ * may miss what came after the last message it received; a resume that
+ * reported lost events is not silent.
+ */
+function checkLoss(
+  sessions: Map<string, Session>,
+  sends: Map<string, CallEntry>,
+  bounds: Bounds,
+  examined: Record<CheckName, number>,
+  add: Add,
+): CheckResult["excused"] {
+  const excused: CheckResult["excused"] = { pairs: 0, missing: 0 };
+  const byUser = new Map<string, Session[]>();
+  for (const s of sessions.values()) byUser.set(s.user, [...(byUser.get(s.user) ?? []), s]);
+  /** Per session: the texts it received, and the latest start of a send among the messages it received. */
+  const received = new Map<string, { texts: Set<string>; lastSendStart: number; lastEvent?: EventEntry }>();
+  for (const s of sessions.values()) {
+    const texts = new Set<string>();
+    let lastSendStart = Number.NEGATIVE_INFINITY;
+    let lastEvent: EventEntry | undefined;
+    for (const e of s.events) {
+      if (e.kind !== "message" || e.text === undefined) continue;
+      texts.add(e.text);
+      const start = sends.get(e.text)?.start ?? Number.NEGATIVE_INFINITY;
+      if (start > lastSendStart) {
+        lastSendStart = start;
+        lastEvent = e;
+      }
+    }
+    received.set(s.id, { texts, lastSendStart, ...(lastEvent === undefined ? {} : { lastEvent }) });
+  }
+  const groupSessions = [...sessions.values()];
+  for (const send of sends.values()) {
+    if (send.outcome !== "ok" || send.text === undefined || send.target === undefined) continue;
+    const text = send.text;
+    const recipients: { s: Session; because?: CallEntry }[] = [];
+    const direct = byUser.get(send.target);
+    if (direct !== undefined && !send.target.startsWith("g")) {
+      for (const s of direct) if (s.start < send.start && s.end > send.end) recipients.push({ s });
+    } else {
+      for (const s of groupSessions) {
+        if (s.start >= send.start || s.end <= send.end) continue;
+        const join = s.calls
+          .filter((c) => (c.op === "join" || c.op === "create") && c.target === send.target && c.outcome === "ok" && c.end < send.start)
+          .at(-1);
+        if (join === undefined) continue;
+        if (s.calls.some((c) => c.op === "leave" && c.target === send.target && c.start > join.start && c.start < send.end)) continue;
+        recipients.push({ s, because: join });
+      }
+    }
+    for (const { s, because } of recipients) {
+      // A resume that said events were lost after the send: the loss was not silent.
+      if (s.opens.some((o) => o.lostEvents > 0 && o.t > send.start)) continue;
+      const got = received.get(s.id)!; // Every session has an entry.
+      const stayed = s.how === "stopped" && s.end >= send.end + bounds.deliveryMs;
+      const laterArrived = got.lastSendStart > send.end;
+      if (!stayed && !laterArrived) {
+        if (s.how !== "stopped") {
+          excused.pairs++;
+          if (!got.texts.has(text)) {
+            excused.missing++;
+            excused.example ??= [
+              send,
+              ...(because === undefined ? [] : [because]),
+              s.opens[0]!,
+              ...(got.lastEvent === undefined ? [] : [got.lastEvent]),
+              ...s.ends,
+            ];
+          }
+        }
+        continue;
+      }
+      examined["no-silent-loss"]++;
+      if (got.texts.has(text)) continue;
+      const why = laterArrived
+        ? `though it received "${got.lastEvent?.text}", sent after it was acknowledged`
+        : `though its stream stayed open ${bounds.deliveryMs} ms past the acknowledgement`;
+      const near = s.events.filter((e) => e.t > send.start - 500 && e.t < send.end + 1000).slice(0, 6);
+      add("no-silent-loss", `${s.id} never received "${text}" (to ${send.target}), ${why}`, [send, because, s.opens[0], ...near, got.lastEvent, s.ends.at(-1)]);
+    }
+  }
+  return excused;
+}
+
+/**
+ * Names are unique: once a later session of another client holds a name,
+ * the session that held it before receives nothing sent after that (its
+ * node no longer routes the user's deliveries to it). Unary calls are not
+ * checked here: they carry a name, not a session, and may reach any node,
+ * so a call from the earlier client acts for whoever holds the name now.
+ */
+function checkUniqueNames(sessions: Map<string, Session>, sends: Map<string, CallEntry>, examined: Record<CheckName, number>, add: Add): void {
+  const byUser = new Map<string, Session[]>();
+  for (const s of sessions.values()) byUser.set(s.user, [...(byUser.get(s.user) ?? []), s]);
+  for (const list of byUser.values()) {
+    for (const later of list) {
+      for (const earlier of list) {
+        if (earlier.client === later.client || earlier.start >= later.start || earlier.end <= later.start) continue;
+        examined["unique-names"]++;
+        const stale = earlier.events.find((e) => e.kind === "message" && (sends.get(e.text ?? "")?.start ?? 0) > later.start);
+        if (stale !== undefined) {
+          add(
+            "unique-names",
+            `${earlier.id} and ${later.id} both held "${later.user}": ${earlier.id} received "${stale.text}", sent after ${later.id} connected`,
+            [later.opens[0], sends.get(stale.text ?? ""), stale],
+          );
+        }
+      }
+    }
+  }
+}
+
+/** A node paused past its lease does not go on as if nothing happened: its streams of before end soon after it wakes. */
+function checkPausedNodes(
+  sessions: Map<string, Session>,
+  history: readonly HistoryEntry[],
+  bounds: Bounds,
+  examined: Record<CheckName, number>,
+  add: Add,
+): void {
+  const pauses = history.filter((e): e is FaultEntry => e.type === "fault" && e.kind === "pause" && e.end - e.start > bounds.leaseMs);
+  for (const pause of pauses) {
+    const node = Number(pause.target.slice("node-".length));
+    for (const s of sessions.values()) {
+      if (s.node !== node || s.start >= pause.start || s.end <= pause.start) continue;
+      // The stream open when the pause began.
+      const open = s.opens.findLast((o) => o.t < pause.start);
+      const ended = s.ends.find((x) => x.stream === open?.stream);
+      if (ended !== undefined && ended.t < pause.start) continue;
+      examined["paused-node"]++;
+      // A client that had stopped reading (a slow-reader fault) hears of the end only when it reads again.
+      const stalls = history.filter((e): e is FaultEntry => e.type === "fault" && e.kind === "slow-reader" && e.target === `clients:${s.client}`);
+      const heardBy = Math.max(pause.end, ...stalls.filter((f) => f.start < pause.end + bounds.deliveryMs).map((f) => f.end)) + bounds.deliveryMs;
+      if (ended === undefined || ended.t > heardBy) {
+        add("paused-node", `${s.id}'s stream on node ${node} was still open ${bounds.deliveryMs} ms after the node woke from a pause past its lease`, [
+          pause,
+          open,
+          ended,
+        ]);
+      }
+    }
+  }
+}
