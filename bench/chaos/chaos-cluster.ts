@@ -71,7 +71,7 @@ export async function startChaosCluster(count: number, settings: NodeSettings, l
     logs.push(log);
     let child: ChildProcess | undefined;
     let port = 0;
-    const start = async () => {
+    const startOnce = async () => {
       const args = [
         "--enable-source-maps",
         serverBundle,
@@ -99,7 +99,10 @@ export async function startChaosCluster(count: number, settings: NodeSettings, l
       started.once("exit", () => process.removeListener("exit", reap));
       started.stderr!.pipe(log, { end: false });
       port = await new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`node ${index} did not listen within 20 s`)), 20_000);
+        const timer = setTimeout(() => {
+          started.kill("SIGKILL");
+          reject(new Error(`node ${index} did not listen within 20 s`));
+        }, 20_000);
         createInterface({ input: started.stdout! }).on("line", (line) => {
           log.write(`${line}\n`);
           const heard = listeningPort(line);
@@ -113,6 +116,22 @@ export async function startChaosCluster(count: number, settings: NodeSettings, l
           reject(new Error(`node ${index} exited (${code ?? signal}) before it listened`));
         });
       });
+    };
+    /**
+     * Starts the node as a supervisor would: a node that cannot reach Redis
+     * at startup exits (status 2), as it may while Redis restarts or the
+     * node's link is cut, so it is started again until it listens.
+     */
+    const start = async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await startOnce();
+          return;
+        } catch (error) {
+          if (attempt >= 40) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+      }
     };
     await start();
     const clientProxy = await startFaultProxy(port);
