@@ -5,7 +5,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { listeningPort } from "../../test/helpers/listening-port.js";
 import { startRedis, type TestRedis } from "../../test/helpers/redis-server.js";
-import { type FaultProxy, startFaultProxy } from "./fault-proxy.js";
+import { startTcpProxy, type TcpProxy } from "../../test/helpers/tcp-proxy.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const serverBundle = join(root, "dist", "server", "main.js");
@@ -24,9 +24,9 @@ export interface ChaosNode {
   /** The URL clients use: the client-side proxy, which outlives restarts of the node. */
   readonly url: string;
   /** The proxy between this node and Redis. */
-  readonly redisProxy: FaultProxy;
+  readonly redisProxy: TcpProxy;
   /** The proxy between this node and its clients. */
-  readonly clientProxy: FaultProxy;
+  readonly clientProxy: TcpProxy;
   /** The running process's id. */
   pid(): number;
   pause(): void;
@@ -66,7 +66,7 @@ export async function startChaosCluster(count: number, settings: NodeSettings, l
   const nodes: ChaosNode[] = [];
   const logs: WriteStream[] = [];
   for (let index = 0; index < count; index++) {
-    const redisProxy = await startFaultProxy(redis.port);
+    const redisProxy = await startTcpProxy(redis.port);
     const log = createWriteStream(join(logDir, `node-${index}.log`));
     logs.push(log);
     let child: ChildProcess | undefined;
@@ -134,7 +134,7 @@ export async function startChaosCluster(count: number, settings: NodeSettings, l
       }
     };
     await start();
-    const clientProxy = await startFaultProxy(port);
+    const clientProxy = await startTcpProxy(port);
     const current = () => child!; // Set by the first start() above.
     nodes.push({
       index,

@@ -9,6 +9,7 @@ import { failsWith, takeUntil, until } from "../helpers/backend-checks.js";
 import { eventually } from "../helpers/eventually.js";
 import { startRedis, type TestRedis } from "../helpers/redis-server.js";
 import { describeEvents } from "../helpers/session-events.js";
+import { smallLimits } from "../helpers/small-limits.js";
 
 /** The words a member-left event carries on why. */
 function details(events: readonly SessionEvent[]): string[] {
@@ -35,11 +36,7 @@ describe("cluster mode: membership, presence and resume across nodes", { timeout
     const make = () =>
       createRedisBackend({
         url: redis.url,
-        queueLimit: 100,
-        queueLimitBytes: 1 << 20,
-        maxQueuedBytes: 1 << 28,
-        maxGroupsPerUser: 10,
-        maxGroups: 1000,
+        ...smallLimits,
         presenceIntervalMs: 0,
         leaseMs: 1000,
         sweepMs: 100,

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { after, before, it } from "node:test";
 import { Redis } from "ioredis";
-import { startFaultProxy } from "../../bench/chaos/fault-proxy.js";
 import { createRedisBackend, type RedisBackend } from "../../server/cluster/redis-backend.js";
 import { createLogger } from "../../server/ops/logger.js";
 import { until } from "../helpers/backend-checks.js";
 import { startRedis, type TestRedis } from "../helpers/redis-server.js";
+import { smallLimits } from "../helpers/small-limits.js";
+import { startTcpProxy } from "../helpers/tcp-proxy.js";
 
 let redis: TestRedis;
 before(async () => {
@@ -14,11 +15,7 @@ before(async () => {
 after(() => redis.kill());
 
 const options = {
-  queueLimit: 100,
-  queueLimitBytes: 1 << 20,
-  maxQueuedBytes: 1 << 28,
-  maxGroupsPerUser: 10,
-  maxGroups: 1000,
+  ...smallLimits,
   presenceIntervalMs: 0,
   leaseMs: 5000,
   sweepMs: 1000,
@@ -35,7 +32,7 @@ const options = {
  * session was still in (in Redis) when the message was published.
  */
 it("gives a new session nothing published for the previous session of its name on the same node", { timeout: 30_000 }, async () => {
-  const link = await startFaultProxy(redis.port);
+  const link = await startTcpProxy(redis.port);
   const a: RedisBackend = createRedisBackend({ url: `redis://127.0.0.1:${link.port}`, ...options });
   const b: RedisBackend = createRedisBackend({ url: redis.url, ...options });
   await Promise.all([a.start(), b.start()]);

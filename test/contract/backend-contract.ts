@@ -8,6 +8,7 @@ import type { ChatEvent } from "../../server/core/session-event.js";
 import { failsWith } from "../helpers/backend-checks.js";
 import { eventually } from "../helpers/eventually.js";
 import { messages } from "../helpers/session-events.js";
+import { smallLimits } from "../helpers/small-limits.js";
 
 /** The limits every backend takes. */
 export interface BackendLimits {
@@ -43,11 +44,7 @@ async function received(session: ChatSession, n: number): Promise<ChatEvent[]> {
 export function backendRunner(factory: BackendFactory, defaults: Partial<BackendLimits> = {}) {
   return (options: Partial<BackendLimits>, body: (b: ChatBackend) => Promise<void>) => async () => {
     const { backend, close } = await factory({
-      queueLimit: 100,
-      queueLimitBytes: 1 << 20,
-      maxQueuedBytes: 1 << 28,
-      maxGroupsPerUser: 10,
-      maxGroups: 1000,
+      ...smallLimits,
       ...defaults,
       ...options,
     });
