@@ -3,16 +3,15 @@ import { type BackendSession, createBackendSession } from "./backend-session.js"
 import type { ChannelPage } from "./channel-page.js";
 import { pageOf, pageOfNames, sortChannels } from "./channel-page.js";
 import type { ChatBackend, ChatStats, ConnectOptions, Resumed, ResumeRequest } from "./chat-backend.js";
-import { type ChatError, chatErrors } from "./chat-error.js";
+import { chatErrors } from "./chat-error.js";
 import type { ChatSession } from "./chat-session.js";
-import { grantOptIns } from "./event-opt-ins.js";
+import { createLocalSessions } from "./local-sessions.js";
 import { measureText } from "./measure-text.js";
 import { leaveReasonOf, membershipEvent } from "./membership-event.js";
 import { assertValidName } from "./names.js";
-import { createPresenceFeed } from "./presence-feed.js";
-import { createQueueBudget, enforceQueueBudget } from "./queue-budget.js";
+import { createQueueBudget } from "./queue-budget.js";
 import { defaultResumeHistory, type HistoryLimits, resumeSession } from "./resume-session.js";
-import type { ChannelRef, ChatEvent, MembershipEvent, SessionEvent } from "./session-event.js";
+import type { ChannelRef, ChatEvent } from "./session-event.js";
 import { createWakeScheduler } from "./wake-scheduler.js";
 
 /** Settings of a {@link MemoryBackend}. Every field has a default. */
@@ -89,7 +88,8 @@ export interface MemoryBackend extends ChatBackend {
 }
 
 /**
- * Creates an in-memory {@link MemoryBackend}.
+ * Creates an in-memory {@link MemoryBackend}: its local sessions (see
+ * local-sessions.ts) are the whole chat, and the names and groups live here.
  */
 // biome-ignore lint/complexity/noExcessiveLinesPerFunction: a factory: the methods it returns are short closures over the state they share, which splitting it would have to pass around.
 export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryBackend {
@@ -101,31 +101,29 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
   const newId = options.newId ?? randomUUID;
   const resumeGraceMs = options.resumeGraceMs ?? 0;
   const history = resumeGraceMs > 0 ? (options.resumeHistory ?? defaultResumeHistory) : undefined;
-  const presenceIntervalMs = options.presenceIntervalMs ?? 250;
   const schedule = createWakeScheduler();
-  const users = new Map<string, BackendSession>();
-  // Sessions whose stream dropped, with the timer that ends them.
-  const held = new Map<BackendSession, NodeJS.Timeout>();
-  const presenceWatchers = new Set<BackendSession>();
-  const presence =
-    presenceIntervalMs > 0 ? createPresenceFeed({ intervalMs: presenceIntervalMs, publish: (event) => deliver(presenceWatchers, event) }) : undefined;
-  // Members keep the order in which they joined.
-  const groups = new Map<string, Set<BackendSession>>();
+  const local = createLocalSessions({
+    budget,
+    presenceIntervalMs: options.presenceIntervalMs ?? 250,
+    cutOff: (session, reason) => disconnect(session, reason),
+  });
+  // Every group has a member (it is deleted with its last), so the groups are those the local sessions are in.
+  let groupCount = 0;
   // The sorted channel list, kept until a name comes or goes: pages of
   // ListChannels are then a binary search and a slice, not a sort each.
   let sorted: ChannelRef[] | undefined;
 
   function caller(username: string): BackendSession {
-    const session = users.get(username);
+    const session = local.get(username);
     if (session === undefined) {
       throw chatErrors.notSignedIn(username);
     }
     return session;
   }
 
-  function existingGroup(name: string): Set<BackendSession> {
+  function existingGroup(name: string): ReadonlySet<BackendSession> {
     assertValidName(name, "group name");
-    const members = groups.get(name);
+    const members = local.members(name);
     if (members === undefined) {
       throw chatErrors.noSuchGroup(name);
     }
@@ -138,66 +136,27 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
     }
   }
 
-  function removeMember(session: BackendSession, name: string, members: Set<BackendSession>): void {
-    members.delete(session);
-    session.groups.delete(name);
-    if (members.size === 0) {
-      groups.delete(name);
+  function removeMember(session: BackendSession, name: string): void {
+    if (local.removeMember(name, session)) {
+      groupCount--;
       sorted = undefined;
-      presence?.changed({ name, type: "group" }, false);
+      local.presenceChanged({ name, type: "group" }, false);
     }
-  }
-
-  /** Tells the members that asked for membership events: O(members). */
-  function notifyMembers(members: Iterable<BackendSession>, event: MembershipEvent): void {
-    const watchers: BackendSession[] = [];
-    for (const member of members) {
-      if (member.optIns.membership === true) watchers.push(member);
-    }
-    if (watchers.length > 0) deliver(watchers, event);
-  }
-
-  function setOptIns(session: BackendSession, optIns: ConnectOptions): void {
-    session.optIns = grantOptIns(optIns, presence !== undefined);
-    if (session.optIns.presence === true) presenceWatchers.add(session);
-    else presenceWatchers.delete(session);
   }
 
   function recipientsOf(sender: BackendSession, channel: string): [ChannelRef["type"], Iterable<BackendSession>] {
-    const members = groups.get(channel);
+    const members = local.members(channel);
     if (members !== undefined) {
       if (!members.has(sender)) {
         throw chatErrors.mustJoin(sender.username, channel);
       }
       return ["group", members];
     }
-    const recipient = users.get(channel);
+    const recipient = local.get(channel);
     if (recipient === undefined) {
       throw chatErrors.noSuchChannel(channel);
     }
     return ["user", [recipient]];
-  }
-
-  function deliver(recipients: Iterable<BackendSession>, event: SessionEvent): void {
-    let behind: [BackendSession, ChatError][] | undefined;
-    for (const session of recipients) {
-      const overflow = session.push(event);
-      if (overflow !== undefined) {
-        behind ??= [];
-        behind.push([session, overflow]);
-      }
-    }
-    // Cut off after the loop: disconnecting edits the member set being iterated.
-    if (behind !== undefined) {
-      for (const [session, reason] of behind) {
-        disconnect(session, reason);
-      }
-    }
-    enforceQueueBudget(
-      budget,
-      () => users.values(),
-      (session) => disconnect(session, chatErrors.serverQueuesFull(session.username, session.pendingBytes, budget.limitBytes)),
-    );
   }
 
   function disconnect(chatSession: ChatSession, reason?: unknown): void {
@@ -205,101 +164,91 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
     // the public type only hides what the backend alone touches.
     const session = chatSession as BackendSession;
     session.end(reason);
-    clearTimeout(held.get(session));
-    held.delete(session);
-    presenceWatchers.delete(session);
-    if (users.get(session.username) === session) {
-      users.delete(session.username);
+    if (local.get(session.username) === session) {
       sorted = undefined;
-      presence?.changed({ name: session.username, type: "user" }, false);
+      local.presenceChanged({ name: session.username, type: "user" }, false);
     }
     const leave = leaveReasonOf(reason);
-    for (const name of session.groups) {
-      const members = groups.get(name);
-      if (members !== undefined) {
-        removeMember(session, name, members);
-        notifyMembers(members, membershipEvent("member-left", name, session.username, leave));
-      }
+    for (const name of [...session.groups]) {
+      removeMember(session, name);
+      const members = local.members(name);
+      if (members !== undefined) local.notify(members, membershipEvent("member-left", name, session.username, leave));
     }
-    session.groups.clear();
+    local.remove(session);
   }
 
   return {
     resumeGraceMs,
-    presence: presence !== undefined,
+    presence: local.presence,
 
     connect(username, options = {}) {
       assertValidName(username, "username");
-      const existing = users.get(username);
+      const existing = local.get(username);
       if (existing !== undefined) {
-        throw held.has(existing) ? chatErrors.usernameHeld(username, resumeGraceMs) : chatErrors.usernameOnline(username);
+        throw local.isHeld(existing) ? chatErrors.usernameHeld(username, resumeGraceMs) : chatErrors.usernameOnline(username);
       }
-      const squatted = groups.get(username);
+      const squatted = local.members(username);
       if (squatted !== undefined && options.reclaim !== true) {
         throw chatErrors.usernameIsGroup(username);
       }
       if (squatted !== undefined) {
         const members = [...squatted];
-        for (const member of members) removeMember(member, username, squatted);
+        for (const member of members) removeMember(member, username);
         // Each member hears only of its own leaving: the group is gone for all.
-        for (const member of members) notifyMembers([member], membershipEvent("member-left", username, member.username, ["group-deleted", ""]));
+        for (const member of members) local.notify([member], membershipEvent("member-left", username, member.username, ["group-deleted", ""]));
       }
       const session = createBackendSession(username, limits, schedule, budget, history === undefined ? {} : { history });
-      setOptIns(session, options);
-      users.set(username, session);
+      local.setOptIns(session, options);
+      local.add(session);
       sorted = undefined;
-      presence?.changed({ name: username, type: "user" }, true);
+      local.presenceChanged({ name: username, type: "user" }, true);
       return session;
     },
 
     resume(username, request) {
       assertValidName(username, "username");
-      const session = users.get(username);
+      const session = local.get(username);
       if (session === undefined) throw chatErrors.noSessionToResume(username);
       const { lost, stream } = resumeSession(session, request);
-      clearTimeout(held.get(session));
-      held.delete(session);
-      setOptIns(session, request);
+      local.unhold(session);
+      local.setOptIns(session, request);
       return { session, resumed: true, lost, stream };
     },
 
     hold(chatSession, reason) {
       // See disconnect: a BackendSession behind the public type.
       const session = chatSession as BackendSession;
-      if (resumeGraceMs === 0 || session.signal.aborted || users.get(session.username) !== session) {
+      if (resumeGraceMs === 0 || session.signal.aborted || local.get(session.username) !== session) {
         disconnect(session, reason);
         return;
       }
-      clearTimeout(held.get(session));
-      const timer = setTimeout(() => disconnect(session, chatErrors.resumeGraceOver(session.username, resumeGraceMs, reason)), resumeGraceMs);
-      timer.unref();
-      held.set(session, timer);
+      local.hold(session, resumeGraceMs, () => disconnect(session, chatErrors.resumeGraceOver(session.username, resumeGraceMs, reason)));
     },
 
     disconnect,
 
     isOnline(username) {
-      return users.has(username);
+      return local.get(username) !== undefined;
     },
 
     createGroup(callerName, name) {
       const session = caller(callerName);
       assertValidName(name, "group name");
-      if (groups.has(name)) {
+      if (local.members(name) !== undefined) {
         throw chatErrors.groupExists(name);
       }
-      if (users.has(name)) {
+      if (local.get(name) !== undefined) {
         throw chatErrors.groupIsUser(name);
       }
-      if (groups.size >= maxGroups) {
+      if (groupCount >= maxGroups) {
         throw chatErrors.tooManyGroupsInTotal(maxGroups);
       }
       assertRoomForGroup(session);
-      groups.set(name, new Set([session]));
-      session.groups.add(name);
+      local.addMember(name, session);
+      groupCount++;
       sorted = undefined;
-      presence?.changed({ name, type: "group" }, true);
-      notifyMembers([session], membershipEvent("member-joined", name, callerName));
+      local.presenceChanged({ name, type: "group" }, true);
+      local.notify([session], membershipEvent("member-joined", name, callerName));
     },
 
     joinGroup(callerName, name) {
@@ -309,9 +258,8 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
         throw chatErrors.alreadyMember(callerName, name);
       }
       assertRoomForGroup(session);
-      members.add(session);
-      session.groups.add(name);
-      notifyMembers(members, membershipEvent("member-joined", name, callerName));
+      local.addMember(name, session);
+      local.notify(members, membershipEvent("member-joined", name, callerName));
     },
 
     leaveGroup(callerName, name) {
@@ -320,10 +268,9 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
       if (!members.has(session)) {
         throw chatErrors.notAMember(callerName, name);
       }
-      const event = membershipEvent("member-left", name, callerName, ["left", ""]);
       // The leaver hears of it too, before it is gone.
-      notifyMembers(members, event);
-      removeMember(session, name, members);
+      local.notify(members, membershipEvent("member-left", name, callerName, ["left", ""]));
+      removeMember(session, name);
     },
 
     send(callerName, channel, text) {
@@ -341,17 +288,17 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
         sentAt: now(),
         holders: 0,
       };
-      deliver(recipients, event);
+      local.deliver(recipients, event);
       return event;
     },
 
     listChannels(page) {
       if (sorted === undefined) {
         const channels: ChannelRef[] = [];
-        for (const name of users.keys()) {
-          channels.push({ name, type: "user" });
+        for (const session of local.all()) {
+          channels.push({ name: session.username, type: "user" });
         }
-        for (const name of groups.keys()) {
+        for (const name of local.groups()) {
           channels.push({ name, type: "group" });
         }
         sorted = sortChannels(channels);
@@ -370,13 +317,11 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
     },
 
     stats() {
-      return { users: users.size, groups: groups.size };
+      return { users: local.size, groups: groupCount };
     },
 
     close() {
-      for (const timer of held.values()) clearTimeout(timer);
-      held.clear();
-      presence?.close();
+      local.close();
     },
   };
 }
