@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import type { Logger } from "pino";
 import { createRedisBackend } from "./cluster/redis-backend.js";
 import type { ChatBackend } from "./core/chat-backend.js";
@@ -11,7 +11,7 @@ import { type ServerConfig, settingLabel } from "./ops/server-settings.js";
 export interface BackendLifecycle {
   backend: ChatBackend;
   /** In cluster mode, the Redis connection that other shared state (rate limits) may use. */
-  store: Redis | undefined;
+  store: Redis | Cluster | undefined;
   /** Connects to shared state; rejects when it cannot be reached. Resolves with the node's id in cluster mode. */
   start(): Promise<string | undefined>;
   close(): Promise<void>;
@@ -50,7 +50,7 @@ export function createBackend(config: ServerConfig, logger: Logger, onAvailabili
   }
   const url = config.redis;
   const cluster = createRedisBackend({
-    url,
+    target: { url },
     ...backendLimits(config),
     leaseMs: config.leaseMs,
     sweepMs: config.sweepMs,

@@ -1,55 +1,86 @@
-import { membershipEvent } from "../core/membership-event.js";
-import type { ChannelRef, ChatEvent, LeaveReason, MembershipEvent } from "../core/session-event.js";
-
-/** A message as the send script publishes it to a node: no kind (see redis-scripts.ts). */
-interface DeliveredMessage {
-  kind?: "message";
-  id: string;
-  sender: string;
-  channel: string;
-  type: ChannelRef["type"];
-  text: string;
-  at: number;
-  to: string[];
-}
-
-/** A membership event as the scripts publish it to a node. */
-interface DeliveredMembership {
-  kind: MembershipEvent["kind"];
-  group: string;
-  /** Who joined or left; absent when each recipient left (its group was deleted). */
-  user?: string;
-  reason?: LeaveReason;
-  detail?: string;
-  to: string[];
-}
-
-/** The takeover script's word to the node whose session was resumed elsewhere. */
-interface DeliveredEnd {
-  kind: "end";
-  user: string;
-  /** The SHA-256 of the resume token presented: only the session it belongs to ends. */
-  hash: string;
-}
-
-/** The connect and takeover scripts' word that a session of this node now holds the name in Redis. */
-interface DeliveredStart {
-  kind: "start";
-  user: string;
-  /** The SHA-256 of the session's resume token, or "" for a session that cannot be resumed. */
-  hash: string;
-}
+import type { ChannelRef, LeaveReason } from "../core/session-event.js";
 
 /**
- * What one publication on a node's channel asks of it: queue an event for
- * some of its users (`event` gives each recipient its event: one object
- * shared by all, except when each hears of itself), or end a session that
- * was resumed on another node.
+ * What the scripts publish on a user's inbox or a group's room (see
+ * redis-scripts.ts): `<kind><seq>|<epoch>|<fields...>`, the last field free
+ * text. Numbered publications (messages and membership events) carry the
+ * sequence number of their channel under the claim of that epoch; control
+ * words carry 0.
  */
-export type Delivery =
-  | { kind: "event"; to: readonly string[]; event: (recipient: string) => ChatEvent | MembershipEvent; membership: boolean }
-  | { kind: "end"; user: string; tokenHash: string }
-  | { kind: "start"; user: string; tokenHash: string };
+export type Publication =
+  | { kind: "message"; seq: number; epoch: string; id: string; sender: string; sentAt: number; text: string }
+  | { kind: "joined"; seq: number; epoch: string; user: string; userEpoch: string }
+  | { kind: "left"; seq: number; epoch: string; user: string; reason: LeaveReason; detail: string }
+  | { kind: "deleted"; seq: number; epoch: string }
+  | { kind: "end"; epoch: string; tokenHash: string }
+  | { kind: "notice"; epoch: string; replyTo: string; request: string; group: string };
+
+/** A message's fields as the send script publishes them after the sequence and epoch. */
+export function messageFields(id: string, sender: string, sentAt: number, text: string): string {
+  return `${id}|${sender}|${sentAt}|${text}`;
+}
+
+const leaveReasons: readonly string[] = ["left", "disconnected", "cut-off", "group-deleted"] satisfies LeaveReason[];
+
+function isLeaveReason(value: string): value is LeaveReason {
+  return leaveReasons.includes(value);
+}
+
+/** Splits off the first `count` fields at "|"; the rest, "|" and all, is the last. Undefined when there are fewer. */
+function fields(payload: string, count: number): string[] | undefined {
+  const out: string[] = [];
+  let from = 1;
+  for (let i = 0; i < count; i++) {
+    const bar = payload.indexOf("|", from);
+    if (bar < 0) return undefined;
+    out.push(payload.slice(from, bar));
+    from = bar + 1;
+  }
+  out.push(payload.slice(from));
+  return out;
+}
+
+/** Reads a publication of the scripts; undefined for anything else. */
+export function parsePublication(payload: string): Publication | undefined {
+  const kind = payload[0];
+  if (kind === "m") {
+    const f = fields(payload, 5);
+    if (f === undefined) return undefined;
+    const [seq = "", epoch = "", id = "", sender = "", at = "", text = ""] = f;
+    return { kind: "message", seq: Number(seq), epoch, id, sender, sentAt: Number(at), text };
+  }
+  if (kind === "j") {
+    const f = fields(payload, 3);
+    if (f === undefined) return undefined;
+    const [seq = "", epoch = "", user = "", userEpoch = ""] = f;
+    return { kind: "joined", seq: Number(seq), epoch, user, userEpoch };
+  }
+  if (kind === "l") {
+    const f = fields(payload, 4);
+    if (f === undefined) return undefined;
+    const [seq = "", epoch = "", user = "", reason = "", detail = ""] = f;
+    return isLeaveReason(reason) ? { kind: "left", seq: Number(seq), epoch, user, reason, detail } : undefined;
+  }
+  if (kind === "d") {
+    const f = fields(payload, 2);
+    if (f === undefined) return undefined;
+    const [seq = "", epoch = ""] = f;
+    return { kind: "deleted", seq: Number(seq), epoch };
+  }
+  if (kind === "e") {
+    const f = fields(payload, 2);
+    if (f === undefined) return undefined;
+    const [, epoch = "", tokenHash = ""] = f;
+    return { kind: "end", epoch, tokenHash };
+  }
+  if (kind === "n") {
+    const f = fields(payload, 4);
+    if (f === undefined) return undefined;
+    const [, epoch = "", replyTo = "", request = "", group = ""] = f;
+    return { kind: "notice", epoch, replyTo, request, group };
+  }
+  return undefined;
+}
 
 /** One change of presence as the scripts publish it on chat:presence. */
 export interface PresenceChange {
@@ -66,34 +97,6 @@ function parseJson(payload: string): unknown {
   }
 }
 
-/** Reads a delivery published by the scripts; undefined for anything else. */
-export function parseDelivery(payload: string): Delivery | undefined {
-  const value = parseJson(payload);
-  if (isDeliveredMessage(value)) {
-    const event: ChatEvent = {
-      kind: "message",
-      id: value.id,
-      sender: value.sender,
-      channel: { name: value.channel, type: value.type },
-      text: value.text,
-      textBytes: Buffer.byteLength(value.text, "utf8"),
-      sentAt: new Date(value.at),
-      holders: 0,
-    };
-    return { kind: "event", to: value.to, event: () => event, membership: false };
-  }
-  if (isDeliveredMembership(value)) {
-    const leave: [LeaveReason, string] | undefined = value.reason === undefined ? undefined : [value.reason, value.detail ?? ""];
-    const { kind, group, user } = value;
-    if (user === undefined) return { kind: "event", to: value.to, event: (recipient) => membershipEvent(kind, group, recipient, leave), membership: true };
-    const event = membershipEvent(kind, group, user, leave);
-    return { kind: "event", to: value.to, event: () => event, membership: true };
-  }
-  if (isDeliveredEnd(value)) return { kind: "end", user: value.user, tokenHash: value.hash };
-  if (isDeliveredStart(value)) return { kind: "start", user: value.user, tokenHash: value.hash };
-  return undefined;
-}
-
 /** Reads the presence changes the scripts publish; undefined for anything else. */
 export function parsePresence(payload: string): PresenceChange[] | undefined {
   const value = parseJson(payload);
@@ -107,50 +110,4 @@ export function parsePresence(payload: string): PresenceChange[] | undefined {
     changes.push({ channel: { name: c.name, type: c.type }, present: c.present });
   }
   return changes;
-}
-
-function isNameList(value: unknown): value is string[] {
-  return Array.isArray(value) && value.every((name) => typeof name === "string");
-}
-
-function isDeliveredMessage(value: unknown): value is DeliveredMessage {
-  if (typeof value !== "object" || value === null) return false;
-  const m: Partial<Record<keyof DeliveredMessage, unknown>> = value;
-  return (
-    (m.kind === undefined || m.kind === "message") &&
-    typeof m.id === "string" &&
-    typeof m.sender === "string" &&
-    typeof m.channel === "string" &&
-    (m.type === "user" || m.type === "group") &&
-    typeof m.text === "string" &&
-    typeof m.at === "number" &&
-    isNameList(m.to)
-  );
-}
-
-const leaveReasons: readonly unknown[] = ["left", "disconnected", "cut-off", "group-deleted"] satisfies LeaveReason[];
-
-function isDeliveredMembership(value: unknown): value is DeliveredMembership {
-  if (typeof value !== "object" || value === null) return false;
-  const m: Partial<Record<keyof DeliveredMembership, unknown>> = value;
-  return (
-    (m.kind === "member-joined" || m.kind === "member-left") &&
-    typeof m.group === "string" &&
-    (m.user === undefined || typeof m.user === "string") &&
-    (m.reason === undefined || leaveReasons.includes(m.reason)) &&
-    (m.detail === undefined || typeof m.detail === "string") &&
-    isNameList(m.to)
-  );
-}
-
-function isDeliveredEnd(value: unknown): value is DeliveredEnd {
-  if (typeof value !== "object" || value === null) return false;
-  const m: Partial<Record<keyof DeliveredEnd, unknown>> = value;
-  return m.kind === "end" && typeof m.user === "string" && typeof m.hash === "string";
-}
-
-function isDeliveredStart(value: unknown): value is DeliveredStart {
-  if (typeof value !== "object" || value === null) return false;
-  const m: Partial<Record<keyof DeliveredStart, unknown>> = value;
-  return m.kind === "start" && typeof m.user === "string" && typeof m.hash === "string";
 }

@@ -1,32 +1,33 @@
-import { createHash, randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { type BackendSession, createBackendSession, type QueueLimits } from "../core/backend-session.js";
 import type { ChannelPage } from "../core/channel-page.js";
 import { pageOf, pageOfNames, sortChannels } from "../core/channel-page.js";
 import type { ChatBackend, ChatStats, ConnectOptions, Resumed, ResumeRequest } from "../core/chat-backend.js";
-import { chatErrors } from "../core/chat-error.js";
+import { type ChatError, chatErrors } from "../core/chat-error.js";
 import type { ChatSession } from "../core/chat-session.js";
+import { createLocalSessions, type LocalSessions } from "../core/local-sessions.js";
 import { measureText } from "../core/measure-text.js";
-import { leaveReasonOf } from "../core/membership-event.js";
+import { leaveReasonOf, membershipEvent } from "../core/membership-event.js";
 import { assertValidName } from "../core/names.js";
-import { createQueueBudget, type QueueBudget } from "../core/queue-budget.js";
+import { createQueueBudget } from "../core/queue-budget.js";
 import { defaultResumeHistory, type HistoryLimits, resumeSession } from "../core/resume-session.js";
-import type { ChannelRef, ChatEvent } from "../core/session-event.js";
+import type { ChannelRef, ChatEvent, LeaveReason } from "../core/session-event.js";
 import { createWakeScheduler } from "../core/wake-scheduler.js";
-import { parseDelivery, parsePresence } from "./delivery.js";
-import { createNodeSessions, type NodeSessions } from "./node-sessions.js";
+import { messageFields, type Publication, parsePresence, parsePublication } from "./delivery.js";
+import type { ChatStore } from "./redis-link.js";
+import { directoryKeys, nameKeys, ownerOf, repliesChannel } from "./redis-keys.js";
 import { createRedisNode, type RedisNode, type RedisNodeOptions, unavailable } from "./redis-node.js";
 
 /** Settings of {@link createRedisBackend}: the node's (see redis-node.ts), and the limits. */
-export interface RedisBackendOptions extends Omit<RedisNodeOptions, "onDelivery" | "onLost" | "broadcastChannels"> {
+export interface RedisBackendOptions extends Omit<RedisNodeOptions, "onMessage" | "onLost" | "broadcastChannels" | "ownChannels" | "releaseUsers"> {
   queueLimit: number;
   /** Bytes that may wait for one session (see queuedEventBytes). */
   queueLimitBytes: number;
   /** Bytes that may wait in this node's queues together; past it, the largest are cut off. */
   maxQueuedBytes: number;
   maxGroupsPerUser: number;
-  /** Groups that may exist at once, cluster-wide. */
+  /** Groups that may exist at once, cluster-wide (see docs/cluster.md for how exactly). */
   maxGroups: number;
   /** How long a session whose stream dropped is held for a resume. Default 0: it ends at once. */
   resumeGraceMs?: number;
@@ -41,11 +42,8 @@ export interface RedisBackend extends ChatBackend, Pick<RedisNode, "available" |
   /** This node's id, new at every start. */
   readonly nodeId: string;
   /** The command connection, for what else the nodes share (rate limits). */
-  readonly store: Redis;
+  readonly store: ChatStore;
 }
-
-/** The pub/sub channel of presence changes, which every node with presence on listens to. */
-const presenceChannel = "chat:presence";
 
 /** What Redis keeps of a resume token: its SHA-256, so that the store never holds the secret. */
 function hashToken(token: string): string {
@@ -57,24 +55,38 @@ function tokenHashOf(session: ChatSession): string {
   return session.resumeToken === undefined ? "" : hashToken(session.resumeToken);
 }
 
-/** "1" for a yes, as the scripts take flags. */
-const flag = (on: boolean | undefined) => (on === true ? "1" : "");
+/** How long a join through another node waits for the node of the joining session to subscribe. */
+const joinAckMs = 2000;
+
+/** A new epoch: tells one claim on a name from every other. */
+const newEpoch = () => randomBytes(6).toString("base64url");
+
+/** What this node knows of a session's claim in Redis: its epoch, and the last number its inbox delivered. */
+interface Claim {
+  readonly epoch: string;
+  seq: number;
+  /** Whether Redis confirmed the claim: until then the session is no caller yet. */
+  registered: boolean;
+}
+
+/** Where this node stands in a group's room: the claim it follows, and the last number it handled. */
+interface RoomPlace {
+  epoch: string;
+  seq: number;
+}
 
 /**
- * Creates the cluster backend. Every change of shared state is one Lua script
- * (atomic across nodes); deliveries travel on one pub/sub channel per node,
- * which carries only what that node's users must receive, and presence
- * changes on one channel for all. The node's link to Redis (connections,
- * lease, availability) is redis-node.ts, its sessions' memory
- * node-sessions.ts; this is the chat's commands.
- *
- * Membership events are published by the very script that changes the
- * membership, to the nodes of the members that asked for them, so they
- * reach every member in the one order Redis ran the scripts in, the send
- * script's messages included. A session is resumed on the node that holds
- * it; presented to another node, its token takes the name over there for a
- * fresh session (resumed false): the old session leaves its groups and ends,
- * its queue dropped, so nothing is delivered twice.
+ * Creates the cluster backend. Each change of shared state is a Lua script
+ * over the keys of one name (see redis-scripts.ts), so that it runs on a
+ * Redis Cluster too; an operation over two names is two such steps. A
+ * message crosses Redis as one publication: to the recipient's inbox, to
+ * which the node holding the recipient is subscribed, or to the group's
+ * room, to which every node holding a member is subscribed; each node fans
+ * out to its own sessions (see core/local-sessions.ts). Membership events
+ * travel in the room with the messages, in one numbered order: a node that
+ * sees a gap in the numbers ends the streams that missed something, and a
+ * node that loses a connection to Redis ends all of its streams, so no
+ * message is lost silently.
  */
 export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
   return new RedisBackendImpl(options);
@@ -90,22 +102,30 @@ function checkConnect(status: string, username: string): void {
   throw unavailable();
 }
 
+/** A directory change: listed or unlisted, a user or a group, its name and the epoch of its claim. */
+type DirectoryChange = ["+" | "-", ChannelRef["type"], string, string];
+
 /** The one RedisBackend: this node's link to Redis, its sessions, and the settings its commands apply. */
 class RedisBackendImpl implements RedisBackend {
   readonly nodeId: string;
-  readonly store: Redis;
+  readonly store: ChatStore;
   readonly resumeGraceMs: number;
   readonly presence: boolean;
   private readonly node: RedisNode;
-  private readonly local: NodeSessions;
-  private readonly redis: RedisNode["redis"];
+  private readonly local: LocalSessions;
   private readonly logger: Logger;
   private readonly maxGroupsPerUser: number;
   private readonly maxGroups: number;
   private readonly limits: QueueLimits;
-  private readonly budget: QueueBudget;
+  private readonly budget;
   private readonly schedule = createWakeScheduler();
   private readonly history: HistoryLimits | undefined;
+  private readonly claims = new Map<BackendSession, Claim>();
+  private readonly rooms = new Map<string, RoomPlace>();
+  // The rooms each session holds a subscription to: those of its groups, and of a join on its way.
+  private readonly roomHolds = new Map<BackendSession, Set<string>>();
+  // Joins through this node of sessions on other nodes, waiting for those nodes to subscribe.
+  private readonly acks = new Map<string, () => void>();
 
   constructor(options: RedisBackendOptions) {
     this.maxGroupsPerUser = options.maxGroupsPerUser;
@@ -115,7 +135,7 @@ class RedisBackendImpl implements RedisBackend {
     this.budget = createQueueBudget(options.maxQueuedBytes);
     this.resumeGraceMs = options.resumeGraceMs ?? 0;
     this.history = this.resumeGraceMs > 0 ? (options.resumeHistory ?? defaultResumeHistory) : undefined;
-    this.local = createNodeSessions({
+    this.local = createLocalSessions({
       budget: this.budget,
       presenceIntervalMs: options.presenceIntervalMs ?? 250,
       cutOff: (session, reason) => void this.disconnect(session, reason),
@@ -123,13 +143,14 @@ class RedisBackendImpl implements RedisBackend {
     this.presence = this.local.presence;
     this.node = createRedisNode({
       ...options,
-      broadcastChannels: this.local.presence ? [presenceChannel] : [],
-      onDelivery: (channel, payload) => this.onDelivery(channel, payload),
-      onLost: (reason) => this.local.endAll(reason),
+      broadcastChannels: this.presence ? [directoryKeys.presence] : [],
+      ownChannels: (id) => [repliesChannel(id)],
+      onMessage: (channel, payload) => this.onMessage(channel, payload),
+      onLost: (reason) => this.endAll(reason),
+      releaseUsers: (node, users, detail) => this.releaseUsers(node, users, detail),
     });
     this.nodeId = this.node.id;
-    this.redis = this.node.redis;
-    this.store = this.redis;
+    this.store = this.node.store;
   }
 
   get available(): boolean {
@@ -146,69 +167,276 @@ class RedisBackendImpl implements RedisBackend {
   }
 
   /** Runs a command through the node: UNAVAILABLE while Redis is away. */
-  private call<T>(run: () => Promise<T>): Promise<T> {
-    return this.node.call(run);
+  private call<T>(run: (store: ChatStore) => Promise<T>): Promise<T> {
+    return this.node.call(() => run(this.store));
   }
 
-  private onDelivery(channel: string, payload: string): void {
-    if (channel === presenceChannel) {
-      const changes = parsePresence(payload);
-      if (changes === undefined) this.logger.warn({ channel, bytes: payload.length }, "ignored a malformed presence change");
-      else this.local.presenceChanged(changes);
+  // --- This node's sessions and subscriptions ---
+
+  /** Ends every session, as when Redis is lost: its subscriptions are gone with it. */
+  private endAll(reason: ChatError): void {
+    for (const session of [...this.local.all()]) this.forget(session);
+    this.local.endAll(reason);
+    this.rooms.clear();
+  }
+
+  /** Forgets a session here: its groups, its subscriptions, its claim. Answers whether it was the one registered under its name. */
+  private forget(session: BackendSession): boolean {
+    for (const group of this.roomHolds.get(session) ?? []) this.releaseRoom(group);
+    this.roomHolds.delete(session);
+    const wasCurrent = this.local.remove(session);
+    if (this.claims.delete(session)) this.node.subscriptions.release(nameKeys.inbox(session.username));
+    return wasCurrent;
+  }
+
+  /** Takes a session's hold on a group's room; resolves once subscribed. */
+  private async holdRoom(session: BackendSession, group: string): Promise<void> {
+    let holds = this.roomHolds.get(session);
+    if (holds === undefined) {
+      holds = new Set();
+      this.roomHolds.set(session, holds);
+    }
+    if (holds.has(group)) return;
+    holds.add(group);
+    try {
+      await this.node.subscriptions.acquire(nameKeys.room(group));
+    } catch (error) {
+      holds.delete(group);
+      throw error;
+    }
+  }
+
+  /** Lets go of a session's hold on a group's room, unless it is a member here. */
+  private dropRoom(session: BackendSession, group: string): void {
+    if (session.groups.has(group)) return;
+    if (this.roomHolds.get(session)?.delete(group) === true) this.releaseRoom(group);
+  }
+
+  private releaseRoom(group: string): void {
+    if (this.node.subscriptions.release(nameKeys.room(group))) this.rooms.delete(group);
+  }
+
+  /** The session of a name here whose claim Redis confirmed: a caller that is surely signed in. */
+  private registered(username: string): BackendSession | undefined {
+    const session = this.local.get(username);
+    return session !== undefined && this.claims.get(session)?.registered === true ? session : undefined;
+  }
+
+  /** Throws unless the caller is signed in: known here, or its claim in Redis. */
+  private async assertSignedIn(caller: string): Promise<void> {
+    if (this.registered(caller) !== undefined) return;
+    if ((await this.call((s) => s.hexists(nameKeys.user(caller), "node"))) === 0) throw chatErrors.notSignedIn(caller);
+  }
+
+  // --- What arrives on the shard channels ---
+
+  private onMessage(channel: string, payload: string): void {
+    const owner = ownerOf(channel);
+    if (owner?.kind === "replies") {
+      this.acks.get(payload)?.();
       return;
     }
-    const delivery = parseDelivery(payload);
-    if (delivery === undefined) {
-      // Only the scripts publish here; anything else is not ours.
-      this.logger.warn({ channel, bytes: payload.length }, "ignored a malformed delivery");
-    } else if (delivery.kind === "event") {
-      this.local.deliver(delivery.to, delivery.event, delivery.membership);
-    } else if (delivery.kind === "start") {
-      // Only the session of that token: a mark that comes after its session ended is not the next one's.
-      const session = this.local.get(delivery.user);
-      if (session !== undefined && tokenHashOf(session) === delivery.tokenHash) this.local.started(session);
-    } else {
-      this.endTakenOver(delivery.user, delivery.tokenHash);
+    if (owner?.kind === "presence") {
+      const changes = parsePresence(payload);
+      if (changes === undefined) this.logger.warn({ channel, bytes: payload.length }, "ignored a malformed presence change");
+      else for (const { channel: ref, present } of changes) this.local.presenceChanged(ref, present);
+      return;
     }
+    const publication = parsePublication(payload);
+    if (owner === undefined || publication === undefined) {
+      // Only the scripts publish here; anything else is not ours.
+      this.logger.warn({ channel, bytes: payload.length }, "ignored a malformed publication");
+    } else if (owner.kind === "inbox") {
+      this.onInbox(owner.name, publication);
+    } else {
+      this.onRoom(owner.name, publication);
+    }
+  }
+
+  /** A publication on a user's inbox: for the session of its epoch only. */
+  private onInbox(username: string, publication: Publication): void {
+    const session = this.local.get(username);
+    const claim = session === undefined ? undefined : this.claims.get(session);
+    if (session === undefined || claim === undefined || publication.epoch !== claim.epoch) return;
+    if (publication.kind === "end") {
+      if (tokenHashOf(session) === publication.tokenHash) this.endTakenOver(session);
+    } else if (publication.kind === "notice") {
+      void this.acknowledge(session, publication);
+    } else if (publication.kind === "message") {
+      const expected = claim.seq + 1;
+      claim.seq = publication.seq;
+      if (publication.seq !== expected) {
+        void this.disconnect(session, chatErrors.missedEvents(username, username));
+        return;
+      }
+      this.local.deliver([session], this.messageEvent(publication, { name: username, type: "user" }));
+    }
+  }
+
+  private messageEvent(publication: Extract<Publication, { kind: "message" }>, channel: ChannelRef): ChatEvent {
+    const { id, sender, text, sentAt } = publication;
+    return { kind: "message", id, sender, channel, text, textBytes: Buffer.byteLength(text, "utf8"), sentAt: new Date(sentAt), holders: 0 };
+  }
+
+  /**
+   * A publication in a group's room. The numbers say whether this node
+   * missed one: then its members here missed it too, and their streams end.
+   */
+  private onRoom(group: string, publication: Publication): void {
+    if (!("seq" in publication)) return;
+    const place = this.rooms.get(group);
+    if (place === undefined || place.epoch !== publication.epoch) {
+      // A group of a new claim: members here of an earlier one missed its end.
+      if (place !== undefined) this.missed(group);
+      this.rooms.set(group, { epoch: publication.epoch, seq: publication.seq });
+    } else {
+      if (publication.seq <= place.seq) return;
+      const gap = publication.seq !== place.seq + 1;
+      place.seq = publication.seq;
+      if (gap) this.missed(group);
+    }
+    const members = this.local.members(group);
+    if (publication.kind === "message") {
+      if (members !== undefined) this.local.deliver(members, this.messageEvent(publication, { name: group, type: "group" }));
+    } else if (publication.kind === "joined") {
+      const session = this.local.get(publication.user);
+      const claim = session === undefined ? undefined : this.claims.get(session);
+      if (session !== undefined && claim?.epoch === publication.userEpoch && !session.groups.has(group)) {
+        this.local.addMember(group, session);
+        // Already subscribed (it is this room): the hold only counts it.
+        void this.holdRoom(session, group).catch(() => undefined);
+      }
+      const now = this.local.members(group);
+      if (now !== undefined) this.local.notify(now, membershipEvent("member-joined", group, publication.user));
+    } else if (publication.kind === "left") {
+      if (members === undefined) return;
+      this.local.notify(members, membershipEvent("member-left", group, publication.user, [publication.reason, publication.detail]));
+      const session = this.local.get(publication.user);
+      if (session !== undefined && members.has(session)) this.leftHere(group, session);
+    } else if (publication.kind === "deleted") {
+      for (const member of [...(members ?? [])]) {
+        this.local.notify([member], membershipEvent("member-left", group, member.username, ["group-deleted", ""]));
+        this.leftHere(group, member);
+      }
+    }
+  }
+
+  /** A session here is no longer a member of a group. */
+  private leftHere(group: string, session: BackendSession): void {
+    this.local.removeMember(group, session);
+    this.dropRoom(session, group);
+  }
+
+  /** This node missed publications of a group: its members here end, since they missed them too. */
+  private missed(group: string): void {
+    for (const member of [...(this.local.members(group) ?? [])]) void this.disconnect(member, chatErrors.missedEvents(member.username, group));
+  }
+
+  /**
+   * A session here is joining a group through another node: subscribe to
+   * the group's room, then tell that node, which publishes the joining only
+   * then, so that this node sees it and all that follows. A join that
+   * fails there leaves the subscription unused: it is let go a while later.
+   */
+  private async acknowledge(session: BackendSession, notice: Extract<Publication, { kind: "notice" }>): Promise<void> {
+    try {
+      await this.holdRoom(session, notice.group);
+      await this.store.spublish(repliesChannel(notice.replyTo), notice.request);
+    } catch (err) {
+      this.logger.warn({ err, user: session.username, group: notice.group }, "could not follow a join made through another node");
+    }
+    setTimeout(() => this.dropRoom(session, notice.group), joinAckMs * 5).unref();
+  }
+
+  /** Waits for the node of a session to acknowledge a join (see acknowledge); rejects after joinAckMs. */
+  private awaitAck(request: string): { acked: Promise<void>; cancel: () => void } {
+    let cancel = () => {};
+    const acked = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.acks.delete(request);
+        reject(unavailable());
+      }, joinAckMs);
+      this.acks.set(request, () => {
+        clearTimeout(timer);
+        this.acks.delete(request);
+        resolve();
+      });
+      cancel = () => {
+        clearTimeout(timer);
+        this.acks.delete(request);
+      };
+    });
+    acked.catch(() => undefined);
+    return { acked, cancel };
   }
 
   /**
    * Another node took this session over with its resume token, and owns the
    * name in Redis now: end the session here, touching nothing in Redis.
-   * Only the session of that token ends, should the name have come back.
    */
-  private endTakenOver(username: string, tokenHash: string): void {
-    const session = this.local.get(username);
-    if (session === undefined || tokenHashOf(session) !== tokenHash) return;
-    this.local.remove(session);
-    session.end(chatErrors.resumedElsewhere(username));
+  private endTakenOver(session: BackendSession): void {
+    this.forget(session);
+    session.end(chatErrors.resumedElsewhere(session.username));
   }
 
-  /** Throws the error of a status the scripts answer for any group call. */
-  private checkCommon(status: string, caller: string, group: string): void {
-    if (status === "ok") return;
-    if (status === "not-signed-in") throw chatErrors.notSignedIn(caller);
-    if (status === "not-found") throw chatErrors.noSuchGroup(group);
-    if (status === "limit") throw chatErrors.tooManyGroups(caller, this.maxGroupsPerUser);
-    if (status === "limit-total") throw chatErrors.tooManyGroupsInTotal(this.maxGroups);
-    throw unavailable();
+  // --- Steps over several names ---
+
+  /** Lists and unlists names in the directory, as presence changes too. */
+  private async directory(node: string, changes: readonly DirectoryChange[]): Promise<void> {
+    if (changes.length > 0) await this.store.chatDirectory(directoryKeys.users, node, this.presence ? "1" : "", ...changes.flat());
+  }
+
+  /** A user leaves a group, as by a disconnect or a takeover; a group left empty is unlisted. */
+  private async leaveFor(username: string, group: string, reason: LeaveReason, detail: string, node: string): Promise<void> {
+    const status = await this.store.chatLeave(nameKeys.group(group), group, username, reason, detail);
+    if (status.startsWith("deleted:")) await this.directory(node, [["-", "group", group, status.slice("deleted:".length)]]);
   }
 
   /**
-   * Makes a session and registers it on this node before Redis hears of
-   * it, so that a delivery published right after the script finds it, then
-   * runs the script that registers it in Redis; a session whose script
-   * failed is dropped.
+   * Releases a user that a node held, in steps: the claim is marked leaving
+   * (no join is let in), the user leaves each group, then the claim goes and
+   * the name is unlisted. The name stays taken until the end, so that the
+   * next user of it starts in no group.
    */
-  private async openSession(username: string, optIns: ConnectOptions, register: (session: BackendSession) => Promise<void>): Promise<BackendSession> {
+  private async releaseUser(node: string, username: string, reason: LeaveReason, detail: string): Promise<void> {
+    const [status, epoch = "", ...groups] = await this.store.chatRelease(nameKeys.user(username), node, username);
+    if (status === "leaving") {
+      for (const group of groups) await this.leaveFor(username, group, reason, detail, node);
+      await this.store.chatDrop(nameKeys.user(username), node, username);
+    }
+    // A name not held (any more) is only struck from the node's list.
+    await this.directory(node, [["-", "user", username, status === "not-held" ? "" : epoch]]);
+  }
+
+  /** Releases the users of a node, a few at a time. */
+  private async releaseUsers(node: string, users: readonly string[], detail: string): Promise<void> {
+    const queue = [...users];
+    const worker = async () => {
+      for (let user = queue.pop(); user !== undefined; user = queue.pop()) await this.releaseUser(node, user, "disconnected", detail);
+    };
+    await Promise.all(Array.from({ length: Math.min(8, queue.length) }, worker));
+  }
+
+  /**
+   * Makes a session and registers it here before Redis hears of it, with
+   * its inbox subscribed, so that a delivery published right after the
+   * claim finds it; then claims the name; a session whose claim failed is
+   * dropped.
+   */
+  private async openSession(username: string, optIns: ConnectOptions, claim: (session: BackendSession, epoch: string) => Promise<void>): Promise<BackendSession> {
     const { local, history } = this;
     const session = createBackendSession(username, this.limits, this.schedule, this.budget, history === undefined ? {} : { history });
+    const epoch = newEpoch();
     local.setOptIns(session, optIns);
     local.add(session);
+    const record: Claim = { epoch, seq: 0, registered: false };
+    this.claims.set(session, record);
     try {
-      await register(session);
+      await this.node.call(() => this.node.subscriptions.acquire(nameKeys.inbox(username)));
+      await claim(session, epoch);
+      record.registered = true;
     } catch (error) {
-      local.remove(session);
+      this.forget(session);
       session.end(error);
       throw error;
     }
@@ -217,23 +445,21 @@ class RedisBackendImpl implements RedisBackend {
 
   /** Resumes a session this node holds, as the in-memory backend does. */
   private async resumeHere(session: BackendSession, request: ResumeRequest): Promise<Resumed> {
-    const { local, node, redis } = this;
+    const { local, node } = this;
     const { username } = session;
     const { lost, stream } = resumeSession(session, request);
     local.unhold(session);
-    // Set here first: a membership event Redis sent under the old choice is filtered by this one.
     local.setOptIns(session, request);
     let status = "ok";
     try {
-      status = await this.call(() => redis.chatResumed(node.id, username, flag(session.optIns.membership)));
+      status = await this.call((s) => s.chatResumed(nameKeys.user(username), node.id, username));
     } catch (err) {
       // The session is resumed; Redis may still call its name held until it ends.
       this.logger.warn({ err, user: username }, "could not mark a resumed user in Redis");
     }
     if (status === "not-held") {
-      // Another node took the name over (its message to end this session is on its way): this session is done.
-      local.remove(session);
-      session.end(chatErrors.resumedElsewhere(username));
+      // Another node took the name over (its word to end this session is on its way): this session is done.
+      this.endTakenOver(session);
       throw chatErrors.noSessionToResume(username);
     }
     return { session, resumed: true, lost, stream };
@@ -245,34 +471,45 @@ class RedisBackendImpl implements RedisBackend {
    * and the user gets a fresh session here (resumed false).
    */
   private async takeOver(username: string, request: ResumeRequest): Promise<Resumed> {
-    const { node, redis } = this;
+    const { node } = this;
     if (!Number.isSafeInteger(request.received) || request.received < 0) throw chatErrors.receivedTooMany(username, request.received);
-    const session = await this.openSession(username, request, async (fresh) => {
-      const status = await this.call(() =>
-        redis.chatTakeover(
-          node.id,
-          username,
-          hashToken(request.token),
-          tokenHashOf(fresh),
-          flag(fresh.optIns.membership),
-          "its client came back on another server",
-        ),
+    const session = await this.openSession(username, request, async (fresh, epoch) => {
+      const [status, old = "", ...groups] = await this.call((s) =>
+        s.chatTakeover(nameKeys.user(username), node.id, username, hashToken(request.token), tokenHashOf(fresh), epoch),
       );
       if (status === "no-session") throw chatErrors.noSessionToResume(username);
       if (status !== "ok") throw unavailable();
+      await this.call(async () => {
+        for (const group of groups) await this.leaveFor(username, group, "disconnected", "its client came back on another server", node.id);
+        await this.directory(old, [["-", "user", username, ""]]);
+        await this.directory(node.id, [["+", "user", username, epoch]]);
+      });
     });
     return { session, resumed: false, lost: 0, stream: session.attachStream() };
   }
 
+  // --- The backend's calls ---
+
   async connect(username: string, options: ConnectOptions = {}): Promise<ChatSession> {
-    const { local, node, redis } = this;
+    const { local, node } = this;
     assertValidName(username, "username");
     const existing = local.get(username);
     if (existing !== undefined) throw local.isHeld(existing) ? chatErrors.usernameHeld(username, this.resumeGraceMs) : chatErrors.usernameOnline(username);
-    return this.openSession(username, options, async (session) => {
+    return this.openSession(username, options, async (session, epoch) => {
       const reclaim = options.reclaim === true ? "reclaim" : "";
-      const status = await this.call(() => redis.chatConnect(node.id, username, reclaim, tokenHashOf(session), flag(session.optIns.membership)));
+      const [status = "", groupEpoch = "", ...members] = await this.call((s) =>
+        s.chatConnect(nameKeys.user(username), node.id, username, reclaim, tokenHashOf(session), epoch),
+      );
       checkConnect(status, username);
+      await this.call(async (s) => {
+        const changes: DirectoryChange[] = [["+", "user", username, epoch]];
+        if (groupEpoch !== "") {
+          // The former members' lists of groups lose it: until then they only hold a place against their limit.
+          await Promise.all(members.map((member) => s.srem(nameKeys.groups(member), username)));
+          changes.unshift(["-", "group", username, groupEpoch]);
+        }
+        await this.directory(node.id, changes);
+      });
     });
   }
 
@@ -290,7 +527,7 @@ class RedisBackendImpl implements RedisBackend {
     if (resumeGraceMs === 0 || session.signal.aborted || this.local.get(session.username) !== session) return this.disconnect(session, reason);
     this.local.hold(session, resumeGraceMs, () => void this.disconnect(session, chatErrors.resumeGraceOver(session.username, resumeGraceMs, reason)));
     try {
-      await this.call(() => this.redis.chatHold(this.node.id, session.username, resumeGraceMs));
+      await this.call((s) => s.chatHold(nameKeys.user(session.username), this.node.id, session.username, resumeGraceMs));
     } catch (err) {
       // Held all the same; another node's connect is told the name is online rather than held.
       this.logger.warn({ err, user: session.username }, "could not mark a held user in Redis");
@@ -301,10 +538,11 @@ class RedisBackendImpl implements RedisBackend {
     // See hold: a BackendSession behind the public type.
     const session = chatSession as BackendSession;
     session.end(reason);
-    if (!this.local.remove(session) || !this.node.available) return;
+    const registered = this.claims.get(session)?.registered === true;
+    if (!this.forget(session) || !registered || !this.node.available) return;
     const [why, detail] = leaveReasonOf(reason);
     try {
-      await this.redis.chatDisconnect(this.node.id, session.username, why, detail);
+      await this.releaseUser(this.node.id, session.username, why, detail);
     } catch (err) {
       // Released on recovery, or by the sweep if this node dies.
       this.logger.warn({ err, user: session.username }, "could not release a user in Redis");
@@ -312,40 +550,118 @@ class RedisBackendImpl implements RedisBackend {
   }
 
   async isOnline(username: string): Promise<boolean> {
-    return (await this.call(() => this.redis.hexists("chat:users", username))) === 1;
+    return (await this.call((s) => s.hexists(nameKeys.user(username), "node"))) === 1;
+  }
+
+  /**
+   * The first step of a create or join, on the caller's side: the group goes
+   * on the caller's list (within its limit). A caller here subscribes to the
+   * group's room first; a caller whose session is on another node has that
+   * node told, and the join waits until it has subscribed. Answers the
+   * caller's epoch, and an undo for when the group's step fails.
+   */
+  private async enter(caller: string, group: string): Promise<[string, () => Promise<void>]> {
+    const here = this.registered(caller);
+    if (here !== undefined) await this.node.call(() => this.holdRoom(here, group));
+    const undoHold = () => {
+      if (here !== undefined) this.dropRoom(here, group);
+    };
+    const request = here === undefined ? randomUUID() : "";
+    const ack = here === undefined ? this.awaitAck(request) : undefined;
+    let status: string;
+    try {
+      status = await this.call((s) =>
+        s.chatEnter(nameKeys.user(caller), caller, group, this.maxGroupsPerUser, request === "" ? "" : `${this.node.id}|${request}`),
+      );
+    } catch (error) {
+      undoHold();
+      ack?.cancel();
+      throw error;
+    }
+    const [word = "", epoch = ""] = status.split(":");
+    if (word !== "added" && word !== "listed") {
+      undoHold();
+      ack?.cancel();
+      if (status === "not-signed-in") throw chatErrors.notSignedIn(caller);
+      if (status === "limit") throw chatErrors.tooManyGroups(caller, this.maxGroupsPerUser);
+      throw unavailable();
+    }
+    const undo = async () => {
+      undoHold();
+      if (word === "added") await this.call((s) => s.srem(nameKeys.groups(caller), group));
+    };
+    try {
+      await ack?.acked;
+    } catch (error) {
+      // The caller's node did not answer: its session may be gone with it.
+      await undo().catch(() => undefined);
+      throw error;
+    }
+    return [epoch, undo];
   }
 
   async createGroup(caller: string, name: string): Promise<void> {
     assertValidName(name, "group name");
-    const status = await this.call(() => this.redis.chatCreateGroup(caller, name, this.maxGroupsPerUser, this.maxGroups));
-    if (status === "group-exists") throw chatErrors.groupExists(name);
-    if (status === "user-exists") throw chatErrors.groupIsUser(name);
-    this.checkCommon(status, caller, name);
+    // Counted before, listed after: concurrent creates on several nodes may pass the limit by their number.
+    if ((await this.call((s) => s.hlen(directoryKeys.groups))) >= this.maxGroups) {
+      await this.assertSignedIn(caller);
+      throw chatErrors.tooManyGroupsInTotal(this.maxGroups);
+    }
+    const [userEpoch, undo] = await this.enter(caller, name);
+    const epoch = newEpoch();
+    const status = await this.call((s) => s.chatCreate(nameKeys.group(name), name, caller, epoch, userEpoch)).catch(async (error: unknown) => {
+      await undo().catch(() => undefined);
+      throw error;
+    });
+    if (status !== "ok") {
+      await undo();
+      if (status === "group-exists") throw chatErrors.groupExists(name);
+      if (status === "user-exists") throw chatErrors.groupIsUser(name);
+      throw unavailable();
+    }
+    await this.call(() => this.directory(this.node.id, [["+", "group", name, epoch]]));
   }
 
   async joinGroup(caller: string, name: string): Promise<void> {
     assertValidName(name, "group name");
-    const status = await this.call(() => this.redis.chatJoinGroup(caller, name, this.maxGroupsPerUser));
-    if (status === "member") throw chatErrors.alreadyMember(caller, name);
-    this.checkCommon(status, caller, name);
+    const [userEpoch, undo] = await this.enter(caller, name);
+    const status = await this.call((s) => s.chatJoin(nameKeys.group(name), name, caller, userEpoch)).catch(async (error: unknown) => {
+      await undo().catch(() => undefined);
+      throw error;
+    });
+    if (status === "ok") return;
+    if (status === "member") {
+      const here = this.registered(caller);
+      if (here !== undefined) this.dropRoom(here, name);
+      throw chatErrors.alreadyMember(caller, name);
+    }
+    await undo();
+    if (status === "not-found") throw chatErrors.noSuchGroup(name);
+    throw unavailable();
   }
 
   async leaveGroup(caller: string, name: string): Promise<void> {
     assertValidName(name, "group name");
-    const status = await this.call(() => this.redis.chatLeaveGroup(caller, name));
-    if (status === "not-member") throw chatErrors.notAMember(caller, name);
-    this.checkCommon(status, caller, name);
+    const status = await this.call((s) => s.chatLeave(nameKeys.group(name), name, caller, "left", ""));
+    if (status === "not-found" || status === "not-member") {
+      await this.assertSignedIn(caller);
+      throw status === "not-found" ? chatErrors.noSuchGroup(name) : chatErrors.notAMember(caller, name);
+    }
+    await this.call(async (s) => {
+      await s.srem(nameKeys.groups(caller), name);
+      if (status.startsWith("deleted:")) await this.directory(this.node.id, [["-", "group", name, status.slice("deleted:".length)]]);
+    });
   }
 
   async send(caller: string, channel: string, text: string): Promise<ChatEvent> {
     assertValidName(channel, "channel");
     const textBytes = measureText(text);
+    await this.assertSignedIn(caller);
     const id = randomUUID();
     const sentAt = new Date();
-    const status = await this.call(() => this.redis.chatSend(caller, channel, id, text, sentAt.getTime()));
+    const status = await this.call((s) => s.chatSend(nameKeys.user(channel), channel, caller, messageFields(id, caller, sentAt.getTime(), text)));
     if (status === "not-found") throw chatErrors.noSuchChannel(channel);
     if (status === "not-allowed") throw chatErrors.mustJoin(caller, channel);
-    if (status === "not-signed-in") throw chatErrors.notSignedIn(caller);
     // The script answers the channel's type when it sent; anything else is a script this code does not know.
     if (status !== "user" && status !== "group") throw unavailable();
     return { kind: "message", id, sender: caller, channel: { name: channel, type: status }, text, textBytes, sentAt, holders: 0 };
@@ -353,9 +669,8 @@ class RedisBackendImpl implements RedisBackend {
 
   async listChannels(page?: ChannelPage): Promise<ChannelRef[]> {
     // Every name, then the page: bounded by --max-groups and the users
-    // online. Sorted sets kept by the scripts would page in Redis itself;
-    // not worth their cost on every connect and create at this scale.
-    const [users, groups] = await this.call(() => Promise.all([this.redis.hkeys("chat:users"), this.redis.smembers("chat:groups")]));
+    // online, from the directory's one slot.
+    const [users, groups] = await this.call((s) => Promise.all([s.hkeys(directoryKeys.users), s.hkeys(directoryKeys.groups)]));
     const channels: ChannelRef[] = [...users.map((name) => ({ name, type: "user" as const })), ...groups.map((name) => ({ name, type: "group" as const }))];
     return pageOf(sortChannels(channels), page);
   }
@@ -363,14 +678,18 @@ class RedisBackendImpl implements RedisBackend {
   async listMembers(caller: string, name: string, page?: ChannelPage): Promise<string[]> {
     assertValidName(name, "group name");
     // One script, so that the checks and the members are one moment's.
-    const [status = "", ...members] = await this.call(() => this.redis.chatListMembers(caller, name));
-    if (status === "not-member") throw chatErrors.mustJoinToList(caller, name);
-    this.checkCommon(status, caller, name);
+    const [status = "", ...members] = await this.call((s) => s.chatMembers(nameKeys.group(name), name, caller));
+    if (status !== "ok") {
+      await this.assertSignedIn(caller);
+      if (status === "not-member") throw chatErrors.mustJoinToList(caller, name);
+      if (status === "not-found") throw chatErrors.noSuchGroup(name);
+      throw unavailable();
+    }
     return pageOfNames(members, page);
   }
 
   async stats(): Promise<ChatStats> {
-    const [users, groups] = await this.call(() => Promise.all([this.redis.hlen("chat:users"), this.redis.scard("chat:groups")]));
+    const [users, groups] = await this.call((s) => Promise.all([s.hlen(directoryKeys.users), s.hlen(directoryKeys.groups)]));
     return { users, groups };
   }
 }

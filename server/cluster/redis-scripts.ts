@@ -1,304 +1,309 @@
-import type { ChatCommands } from "./redis-node.js";
+import type { ChatCommands } from "./redis-link.js";
 
 /**
- * The Lua scripts that change the shared state. Redis runs each one alone,
- * so every multi-key change is atomic across nodes, and the PUBLISHes of one
- * script reach every node in one global order with those of every other:
- * a membership event published by the join script is therefore ordered with
- * the messages the send script publishes to the group. Keys:
+ * The Lua scripts that change the shared state (keys: see redis-keys.ts).
+ * Each one touches the keys of ONE name (one hash tag, so one slot of a
+ * Redis Cluster), and Redis runs it alone: a claim on a name, a group's
+ * membership and its sequence, a user's record change atomically. An
+ * operation that spans names (a join touches the user's list of groups and
+ * the group's members) is split by the backend into such steps, ordered so
+ * that what a reader sees in between is safe (see docs/cluster.md).
  *
- * - chat:users            hash   username -> id of the node holding its session
- * - chat:node-users:<id>  set    usernames a node holds
- * - chat:groups           set    group names
- * - chat:group:<name>     set    members of a group
- * - chat:user-groups:<u>  set    groups a user is in
- * - chat:member-watchers  set    users that asked for membership events
- * - chat:resume           hash   username -> SHA-256 of its session's resume token (resumable sessions only)
- * - chat:held             hash   username -> the grace in ms of its dropped session, held for a resume
- * - chat:nodes            set    node ids that registered
- * - chat:lease:<id>       string expires unless its node refreshes it
- * - chat:deliver:<id>     pub/sub channel of one node's deliveries (see delivery.ts), and
- *                         the start mark of each session registered there
- * - chat:presence         pub/sub channel every node with presence on listens to
+ * A group's messages and membership events are published by these scripts
+ * to the group's shard channel (its "room"), numbered by the group's
+ * sequence: every node that holds a member is subscribed and sees them in
+ * the one order Redis ran the scripts in, and a gap in the numbers tells a
+ * node it missed one. A user's direct messages go to its "inbox" channel,
+ * numbered likewise, which the node holding the user subscribes to. Each
+ * claim has an epoch, new at every claim, carried in every publication, so
+ * that a node tells a later user or group of the same name from an earlier.
  *
- * Each script answers with a short status word that the backend maps to a
- * ChatError.
+ * Publications are `<kind><seq>|<epoch>|<fields...>`, the last field free
+ * text (see delivery.ts). Each script answers a short status word (or a
+ * list starting with one) that the backend maps to a ChatError.
  */
 
-/**
- * Shared by the scripts below: membership events, presence changes, and the
- * removal of a user. A membership event is published only to the nodes of
- * the members that asked for them (SINTER with chat:member-watchers), so a
- * change costs O(members) at most and nothing when nobody watches.
- */
-const helpers = `
-local presence = {}
-local function present(kind, name, on)
-  table.insert(presence, { type = kind, name = name, present = on })
-end
-local function flush_presence()
-  if #presence > 0 then redis.call('PUBLISH', 'chat:presence', cjson.encode({ changes = presence })) end
-end
-local function publish_to(event, names)
-  local by_node = {}
-  for _, m in ipairs(names) do
-    local node = redis.call('HGET', 'chat:users', m)
-    if node then
-      by_node[node] = by_node[node] or {}
-      table.insert(by_node[node], m)
-    end
-  end
-  for node, to in pairs(by_node) do
-    event.to = to
-    redis.call('PUBLISH', 'chat:deliver:' .. node, cjson.encode(event))
-  end
-end
-local function notify_group(g, kind, u, reason, detail)
-  local watchers = redis.call('SINTER', 'chat:group:' .. g, 'chat:member-watchers')
-  if #watchers > 0 then
-    publish_to({ kind = kind, group = g, user = u, reason = reason, detail = detail }, watchers)
-  end
-end
-local function register(u, node, token_hash, membership)
-  redis.call('HSET', 'chat:users', u, node)
-  redis.call('SADD', 'chat:node-users:' .. node, u)
-  if token_hash ~= '' then redis.call('HSET', 'chat:resume', u, token_hash) end
-  if membership == '1' then redis.call('SADD', 'chat:member-watchers', u) end
-  -- In the node's one order: what was published for the name before this mark was for an earlier session.
-  redis.call('PUBLISH', 'chat:deliver:' .. node, cjson.encode({ kind = 'start', user = u, hash = token_hash }))
-end
-local function remove_user(u, reason, detail, announce)
-  redis.call('HDEL', 'chat:users', u)
-  redis.call('HDEL', 'chat:resume', u)
-  redis.call('HDEL', 'chat:held', u)
-  redis.call('SREM', 'chat:member-watchers', u)
-  if announce then present('user', u, false) end
-  for _, g in ipairs(redis.call('SMEMBERS', 'chat:user-groups:' .. u)) do
-    redis.call('SREM', 'chat:group:' .. g, u)
-    if redis.call('SCARD', 'chat:group:' .. g) == 0 then
-      redis.call('DEL', 'chat:group:' .. g)
-      redis.call('SREM', 'chat:groups', g)
-      present('group', g, false)
-    else
-      notify_group(g, 'member-left', u, reason, detail)
-    end
-  end
-  redis.call('DEL', 'chat:user-groups:' .. u)
-end
-local function release_node(node, detail)
-  for _, u in ipairs(redis.call('SMEMBERS', 'chat:node-users:' .. node)) do
-    if redis.call('HGET', 'chat:users', u) == node then remove_user(u, 'disconnected', detail, true) end
-  end
-  redis.call('DEL', 'chat:node-users:' .. node)
-end
+/** Shared: the names of a name's keys, as redis-keys.ts spells them. */
+const keysOf = `
+local function k(name, suffix) return 'chat:{' .. name .. '}:' .. suffix end
 `;
 
 /**
- * ARGV: node, username, "reclaim" to take the name from a group that holds
- * it, the SHA-256 of the session's resume token (empty when it has none),
- * "1" when it asked for membership events. Answers 'held:<grace ms>' when
- * the name is held for a dropped session.
+ * KEYS[1]: the user's claim. ARGV: node, username, "reclaim" to take the
+ * name from a group that holds it, the SHA-256 of the session's resume
+ * token (empty when it has none), the new claim's epoch. Answers { 'ok',
+ * epoch, members... } with the epoch and members of a group it deleted to
+ * take its name (an empty epoch and no members when there was none),
+ * 'held:<grace ms>' when the name is held for a dropped session, or a
+ * status.
  */
-const connectScript = `${helpers}
-local node, u, reclaim, token_hash, membership = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-if redis.call('EXISTS', 'chat:lease:' .. node) == 0 then return 'no-lease' end
-if redis.call('HEXISTS', 'chat:users', u) == 1 then
-  local grace = redis.call('HGET', 'chat:held', u)
-  if grace then return 'held:' .. grace end
-  return 'user-exists'
+const connectScript = `${keysOf}
+local node, u, reclaim, token_hash, epoch = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local user = k(u, 'user')
+if redis.call('EXISTS', user) == 1 then
+  local grace = redis.call('HGET', user, 'held')
+  if grace then return { 'held:' .. grace } end
+  return { 'user-exists' }
 end
-if redis.call('SISMEMBER', 'chat:groups', u) == 1 then
-  if reclaim ~= 'reclaim' then return 'group-exists' end
-  local watchers = redis.call('SINTER', 'chat:group:' .. u, 'chat:member-watchers')
-  for _, m in ipairs(redis.call('SMEMBERS', 'chat:group:' .. u)) do
-    redis.call('SREM', 'chat:user-groups:' .. m, u)
-  end
-  redis.call('DEL', 'chat:group:' .. u)
-  redis.call('SREM', 'chat:groups', u)
-  present('group', u, false)
-  -- No user: each former member hears of its own leaving, the group being gone for all.
-  if #watchers > 0 then publish_to({ kind = 'member-left', group = u, reason = 'group-deleted', detail = '' }, watchers) end
+local answer = { 'ok', '' }
+local group = k(u, 'group')
+if redis.call('EXISTS', group) == 1 then
+  if reclaim ~= 'reclaim' then return { 'group-exists' } end
+  local seq = redis.call('HINCRBY', group, 'seq', 1)
+  answer[2] = redis.call('HGET', group, 'epoch')
+  -- Each member hears of its own leaving: the group is gone for all.
+  redis.call('SPUBLISH', k(u, 'room'), 'd' .. seq .. '|' .. answer[2] .. '|')
+  for _, m in ipairs(redis.call('HKEYS', k(u, 'members'))) do table.insert(answer, m) end
+  redis.call('DEL', group, k(u, 'members'))
 end
-register(u, node, token_hash, membership)
-present('user', u, true)
-flush_presence()
-return 'ok'
+redis.call('HSET', user, 'node', node, 'hash', token_hash, 'epoch', epoch, 'seq', 0)
+return answer
 `;
 
 /**
- * ARGV: node, username, the leave reason and its words for the members it
- * leaves. Only the node that holds the name may release it.
+ * KEYS[1]: the user's claim. ARGV: node, username. The first step of
+ * releasing a user: only the node that holds the name may. A user in no
+ * group is released at once ({ 'gone', epoch }); otherwise the claim is
+ * marked leaving (no join is let in any more) and { 'leaving', epoch,
+ * groups... } tells the backend which groups to leave before it drops the
+ * claim.
  */
-const disconnectScript = `${helpers}
-local node, u, reason, detail = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-if redis.call('HGET', 'chat:users', u) ~= node then return 'not-held' end
-redis.call('SREM', 'chat:node-users:' .. node, u)
-remove_user(u, reason, detail, true)
-flush_presence()
+const releaseScript = `${keysOf}
+local node, u = ARGV[1], ARGV[2]
+local user, groups = k(u, 'user'), k(u, 'groups')
+if redis.call('HGET', user, 'node') ~= node then return { 'not-held' } end
+local epoch = redis.call('HGET', user, 'epoch')
+if redis.call('SCARD', groups) == 0 then
+  redis.call('DEL', user)
+  return { 'gone', epoch }
+end
+redis.call('HSET', user, 'leaving', '1')
+local answer = redis.call('SMEMBERS', groups)
+table.insert(answer, 1, epoch)
+table.insert(answer, 1, 'leaving')
+return answer
+`;
+
+/** KEYS[1]: the user's claim. ARGV: node, username. The last step of releasing a user, once it left its groups. */
+const dropScript = `${keysOf}
+local node, u = ARGV[1], ARGV[2]
+if redis.call('HGET', k(u, 'user'), 'node') ~= node then return 'not-held' end
+redis.call('DEL', k(u, 'user'), k(u, 'groups'))
 return 'ok'
 `;
 
-/** ARGV: node, the words for the members its users leave. Releases every user of a node whose lease ran out, and the node. */
-const sweepScript = `${helpers}
-local node, detail = ARGV[1], ARGV[2]
-if redis.call('EXISTS', 'chat:lease:' .. node) == 1 then return 'alive' end
-release_node(node, detail)
-redis.call('SREM', 'chat:nodes', node)
-flush_presence()
-return 'ok'
-`;
-
-/** ARGV: node, the words for the members its users leave. Releases every user of a live node, for a restart after an outage or a shutdown. */
-const releaseNodeScript = `${helpers}
-release_node(ARGV[1], ARGV[2])
-flush_presence()
-return 'ok'
-`;
-
-/**
- * ARGV: node, username, grace in ms. Marks the name held for a dropped
- * session, so that a connect anywhere says so; only its node may.
- */
-const holdScript = `
+/** KEYS[1]: the user's claim. ARGV: node, username, grace in ms. Marks the name held for a dropped session; only its node may. */
+const holdScript = `${keysOf}
 local node, u, grace = ARGV[1], ARGV[2], ARGV[3]
-if redis.call('HGET', 'chat:users', u) ~= node then return 'not-held' end
-redis.call('HSET', 'chat:held', u, grace)
+if redis.call('HGET', k(u, 'user'), 'node') ~= node then return 'not-held' end
+redis.call('HSET', k(u, 'user'), 'held', grace)
+return 'ok'
+`;
+
+/** KEYS[1]: the user's claim. ARGV: node, username. A held session was resumed on its node: the name is no longer held. */
+const resumedScript = `${keysOf}
+local node, u = ARGV[1], ARGV[2]
+if redis.call('HGET', k(u, 'user'), 'node') ~= node then return 'not-held' end
+redis.call('HDEL', k(u, 'user'), 'held')
 return 'ok'
 `;
 
 /**
- * ARGV: node, username, "1" when the resumed stream asked for membership
- * events. A held session was resumed on its node: the name is no longer held.
- */
-const resumedScript = `
-local node, u, membership = ARGV[1], ARGV[2], ARGV[3]
-if redis.call('HGET', 'chat:users', u) ~= node then return 'not-held' end
-redis.call('HDEL', 'chat:held', u)
-if membership == '1' then redis.call('SADD', 'chat:member-watchers', u)
-else redis.call('SREM', 'chat:member-watchers', u) end
-return 'ok'
-`;
-
-/**
- * ARGV: node, username, SHA-256 of the token presented, SHA-256 of the new
- * session's token, "1" for membership events, the words for the members it
- * leaves. A client resumes on a node other than the one holding its
- * session: when the token's hash matches, the user leaves everything as by
- * a disconnect (without going offline: it comes back here at once), the
- * old node is told to end its session without touching Redis, and the name
- * is registered for a fresh session on this node. Comparing hashes, not
+ * KEYS[1]: the user's claim. ARGV: node, username, SHA-256 of the token
+ * presented, SHA-256 of the new session's token, the new claim's epoch. A
+ * client resumes on a node other than the one holding its session: when
+ * the token's hash matches, the old session is told (on the inbox, under
+ * its epoch) to end without touching Redis, and the claim moves here with a
+ * new epoch. Answers { 'ok', old node, groups... }: the backend then has the
+ * user leave those groups, as by a disconnect. Comparing hashes, not
  * tokens, leaks nothing usable through the comparison's timing.
  */
-const takeoverScript = `${helpers}
-local node, u, token_hash, new_hash, membership, detail = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-if redis.call('EXISTS', 'chat:lease:' .. node) == 0 then return 'no-lease' end
-local old = redis.call('HGET', 'chat:users', u)
-if not old or old == node or redis.call('HGET', 'chat:resume', u) ~= token_hash then return 'no-session' end
-redis.call('SREM', 'chat:node-users:' .. old, u)
-remove_user(u, 'disconnected', detail, false)
-redis.call('PUBLISH', 'chat:deliver:' .. old, cjson.encode({ kind = 'end', user = u, hash = token_hash }))
-register(u, node, new_hash, membership)
-flush_presence()
+const takeoverScript = `${keysOf}
+local node, u, token_hash, new_hash, epoch = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local user, groups = k(u, 'user'), k(u, 'groups')
+local old = redis.call('HGET', user, 'node')
+if not old or old == node or redis.call('HGET', user, 'leaving') or redis.call('HGET', user, 'hash') ~= token_hash then return { 'no-session' } end
+redis.call('SPUBLISH', k(u, 'inbox'), 'e0|' .. redis.call('HGET', user, 'epoch') .. '|' .. token_hash)
+local answer = redis.call('SMEMBERS', groups)
+table.insert(answer, 1, old)
+table.insert(answer, 1, 'ok')
+redis.call('DEL', user, groups)
+redis.call('HSET', user, 'node', node, 'hash', new_hash, 'epoch', epoch, 'seq', 0)
+return answer
+`;
+
+/**
+ * KEYS[1]: the user's claim. ARGV: username, group, most groups per user,
+ * and, to tell the user's node (on its inbox) that it is joining, "<node
+ * that asks>|<request id>" (empty when the user is on the node that asks):
+ * the first step of a create or join, made on the user's side. Answers 'added:' or
+ * 'listed:' (the group was already on the user's list) followed by the
+ * epoch of the user's claim, or a status.
+ */
+const enterScript = `${keysOf}
+local u, g, max, notice = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local user, groups = k(u, 'user'), k(u, 'groups')
+if redis.call('EXISTS', user) == 0 or redis.call('HEXISTS', user, 'leaving') == 1 then return 'not-signed-in' end
+if notice ~= '' then redis.call('SPUBLISH', k(u, 'inbox'), 'n0|' .. redis.call('HGET', user, 'epoch') .. '|' .. notice .. '|' .. g) end
+local epoch = redis.call('HGET', user, 'epoch')
+if redis.call('SISMEMBER', groups, g) == 1 then return 'listed:' .. epoch end
+if redis.call('SCARD', groups) >= max then return 'limit' end
+redis.call('SADD', groups, g)
+return 'added:' .. epoch
+`;
+
+/**
+ * KEYS[1]: the group's claim. ARGV: group, creator, the new claim's epoch,
+ * the epoch of the creator's claim. Creates the group with its creator as
+ * first member, who hears of its own joining first. A joining names the
+ * joiner's claim, so that its node tells the session that joined from a
+ * later one of the same name.
+ */
+const createScript = `${keysOf}
+local g, u, epoch, user_epoch = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if redis.call('EXISTS', k(g, 'user')) == 1 then return 'user-exists' end
+if redis.call('EXISTS', k(g, 'group')) == 1 then return 'group-exists' end
+redis.call('HSET', k(g, 'group'), 'epoch', epoch, 'seq', 1)
+redis.call('HSET', k(g, 'members'), u, 1)
+redis.call('SPUBLISH', k(g, 'room'), 'j1|' .. epoch .. '|' .. u .. '|' .. user_epoch)
 return 'ok'
 `;
 
-/** ARGV: caller, group name, most groups per user, most groups in all. */
-const createGroupScript = `${helpers}
-local u, g, max, maxTotal = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-if redis.call('HEXISTS', 'chat:users', u) == 0 then return 'not-signed-in' end
-if redis.call('SISMEMBER', 'chat:groups', g) == 1 then return 'group-exists' end
-if redis.call('HEXISTS', 'chat:users', g) == 1 then return 'user-exists' end
-if redis.call('SCARD', 'chat:groups') >= maxTotal then return 'limit-total' end
-if redis.call('SCARD', 'chat:user-groups:' .. u) >= max then return 'limit' end
-redis.call('SADD', 'chat:groups', g)
-redis.call('SADD', 'chat:group:' .. g, u)
-redis.call('SADD', 'chat:user-groups:' .. u, g)
-present('group', g, true)
-notify_group(g, 'member-joined', u)
-flush_presence()
-return 'ok'
-`;
-
-/** ARGV: caller, group name, most groups per user. The joiner hears of its own joining first. */
-const joinGroupScript = `${helpers}
-local u, g, max = ARGV[1], ARGV[2], tonumber(ARGV[3])
-if redis.call('HEXISTS', 'chat:users', u) == 0 then return 'not-signed-in' end
-if redis.call('SISMEMBER', 'chat:groups', g) == 0 then return 'not-found' end
-if redis.call('SISMEMBER', 'chat:group:' .. g, u) == 1 then return 'member' end
-if redis.call('SCARD', 'chat:user-groups:' .. u) >= max then return 'limit' end
-redis.call('SADD', 'chat:group:' .. g, u)
-redis.call('SADD', 'chat:user-groups:' .. u, g)
-notify_group(g, 'member-joined', u)
-return 'ok'
-`;
-
-/** ARGV: caller, group name. The leaver hears of its own leaving, before it is gone. */
-const leaveGroupScript = `${helpers}
-local u, g = ARGV[1], ARGV[2]
-if redis.call('HEXISTS', 'chat:users', u) == 0 then return 'not-signed-in' end
-if redis.call('SISMEMBER', 'chat:groups', g) == 0 then return 'not-found' end
-if redis.call('SISMEMBER', 'chat:group:' .. g, u) == 0 then return 'not-member' end
-notify_group(g, 'member-left', u, 'left', '')
-redis.call('SREM', 'chat:group:' .. g, u)
-redis.call('SREM', 'chat:user-groups:' .. u, g)
-if redis.call('SCARD', 'chat:group:' .. g) == 0 then
-  redis.call('DEL', 'chat:group:' .. g)
-  redis.call('SREM', 'chat:groups', g)
-  present('group', g, false)
-end
-flush_presence()
+/** KEYS[1]: the group's claim. ARGV: group, username, the epoch of the user's claim. The joiner hears of its own joining first. */
+const joinScript = `${keysOf}
+local g, u, user_epoch = ARGV[1], ARGV[2], ARGV[3]
+local group, members = k(g, 'group'), k(g, 'members')
+if redis.call('EXISTS', group) == 0 then return 'not-found' end
+if redis.call('HEXISTS', members, u) == 1 then return 'member' end
+local seq = redis.call('HINCRBY', group, 'seq', 1)
+redis.call('HSET', members, u, seq)
+redis.call('SPUBLISH', k(g, 'room'), 'j' .. seq .. '|' .. redis.call('HGET', group, 'epoch') .. '|' .. u .. '|' .. user_epoch)
 return 'ok'
 `;
 
 /**
- * ARGV: caller, group name. Answers { 'ok', members... }, or { status } for
- * a caller not signed in, no such group, or a caller not in it.
+ * KEYS[1]: the group's claim. ARGV: group, username, the leave reason and
+ * its words. The leaver hears of its own leaving, before it is gone; the
+ * last member's leaving deletes the group ('deleted:<its epoch>').
  */
-const listMembersScript = `
-local u, g = ARGV[1], ARGV[2]
-if redis.call('HEXISTS', 'chat:users', u) == 0 then return { 'not-signed-in' } end
-if redis.call('SISMEMBER', 'chat:groups', g) == 0 then return { 'not-found' } end
-if redis.call('SISMEMBER', 'chat:group:' .. g, u) == 0 then return { 'not-member' } end
-local answer = redis.call('SMEMBERS', 'chat:group:' .. g)
+const leaveScript = `${keysOf}
+local g, u, reason, detail = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local group, members = k(g, 'group'), k(g, 'members')
+if redis.call('EXISTS', group) == 0 then return 'not-found' end
+if redis.call('HEXISTS', members, u) == 0 then return 'not-member' end
+local seq = redis.call('HINCRBY', group, 'seq', 1)
+redis.call('SPUBLISH', k(g, 'room'), 'l' .. seq .. '|' .. redis.call('HGET', group, 'epoch') .. '|' .. u .. '|' .. reason .. '|' .. detail)
+redis.call('HDEL', members, u)
+if redis.call('HLEN', members) == 0 then
+  local epoch = redis.call('HGET', group, 'epoch')
+  redis.call('DEL', group, members)
+  return 'deleted:' .. epoch
+end
+return 'ok'
+`;
+
+/** KEYS[1]: the group's claim. ARGV: group, caller. Answers { 'ok', members... }, or { status }. */
+const membersScript = `${keysOf}
+local g, u = ARGV[1], ARGV[2]
+if redis.call('EXISTS', k(g, 'group')) == 0 then return { 'not-found' } end
+if redis.call('HEXISTS', k(g, 'members'), u) == 0 then return { 'not-member' } end
+local answer = redis.call('HKEYS', k(g, 'members'))
 table.insert(answer, 1, 'ok')
 return answer
 `;
 
 /**
- * ARGV: caller, channel, id, text, sent-at in ms. Publishes the message to
- * each node that holds a recipient, with that node's recipients, and answers
- * 'group' or 'user' for the channel's type. Its payload carries no kind
- * (a payload without one is a message): the fan-out path is byte for byte
- * what it was before membership events existed.
+ * KEYS[1]: the channel's user claim. ARGV: channel, sender, the message's
+ * fields as the publication carries them (id|sender|sent-at|text). Publishes
+ * the message on the user's inbox or the group's room, numbered, and
+ * answers 'user' or 'group' for the channel's type, or a status. A sender
+ * must be a member of a group it sends to; that a sender of a direct
+ * message is signed in is the backend's check.
  */
-const sendScript = `${helpers}
-local u, ch, id, text, at = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-if redis.call('HEXISTS', 'chat:users', u) == 0 then return 'not-signed-in' end
-local kind, members
-if redis.call('SISMEMBER', 'chat:groups', ch) == 1 then
-  if redis.call('SISMEMBER', 'chat:group:' .. ch, u) == 0 then return 'not-allowed' end
-  kind, members = 'group', redis.call('SMEMBERS', 'chat:group:' .. ch)
-elseif redis.call('HEXISTS', 'chat:users', ch) == 1 then
-  kind, members = 'user', { ch }
-else
-  return 'not-found'
+const sendScript = `${keysOf}
+local ch, sender, fields = ARGV[1], ARGV[2], ARGV[3]
+local user = k(ch, 'user')
+local epoch = redis.call('HGET', user, 'epoch')
+if epoch then
+  local seq = redis.call('HINCRBY', user, 'seq', 1)
+  redis.call('SPUBLISH', k(ch, 'inbox'), 'm' .. seq .. '|' .. epoch .. '|' .. fields)
+  return 'user'
 end
-publish_to({ id = id, sender = u, channel = ch, type = kind, text = text, at = tonumber(at) }, members)
-return kind
+local group = k(ch, 'group')
+epoch = redis.call('HGET', group, 'epoch')
+if not epoch then return 'not-found' end
+if redis.call('HEXISTS', k(ch, 'members'), sender) == 0 then return 'not-allowed' end
+local seq = redis.call('HINCRBY', group, 'seq', 1)
+redis.call('SPUBLISH', k(ch, 'room'), 'm' .. seq .. '|' .. epoch .. '|' .. fields)
+return 'group'
+`;
+
+/**
+ * KEYS[1]: the directory. ARGV: node, "1" to publish the changes as
+ * presence, then quadruples of "+" or "-", "user" or "group", name, the
+ * claim's epoch. Lists and unlists names after their claim changed (a user
+ * also on its node's list, for the sweep), and publishes the changes on the
+ * presence channel. The directory maps each name to the epoch of the claim
+ * that listed it: an unlisting that comes late, after another node claimed
+ * the name anew and listed it, leaves the new listing be.
+ */
+const directoryScript = `
+local node, presence = ARGV[1], ARGV[2]
+local changes = {}
+for i = 3, #ARGV, 4 do
+  local on, kind, name, epoch = ARGV[i] == '+', ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local set = kind == 'user' and 'chat:{#dir}:users' or 'chat:{#dir}:groups'
+  local changed = false
+  if on then
+    redis.call('HSET', set, name, epoch)
+    changed = true
+  elseif redis.call('HGET', set, name) == epoch then
+    redis.call('HDEL', set, name)
+    changed = true
+  end
+  if kind == 'user' then
+    if on then redis.call('SADD', 'chat:{#dir}:node:' .. node, name) else redis.call('SREM', 'chat:{#dir}:node:' .. node, name) end
+  end
+  if changed then table.insert(changes, { type = kind, name = name, present = on }) end
+end
+if presence == '1' and #changes > 0 then redis.call('SPUBLISH', 'chat:{#dir}:presence', cjson.encode({ changes = changes })) end
+return 'ok'
+`;
+
+/**
+ * KEYS[1]: the directory. ARGV: node, sweeper, the sweep's lock time in ms.
+ * A node whose lease ran out: answers { 'dead', users... } with the users
+ * it held, to be released by the sweeper that took the lock; 'alive',
+ * 'busy' (another node sweeps it) or 'done' (nothing left: forgotten).
+ */
+const sweepScript = `
+local node, sweeper, lock_ms = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('EXISTS', 'chat:{#dir}:lease:' .. node) == 1 then return { 'alive' } end
+local users = redis.call('SMEMBERS', 'chat:{#dir}:node:' .. node)
+if #users == 0 then
+  redis.call('SREM', 'chat:{#dir}:nodes', node)
+  redis.call('DEL', 'chat:{#dir}:sweep:' .. node)
+  return { 'done' }
+end
+if not redis.call('SET', 'chat:{#dir}:sweep:' .. node, sweeper, 'NX', 'PX', lock_ms) then return { 'busy' } end
+table.insert(users, 1, 'dead')
+return users
 `;
 
 /** The chat's scripts, by the name of the ioredis command that runs each. */
 export const scripts: Record<keyof ChatCommands, string> = {
   chatConnect: connectScript,
-  chatDisconnect: disconnectScript,
-  chatSweep: sweepScript,
-  chatReleaseNode: releaseNodeScript,
+  chatRelease: releaseScript,
+  chatDrop: dropScript,
   chatHold: holdScript,
   chatResumed: resumedScript,
   chatTakeover: takeoverScript,
-  chatCreateGroup: createGroupScript,
-  chatJoinGroup: joinGroupScript,
-  chatLeaveGroup: leaveGroupScript,
-  chatListMembers: listMembersScript,
+  chatEnter: enterScript,
+  chatCreate: createScript,
+  chatJoin: joinScript,
+  chatLeave: leaveScript,
+  chatMembers: membersScript,
   chatSend: sendScript,
+  chatDirectory: directoryScript,
+  chatSweep: sweepScript,
 };

@@ -1,6 +1,6 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { quote } from "../core/chat-error.js";
 import { clientAddressKey, userKey } from "./context-keys.js";
@@ -17,7 +17,7 @@ export interface RateLimits {
   sendMethod: DescMethod;
   connectMethod: DescMethod;
   /** In cluster mode, the Redis that shares each user's allowance between the nodes. */
-  store?: Redis;
+  store?: Redis | Cluster;
 }
 
 /** One limiter: consumes a point of the key's allowance, or says how long to wait. */
@@ -63,7 +63,7 @@ export function retryIn(ms: number): string {
   return `retry in ${(Math.max(ms, 1) / 1000).toFixed(ms < 10_000 ? 2 : 0)} s`;
 }
 
-function createLimiter(prefix: string, rate: number, burst: number, store: Redis | undefined): Limiter {
+function createLimiter(prefix: string, rate: number, burst: number, store: Redis | Cluster | undefined): Limiter {
   const make = (keyPrefix: string, points: number, duration: number) => {
     const memory = new RateLimiterMemory({ keyPrefix, points, duration });
     // With Redis away the send fails anyway; the fallback keeps the limit meanwhile.

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { createRedisBackend, type RedisBackend, type RedisBackendOptions } from "../../server/cluster/redis-backend.js";
+import { directoryKeys, nameKeys } from "../../server/cluster/redis-keys.js";
 import { ChatError, chatErrors } from "../../server/core/chat-error.js";
 import type { SessionEvent } from "../../server/core/session-event.js";
 import { createLogger } from "../../server/ops/logger.js";
@@ -35,7 +36,7 @@ describe("cluster mode: membership, presence and resume across nodes", { timeout
     admin.disconnect();
     const make = () =>
       createRedisBackend({
-        url: redis.url,
+        target: { url: redis.url },
         ...smallLimits,
         presenceIntervalMs: 0,
         leaseMs: 1000,
@@ -121,15 +122,14 @@ describe("cluster mode: membership, presence and resume across nodes", { timeout
       assert.deepEqual((await until(sessions[2]!, (l) => l.includes("left"))).slice(-1), ["member-left frank erin group-deleted"]);
       // A node that stops answering: the sweep releases its users, and the members hear of it.
       const admin = new Redis(redis.url);
-      await admin
-        .multi()
-        .sadd("chat:nodes", "dead-node")
-        .set("chat:lease:dead-node", "1", "PX", 200)
-        .hset("chat:users", "ghost", "dead-node")
-        .sadd("chat:node-users:dead-node", "ghost")
-        .sadd("chat:group:team", "ghost")
-        .sadd("chat:user-groups:ghost", "team")
-        .exec();
+      // Written as the scripts would have: the ghost's claim and listing, and its membership of team.
+      await admin.hset(nameKeys.user("ghost"), "node", "dead-node", "epoch", "ghost-epoch", "seq", 0);
+      await admin.sadd(nameKeys.groups("ghost"), "team");
+      await admin.hset(nameKeys.members("team"), "ghost", 99);
+      await admin.hset(directoryKeys.users, "ghost", "ghost-epoch");
+      await admin.sadd(directoryKeys.nodeUsers("dead-node"), "ghost");
+      await admin.set(directoryKeys.lease("dead-node"), "1", "PX", 200);
+      await admin.sadd(directoryKeys.nodes, "dead-node");
       admin.disconnect();
       const swept = await takeUntil(watcher, (l) => l.includes("ghost"));
       assert.deepEqual(describeEvents(swept), ["member-left team ghost disconnected"]);

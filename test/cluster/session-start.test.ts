@@ -33,8 +33,8 @@ const options = {
  */
 it("gives a new session nothing published for the previous session of its name on the same node", { timeout: 30_000 }, async () => {
   const link = await startTcpProxy(redis.port);
-  const a: RedisBackend = createRedisBackend({ url: `redis://127.0.0.1:${link.port}`, ...options });
-  const b: RedisBackend = createRedisBackend({ url: redis.url, ...options });
+  const a: RedisBackend = createRedisBackend({ target: { url: `redis://127.0.0.1:${link.port}` }, ...options });
+  const b: RedisBackend = createRedisBackend({ target: { url: redis.url }, ...options });
   await Promise.all([a.start(), b.start()]);
   try {
     const bob = await b.connect("bob", { membership: true });

@@ -17,7 +17,7 @@ const oneNode: BackendFactory = async (options) => {
   const admin = new Redis(redis.url);
   await admin.flushall();
   admin.disconnect();
-  const backend = createRedisBackend({ url: redis.url, ...options, leaseMs: 2000, sweepMs: 500, logger: createLogger("silent") });
+  const backend = createRedisBackend({ target: { url: redis.url }, ...options, leaseMs: 2000, sweepMs: 500, logger: createLogger("silent") });
   await backend.start();
   return { backend, close: () => backend.close() };
 };
