@@ -15,8 +15,8 @@ import { defaultResumeHistory, type HistoryLimits, resumeSession } from "../core
 import type { ChannelRef, ChatEvent, LeaveReason } from "../core/session-event.js";
 import { createWakeScheduler } from "../core/wake-scheduler.js";
 import { messageFields, type Publication, parsePresence, parsePublication } from "./delivery.js";
-import type { ChatStore } from "./redis-link.js";
 import { directoryKeys, nameKeys, ownerOf, repliesChannel } from "./redis-keys.js";
+import type { ChatStore } from "./redis-link.js";
 import { createRedisNode, type RedisNode, type RedisNodeOptions, unavailable } from "./redis-node.js";
 
 /** Settings of {@link createRedisBackend}: the node's (see redis-node.ts), and the limits. */
@@ -175,8 +175,9 @@ class RedisBackendImpl implements RedisBackend {
 
   /** Ends every session, as when Redis is lost: its subscriptions are gone with it. */
   private endAll(reason: ChatError): void {
-    for (const session of [...this.local.all()]) this.forget(session);
-    this.local.endAll(reason);
+    const sessions = [...this.local.all()];
+    for (const session of sessions) this.forget(session);
+    for (const session of sessions) session.end(reason);
     this.rooms.clear();
   }
 
@@ -423,7 +424,11 @@ class RedisBackendImpl implements RedisBackend {
    * claim finds it; then claims the name; a session whose claim failed is
    * dropped.
    */
-  private async openSession(username: string, optIns: ConnectOptions, claim: (session: BackendSession, epoch: string) => Promise<void>): Promise<BackendSession> {
+  private async openSession(
+    username: string,
+    optIns: ConnectOptions,
+    claim: (session: BackendSession, epoch: string) => Promise<void>,
+  ): Promise<BackendSession> {
     const { local, history } = this;
     const session = createBackendSession(username, this.limits, this.schedule, this.budget, history === undefined ? {} : { history });
     const epoch = newEpoch();

@@ -98,7 +98,7 @@ class SingleRedisLink implements RedisLink {
   private readonly subscriber: Redis;
 
   constructor(
-    private readonly options: RedisLinkOptions,
+    options: RedisLinkOptions,
     url: string,
   ) {
     this.store = withScripts(new Redis(url, redisOptions));
@@ -165,7 +165,7 @@ class ClusterLink implements RedisLink {
   private readonly cluster: Cluster;
 
   constructor(
-    private readonly options: RedisLinkOptions,
+    options: RedisLinkOptions,
     seeds: readonly string[],
   ) {
     this.cluster = new Cluster(seeds.map(hostAndPort), {

@@ -2,8 +2,8 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { ChatError } from "../core/chat-error.js";
 import { type ChannelSubscriptions, createChannelSubscriptions } from "./channel-subscriptions.js";
-import { type ChatStore, createRedisLink, type RedisLink, type RedisTarget } from "./redis-link.js";
 import { directoryKeys } from "./redis-keys.js";
+import { type ChatStore, createRedisLink, type RedisLink, type RedisTarget } from "./redis-link.js";
 
 /** Settings of {@link createRedisNode}. */
 export interface RedisNodeOptions {

@@ -8,6 +8,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Redis } from "ioredis";
 import { type ChatClient, createChatClient } from "../../client/chat-client.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+import { directoryKeys, nameKeys } from "../../server/cluster/redis-keys.js";
 import { type OpenStream, openStream } from "../helpers/chat-stream.js";
 import { eventually } from "../helpers/eventually.js";
 import { listeningPort } from "../helpers/listening-port.js";
@@ -165,15 +166,16 @@ describe("cluster mode: three nodes sharing one Redis", { timeout: 60_000 }, () 
     // Nothing of the dead node lingers in Redis.
     const admin = new Redis(redis.url);
     const live = new Set(nodes.map((n) => (n.server.backend as { nodeId?: string }).nodeId));
-    await eventually(async () => (await admin.scard("chat:nodes")) === 3, "the dead node is still registered", clusterWaitMs);
-    assert.deepEqual(new Set(await admin.smembers("chat:nodes")), live);
+    await eventually(async () => (await admin.scard(directoryKeys.nodes)) === 3, "the dead node is still registered", clusterWaitMs);
+    assert.deepEqual(new Set(await admin.smembers(directoryKeys.nodes)), live);
     const keys = await admin.keys("chat:*");
     assert.deepEqual(
       keys.filter((k) => k.includes("victim")),
       [],
     );
-    for (const key of keys.filter((k) => k.startsWith("chat:node-users:") || k.startsWith("chat:lease:"))) {
-      assert.ok(live.has(key.split(":")[2]), `${key} belongs to no live node`);
+    assert.ok(!(await admin.hkeys(directoryKeys.users)).includes("victim"));
+    for (const key of keys.filter((k) => k.startsWith(directoryKeys.nodeUsers("")) || k.startsWith(directoryKeys.lease("")))) {
+      assert.ok(live.has(key.split(":").at(-1)), `${key} belongs to no live node`);
     }
     admin.disconnect();
     stream.cancel();
@@ -183,13 +185,11 @@ describe("cluster mode: three nodes sharing one Redis", { timeout: 60_000 }, () 
   it("ignores what is not a delivery on a node's channel", async () => {
     const recv = await connect(1, "garbled");
     const admin = new Redis(redis.url);
-    for (const channel of (await admin.pubsub("CHANNELS", "chat:deliver:*")) as string[]) {
-      for (const junk of ["not json", "null", '{"to": "garbled"}', '{"id": 1, "to": ["garbled"]}']) await admin.publish(channel, junk);
-    }
+    for (const junk of ["not a publication", "m", "m1|x", "l1|x|garbled|no-such-reason|", "j"]) await admin.spublish(nameKeys.inbox("garbled"), junk);
     admin.disconnect();
     await on(0, "garbled").sendMessage({ channel: "garbled", text: "after the junk" });
     assert.equal((await recv.waitForMessages(1))[0]?.text, "after the junk");
-    assert.ok(nodes[1]!.logs.some((l) => l.msg === "ignored a malformed delivery"));
+    assert.ok(nodes[1]!.logs.some((l) => l.msg === "ignored a malformed publication"));
     assert.equal(nodes[1]!.server.health.get(""), HealthCheckResponse_ServingStatus.SERVING);
   });
 
