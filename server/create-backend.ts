@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from "ioredis";
 import type { Logger } from "pino";
 import { createRedisBackend } from "./cluster/redis-backend.js";
+import type { RedisTarget } from "./cluster/redis-link.js";
 import type { ChatBackend } from "./core/chat-backend.js";
 import { describeReason } from "./core/chat-error.js";
 import { createMemoryBackend, type MemoryBackendOptions } from "./core/memory-backend.js";
@@ -40,17 +41,18 @@ function backendLimits(
 
 /**
  * Creates the backend the configuration asks for: Redis in cluster mode
- * (--redis), which tells onAvailability when it loses and regains Redis, or
+ * (--redis or --redis-cluster), which tells onAvailability when it loses and regains Redis, or
  * else the in-memory one.
  */
 export function createBackend(config: ServerConfig, logger: Logger, onAvailability: (up: boolean) => void): BackendLifecycle {
-  if (config.redis === undefined) {
+  const target: RedisTarget | undefined =
+    config.redis !== undefined ? { url: config.redis } : config.redisCluster !== undefined ? { clusterNodes: config.redisCluster } : undefined;
+  if (target === undefined) {
     const memory = createMemoryBackend(backendLimits(config));
     return { backend: memory, store: undefined, start: async () => undefined, close: async () => memory.close() };
   }
-  const url = config.redis;
   const cluster = createRedisBackend({
-    target: { url },
+    target,
     ...backendLimits(config),
     leaseMs: config.leaseMs,
     sweepMs: config.sweepMs,
@@ -65,7 +67,9 @@ export function createBackend(config: ServerConfig, logger: Logger, onAvailabili
         await cluster.start();
       } catch (error) {
         await cluster.close();
-        throw new ConfigError(`${settingLabel("redis")} ${redactUrl(url)}: cannot reach Redis (${describeReason(error)})`);
+        const where =
+          "url" in target ? `${settingLabel("redis")} ${redactUrl(target.url)}` : `${settingLabel("redisCluster")} ${target.clusterNodes.join(",")}`;
+        throw new ConfigError(`${where}: cannot reach Redis (${describeReason(error)})`);
       }
       return cluster.nodeId;
     },

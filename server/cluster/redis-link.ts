@@ -97,10 +97,7 @@ class SingleRedisLink implements RedisLink {
   readonly store: ChatStore;
   private readonly subscriber: Redis;
 
-  constructor(
-    options: RedisLinkOptions,
-    url: string,
-  ) {
+  constructor(options: RedisLinkOptions, url: string) {
     this.store = withScripts(new Redis(url, redisOptions));
     // The owner resubscribes (after onReady) rather than ioredis's
     // autoResubscribe, so that a node serves again only once Redis has
@@ -164,10 +161,7 @@ class ClusterLink implements RedisLink {
   readonly store: ChatStore;
   private readonly cluster: Cluster;
 
-  constructor(
-    options: RedisLinkOptions,
-    seeds: readonly string[],
-  ) {
+  constructor(options: RedisLinkOptions, seeds: readonly string[]) {
     this.cluster = new Cluster(seeds.map(hostAndPort), {
       shardedSubscribers: true,
       enableOfflineQueue: false,

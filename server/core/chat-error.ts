@@ -61,7 +61,10 @@ export const chatErrors = {
   tooManyGroups: (user: string, max: number) => new ChatError("exhausted", `${quote(user)} is already in ${max} groups, the most one user may join`),
   tooManyGroupsInTotal: (max: number) => new ChatError("exhausted", `the server already holds ${max} groups, the most it allows`),
   missedEvents: (user: string, channel: string) =>
-    new ChatError("unavailable", `the server missed events of ${quote(channel)} meant for ${quote(user)} (its link to the chat's shared store dropped them): connect again`),
+    new ChatError(
+      "unavailable",
+      `the server missed events of ${quote(channel)} meant for ${quote(user)} (its link to the chat's shared store dropped them): connect again`,
+    ),
   fellBehind: (user: string, why: string) => new ChatError("exhausted", `${quote(user)} fell too far behind: ${why}`),
   serverQueuesFull: (user: string, held: number, limit: number) =>
     new ChatError(

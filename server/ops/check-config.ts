@@ -4,7 +4,8 @@ import { type ServerConfig, type SettingKey, settingFlag, settingLabel } from ".
 /**
  * Throws a ConfigError for settings that are valid alone but not together:
  * more than one source of token keys, or claims to check and none, a short
- * HMAC secret, half a TLS pair, two ports that are the same, and timeouts
+ * HMAC secret, half a TLS pair, two ports that are the same, a Redis and a
+ * Redis Cluster, and timeouts
  * that would never fire.
  */
 export function checkConfig(config: ServerConfig): void {
@@ -16,6 +17,9 @@ export function checkConfig(config: ServerConfig): void {
     throw new ConfigError(`${settingLabel("tlsCert")} needs ${settingLabel("tlsKey")} too`);
   }
   checkPorts(config);
+  if (config.redis !== undefined && config.redisCluster !== undefined) {
+    throw new ConfigError(`${settingFlag("redis")} and ${settingFlag("redisCluster")}: give one Redis or one Redis Cluster, not both`);
+  }
   notAbove(config, "webHeadersTimeoutMs", "webRequestTimeoutMs");
   notAbove(config, "pingTimeoutMs", "pingIntervalMs");
 }

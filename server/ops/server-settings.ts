@@ -1,6 +1,6 @@
 import { defaultMaxConnections, defaultMaxConnectionsText } from "./default-max-connections.js";
 import { logLevels } from "./logger.js";
-import { hostName, integer, jwksUrl, list, oneOf, origin, redisUrl, text } from "./value-parsers.js";
+import { hostName, hostPort, integer, jwksUrl, list, oneOf, origin, redisUrl, text } from "./value-parsers.js";
 
 /**
  * The topics the settings are grouped under, in --help and in the
@@ -469,19 +469,28 @@ export const serverSettings = {
     doc: "cluster mode: share state with other nodes through this Redis (`redis://host:port`; see [cluster.md](cluster.md))",
     group: "cluster",
   },
+  /** Cluster mode on a Redis Cluster: its seed nodes; instead of redis. */
+  redisCluster: {
+    flag: "--redis-cluster <nodes>",
+    env: "REDIS_CLUSTER",
+    parse: list(hostPort),
+    help: "cluster mode on a Redis Cluster: comma-separated host:port of some of its masters (instead of --redis)",
+    doc: "cluster mode on a Redis Cluster: comma-separated `host:port` of some of its masters, instead of `--redis` (see [cluster.md](cluster.md))",
+    group: "cluster",
+  },
   leaseMs: {
     flag: "--lease-ms <n>",
     env: "LEASE_MS",
     parse: integer(300, 600_000),
-    default: 10_000,
-    help: "cluster mode: a node's lease; a dead node's users are gone within lease + sweep",
+    default: 2_000,
+    help: "cluster mode: a node's lease, refreshed four times as often; a dead node's users are gone within lease + sweep",
     group: "cluster",
   },
   sweepMs: {
     flag: "--sweep-ms <n>",
     env: "SWEEP_MS",
     parse: integer(100, 600_000),
-    default: 2_000,
+    default: 500,
     help: "cluster mode: how often to look for dead nodes",
     group: "cluster",
   },

@@ -56,6 +56,15 @@ const httpUrl = urlWith("http", "https");
 /** A parser of redis:// and rediss:// URLs. */
 export const redisUrl = urlWith("redis", "rediss");
 
+/** A host:port, such as a Redis Cluster's seed node (an IPv6 address in brackets). */
+export function hostPort(value: string): string {
+  const match = /^(\[[0-9a-f:.]+\]|[a-z0-9.-]+):(\d{1,5})$/i.exec(value);
+  if (match === null || Number(match[2]) < 1 || Number(match[2]) > 65535) {
+    throw new InvalidArgumentError(`expected host:port such as 10.0.0.5:6379, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
 /** An https:// URL, or http:// on loopback: keys fetched in the clear could be swapped on the way. */
 export function jwksUrl(value: string): string {
   const url = new URL(httpUrl(value));
