@@ -1,5 +1,5 @@
 import type { Driven } from "./cluster-operations.js";
-import { type CommandCost, commandOf, type RedisWindow } from "./redis-probe.js";
+import { type CommandCost, commandOf, type MasterWindow, type RedisWindow } from "./redis-probe.js";
 import type { TopologyKind } from "./redis-topology.js";
 
 /** A window of the cluster: what Redis did, and the CPU the chat nodes used together. */
@@ -79,14 +79,16 @@ interface Figures {
   executionByMaster: number[];
   roundTripsByMaster: number[];
   cpuByMaster: number[];
+  /** From commandstats in the untraced window (see untracedMicros). */
   execution: number;
+  /** The sum of the durations SLOWLOG gave the commands the nodes sent, in the traced window. */
+  traced: number;
   roundTrips: number;
   cpu: number;
   rate: number;
   corePercent: number;
   executionCeiling: number;
   cpuCeiling: number;
-  statsCheck: number;
   nodesCpuPerDelivery: number;
   memoryCpuPerDelivery: number;
   nodesCpuPerOperation: number;
@@ -109,23 +111,33 @@ function backgroundOf(idle: IdleWindow): { count: number; micros: number; cpu: n
 
 const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0);
 
-/**
- * The commandstats cross-check, in µs per operation: for each command the
- * slowlog saw at top level, its top-level count per operation times its
- * µs per call in the untraced window's commandstats.
- */
-function statsCheckOf(run: OperationRun): number {
-  const perOperation = new Map<string, number>();
-  for (const m of run.traced.redis.masters) {
-    for (const [label, cost] of m.logged) {
-      const command = commandOf(label);
-      perOperation.set(command, (perOperation.get(command) ?? 0) + cost.count / Math.max(1, run.traced.driven.operations));
-    }
+/** A master's commands by Redis's command name, the scripts' SHAs merged. */
+function byCommand(costs: ReadonlyMap<string, CommandCost>): Map<string, CommandCost> {
+  const merged = new Map<string, CommandCost>();
+  for (const [label, cost] of costs) {
+    const command = commandOf(label);
+    const total = merged.get(command) ?? { count: 0, micros: 0 };
+    total.count += cost.count;
+    total.micros += cost.micros;
+    merged.set(command, total);
   }
+  return merged;
+}
+
+/**
+ * Execution on one master over the untraced window, in µs: for each command
+ * the nodes sent in the traced window, its time in commandstats times the
+ * share of its calls that the nodes sent (the rest ran inside scripts, whose
+ * time includes theirs), background subtracted.
+ */
+function untracedMicros(traced: MasterWindow, cost: MasterWindow, idle: MasterWindow, idleSeconds: number, costSeconds: number): number {
+  const inner = byCommand(traced.inner);
   let micros = 0;
-  for (const [command, count] of perOperation) {
-    const stats = sumCosts(run.cost.redis.masters.map((m) => m.stats.get(command) ?? { count: 0, micros: 0 }));
-    if (stats.count > 0) micros += count * (stats.micros / stats.count);
+  for (const [command, sent] of byCommand(traced.logged)) {
+    const stats = cost.stats.get(command);
+    if (stats === undefined) continue;
+    const background = ((idle.stats.get(command)?.micros ?? 0) / idleSeconds) * costSeconds;
+    micros += Math.max(0, stats.micros - background) * (sent.count / (sent.count + (inner.get(command)?.count ?? 0)));
   }
   return micros;
 }
@@ -136,7 +148,10 @@ function figuresOf(run: OperationRun, idle: IdleWindow, ioMicros: number): Figur
   const cost = run.cost;
   const ops = Math.max(1, traced.driven.operations);
   const costOps = Math.max(1, cost.driven.operations);
-  const executionByMaster = traced.redis.masters.map(
+  const executionByMaster = cost.redis.masters.map(
+    (m, i) => untracedMicros(traced.redis.masters[i]!, m, idle.redis.masters[i]!, idle.redis.seconds, cost.redis.seconds) / costOps,
+  );
+  const tracedByMaster = traced.redis.masters.map(
     (m, i) => Math.max(0, sumCosts(m.logged.values()).micros - background[i]!.micros * traced.redis.seconds) / ops,
   );
   const roundTripsByMaster = traced.redis.masters.map(
@@ -153,13 +168,13 @@ function figuresOf(run: OperationRun, idle: IdleWindow, ioMicros: number): Figur
     roundTripsByMaster,
     cpuByMaster,
     execution: sum(executionByMaster),
+    traced: sum(tracedByMaster),
     roundTrips: sum(roundTripsByMaster),
     cpu,
     rate: cost.driven.operations / cost.driven.busySeconds,
     corePercent: (cpu * costOps) / cost.redis.seconds / 1e4,
     executionCeiling: 1e6 / busiest,
     cpuCeiling: 1e6 / Math.max(...cpuByMaster),
-    statsCheck: statsCheckOf(run),
     nodesCpuPerDelivery: (nodesCpu * 1e6) / Math.max(1, cost.driven.deliveries),
     memoryCpuPerDelivery: (memoryCpu * 1e6) / Math.max(1, run.memory.driven.deliveries),
     nodesCpuPerOperation: (nodesCpu * 1e6) / costOps,
@@ -181,7 +196,8 @@ function spread(values: readonly number[], digits = 1): string {
   if (values.length === 0) return "–";
   const sorted = [...values].sort((a, b) => a - b);
   const median = sorted.length % 2 === 1 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
-  return sorted.length === 1 ? num(median, digits) : `${num(median, digits)} (${num(sorted[0]!, digits)}–${num(sorted.at(-1)!, digits)})`;
+  const [low, high] = [num(sorted[0]!, digits), num(sorted.at(-1)!, digits)];
+  return low === high ? num(median, digits) : `${num(median, digits)} (${low}–${high})`;
 }
 
 const medianOf = (values: readonly number[]) => {
@@ -199,29 +215,39 @@ const topologyTitles: Record<TopologyKind, string> = {
 
 type Row = { info: OperationInfo; figures: Figures[]; runs: OperationRun[] };
 
+/** A markdown table row. */
+const row = (cells: readonly string[]) => `| ${cells.join(" | ")} |`;
+
 function redisTable(rows: readonly Row[], clustered: boolean, ioMicros: number): string[] {
+  const busiest = clustered ? ", busiest master" : "";
   const lines = [
-    `| operation | Redis execution per operation, µs | round trips | Redis CPU per operation, µs | at operations/s | Redis CPU, % of a core${clustered ? " (all masters)" : ""} | ceiling, 1 s ÷ (execution + ${ioMicros} µs × round trips)${clustered ? ", busiest master" : ""} | ceiling from CPU${clustered ? ", busiest master" : ""} | commandstats check, µs |`,
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    row([
+      "operation",
+      "Redis execution per operation, µs",
+      "round trips",
+      "Redis CPU per operation, µs",
+      "at operations/s",
+      `Redis CPU, % of a core${clustered ? " (all masters)" : ""}`,
+      `ceiling, 1 s ÷ (execution + ${ioMicros} µs × round trips)${busiest}`,
+      `ceiling from CPU${busiest}`,
+      "execution as traced (SLOWLOG), µs",
+    ]),
+    row(Array(9).fill("---")),
   ];
   for (const { info, figures: f } of rows) {
+    const of = (pick: (x: Figures) => number, digits?: number) => spread(f.map(pick), digits);
     lines.push(
-      `| ${info.title} | ${spread(f.map((x) => x.execution))} | ${spread(
-        f.map((x) => x.roundTrips),
-        2,
-      )} | ${spread(f.map((x) => x.cpu))} | ${spread(
-        f.map((x) => x.rate),
-        0,
-      )} | ${spread(
-        f.map((x) => x.corePercent),
-        0,
-      )} | ${spread(
-        f.map((x) => x.executionCeiling),
-        0,
-      )} | ${spread(
-        f.map((x) => x.cpuCeiling),
-        0,
-      )} | ${spread(f.map((x) => x.statsCheck))} |`,
+      row([
+        info.title,
+        of((x) => x.execution),
+        of((x) => x.roundTrips, 2),
+        of((x) => x.cpu),
+        of((x) => x.rate, 0),
+        of((x) => x.corePercent, 0),
+        of((x) => x.executionCeiling, 0),
+        of((x) => x.cpuCeiling, 0),
+        of((x) => x.traced),
+      ]),
     );
   }
   return lines;
@@ -231,19 +257,31 @@ function shardTable(rows: readonly Row[], ports: readonly number[]): string[] {
   const lines = [
     `Per master (ports ${ports.join(", ")}), medians; busiest ÷ mean over the masters, median (min–max) over the runs (the target for many groups: at most 1.5):`,
     "",
-    "| operation | execution per operation on each master, µs | CPU per operation on each master, µs | busiest ÷ mean, execution | busiest ÷ mean, CPU |",
-    "| --- | --- | --- | --- | --- |",
+    row([
+      "operation",
+      "execution per operation on each master, µs",
+      "CPU per operation on each master, µs",
+      "busiest ÷ mean, execution",
+      "busiest ÷ mean, CPU",
+    ]),
+    row(Array(5).fill("---")),
   ];
   for (const { info, figures: f } of rows) {
     const perMaster = (pick: (x: Figures) => number[]) => ports.map((_, i) => num(medianOf(f.map((x) => pick(x)[i]!)))).join(" / ");
     lines.push(
-      `| ${info.title} | ${perMaster((x) => x.executionByMaster)} | ${perMaster((x) => x.cpuByMaster)} | ${spread(
-        f.map((x) => imbalance(x.executionByMaster)),
-        2,
-      )} | ${spread(
-        f.map((x) => imbalance(x.cpuByMaster)),
-        2,
-      )} |`,
+      row([
+        info.title,
+        perMaster((x) => x.executionByMaster),
+        perMaster((x) => x.cpuByMaster),
+        spread(
+          f.map((x) => imbalance(x.executionByMaster)),
+          2,
+        ),
+        spread(
+          f.map((x) => imbalance(x.cpuByMaster)),
+          2,
+        ),
+      ]),
     );
   }
   return lines;
@@ -251,30 +289,34 @@ function shardTable(rows: readonly Row[], ports: readonly number[]): string[] {
 
 function nodesTable(rows: readonly Row[]): string[] {
   const lines = [
-    "| operation | messages delivered per operation | nodes' CPU per delivered message, µs | one node in memory, µs | cluster ÷ memory | nodes' CPU per operation, µs | one node in memory, µs | cluster ÷ memory | operations/s: cluster, in memory |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    row([
+      "operation",
+      "messages delivered per operation",
+      "nodes' CPU per delivered message, µs",
+      "one node in memory, µs",
+      "cluster ÷ memory",
+      "nodes' CPU per operation, µs",
+      "one node in memory, µs",
+      "cluster ÷ memory",
+      "operations/s: cluster, in memory",
+    ]),
+    row(Array(9).fill("---")),
   ];
   for (const { info, figures: f } of rows) {
+    const of = (pick: (x: Figures) => number, digits?: number) => spread(f.map(pick), digits);
     const perDelivery = info.delivers
-      ? `${spread(f.map((x) => x.nodesCpuPerDelivery))} | ${spread(f.map((x) => x.memoryCpuPerDelivery))} | ${spread(
-          f.map((x) => x.nodesCpuPerDelivery / x.memoryCpuPerDelivery),
-          2,
-        )}`
-      : "– | – | –";
+      ? [of((x) => x.nodesCpuPerDelivery), of((x) => x.memoryCpuPerDelivery), of((x) => x.nodesCpuPerDelivery / x.memoryCpuPerDelivery, 2)]
+      : ["–", "–", "–"];
     lines.push(
-      `| ${info.title} | ${spread(
-        f.map((x) => x.deliveriesPerOperation),
-        0,
-      )} | ${perDelivery} | ${spread(f.map((x) => x.nodesCpuPerOperation))} | ${spread(f.map((x) => x.memoryCpuPerOperation))} | ${spread(
-        f.map((x) => x.nodesCpuPerOperation / x.memoryCpuPerOperation),
-        2,
-      )} | ${spread(
-        f.map((x) => x.rate),
-        0,
-      )}, ${spread(
-        f.map((x) => x.memoryRate),
-        0,
-      )} |`,
+      row([
+        info.title,
+        of((x) => x.deliveriesPerOperation, 0),
+        ...perDelivery,
+        of((x) => x.nodesCpuPerOperation),
+        of((x) => x.memoryCpuPerOperation),
+        of((x) => x.nodesCpuPerOperation / x.memoryCpuPerOperation, 2),
+        `${of((x) => x.rate, 0)}; ${of((x) => x.memoryRate, 0)}`,
+      ]),
     );
   }
   return lines;
@@ -364,11 +406,12 @@ export function renderClusterReport(input: ReportInput): string {
   lines.push(
     "## How it is measured",
     "",
-    "- **Execution and round trips**: SLOWLOG at threshold 0 around a window of N operations (every master's, on a cluster): it lists the commands the nodes sent, a script once with the time of the commands it ran in its own (Redis 7 lists those too, from the client `?:0`: they are told apart, and shown under “What Redis ran”). Execution per operation is the sum of their durations ÷ N, round trips their count ÷ N. The window starts with nothing in flight and ends once every operation started in it has completed and every message has arrived, so all that the N operations caused is in it.",
-    "- **Background** (lease refreshes, sweeps, anything the nodes do on their own): measured in an idle window of the same length at the start of each run, and subtracted at its rate per second, per master, from every figure; what it was is said under each topology's tables. The probe's own commands are left out by its connection's name.",
-    "- **Redis CPU** (user + system time of each master's process, from /proc) is measured in a second, untraced window right after the traced one, as logging every command costs Redis CPU of its own. The commandstats check is that window's INFO commandstats µs per call times the traced window's top-level count per operation: it should be near the execution (commands that scripts also call inside count their inner calls in their µs per call).",
+    "- **Round trips and what Redis ran**: SLOWLOG at threshold 0 (on every master) around a traced window of N operations. It lists the commands the nodes sent, a script once, and on Redis 7 also each command a script ran (from the client `?:0`), which are told apart: round trips are the commands the nodes sent ÷ N (in a MULTI … EXEC, each command counts, EXEC itself is not logged). The window starts with nothing in flight and ends once every operation started in it has completed and every message has arrived, so all that the N operations caused is in it.",
+    "- **Execution**: logging a command costs Redis about a microsecond or two, and a script's logged duration includes the logging of every command it ran (a send to a group of 1,000 runs a thousand `HGET`s), so the traced durations (last column) overstate scripts. The execution column comes from a second, untraced window of the same operation right after: INFO commandstats µs of each command the nodes sent, times the share of its calls the nodes sent rather than scripts (from the traced window), ÷ N. A script's time includes the commands it ran.",
+    "- **Background** (lease refreshes, sweeps, anything the nodes do on their own): measured in an idle window of the same length at the start of each run, and subtracted at its rate per second, per master, from every figure; what it was is said under each topology's tables. The probe's own commands are left out.",
+    "- **Redis CPU** (user + system time of each master's process, from /proc) is measured in the untraced window, at the rate the operation reached with many calls in flight (direct messages: 4 per sender, groups: several senders with many each, join + leave and connect + disconnect: many callers at once).",
     `- **Ceilings**: operations per second one Redis core sustains, from execution (1 s ÷ (execution + ${input.ioMicros} µs of I/O per round trip)) and from the CPU measured at the rate reached; on a cluster, of the busiest master, which saturates first.`,
-    "- **Nodes' CPU**: both nodes' CPU over the untraced window ÷ messages delivered to the users' streams, against one node in memory (the same users and operation, all on it) measured right after.",
+    "- **Nodes' CPU**: both nodes' CPU over the untraced window ÷ messages delivered to the users' streams, against one node in memory (the same users and operation, all on it) measured right after, in the first topology's runs (later topologies are compared with the same measurements).",
     "- Every message carries its sender and sequence number, and every receiver's set is checked at the end of each topology: nothing lost or duplicated.",
     "",
   );

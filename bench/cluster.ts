@@ -28,7 +28,7 @@ const program = new Command("bench:cluster")
   .option("--quick", "a smoke pass: small groups, one run of short windows")
   .option("--runs <n>", "runs of every operation", positive("--runs"), 3)
   .option("--seconds <s>", "each measured window, in seconds", positive("--seconds"), 2)
-  .option("--warm-up <s>", "operations driven before each operation's windows, in seconds", positive("--warm-up"), 0.5)
+  .option("--warm-up <s>", "operations driven before each operation's windows, in seconds", positive("--warm-up"), 0.3)
   .option("--only <names>", "comma-separated operations: direct, group-10, group-100, group-1000, many-groups, join-leave, connect-disconnect")
   .option("--pairs <n>", "direct messages: sender-recipient pairs", positive("--pairs"), 64)
   .option("--big-group <n>", "the largest group", positive("--big-group"), 1000)
@@ -145,7 +145,7 @@ function progress(kind: TopologyKind, run: number, operation: Operation, r: Oper
     `ok   run ${run + 1}/${runs} ${kind.padEnd(13)} ${operation.name.padEnd(18)} ` +
       `${Math.round(r.cost.driven.operations / r.cost.driven.busySeconds)
         .toString()
-        .padStart(6)} ops/s  execution ${exec.toFixed(1)} µs/op (raw)  ` +
+        .padStart(6)} ops/s  traced execution ${exec.toFixed(1)} µs/op  ` +
       `redis cpu ${((redisCpu * 1e6) / Math.max(1, r.cost.driven.operations)).toFixed(1)} µs/op  ` +
       `deliveries ${r.cost.driven.deliveries}  in memory ${Math.round(r.memory.driven.operations / r.memory.driven.busySeconds)} ops/s`,
   );
