@@ -39,6 +39,8 @@ export interface IdleWindow {
 export interface TopologyResult {
   readonly kind: TopologyKind;
   readonly ports: number[];
+  /** The nice value the masters ran at. */
+  redisNice: number;
   /** The idle window of each run, subtracted from that run's windows. */
   readonly idle: IdleWindow[];
   /** By operation name, one entry per run. */
@@ -356,6 +358,8 @@ function mixTable(rows: readonly Row[]): string[] {
 
 function topologySection(result: TopologyResult, input: ReportInput): string[] {
   const lines = [`## ${topologyTitles[result.kind]}`, ""];
+  if (result.ports.length > 0)
+    lines.push(`Redis ran at nice ${result.redisNice}${result.redisNice === 0 ? " (durations include the time the scheduler preempted it)" : ""}.`, "");
   if (result.failure !== undefined) lines.push(`**Failed:** ${result.failure}`, "");
   const rows: Row[] = [];
   for (const info of input.operations) {
@@ -408,6 +412,7 @@ export function renderClusterReport(input: ReportInput): string {
     "",
     "- **Round trips and what Redis ran**: SLOWLOG at threshold 0 (on every master) around a traced window of N operations. It lists the commands the nodes sent, a script once, and on Redis 7 also each command a script ran (from the client `?:0`), which are told apart: round trips are the commands the nodes sent ÷ N (in a MULTI … EXEC, each command counts, EXEC itself is not logged). The window starts with nothing in flight and ends once every operation started in it has completed and every message has arrived, so all that the N operations caused is in it.",
     "- **Execution**: logging a command costs Redis about a microsecond or two, and a script's logged duration includes the logging of every command it ran (a send to a group of 1,000 runs a thousand `HGET`s), so the traced durations (last column) overstate scripts. The execution column comes from a second, untraced window of the same operation right after: INFO commandstats µs of each command the nodes sent, times the share of its calls the nodes sent rather than scripts (from the traced window), ÷ N. A script's time includes the commands it ran.",
+    "- **Durations are wall time** inside Redis: a master preempted mid-script (the nodes, the load and Redis share the cores) would count the wait (long scripts suffer most: up to four times the CPU they used, here). So the masters run at a lower nice value (`--redis-nice`, -10 by default), as a Redis with a core of its own would.",
     "- **Background** (lease refreshes, sweeps, anything the nodes do on their own): measured in an idle window of the same length at the start of each run, and subtracted at its rate per second, per master, from every figure; what it was is said under each topology's tables. The probe's own commands are left out.",
     "- **Redis CPU** (user + system time of each master's process, from /proc) is measured in the untraced window, at the rate the operation reached with many calls in flight (direct messages: 4 per sender, groups: several senders with many each, join + leave and connect + disconnect: many callers at once).",
     `- **Ceilings**: operations per second one Redis core sustains, from execution (1 s ÷ (execution + ${input.ioMicros} µs of I/O per round trip)) and from the CPU measured at the rate reached; on a cluster, of the busiest master, which saturates first.`,
