@@ -60,8 +60,8 @@ const opts = program.opts<{
 }>();
 const quick = opts.quick === true;
 const runs = quick ? 1 : opts.runs;
-const seconds = quick ? 0.5 : opts.seconds;
-const warmUp = quick ? 0.2 : opts.warmUp;
+const seconds = quick ? 0.3 : opts.seconds;
+const warmUp = quick ? 0.1 : opts.warmUp;
 const size = (full: number, small: number) => (quick ? Math.min(full, small) : full);
 
 const allOperations: Operation[] = [
@@ -206,7 +206,10 @@ async function measureTopology(kind: TopologyKind, result: TopologyResult, memor
   let probe: RedisProbe | undefined;
   try {
     reniceRedis(topology.masters, result);
-    for (let i = 0; i < 2; i++) nodes.push(await startServer("project", {}, undefined, topology.serverArgs));
+    const started = await Promise.allSettled([0, 1].map(() => startServer("project", {}, undefined, topology.serverArgs)));
+    // Kept before failing, so that a node that did start is stopped below.
+    for (const s of started) if (s.status === "fulfilled") nodes.push(s.value);
+    for (const s of started) if (s.status === "rejected") throw s.reason;
     probe = await createRedisProbe(topology.masters);
     for (const operation of operations) {
       const cluster = await operation.setup([nodes[0]!.url, nodes[1]!.url], `${operation.name}.`);
