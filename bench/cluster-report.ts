@@ -356,6 +356,80 @@ function mixTable(rows: readonly Row[]): string[] {
   return lines;
 }
 
+/** One of issue 22's targets: a figure and its upper bound. */
+interface Target {
+  readonly what: string;
+  readonly limit: number;
+  readonly unit: string;
+  /** The figure in each run, from the operations' figures by name; undefined when its operations were not run. */
+  values(by: (name: string) => Figures[] | undefined): number[] | undefined;
+}
+
+/** The largest group operation the benchmark ran (--big-group), by its name. */
+const bigGroupOf = (names: readonly string[]) =>
+  names
+    .filter((n) => /^group-\d+$/.test(n))
+    .sort((a, b) => Number(a.slice(6)) - Number(b.slice(6)))
+    .at(-1);
+
+/** A bound on one figure of one operation. */
+const figure = (what: string, name: string, pick: (x: Figures) => number, limit: number, unit = " µs"): Target => ({
+  what,
+  limit,
+  unit,
+  values: (by) => by(name)?.map(pick),
+});
+
+function targetsOf(names: readonly string[], clustered: boolean): Target[] {
+  const big = bigGroupOf(names);
+  const targets = [
+    figure("direct message: execution", "direct", (x) => x.execution, 10),
+    // To a tenth: what background leaves over in a short window is not a round trip.
+    figure("direct message: round trips", "direct", (x) => Math.round(x.roundTrips * 10) / 10, 2, ""),
+    figure("group of 10: execution", "group-10", (x) => x.execution, 15),
+    figure("group of 100: execution", "group-100", (x) => x.execution, 15),
+    figure("join + leave: execution (join ≤ 20, leave ≤ 20)", "join-leave", (x) => x.execution, 40),
+    figure("connect + disconnect: execution", "connect-disconnect", (x) => x.execution, 40),
+  ];
+  if (big !== undefined && big !== "group-10") {
+    targets.push({
+      what: `group of ${Number(big.slice(6)).toLocaleString("en-US")} ÷ group of 10: execution, run by run`,
+      limit: 1.25,
+      unit: "",
+      values(by) {
+        const [large, small] = [by(big), by("group-10")];
+        return large && small && large.map((x, i) => x.execution / (small[i]?.execution ?? Number.NaN));
+      },
+    });
+  }
+  if (clustered) targets.push(figure("many groups: busiest master ÷ mean, execution", "many-groups", (x) => imbalance(x.executionByMaster), 1.5, ""));
+  return targets;
+}
+
+/** Issue 22's targets against this topology's figures: met when the median is within the bound. */
+function targetsTable(rows: readonly Row[], clustered: boolean): string[] {
+  const by = (name: string) => rows.find((r) => r.info.name === name)?.figures;
+  const lines = [row(["target", "bound", "measured", "met (median)", "runs within"]), row(Array(5).fill("---"))];
+  for (const target of targetsOf(
+    rows.map((r) => r.info.name),
+    clustered,
+  )) {
+    const values = target.values(by);
+    if (values === undefined) continue;
+    const within = values.filter((v) => v <= target.limit).length;
+    lines.push(
+      row([
+        target.what,
+        `≤ ${target.limit}${target.unit}`,
+        spread(values, 2),
+        medianOf(values) <= target.limit ? "yes" : "**no**",
+        `${within} of ${values.length}`,
+      ]),
+    );
+  }
+  return lines.length > 2 ? lines : [];
+}
+
 function topologySection(result: TopologyResult, input: ReportInput): string[] {
   const lines = [`## ${topologyTitles[result.kind]}`, ""];
   if (result.ports.length > 0)
@@ -369,6 +443,8 @@ function topologySection(result: TopologyResult, input: ReportInput): string[] {
   if (rows.length === 0) return lines;
   const clustered = result.ports.length > 1;
   lines.push("### Redis per operation", "", ...redisTable(rows, clustered, input.ioMicros), "");
+  const targets = targetsTable(rows, clustered);
+  if (targets.length > 0) lines.push("### Issue 22's targets", "", ...targets, "");
   if (clustered) lines.push("### Spread over the masters", "", ...shardTable(rows, result.ports), "");
   lines.push("### The nodes' CPU, against one node in memory", "", ...nodesTable(rows), "");
   lines.push(
