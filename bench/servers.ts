@@ -52,8 +52,8 @@ export function processCpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / clockTicks;
 }
 
-/** The command that runs a server of the given kind. */
-function commandOf(kind: ServerKind, goBinary: string | undefined): [string, string[]] {
+/** The command that runs a server of the given kind, with extra flags for the project's. */
+function commandOf(kind: ServerKind, goBinary: string | undefined, args: readonly string[]): [string, string[]] {
   if (kind === "grpc-go") {
     if (goBinary === undefined) throw new Error("the grpc-go baseline needs its binary (bench/go-baseline.ts builds it)");
     return [goBinary, []];
@@ -64,17 +64,18 @@ function commandOf(kind: ServerKind, goBinary: string | undefined): [string, str
   // BENCH_SERVER_ARGS="--no-lean-path" (say) passes flags to the project's server.
   const extra = (process.env.BENCH_SERVER_ARGS ?? "").split(" ").filter((arg) => arg !== "");
   // The bundle is JavaScript, which Node runs without tsx.
-  return [process.execPath, [...profile, ...scripts.project, ...extra]];
+  return [process.execPath, [...profile, ...scripts.project, ...args, ...extra]];
 }
 
 /**
  * Starts a server of the given kind on a free loopback port, with extra
- * environment (the project server reads its settings from there); grpc-go
- * runs the binary that bench/go-baseline.ts built, on one core.
+ * environment (the project server reads its settings from there) and, for
+ * the project's, extra flags; grpc-go runs the binary that
+ * bench/go-baseline.ts built, on one core.
  */
-export async function startServer(kind: ServerKind, env: Record<string, string> = {}, goBinary?: string): Promise<BenchServer> {
+export async function startServer(kind: ServerKind, env: Record<string, string> = {}, goBinary?: string, flags: readonly string[] = []): Promise<BenchServer> {
   if (kind === "project") await buildProject();
-  const [command, args] = commandOf(kind, goBinary);
+  const [command, args] = commandOf(kind, goBinary, flags);
   const child = spawn(command, args, {
     // One core for grpc-go, as Node's JavaScript runs on one.
     env: { ...process.env, ...env, ...(kind === "grpc-go" ? { GOMAXPROCS: "1" } : {}) },

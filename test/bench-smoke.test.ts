@@ -43,3 +43,17 @@ it("the features benchmark completes cluster mode, TLS and tokens with every del
   assert.doesNotMatch(output, /^FAIL/m);
   assert.match(output, /all scenarios completed with every delivery/);
 });
+
+it("the cluster benchmark measures each kind of operation on one Redis with nothing lost or duplicated", { timeout: 60_000 }, async () => {
+  // A Redis Cluster is left out: the smoke test must stay short.
+  const only = ["direct", "many-groups", "join-leave", "connect-disconnect"];
+  const output = await run("bench/cluster.ts", ["--topology", "redis", "--only", only.join(",")]);
+  for (const operation of only) {
+    assert.match(output, new RegExp(`^ok {3}run 1/1 redis +${operation} `, "m"), `${operation} did not pass:\n${output}`);
+  }
+  assert.equal(output.match(/^ok /gm)?.length, 4, output);
+  assert.doesNotMatch(output, /^FAIL/m);
+  assert.match(output, /every operation completed with nothing lost or duplicated/);
+  // The table has figures: Redis's execution and round trips per direct message.
+  assert.match(output, /^\| direct message to a user on the other node \| [\d.,]+ \| [\d.]+ \|/m, output);
+});

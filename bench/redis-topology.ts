@@ -1,0 +1,135 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import * as net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { startRedis } from "../test/helpers/redis-server.js";
+
+/** The shapes of shared state the cluster benchmark runs the nodes against. */
+export const topologyKinds = ["redis", "redis-cluster"] as const;
+export type TopologyKind = (typeof topologyKinds)[number];
+
+/** One Redis master the benchmark watches: where it listens and which process to read /proc of. */
+export interface RedisMaster {
+  readonly port: number;
+  readonly pid: number;
+}
+
+/** Redis as the nodes see it: one server, or the masters of a Redis Cluster. */
+export interface RedisTopology {
+  readonly kind: TopologyKind;
+  /** Every master, in port order; one for a single Redis. */
+  readonly masters: readonly RedisMaster[];
+  /** The flags that point a chat node at it. */
+  readonly serverArgs: readonly string[];
+  stop(): Promise<void>;
+}
+
+/** Masters of the local Redis Cluster: three, as issue 22 and the cluster tests have it. */
+const clusterMasters = 3;
+
+/**
+ * Starts a Redis of the given kind on free loopback ports, empty and with
+ * nothing persisted: one redis-server (test/helpers/redis-server.ts), or a
+ * Redis Cluster of three masters and no replicas made the way the cluster
+ * tests make theirs (`redis-cli --cluster create`).
+ */
+export function startRedisTopology(kind: TopologyKind): Promise<RedisTopology> {
+  return kind === "redis" ? startSingle() : startCluster();
+}
+
+async function startSingle(): Promise<RedisTopology> {
+  const redis = await startRedis();
+  return {
+    kind: "redis",
+    masters: [{ port: redis.port, pid: redis.pid }],
+    serverArgs: ["--redis", redis.url],
+    stop: () => redis.kill(),
+  };
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  // A TCP server listening on a port has an AddressInfo, not a pipe's name.
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Starts one cluster-enabled redis-server; its bus port is chosen too, as port + 10000 may not exist. */
+async function launchClusterMaster(dir: string): Promise<{ port: number; child: ChildProcess }> {
+  const [port, busPort] = [await freePort(), await freePort()];
+  const child = spawn(
+    "redis-server",
+    [
+      ...["--port", String(port), "--cluster-port", String(busPort), "--bind", "127.0.0.1"],
+      ...["--save", "", "--appendonly", "no", "--dir", dir],
+      ...["--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`],
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes("Ready to accept connections")) resolve();
+    });
+    child.once("error", reject);
+    child.once("exit", (code) => reject(new Error(`redis-server --cluster-enabled exited with ${code}: ${out}`)));
+  });
+  return { port, child };
+}
+
+/** Waits until every master says the cluster is up (all slots served), at most 10 s. */
+async function clusterReady(ports: readonly number[]): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (const port of ports) {
+    const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 1 });
+    try {
+      await client.connect();
+      while (!/cluster_state:ok/.test(await client.cluster("INFO"))) {
+        if (Date.now() > deadline) throw new Error(`the Redis Cluster on port ${port} is not up after 10 s`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      client.disconnect();
+    }
+  }
+}
+
+async function startCluster(): Promise<RedisTopology> {
+  const dir = mkdtempSync(join(tmpdir(), "bench-redis-cluster-"));
+  const launched: ChildProcess[] = [];
+  const stop = async () => {
+    await Promise.all(
+      launched.map(async (child) => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        child.kill("SIGKILL");
+        await exited;
+      }),
+    );
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const masters: RedisMaster[] = [];
+    for (let i = 0; i < clusterMasters; i++) {
+      const { port, child } = await launchClusterMaster(dir);
+      launched.push(child);
+      masters.push({ port, pid: child.pid! });
+    }
+    const addresses = masters.map((m) => `127.0.0.1:${m.port}`);
+    await new Promise<void>((resolve, reject) =>
+      execFile("redis-cli", ["--cluster", "create", ...addresses, "--cluster-replicas", "0", "--cluster-yes"], (error, stdout, stderr) =>
+        error ? reject(new Error(`redis-cli --cluster create failed: ${stdout}${stderr}`)) : resolve(),
+      ),
+    );
+    await clusterReady(masters.map((m) => m.port));
+    return { kind: "redis-cluster", masters, serverArgs: ["--redis-cluster", addresses.join(",")], stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
