@@ -20,7 +20,9 @@ Examples:
   # signed identities: tokens signed with a secret kept out of the command line
   JWT_SECRET=... npm start -- --jwt-issuer https://auth.example.com
   # one node of a cluster, sharing state through Redis
-  npm start -- --redis redis://127.0.0.1:6379 --port 50052 --web-port 8081`;
+  npm start -- --redis redis://127.0.0.1:6379 --port 50052 --web-port 8081
+  # one of several nodes of a cluster on one port (50051), each with a metrics port of its own
+  npm start -- --redis redis://127.0.0.1:6379 --reuse-port --metrics-port 9101`;
 
 /** The heading of a group in --help. */
 function heading(group: SettingGroup): string {
