@@ -19,13 +19,15 @@ const positive = (what: string) => (value: string) => {
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${what} must be a positive number`);
   return n;
 };
-const opts = new Command("bench:reuse-port")
+const given = new Command("bench:reuse-port")
+  .option("--quick", "a short pass for smoke tests: one run of each, with few users, that checks every message is delivered")
   .option("--runs <n>", "runs of each configuration (1 node, 2 nodes)", positive("--runs"), 5)
   .option("--seconds <s>", "the measured window of each run, in seconds", positive("--seconds"), 5)
   .option("--warm-up <s>", "direct messages sent before the window, in seconds, on the same nodes", positive("--warm-up"), 2)
   .option("--pairs <n>", "sender-receiver pairs, each user on a connection of its own", positive("--pairs"), 100)
   .parse()
-  .opts<{ runs: number; seconds: number; warmUp: number; pairs: number }>();
+  .opts<{ quick?: boolean; runs: number; seconds: number; warmUp: number; pairs: number }>();
+const opts = given.quick === true ? { runs: 1, seconds: 0.5, warmUp: 0.2, pairs: 10 } : given;
 
 /** CPU seconds of every process of a run at one moment, and the machine's. */
 interface Sample {

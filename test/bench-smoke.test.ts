@@ -43,3 +43,11 @@ it("the features benchmark completes cluster mode, TLS and tokens with every del
   assert.doesNotMatch(output, /^FAIL/m);
   assert.match(output, /all scenarios completed with every delivery/);
 });
+
+it("the --reuse-port benchmark delivers every message through one node and through two on one port", { timeout: 60_000 }, async () => {
+  const output = await run("bench/reuse-port.ts", []);
+  assert.match(output, /^ok {3}run 1\/1 1 node /m, output);
+  assert.match(output, /^ok {3}run 1\/1 2 nodes /m, output);
+  assert.doesNotMatch(output, /^FAIL/m);
+  assert.match(output, /every run delivered every message, none lost or duplicated/);
+});
