@@ -217,10 +217,7 @@ class RedisNodeImpl implements RedisNode {
     // A connection may have dropped meanwhile: then the lease refresh
     // brings the node up once it is back.
     if (this.link.ready) this.setAvailable(true);
-    this.timers = [
-      setInterval(() => this.watch(), Math.max(100, Math.floor(this.options.leaseMs / 4))),
-      setInterval(() => this.sweep(), this.options.sweepMs),
-    ];
+    this.timers = [setInterval(() => this.watch(), Math.max(100, Math.floor(this.options.leaseMs / 4))), setInterval(() => this.sweep(), this.options.sweepMs)];
     for (const t of this.timers) t.unref();
     this.keeper.start();
   }
