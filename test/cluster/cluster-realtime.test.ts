@@ -19,9 +19,10 @@ function details(events: readonly SessionEvent[]): string[] {
  * Membership, presence and resume across nodes: two backends (nodes A and
  * B) on one Redis or on a Redis Cluster, driven directly, the RPC layer aside.
  */
-describe("cluster mode: membership, presence and resume across nodes", { timeout: 60_000 }, () => {
+describe("cluster mode: membership, presence and resume across nodes", () => {
   for (const kind of redisTopologies) {
-    describe(kind, () => {
+    // A time limit per topology, so that one run does not eat into the other's.
+    describe(kind, { timeout: 60_000 }, () => {
       let topology: RedisTopology;
       let open: RedisBackend[] = [];
       before(async () => {

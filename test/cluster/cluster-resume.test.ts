@@ -58,9 +58,10 @@ function openStream(client: ChatClient, username: string, request: ConnectOptIns
 
 const isText = (text: string) => (event: Event["kind"]) => event.case === "message" && event.value.text === text;
 
-describe("cluster mode over gRPC: a resume token presented to another node", { timeout: 60_000 }, () => {
+describe("cluster mode over gRPC: a resume token presented to another node", () => {
   for (const kind of redisTopologies) {
-    describe(kind, () => {
+    // A time limit per topology, so that one run does not eat into the other's.
+    describe(kind, { timeout: 60_000 }, () => {
       let cluster: TestCluster;
       const streams: Stream[] = [];
       const on = (node: number, user: string) => createChatClient(cluster.nodes[node]!.baseUrl, user);

@@ -163,9 +163,10 @@ describe("the web port and browsers from elsewhere", () => {
   });
 });
 
-describe("limits shared by the nodes of a cluster", { timeout: 60_000 }, () => {
+describe("limits shared by the nodes of a cluster", () => {
   for (const kind of redisTopologies) {
-    describe(kind, () => {
+    // A time limit per topology, so that one run does not eat into the other's.
+    describe(kind, { timeout: 60_000 }, () => {
       let cluster: TestCluster | undefined;
       after(() => cluster?.stop());
 

@@ -251,9 +251,10 @@ describe("signed identities with a JWKS URL", () => {
   });
 });
 
-describe("signed identities in cluster mode", { timeout: 60_000 }, () => {
+describe("signed identities in cluster mode", () => {
   for (const kind of redisTopologies) {
-    describe(kind, () => {
+    // A time limit per topology, so that one run does not eat into the other's.
+    describe(kind, { timeout: 60_000 }, () => {
       let cluster: TestCluster | undefined;
       after(() => cluster?.stop());
 

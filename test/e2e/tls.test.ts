@@ -204,9 +204,10 @@ describe("the chat page over TLS in Chromium", { timeout: 90_000 }, () => {
   });
 });
 
-describe("TLS in cluster mode", { timeout: 60_000 }, () => {
+describe("TLS in cluster mode", () => {
   for (const kind of redisTopologies) {
-    describe(kind, () => {
+    // A time limit per topology, so that one run does not eat into the other's.
+    describe(kind, { timeout: 60_000 }, () => {
       let ca: TestCa | undefined;
       let cluster: TestCluster | undefined;
       after(async () => {
