@@ -116,6 +116,21 @@ describe("the local Redis Cluster of the tests", { timeout: 60_000 }, () => {
   });
 });
 
+describe("a Redis Cluster whose masters all die", { timeout: 60_000 }, () => {
+  it("comes back ok when they restart together, each with its slots", async () => {
+    const cluster = await startRedisCluster();
+    try {
+      const owners = await Promise.all(["{a}", "{b}", "{c}", "{d}"].map(async (k) => (await cluster.masterOf(k)).port));
+      await Promise.all(cluster.masters.map((m) => m.kill()));
+      // Together: each waits for cluster_state:ok everywhere, which needs the others.
+      await Promise.all(cluster.masters.map((m) => m.restart()));
+      assert.deepEqual(await Promise.all(["{a}", "{b}", "{c}", "{d}"].map(async (k) => (await cluster.masterOf(k)).port)), owners);
+    } finally {
+      await cluster.kill();
+    }
+  });
+});
+
 describe("a link to a Redis Cluster through TCP proxies", { timeout: 60_000 }, () => {
   it("reaches every master through its proxy, and delays what it carries", async () => {
     const topology = await startRedisTopology("redis-cluster");
