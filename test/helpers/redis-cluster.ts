@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -68,6 +69,15 @@ function coversAll(map: readonly string[]): boolean {
   return next === slotCount;
 }
 
+/** The directories of the clusters still running in this process. */
+const directories = new Set<string>();
+
+// As redis-server.ts kills the servers of a test process that ends without
+// cleaning up, their nodes.conf files go with them.
+process.once("exit", () => {
+  for (const dir of directories) rmSync(dir, { recursive: true, force: true });
+});
+
 /** Runs redis-cli with these arguments; rejects with its output when it fails. */
 function redisCli(args: readonly string[]): Promise<string> {
   const child = spawn("redis-cli", args, { stdio: ["ignore", "pipe", "pipe"] });
@@ -91,6 +101,7 @@ function redisCli(args: readonly string[]): Promise<string> {
  */
 export async function startRedisCluster(): Promise<TestRedisCluster> {
   const dir = await mkdtemp(path.join(tmpdir(), "redis-cluster-"));
+  directories.add(dir);
   const launched: RedisProcess[] = [];
   const launch = (port: number) => launchRedis(port, ["--cluster-enabled", "yes", "--cluster-config-file", path.join(dir, `nodes-${port}.conf`), "--dir", dir]);
   const masters: ClusterMaster[] = [];
@@ -98,6 +109,7 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
     await Promise.all(masters.map((m) => m.kill()));
     await Promise.all(launched.map((p) => p.kill()));
     await rm(dir, { recursive: true, force: true });
+    directories.delete(dir);
   };
   const waitUntilOk = async (timeoutMs = 40_000) => {
     const deadline = Date.now() + timeoutMs;

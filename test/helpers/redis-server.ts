@@ -54,6 +54,16 @@ export interface RedisProcess {
   kill(): Promise<void>;
 }
 
+/** Every redis-server still running that this process started. */
+const running = new Set<ChildProcess>();
+
+// A test process that ends without killing its servers (a failed assertion
+// before the cleanup, a closed pipe) must not leave them behind: redis-server
+// outlives its parent otherwise.
+process.once("exit", () => {
+  for (const child of running) child.kill("SIGKILL");
+});
+
 /**
  * Starts redis-server on this loopback port with nothing persisted, the
  * given arguments added, and resolves once it accepts connections.
@@ -62,7 +72,13 @@ export function launchRedis(port: number, extraArgs: readonly string[] = []): Pr
   const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...extraArgs], {
     stdio: ["ignore", "pipe", "pipe"],
   });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  running.add(child);
+  const exited = new Promise<void>((resolve) =>
+    child.once("exit", () => {
+      running.delete(child);
+      resolve();
+    }),
+  );
   const kill = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill("SIGKILL");
