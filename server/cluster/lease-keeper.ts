@@ -48,7 +48,7 @@ const { target, key, leaseMs, hangMs, heartbeat } = workerData;
 const options = { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: Math.max(100, Math.floor(leaseMs / 4)), retryStrategy: (n) => Math.min(100 * n, 1000) };
 const client = target.url !== undefined
   ? new Redis(target.url, options)
-  : new Cluster(target.clusterNodes.map((seed) => { const at = seed.lastIndexOf(":"); return { host: seed.slice(0, at).replace(/^\\[|\\]$/g, ""), port: Number(seed.slice(at + 1)) }; }), { enableOfflineQueue: false, redisOptions: options });
+  : new Cluster(target.clusterNodes.map((seed) => { const at = seed.lastIndexOf(":"); return { host: seed.slice(0, at).replace(/^\\[|\\]$/g, ""), port: Number(seed.slice(at + 1)) }; }), { enableOfflineQueue: false, natMap: target.natMap, redisOptions: options });
 client.on("error", () => {});
 const beat = new Float64Array(heartbeat);
 const timer = setInterval(async () => {
