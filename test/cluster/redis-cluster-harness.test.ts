@@ -135,8 +135,8 @@ describe("a link to a Redis Cluster through TCP proxies", { timeout: 60_000 }, (
   it("reaches every master through its proxy, and delays what it carries", async () => {
     const topology = await startRedisTopology("redis-cluster");
     const link = await topology.startLink();
-    // The cluster form of the backend options, as redis-topology.ts builds it.
-    const through = link.backendOptions as unknown as { clusterNodes: string[]; natMap: Record<string, { host: string; port: number }> };
+    const through = link.backendOptions.target;
+    assert.ok("clusterNodes" in through, "a cluster's link gives cluster seeds");
     const client = new Cluster(
       through.clusterNodes.map((a) => ({ host: "127.0.0.1", port: Number(a.split(":")[1]) })),
       { natMap: through.natMap },
