@@ -40,15 +40,16 @@ export function createLeaseKeeper(options: LeaseKeeperOptions): LeaseKeeper {
 
 // The worker's program: CommonJS, as eval'd workers run, with ioredis
 // loaded from the path the main thread resolved (a bundled server has no
-// file of its own for the worker).
+// file of its own for the worker). Commands wait for the connection
+// (a cluster's takes a while) and time out after a quarter of the lease.
 const workerSource = `
 const { parentPort, workerData } = require("node:worker_threads");
 const { Redis, Cluster } = require(workerData.ioredis);
 const { target, key, leaseMs, hangMs, heartbeat } = workerData;
-const options = { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: Math.max(100, Math.floor(leaseMs / 4)), retryStrategy: (n) => Math.min(100 * n, 1000) };
+const options = { enableOfflineQueue: true, maxRetriesPerRequest: 1, commandTimeout: Math.max(100, Math.floor(leaseMs / 4)), retryStrategy: (n) => Math.min(100 * n, 1000) };
 const client = target.url !== undefined
   ? new Redis(target.url, options)
-  : new Cluster(target.clusterNodes.map((seed) => { const at = seed.lastIndexOf(":"); return { host: seed.slice(0, at).replace(/^\\[|\\]$/g, ""), port: Number(seed.slice(at + 1)) }; }), { enableOfflineQueue: false, natMap: target.natMap, redisOptions: options });
+  : new Cluster(target.clusterNodes.map((seed) => { const at = seed.lastIndexOf(":"); return { host: seed.slice(0, at).replace(/^\\[|\\]$/g, ""), port: Number(seed.slice(at + 1)) }; }), { enableOfflineQueue: true, natMap: target.natMap, redisOptions: options });
 client.on("error", () => {});
 const beat = new Float64Array(heartbeat);
 const timer = setInterval(async () => {

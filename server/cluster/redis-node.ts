@@ -174,8 +174,10 @@ class RedisNodeImpl implements RedisNode {
   }
 
   /**
-   * The lease itself is refreshed by the keeper's thread; this thread
-   * checks that Redis answers in time, and comes back after an outage.
+   * Refreshes the lease from this thread too (the keeper's thread keeps it
+   * while this one is busy, and this one while the keeper's connection is
+   * not up yet), checks that Redis answers in time, and comes back after an
+   * outage.
    */
   private async watch(): Promise<void> {
     if (this.closing) return;
@@ -186,8 +188,7 @@ class RedisNodeImpl implements RedisNode {
       return;
     }
     try {
-      // -2: no such key. The keeper says so too, when it next refreshes.
-      if ((await this.store.pttl(this.leaseKey)) === -2) await this.leaseLost();
+      if ((await this.store.set(this.leaseKey, "1", "PX", this.options.leaseMs, "XX")) === null) await this.leaseLost();
     } catch {
       // Redis did not answer in time: as good as gone.
       this.goneAway();
