@@ -60,7 +60,16 @@ describe("configuration", () => {
     const config = parseConfig(["--redis", "redis://10.0.0.1:7000/2", "--lease-ms", "5000"], {});
     assert.equal(config.redis, "redis://10.0.0.1:7000/2");
     assert.equal(config.leaseMs, 5000);
-    assert.equal(config.sweepMs, 2000);
+    // A dead node's users go within lease + sweep: 2.5 s by default.
+    assert.equal(config.sweepMs, 500);
+    assert.equal(parseConfig([], {}).leaseMs, 2000);
+  });
+
+  it("runs cluster mode on a Redis Cluster with --redis-cluster or REDIS_CLUSTER, and not with --redis too", () => {
+    assert.deepEqual(parseConfig(["--redis-cluster", "10.0.0.1:7000, 10.0.0.2:7000"], {}).redisCluster, ["10.0.0.1:7000", "10.0.0.2:7000"]);
+    assert.deepEqual(parseConfig([], { REDIS_CLUSTER: "[::1]:7001" }).redisCluster, ["[::1]:7001"]);
+    assert.throws(() => parseConfig(["--redis-cluster", "10.0.0.1"], {}), /expected host:port/);
+    assert.throws(() => parseConfig(["--redis", "redis://a:1", "--redis-cluster", "b:2"], {}), /give one Redis or one Redis Cluster, not both/);
   });
 
   it("shares the ports with --reuse-port, or REUSE_PORT true or 1, and not by default", () => {
