@@ -288,7 +288,8 @@ class RedisBackendImpl implements RedisBackend {
    * missed one: then its members here missed it too, and their streams end.
    */
   private onRoom(group: string, publication: Publication): void {
-    if (!("seq" in publication)) return;
+    // What comes after the last hold was let go (before the unsubscribe took) is nobody's here.
+    if (!("seq" in publication) || !this.node.subscriptions.has(nameKeys.room(group))) return;
     const place = this.rooms.get(group);
     if (place === undefined || place.epoch !== publication.epoch) {
       // A group of a new claim: members here of an earlier one missed its end.
