@@ -13,6 +13,7 @@ export type TopologyKind = (typeof topologyKinds)[number];
 /** One Redis master the benchmark watches: where it listens and which process to read /proc of. */
 export interface RedisMaster {
   readonly port: number;
+  /** The running process's id: a restarted master has a new one. */
   readonly pid: number;
 }
 
@@ -23,6 +24,13 @@ export interface RedisTopology {
   readonly masters: readonly RedisMaster[];
   /** The flags that point a chat node at it. */
   readonly serverArgs: readonly string[];
+  /**
+   * Kills one master (SIGKILL) and starts it again on its port, empty
+   * (nothing is persisted). A cluster master keeps its nodes.conf, so it
+   * comes back as the same node with the same slots; this resolves once
+   * every master says the cluster is up again (at most 10 s).
+   */
+  restartMaster(index: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -43,8 +51,16 @@ async function startSingle(): Promise<RedisTopology> {
   const redis = await startRedis();
   return {
     kind: "redis",
-    masters: [{ port: redis.port, pid: redis.pid }],
+    masters: [
+      {
+        port: redis.port,
+        get pid() {
+          return redis.pid;
+        },
+      },
+    ],
     serverArgs: ["--redis", redis.url],
+    restartMaster: () => redis.restart(),
     stop: () => redis.kill(),
   };
 }
@@ -58,9 +74,19 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts one cluster-enabled redis-server; its bus port is chosen too, as port + 10000 may not exist. */
-async function launchClusterMaster(dir: string): Promise<{ port: number; child: ChildProcess }> {
-  const [port, busPort] = [await freePort(), await freePort()];
+/** The ports of one cluster master: its clients', and its cluster bus's. */
+interface MasterPorts {
+  port: number;
+  busPort: number;
+}
+
+/**
+ * Starts one cluster-enabled redis-server; its bus port is chosen too, as
+ * port + 10000 may not exist. Given the ports of a master started before,
+ * it starts that master again, from the nodes.conf it left in dir.
+ */
+async function launchClusterMaster(dir: string, ports?: MasterPorts): Promise<MasterPorts & { child: ChildProcess }> {
+  const { port, busPort } = ports ?? { port: await freePort(), busPort: await freePort() };
   const child = spawn(
     "redis-server",
     [
@@ -79,7 +105,7 @@ async function launchClusterMaster(dir: string): Promise<{ port: number; child: 
     child.once("error", reject);
     child.once("exit", (code) => reject(new Error(`redis-server --cluster-enabled exited with ${code}: ${out}`)));
   });
-  return { port, child };
+  return { port, busPort, child };
 }
 
 /** Waits until every master says the cluster is up (all slots served), at most 10 s. */
@@ -101,24 +127,29 @@ async function clusterReady(ports: readonly number[]): Promise<void> {
 
 async function startCluster(): Promise<RedisTopology> {
   const dir = mkdtempSync(join(tmpdir(), "bench-redis-cluster-"));
-  const launched: ChildProcess[] = [];
+  /** Each master's ports and its running process, in launch order. */
+  const launched: (MasterPorts & { child: ChildProcess })[] = [];
+  const kill = async (child: ChildProcess) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGKILL");
+    await exited;
+  };
   const stop = async () => {
-    await Promise.all(
-      launched.map(async (child) => {
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        const exited = new Promise((resolve) => child.once("exit", resolve));
-        child.kill("SIGKILL");
-        await exited;
-      }),
-    );
+    await Promise.all(launched.map(({ child }) => kill(child)));
     rmSync(dir, { recursive: true, force: true });
   };
   try {
     const masters: RedisMaster[] = [];
     for (let i = 0; i < clusterMasters; i++) {
-      const { port, child } = await launchClusterMaster(dir);
-      launched.push(child);
-      masters.push({ port, pid: child.pid! });
+      const master = await launchClusterMaster(dir);
+      launched.push(master);
+      masters.push({
+        port: master.port,
+        get pid() {
+          return master.child.pid!;
+        },
+      });
     }
     const addresses = masters.map((m) => `127.0.0.1:${m.port}`);
     await new Promise<void>((resolve, reject) =>
@@ -127,7 +158,13 @@ async function startCluster(): Promise<RedisTopology> {
       ),
     );
     await clusterReady(masters.map((m) => m.port));
-    return { kind: "redis-cluster", masters, serverArgs: ["--redis-cluster", addresses.join(",")], stop };
+    const restartMaster = async (index: number) => {
+      const master = launched[index]!; // The caller names one of the masters listed.
+      await kill(master.child);
+      master.child = (await launchClusterMaster(dir, master)).child;
+      await clusterReady(masters.map((m) => m.port));
+    };
+    return { kind: "redis-cluster", masters, serverArgs: ["--redis-cluster", addresses.join(",")], restartMaster, stop };
   } catch (error) {
     await stop();
     throw error;
