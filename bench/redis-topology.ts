@@ -24,13 +24,15 @@ export interface RedisTopology {
   readonly masters: readonly RedisMaster[];
   /** The flags that point a chat node at it. */
   readonly serverArgs: readonly string[];
+  /** Kills one master (SIGKILL): its connections drop at once; it stays down until startMaster(). */
+  killMaster(index: number): Promise<void>;
   /**
-   * Kills one master (SIGKILL) and starts it again on its port, empty
-   * (nothing is persisted). A cluster master keeps its nodes.conf, so it
-   * comes back as the same node with the same slots; this resolves once
-   * every master says the cluster is up again (at most 10 s).
+   * Starts a killed master again on its port, empty (nothing is persisted).
+   * A cluster master keeps its nodes.conf, so it comes back as the same node
+   * with the same slots; this resolves once every master says the cluster
+   * is up again (at most 10 s).
    */
-  restartMaster(index: number): Promise<void>;
+  startMaster(index: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -43,8 +45,19 @@ const clusterMasters = 3;
  * Redis Cluster of three masters and no replicas made the way the cluster
  * tests make theirs (`redis-cli --cluster create`).
  */
-export function startRedisTopology(kind: TopologyKind): Promise<RedisTopology> {
-  return kind === "redis" ? startSingle() : startCluster();
+export function startRedisTopology(kind: TopologyKind, options: TopologyOptions = {}): Promise<RedisTopology> {
+  return kind === "redis" ? startSingle() : startCluster(options);
+}
+
+/** Settings of {@link startRedisTopology} that a Redis Cluster takes. */
+export interface TopologyOptions {
+  /**
+   * The masters' cluster-node-timeout: how long a master may not answer
+   * before the others mark it failed and, with no replica to take its slots
+   * (cluster-require-full-coverage), the cluster refuses every command.
+   * Redis's default, 15 s, when not given.
+   */
+  clusterNodeTimeoutMs?: number;
 }
 
 async function startSingle(): Promise<RedisTopology> {
@@ -60,7 +73,9 @@ async function startSingle(): Promise<RedisTopology> {
       },
     ],
     serverArgs: ["--redis", redis.url],
-    restartMaster: () => redis.restart(),
+    killMaster: () => redis.kill(),
+    // restart() starts the server again on its port, once it is down.
+    startMaster: () => redis.restart(),
     stop: () => redis.kill(),
   };
 }
@@ -85,7 +100,7 @@ interface MasterPorts {
  * port + 10000 may not exist. Given the ports of a master started before,
  * it starts that master again, from the nodes.conf it left in dir.
  */
-async function launchClusterMaster(dir: string, ports?: MasterPorts): Promise<MasterPorts & { child: ChildProcess }> {
+async function launchClusterMaster(dir: string, options: TopologyOptions, ports?: MasterPorts): Promise<MasterPorts & { child: ChildProcess }> {
   const { port, busPort } = ports ?? { port: await freePort(), busPort: await freePort() };
   const child = spawn(
     "redis-server",
@@ -93,6 +108,7 @@ async function launchClusterMaster(dir: string, ports?: MasterPorts): Promise<Ma
       ...["--port", String(port), "--cluster-port", String(busPort), "--bind", "127.0.0.1"],
       ...["--save", "", "--appendonly", "no", "--dir", dir],
       ...["--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`],
+      ...(options.clusterNodeTimeoutMs === undefined ? [] : ["--cluster-node-timeout", String(options.clusterNodeTimeoutMs)]),
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -125,7 +141,7 @@ async function clusterReady(ports: readonly number[]): Promise<void> {
   }
 }
 
-async function startCluster(): Promise<RedisTopology> {
+async function startCluster(options: TopologyOptions): Promise<RedisTopology> {
   const dir = mkdtempSync(join(tmpdir(), "bench-redis-cluster-"));
   /** Each master's ports and its running process, in launch order. */
   const launched: (MasterPorts & { child: ChildProcess })[] = [];
@@ -142,7 +158,7 @@ async function startCluster(): Promise<RedisTopology> {
   try {
     const masters: RedisMaster[] = [];
     for (let i = 0; i < clusterMasters; i++) {
-      const master = await launchClusterMaster(dir);
+      const master = await launchClusterMaster(dir, options);
       launched.push(master);
       masters.push({
         port: master.port,
@@ -158,13 +174,14 @@ async function startCluster(): Promise<RedisTopology> {
       ),
     );
     await clusterReady(masters.map((m) => m.port));
-    const restartMaster = async (index: number) => {
-      const master = launched[index]!; // The caller names one of the masters listed.
-      await kill(master.child);
-      master.child = (await launchClusterMaster(dir, master)).child;
+    // The caller names one of the masters listed.
+    const killMaster = (index: number) => kill(launched[index]!.child);
+    const startMaster = async (index: number) => {
+      const master = launched[index]!;
+      master.child = (await launchClusterMaster(dir, options, master)).child;
       await clusterReady(masters.map((m) => m.port));
     };
-    return { kind: "redis-cluster", masters, serverArgs: ["--redis-cluster", addresses.join(",")], restartMaster, stop };
+    return { kind: "redis-cluster", masters, serverArgs: ["--redis-cluster", addresses.join(",")], killMaster, startMaster, stop };
   } catch (error) {
     await stop();
     throw error;

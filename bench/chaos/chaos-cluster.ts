@@ -54,6 +54,14 @@ export function buildServer(): void {
 }
 
 /**
+ * The masters' cluster-node-timeout on a Redis Cluster: a master killed for
+ * longer (up to 3 s, by the nemesis) is marked failed, and the cluster
+ * refuses every command until it is back, as it would in production after
+ * Redis's default of 15 s; a shorter timeout brings that within a fault.
+ */
+const clusterNodeTimeoutMs = 1000;
+
+/**
  * Starts Redis (one redis-server, or a Redis Cluster of three masters, as
  * bench/redis-topology.ts makes them) and that many real node processes in
  * cluster mode, reached by their clients through a fault proxy each; on one
@@ -61,7 +69,7 @@ export function buildServer(): void {
  * goes to node-<i>.log in logDir.
  */
 export async function startChaosCluster(topology: TopologyKind, count: number, settings: NodeSettings, logDir: string): Promise<ChaosCluster> {
-  const redis = await startRedisTopology(topology);
+  const redis = await startRedisTopology(topology, { clusterNodeTimeoutMs });
   process.once("exit", () => {
     for (const master of redis.masters) {
       try {

@@ -117,13 +117,22 @@ export async function runNemesis(options: NemesisOptions, signal: AbortSignal): 
           await node.start();
           break;
         }
-        case "redis-restart":
-          detail =
-            cluster.redis.kind === "redis"
-              ? "redis-server killed and started again, empty"
-              : "the master killed and started again, empty, as the same cluster node with its slots (its nodes.conf kept); the cluster up again";
-          await cluster.redis.restartMaster(masterOf(target));
+        case "redis-restart": {
+          const master = masterOf(target);
+          if (cluster.redis.kind === "redis") {
+            detail = "redis-server killed and started again, empty";
+            await cluster.redis.killMaster(master);
+            await cluster.redis.startMaster(master);
+            break;
+          }
+          // Down past the masters' node timeout, the master is marked failed and the whole cluster refuses commands.
+          const ms = random.int(200, 3000);
+          detail = `the master killed, started again after ${ms} ms, empty, as the same cluster node with its slots (its nodes.conf kept)`;
+          await cluster.redis.killMaster(master);
+          await sleep(ms);
+          await cluster.redis.startMaster(master);
           break;
+        }
         case "pubsub-kill": {
           const port = cluster.redis.masters[masterOf(target)]!.port; // masterOf() names one of the masters.
           const admin = new Redis({ host: "127.0.0.1", port, maxRetriesPerRequest: 1, lazyConnect: true });
