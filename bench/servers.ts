@@ -52,8 +52,8 @@ export function processCpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / clockTicks;
 }
 
-/** The command that runs a server of the given kind, with extra flags for the project's. */
-function commandOf(kind: ServerKind, goBinary: string | undefined, args: readonly string[]): [string, string[]] {
+/** The command that runs a server of the given kind, the project's with projectArgs after its own. */
+function commandOf(kind: ServerKind, goBinary: string | undefined, projectArgs: readonly string[]): [string, string[]] {
   if (kind === "grpc-go") {
     if (goBinary === undefined) throw new Error("the grpc-go baseline needs its binary (bench/go-baseline.ts builds it)");
     return [goBinary, []];
@@ -64,18 +64,24 @@ function commandOf(kind: ServerKind, goBinary: string | undefined, args: readonl
   // BENCH_SERVER_ARGS="--no-lean-path" (say) passes flags to the project's server.
   const extra = (process.env.BENCH_SERVER_ARGS ?? "").split(" ").filter((arg) => arg !== "");
   // The bundle is JavaScript, which Node runs without tsx.
-  return [process.execPath, [...profile, ...scripts.project, ...args, ...extra]];
+  // Given after the defaults, projectArgs override them (commander keeps a flag's last value).
+  return [process.execPath, [...profile, ...scripts.project, ...extra, ...projectArgs]];
 }
 
 /**
  * Starts a server of the given kind on a free loopback port, with extra
- * environment (the project server reads its settings from there) and, for
- * the project's, extra flags; grpc-go runs the binary that
- * bench/go-baseline.ts built, on one core.
+ * environment (the project server reads its settings from there); grpc-go
+ * runs the binary that bench/go-baseline.ts built, on one core. The
+ * project's server takes projectArgs too, such as "--port 50051".
  */
-export async function startServer(kind: ServerKind, env: Record<string, string> = {}, goBinary?: string, flags: readonly string[] = []): Promise<BenchServer> {
+export async function startServer(
+  kind: ServerKind,
+  env: Record<string, string> = {},
+  goBinary?: string,
+  projectArgs: readonly string[] = [],
+): Promise<BenchServer> {
   if (kind === "project") await buildProject();
-  const [command, args] = commandOf(kind, goBinary, flags);
+  const [command, args] = commandOf(kind, goBinary, projectArgs);
   const child = spawn(command, args, {
     // One core for grpc-go, as Node's JavaScript runs on one.
     env: { ...process.env, ...env, ...(kind === "grpc-go" ? { GOMAXPROCS: "1" } : {}) },

@@ -8,7 +8,7 @@ import { type BackendLifecycle, createBackend } from "./create-backend.js";
 import { createTokenVerifierFromConfig } from "./create-token-verifier.js";
 import { type ChatMetrics, createChatMetrics } from "./ops/chat-metrics.js";
 import { createMetricsServer } from "./ops/metrics-server.js";
-import type { ServerConfig } from "./ops/server-settings.js";
+import { type ServerConfig, settingFlag } from "./ops/server-settings.js";
 import { defaultChatServiceOptions } from "./rpc/chat-service.js";
 import { createRoutes, type RoutesDeps } from "./rpc/routes.js";
 import { createHealthStatus, type HealthStatus, ServingStatus } from "./standard/health-status.js";
@@ -177,22 +177,31 @@ interface Listeners {
  * Starts the backend, then the metrics port, the web port and last the gRPC
  * port, so that the server is ready when its port answers. A port that
  * cannot be had closes what was opened and leaves Redis as if this node
- * never came.
+ * never came. With --reuse-port the web and gRPC ports are shared with the
+ * other processes that give it; the metrics port never is.
  */
 async function listenAll({ config, logger, state, grpc, web, site, metricsServer }: Listeners): Promise<AddressInfo> {
   const node = await state.start();
   if (node !== undefined) logger.info({ node }, "cluster mode: registered with Redis");
+  const shared = { reusePort: config.reusePort };
+  if (config.reusePort && config.redis === undefined) {
+    // Legal (a test, a quick look), but each process then holds users of
+    // its own: two users whose connections reach different processes never meet.
+    logger.warn(`${settingFlag("reusePort")} without ${settingFlag("redis")}: the processes sharing this port share no state`);
+  }
   try {
     if (metricsServer !== undefined && config.metricsPort !== undefined) {
+      // Never shared (no reusePort): a scrape or a probe must reach the one
+      // process its port names, not whichever the kernel picks.
       const address = await listenOn(metricsServer, config.metricsPort, config.host, "metricsPort");
       logger.info({ host: address.address, port: address.port }, "metrics listening");
     }
     let cleartextPage: string | undefined;
     if (config.webPort !== undefined || grpc.secure) site.setPage(await createWebPage());
     if (config.webPort !== undefined) {
-      cleartextPage = `http://${hostPort(await listenOn(web, config.webPort, config.host, "webPort"))}/`;
+      cleartextPage = `http://${hostPort(await listenOn(web, config.webPort, config.host, "webPort", shared))}/`;
     }
-    const address = await listenOn(grpc.server, config.port, config.host, "port");
+    const address = await listenOn(grpc.server, config.port, config.host, "port", shared);
     // The line names every port that answers: with TLS the page is on the
     // gRPC port, and the cleartext web port stays open unless --no-web.
     const page = grpc.secure ? `https://${hostPort(address)}/` : cleartextPage;

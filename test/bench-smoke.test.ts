@@ -57,3 +57,11 @@ it("the cluster benchmark measures each kind of operation on one Redis with noth
   // The table has figures: Redis's execution and round trips per direct message.
   assert.match(output, /^\| direct message to a user on the other node \| [\d.,]+ \| [\d.]+ \|/m, output);
 });
+
+it("the --reuse-port benchmark delivers every message through one node and through two on one port", { timeout: 60_000 }, async () => {
+  const output = await run("bench/reuse-port.ts", []);
+  assert.match(output, /^ok {3}run 1\/1 1 node /m, output);
+  assert.match(output, /^ok {3}run 1\/1 2 nodes /m, output);
+  assert.doesNotMatch(output, /^FAIL/m);
+  assert.match(output, /every run delivered every message, none lost or duplicated/);
+});

@@ -124,6 +124,8 @@ class RedisBackendImpl implements RedisBackend {
   private readonly rooms = new Map<string, RoomPlace>();
   // The rooms each session holds a subscription to: those of its groups, and of a join on its way.
   private readonly roomHolds = new Map<BackendSession, Set<string>>();
+  // Releases of users in Redis under way, by name: a connect of the name here waits for them.
+  private readonly releasing = new Map<string, Promise<void>>();
   // Directory changes waiting for the end of this turn of the event loop, by the node they are for.
   private readonly directoryBatches = new Map<string, { changes: DirectoryChange[]; flushed: Promise<void> }>();
   // Joins through this node of sessions on other nodes, waiting for those nodes to subscribe.
@@ -518,6 +520,8 @@ class RedisBackendImpl implements RedisBackend {
     const existing = local.get(username);
     if (existing !== undefined) throw local.isHeld(existing) ? chatErrors.usernameHeld(username, this.resumeGraceMs) : chatErrors.usernameOnline(username);
     return this.openSession(username, options, async (session, epoch) => {
+      // The name's previous session here may still be leaving its groups: its claim goes last.
+      await this.releasing.get(username);
       const reclaim = options.reclaim === true ? "reclaim" : "";
       const [status = "", groupEpoch = "", ...members] = await this.call((s) =>
         s.chatConnect(nameKeys.user(username), node.id, username, reclaim, tokenHashOf(session), epoch),
@@ -563,12 +567,14 @@ class RedisBackendImpl implements RedisBackend {
     const registered = this.claims.get(session)?.registered === true;
     if (!this.forget(session) || !registered || !this.node.available) return;
     const [why, detail] = leaveReasonOf(reason);
-    try {
-      await this.releaseUser(this.node.id, session.username, why, detail);
-    } catch (err) {
+    const { username } = session;
+    const released = this.releaseUser(this.node.id, username, why, detail).catch((err: unknown) => {
       // Released on recovery, or by the sweep if this node dies.
-      this.logger.warn({ err, user: session.username }, "could not release a user in Redis");
-    }
+      this.logger.warn({ err, user: username }, "could not release a user in Redis");
+    });
+    this.releasing.set(username, released);
+    await released;
+    if (this.releasing.get(username) === released) this.releasing.delete(username);
   }
 
   isOnline(username: string): boolean | Promise<boolean> {

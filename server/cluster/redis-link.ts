@@ -24,8 +24,12 @@ export interface ChatCommands {
   chatSweep(key: string, node: string, sweeper: string, lockMs: number): Promise<string[]>;
 }
 
-/** Where the shared state lives: one Redis, or the seed nodes of a Redis Cluster. */
-export type RedisTarget = { url: string } | { clusterNodes: readonly string[] };
+/**
+ * Where the shared state lives: one Redis, or the seed nodes of a Redis
+ * Cluster, with the address to use instead of each that the cluster's
+ * masters announce, where they sit behind a NAT (or a test's proxies).
+ */
+export type RedisTarget = { url: string } | { clusterNodes: readonly string[]; natMap?: Record<string, { host: string; port: number }> };
 
 /** A connection that runs the chat's scripts: a Redis, or a Redis Cluster that routes each by its key. */
 export type ChatStore = (Redis | Cluster) & ChatCommands;
@@ -75,7 +79,8 @@ const redisOptions = {
 
 /** Creates the link to one Redis or to a Redis Cluster. */
 export function createRedisLink(options: RedisLinkOptions): RedisLink {
-  return "url" in options.target ? new SingleRedisLink(options, options.target.url) : new ClusterLink(options, options.target.clusterNodes);
+  const { target } = options;
+  return "url" in target ? new SingleRedisLink(options, target.url) : new ClusterLink(options, target.clusterNodes, target.natMap);
 }
 
 /** Adds the chat's scripts to a connection. */
@@ -161,8 +166,9 @@ class ClusterLink implements RedisLink {
   readonly store: ChatStore;
   private readonly cluster: Cluster;
 
-  constructor(options: RedisLinkOptions, seeds: readonly string[]) {
+  constructor(options: RedisLinkOptions, seeds: readonly string[], natMap: Record<string, { host: string; port: number }> | undefined) {
     this.cluster = new Cluster(seeds.map(hostAndPort), {
+      ...(natMap === undefined ? {} : { natMap }),
       shardedSubscribers: true,
       enableOfflineQueue: false,
       lazyConnect: true,

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { ChatError } from "../core/chat-error.js";
 import { type ChannelSubscriptions, createChannelSubscriptions } from "./channel-subscriptions.js";
+import { createLeaseKeeper, type LeaseKeeper } from "./lease-keeper.js";
 import { directoryKeys } from "./redis-keys.js";
 import { type ChatStore, createRedisLink, type RedisLink, type RedisTarget } from "./redis-link.js";
 
@@ -52,9 +53,13 @@ export const unavailable = () => new ChatError("unavailable", "the chat's shared
 /** How long one node may sweep a dead one before another may take over. */
 const sweepLockMs = 10_000;
 
+/** How long a node's JavaScript may be stuck before its lease is let go: far past any pause of a busy node. */
+const hangMs = (leaseMs: number) => Math.max(30_000, 10 * leaseMs);
+
 /**
  * Creates a node's link to the cluster. Nodes hold leases that expire unless
- * refreshed; survivors sweep the users of a node whose lease ran out. While
+ * refreshed (from a thread of their own: see lease-keeper.ts); survivors
+ * sweep the users of a node whose lease ran out. While
  * Redis is unreachable (the command connection or any subscription dropped)
  * the node serves nothing (onLost ends its sessions), until Redis answers
  * again, its broadcast channels are subscribed, and it has released what it
@@ -76,8 +81,16 @@ class RedisNodeImpl implements RedisNode {
   private started = false;
   private recovering = false;
   private timers: NodeJS.Timeout[] = [];
+  private readonly keeper: LeaseKeeper;
 
   constructor(private readonly options: RedisNodeOptions) {
+    this.keeper = createLeaseKeeper({
+      target: options.target,
+      key: this.leaseKey,
+      leaseMs: options.leaseMs,
+      hangMs: hangMs(options.leaseMs),
+      onLost: () => void this.leaseLost(),
+    });
     this.link = createRedisLink({
       target: options.target,
       logger: options.logger,
@@ -148,7 +161,23 @@ class RedisNodeImpl implements RedisNode {
     this.options.onLost(unavailable());
   }
 
-  private async refreshLease(): Promise<void> {
+  /**
+   * The lease ran out (a pause longer than the lease, or Redis lost its
+   * data): other nodes may have released our users already. Start over.
+   */
+  private async leaseLost(): Promise<void> {
+    if (this.closing || !this.isAvailable) return;
+    this.options.logger.warn({ node: this.id }, "lease lost: ending local sessions");
+    this.setAvailable(false);
+    this.options.onLost(unavailable());
+    await this.recover();
+  }
+
+  /**
+   * The lease itself is refreshed by the keeper's thread; this thread
+   * checks that Redis answers in time, and comes back after an outage.
+   */
+  private async watch(): Promise<void> {
     if (this.closing) return;
     if (!this.isAvailable) {
       // A connection that never closed (Redis hung, then answered again)
@@ -157,14 +186,8 @@ class RedisNodeImpl implements RedisNode {
       return;
     }
     try {
-      if ((await this.store.set(this.leaseKey, "1", "PX", this.options.leaseMs, "XX")) === null) {
-        // The lease ran out (a long pause, or Redis lost its data): other
-        // nodes may have released our users already. Start over.
-        this.options.logger.warn({ node: this.id }, "lease lost: ending local sessions");
-        this.setAvailable(false);
-        this.options.onLost(unavailable());
-        await this.recover();
-      }
+      // -2: no such key. The keeper says so too, when it next refreshes.
+      if ((await this.store.pttl(this.leaseKey)) === -2) await this.leaseLost();
     } catch {
       // Redis did not answer in time: as good as gone.
       this.goneAway();
@@ -194,16 +217,15 @@ class RedisNodeImpl implements RedisNode {
     // A connection may have dropped meanwhile: then the lease refresh
     // brings the node up once it is back.
     if (this.link.ready) this.setAvailable(true);
-    this.timers = [
-      setInterval(() => this.refreshLease(), Math.max(100, Math.floor(this.options.leaseMs / 4))),
-      setInterval(() => this.sweep(), this.options.sweepMs),
-    ];
+    this.timers = [setInterval(() => this.watch(), Math.max(100, Math.floor(this.options.leaseMs / 4))), setInterval(() => this.sweep(), this.options.sweepMs)];
     for (const t of this.timers) t.unref();
+    this.keeper.start();
   }
 
   async close(): Promise<void> {
     this.closing = true;
     for (const t of this.timers) clearInterval(t);
+    await this.keeper.stop();
     this.options.onLost(new ChatError("unavailable", "the server is shutting down"));
     try {
       await this.store.del(this.leaseKey);

@@ -1,5 +1,14 @@
 import { Command, Option } from "commander";
-import { isSwitch, type SettingGroup, type SettingKey, settingDefault, settingEntries, settingGroups, type ValueSetting } from "./server-settings.js";
+import {
+  isSwitch,
+  type OptInSetting,
+  type SettingGroup,
+  type SettingKey,
+  settingDefault,
+  settingEntries,
+  settingGroups,
+  type ValueSetting,
+} from "./server-settings.js";
 
 /** A few command lines, shown at the end of --help. */
 const examples = `
@@ -11,7 +20,9 @@ Examples:
   # signed identities: tokens signed with a secret kept out of the command line
   JWT_SECRET=... npm start -- --jwt-issuer https://auth.example.com
   # one node of a cluster, sharing state through Redis
-  npm start -- --redis redis://127.0.0.1:6379 --port 50052 --web-port 8081`;
+  npm start -- --redis redis://127.0.0.1:6379 --port 50052 --web-port 8081
+  # one of several nodes of a cluster on one port (50051), each with a metrics port of its own
+  npm start -- --redis redis://127.0.0.1:6379 --reuse-port --metrics-port 9101`;
 
 /** The heading of a group in --help. */
 function heading(group: SettingGroup): string {
@@ -44,18 +55,22 @@ export function createConfigProgram(): Command {
   return program.addHelpText("after", examples);
 }
 
-/** The option of a setting that takes a value. */
-function valueOption(setting: ValueSetting<unknown>): Option {
+/**
+ * The option of a setting that takes a value, or of one that its flag alone
+ * turns on: commander reads a flag without <value> as true, and must not be
+ * given the parser, which is the variable's (it would call it with no text).
+ */
+function valueOption(setting: ValueSetting<unknown> | OptInSetting): Option {
   const option = new Option(setting.flag, describe(setting)).helpGroup(heading(setting.group));
   // Commander checks choices on the command line with a message of its own; parse checks the variable.
   if (setting.choices !== undefined) option.choices(setting.choices.map(String));
-  else option.argParser(setting.parse);
+  else if (!option.isBoolean()) option.argParser(setting.parse);
   if (setting.default !== undefined) option.default(setting.default);
   return option;
 }
 
 /** A setting's line of --help: what it does, its choices, its variable and its one default. */
-function describe(setting: ValueSetting<unknown>): string {
+function describe(setting: ValueSetting<unknown> | OptInSetting): string {
   const choices = setting.choices === undefined ? "" : `: ${setting.choices.join(", ")}`;
   // The default is said in Markdown, for the documentation; --help is plain text.
   return `${setting.help}${choices} (env ${setting.env}, default ${settingDefault(setting).replaceAll("`", "")})`;

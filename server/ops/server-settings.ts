@@ -1,6 +1,6 @@
 import { defaultMaxConnections, defaultMaxConnectionsText } from "./default-max-connections.js";
 import { logLevels } from "./logger.js";
-import { hostName, hostPort, integer, jwksUrl, list, oneOf, origin, redisUrl, text } from "./value-parsers.js";
+import { hostName, hostPort, integer, jwksUrl, list, oneOf, onOff, origin, redisUrl, text } from "./value-parsers.js";
 
 /**
  * The topics the settings are grouped under, in --help and in the
@@ -50,6 +50,20 @@ export interface ValueSetting<T> {
   group: SettingGroup;
 }
 
+/**
+ * A feature that is off unless its flag, which takes no value, or its
+ * variable (true or 1) turns it on. It has no choices, no default in words
+ * (off says it) and nothing that unsets it.
+ */
+export interface OptInSetting extends Omit<ValueSetting<boolean>, "flag" | "default" | "choices" | "defaultText" | "unsetBy"> {
+  /** The flag alone, as in "--reuse-port". */
+  flag: `--${string}`;
+  default: false;
+  choices?: never;
+  defaultText?: never;
+  unsetBy?: never;
+}
+
 /** A feature that is on unless its --no- flag turns it off; it has no variable. */
 export interface SwitchSetting {
   flag: `--no-${string}`;
@@ -64,7 +78,7 @@ export interface SwitchSetting {
  * so that each entry's default is checked against what its parser returns;
  * a setting of a new type adds its type here.
  */
-export type Setting = ValueSetting<number> | ValueSetting<string> | ValueSetting<string[]> | SwitchSetting;
+export type Setting = ValueSetting<number> | ValueSetting<string> | ValueSetting<string[]> | OptInSetting | SwitchSetting;
 
 /** How a setting that 0 turns off says its default of 0. */
 const zeroIsOff = "`0` (off)";
@@ -87,6 +101,21 @@ export const serverSettings = {
     default: 8080,
     unsetBy: { flag: "--no-web", help: "serve no chat page and no HTTP/1.1 port" },
     help: "port of the chat page and of Connect and gRPC-Web over HTTP/1.1, for browsers",
+    group: "server",
+  },
+  /**
+   * Whether the gRPC and web ports are bound with SO_REUSEPORT, so that
+   * several processes (nodes of one cluster) listen on each and the kernel
+   * spreads connections over them. Never the metrics port: a scrape or a
+   * probe must reach the one process it names.
+   */
+  reusePort: {
+    flag: "--reuse-port",
+    env: "REUSE_PORT",
+    parse: onOff,
+    default: false,
+    help: "share --port and --web-port with other processes started with it (nodes of one cluster); never the metrics port",
+    doc: "share `--port` and `--web-port` with other processes started with it, nodes of one cluster (Linux `SO_REUSEPORT`): the kernel hands each new connection to one of them. Never the metrics port, which a scrape must reach on one known process: each node needs its own ([cluster.md](cluster.md#several-nodes-on-one-machine)). The variable takes `true` or `1`",
     group: "server",
   },
   /** Whether plain gRPC calls take the lean path (see grpc-lean-path.ts), or all go through Connect. */
@@ -611,11 +640,12 @@ export const defaultConfig: ServerConfig = Object.fromEntries(
 /**
  * A setting's default as --help and the documentation say it, in Markdown:
  * its words, or else its value as code; "off" when it has neither, for a
- * setting without a default is unset and what it would turn on is off.
+ * setting without a default is unset and what it would turn on is off, and
+ * for a feature that its flag turns on.
  */
-export function settingDefault(setting: ValueSetting<unknown>): string {
+export function settingDefault(setting: ValueSetting<unknown> | OptInSetting): string {
   if (setting.defaultText !== undefined) return setting.defaultText;
-  return setting.default === undefined ? "off" : `\`${String(setting.default)}\``;
+  return setting.default === undefined || setting.default === false ? "off" : `\`${String(setting.default)}\``;
 }
 
 /** A setting's flag without its value, as in "--port". */

@@ -15,6 +15,17 @@ export function integer(min: number, max: number): (value: string) => number {
   };
 }
 
+/**
+ * The parser of an on/off variable: true or 1 turns it on, false or 0 off.
+ * Any other word is refused rather than read as either, so that a REUSE_PORT=yes
+ * does not quietly mean off.
+ */
+export function onOff(value: string): boolean {
+  if (value === "true" || value === "1") return true;
+  if (value === "false" || value === "0") return false;
+  throw new InvalidArgumentError(`expected true, false, 1 or 0, got ${JSON.stringify(value)}`);
+}
+
 /** The parser of text taken as it is: a host, a file name, a secret. */
 export function text(value: string): string {
   return value;

@@ -4,6 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { type ChatClient, createChatClient } from "../../client/chat-client.js";
 import { type Event, LeaveReason } from "../../gen/chat/v1/chat_pb.js";
 import { eventually } from "../helpers/eventually.js";
+import { redisTopologies } from "../helpers/redis-topology.js";
 import { startTestCluster, type TestCluster } from "../helpers/test-cluster.js";
 
 /** The ConnectRequest fields these tests set besides the username. */
@@ -57,51 +58,56 @@ function openStream(client: ChatClient, username: string, request: ConnectOptIns
 
 const isText = (text: string) => (event: Event["kind"]) => event.case === "message" && event.value.text === text;
 
-describe("cluster mode over gRPC: a resume token presented to another node", { timeout: 60_000 }, () => {
-  let cluster: TestCluster;
-  const streams: Stream[] = [];
-  const on = (node: number, user: string) => createChatClient(cluster.nodes[node]!.baseUrl, user);
-  const open = (node: number, user: string, request: ConnectOptIns = {}) => {
-    const stream = openStream(on(node, user), user, request);
-    streams.push(stream);
-    return stream;
-  };
+describe("cluster mode over gRPC: a resume token presented to another node", () => {
+  for (const kind of redisTopologies) {
+    // A time limit per topology, so that one run does not eat into the other's.
+    describe(kind, { timeout: 60_000 }, () => {
+      let cluster: TestCluster;
+      const streams: Stream[] = [];
+      const on = (node: number, user: string) => createChatClient(cluster.nodes[node]!.baseUrl, user);
+      const open = (node: number, user: string, request: ConnectOptIns = {}) => {
+        const stream = openStream(on(node, user), user, request);
+        streams.push(stream);
+        return stream;
+      };
 
-  before(async () => {
-    cluster = await startTestCluster(2, { resumeGraceMs: 10_000, leaseMs: 1000, sweepMs: 200 });
-  });
-  after(async () => {
-    for (const s of streams) s.cancel();
-    await cluster.stop();
-  });
+      before(async () => {
+        cluster = await startTestCluster(kind, 2, { resumeGraceMs: 10_000, leaseMs: 1000, sweepMs: 200 });
+      });
+      after(async () => {
+        for (const s of streams) s.cancel();
+        await cluster.stop();
+      });
 
-  it("opens a fresh session there (resumed false), ends the old stream, and delivers what follows once", async () => {
-    const first = open(0, "alice", { membershipEvents: true });
-    const { resumeToken } = await first.connected;
-    assert.ok(resumeToken.length >= 32);
-    const bob = open(1, "bob", { membershipEvents: true });
-    await bob.connected;
-    await on(0, "alice").createGroupChat({ name: "team" });
-    await on(1, "bob").joinGroupChat({ name: "team" });
-    await on(1, "bob").sendMessage({ channel: "team", text: "before" });
-    await first.waitFor(isText("before"));
-    // The client believes its connection dropped and comes back on node 2, with its token.
-    const second = open(1, "alice", { resumeToken, receivedEvents: BigInt(first.events.length), membershipEvents: true });
-    const connected = await second.connected;
-    assert.equal(connected.resumed, false);
-    assert.notEqual(connected.resumeToken, resumeToken);
-    assert.equal((await first.ended)?.code, Code.Aborted);
-    // Its groups are gone, as the fresh session says: bob saw it leave.
-    await bob.waitFor((e) => e.case === "memberLeft" && e.value.username === "alice");
-    const left = bob.events.find((e) => e.case === "memberLeft");
-    assert.equal(left?.case === "memberLeft" && left.value.reason, LeaveReason.DISCONNECTED);
-    await on(0, "bob").sendMessage({ channel: "alice", text: "after" });
-    await on(0, "bob").sendMessage({ channel: "alice", text: "marker" });
-    await second.waitFor(isText("marker"));
-    assert.deepEqual(
-      second.events.map((e) => (e.case === "message" ? e.value.text : e.case)),
-      ["after", "marker"],
-    );
-    assert.equal(first.events.filter(isText("after")).length, 0);
-  });
+      it("opens a fresh session there (resumed false), ends the old stream, and delivers what follows once", async () => {
+        const first = open(0, "alice", { membershipEvents: true });
+        const { resumeToken } = await first.connected;
+        assert.ok(resumeToken.length >= 32);
+        const bob = open(1, "bob", { membershipEvents: true });
+        await bob.connected;
+        await on(0, "alice").createGroupChat({ name: "team" });
+        await on(1, "bob").joinGroupChat({ name: "team" });
+        await on(1, "bob").sendMessage({ channel: "team", text: "before" });
+        await first.waitFor(isText("before"));
+        // The client believes its connection dropped and comes back on node 2, with its token.
+        const second = open(1, "alice", { resumeToken, receivedEvents: BigInt(first.events.length), membershipEvents: true });
+        const connected = await second.connected;
+        assert.equal(connected.resumed, false);
+        assert.notEqual(connected.resumeToken, resumeToken);
+        assert.equal((await first.ended)?.code, Code.Aborted);
+        // Its groups are gone, as the fresh session says: bob saw it leave.
+        await bob.waitFor((e) => e.case === "memberLeft" && e.value.username === "alice");
+        const left = bob.events.find((e) => e.case === "memberLeft");
+        assert.equal(left?.case === "memberLeft" && left.value.reason, LeaveReason.DISCONNECTED);
+        await on(0, "bob").sendMessage({ channel: "alice", text: "after" });
+        await on(0, "bob").sendMessage({ channel: "alice", text: "marker" });
+        await second.waitFor(isText("marker"));
+        assert.deepEqual(
+          second.events.map((e) => (e.case === "message" ? e.value.text : e.case)),
+          ["after", "marker"],
+        );
+        assert.equal(first.events.filter(isText("after")).length, 0);
+      });
+    });
+  }
 });

@@ -5,6 +5,7 @@ import { Code } from "@connectrpc/connect";
 import { createChatClient } from "../../client/chat-client.js";
 import { openStream } from "../helpers/chat-stream.js";
 import { openStalledStream } from "../helpers/raw-grpc.js";
+import { redisTopologies, startRedisTopology } from "../helpers/redis-topology.js";
 import { startServerProcess } from "../helpers/server-process.js";
 import { startTestServer } from "../helpers/test-server.js";
 
@@ -80,6 +81,58 @@ describe("the server process", () => {
     );
     assert.doesNotMatch(main.stderr(), /secret/);
   });
+
+  it("says in one line that no seed of a Redis Cluster can be reached, and exits 2", async () => {
+    const seeds: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const closed = net.createServer();
+      await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+      // A server listening on a TCP port has an AddressInfo, not a pipe name.
+      seeds.push(`127.0.0.1:${(closed.address() as net.AddressInfo).port}`);
+      await new Promise((resolve) => closed.close(resolve));
+    }
+    const expected = new RegExp(`^chat-server: --redis-cluster \\(REDIS_CLUSTER\\) ${seeds.join(",").replaceAll(".", "\\.")}: cannot reach Redis \\(.+\\)\\n$`);
+    // The flag, and the environment variable alone, say the same.
+    for (const [args, env] of [
+      [["--redis-cluster", seeds.join(",")], {}],
+      [[], { REDIS_CLUSTER: seeds.join(",") }],
+    ] as const) {
+      const main = startMain(["--port", "0", "--no-web", ...args], env);
+      // One that started anyway (the variable unheard) must not outlive the test.
+      const exit = await Promise.race([main.exited, new Promise((resolve) => setTimeout(resolve, 10_000, "still running"))]);
+      main.child.kill("SIGKILL");
+      assert.deepEqual(exit, { code: 2, signal: null });
+      assert.match(main.stderr(), expected);
+    }
+  });
+
+  for (const kind of redisTopologies) {
+    it(`runs in cluster mode on ${kind} as its flags say, and stops on SIGTERM`, async () => {
+      const topology = await startRedisTopology(kind);
+      const main = startMain(["--port", "0", "--no-web", ...topology.args]);
+      try {
+        const port = await Promise.race([
+          main.listening,
+          main.exited.then((exit) => Promise.reject(new Error(`exited ${JSON.stringify(exit)}: ${main.stderr()}`))),
+        ]);
+        const alice = await openStream(createChatClient(`http://127.0.0.1:${port}`, "alice"), "alice");
+        // The process is a node of the cluster: another node on the same store sees alice online.
+        const other = await startTestServer(topology.settings);
+        try {
+          assert.equal(await other.server.backend.isOnline("alice"), true);
+        } finally {
+          await other.stop();
+        }
+        main.child.kill("SIGTERM");
+        assert.equal((await alice.ended)?.code, Code.Unavailable);
+        assert.deepEqual(await main.exited, { code: 0, signal: null });
+      } finally {
+        // Failed half-way, it must not outlive the test.
+        main.child.kill("SIGKILL");
+        await topology.kill();
+      }
+    });
+  }
 
   it("still says where it listens when its log is silent", async () => {
     const main = startMain(["--port", "0", "--web-port", "0", "--log-level", "silent"]);

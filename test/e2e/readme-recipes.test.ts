@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import * as net from "node:net";
 import { constants } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { after, describe, it } from "node:test";
@@ -145,6 +146,7 @@ const recipes = {
   token: runnable("docs/security.md", "Signed identities", "sh"),
   secured: runnable("docs/security.md", "A secured server and a client", "sh"),
   cluster: runnable("docs/cluster.md", "Three nodes on one machine", "sh"),
+  sharedPort: runnable("docs/cluster.md", "Several nodes on one machine", "sh"),
   staleWrite: runnable("docs/upstream.md", "1. Node.js 20", "ts"),
   longDeadline: runnable("docs/upstream.md", "4. Connect: a deadline longer", "js"),
   listeners: runnable("docs/upstream.md", "6. Node.js and Connect", "js"),
@@ -244,13 +246,16 @@ describe("the docs' recipes, as typed", { timeout: 240_000 }, () => {
   describe("the cluster", () => {
     let cluster: ChildProcessWithoutNullStreams | undefined;
     let clusterOutput = "";
-    after(async () => {
-      if (cluster?.exitCode === null) {
+    /** Stops the three nodes' recipe, its Redis and nodes with it, if it still runs. */
+    const stopCluster = async () => {
+      // A shell that a signal ended has a signalCode, and still no exitCode.
+      if (cluster !== undefined && cluster.exitCode === null && cluster.signalCode === null) {
         const exited = new Promise((resolve) => cluster!.once("exit", resolve));
         process.kill(-cluster.pid!, "SIGTERM");
         await exited;
       }
-    });
+    };
+    after(stopCluster);
 
     it("starts Redis and three nodes, and three clients chat across them", async () => {
       const lines = commands(recipes.cluster);
@@ -299,6 +304,64 @@ describe("the docs' recipes, as typed", { timeout: 240_000 }, () => {
       await alice.waitFor(/<bob> hi alice, from node 2$/);
       for (const client of [alice, bob, carol]) client.child.stdin.end();
       assert.deepEqual(await Promise.all([alice.exited, bob.exited, carol.exited]), [0, 0, 0]);
+    });
+
+    it("starts Redis and two nodes on one port with --reuse-port, each with its own metrics port, and two clients chat through it", async () => {
+      const lines = commands(recipes.sharedPort);
+      const background = lines.filter((line) => /&\s*(#.*)?$/.test(line));
+      const clients = lines.filter((line) => line.startsWith("npm run client"));
+      assert.equal(background.length, 3);
+      assert.equal(clients.length, 2);
+      const metricsPorts = background.flatMap((line) => [...(/--metrics-port (\d+)/.exec(line) ?? [])].slice(1).map(Number));
+      assert.deepEqual(metricsPorts, [9101, 9102]);
+      // The three nodes' recipe holds Redis's port and the defaults until its processes are gone.
+      await stopCluster();
+      for (const port of [6379, 50051, 8080, ...metricsPorts]) await eventually(() => refused(port), `port ${port} is still taken`, 15_000);
+      const shared = startGroup(`${background.join("\n")}\nwait`);
+      try {
+        // Each node answers on its own metrics port, ready once it listens.
+        for (const port of metricsPorts) {
+          await eventually(
+            async () => {
+              assert.equal(shared.child.exitCode, null, `the recipe's shell exited:\n${shared.output()}`);
+              return (
+                (await fetch(`http://127.0.0.1:${port}/readyz`).then(
+                  (r) => r.status,
+                  () => 0,
+                )) === 200
+              );
+            },
+            () => `the node with metrics on ${port} did not become ready:\n${shared.output()}`,
+            30_000,
+          );
+        }
+        // Two processes of the recipe listen on the one port and the one page.
+        const listening = (shared.output().match(/^\{.*"msg":"server listening".*\}$/gm) ?? []).map((line) => JSON.parse(line) as Record<string, unknown>);
+        assert.deepEqual(
+          listening.map(({ port, web }) => [port, web]),
+          [
+            [50051, "http://127.0.0.1:8080/"],
+            [50051, "http://127.0.0.1:8080/"],
+          ],
+        );
+        assert.equal(new Set(listening.map((entry) => entry.pid)).size, 2);
+        assert.match(shared.output(), /Ready to accept connections/);
+        assert.doesNotMatch(shared.output(), /already in use|EADDRINUSE/);
+        // Whichever node each client's connection reaches, they chat: the nodes share Redis.
+        const [aliceLine, bobLine] = clients as [string, string];
+        const bob = runLine(bobLine);
+        await bob.waitFor(/^\* connected as bob$/);
+        const alice = runLine(aliceLine);
+        await alice.waitFor(/^\* connected as alice$/);
+        alice.child.stdin.write("/send bob hi bob, on one port\n");
+        await bob.waitFor(/<alice> hi bob, on one port$/);
+        bob.child.stdin.write("/send alice hi alice\n");
+        await alice.waitFor(/<bob> hi alice$/);
+        for (const client of [alice, bob]) client.child.stdin.end();
+        assert.deepEqual(await Promise.all([alice.exited, bob.exited]), [0, 0]);
+      } finally {
+        await shared.stop("SIGTERM");
+      }
     });
   });
 
@@ -496,6 +559,18 @@ function runLine(line: string, options: { detached?: boolean } = {}) {
       return matching()[atLeast - 1]!;
     },
   };
+}
+
+/** Whether nothing listens on a loopback port: a connection to it is refused. */
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code === "ECONNREFUSED"));
+  });
 }
 
 /**

@@ -14,6 +14,7 @@ import { createChatClient } from "../../client/chat-client.js";
 import { ListChannelsResponseSchema } from "../../gen/chat/v1/chat_pb.js";
 import { openStream } from "../helpers/chat-stream.js";
 import { rawH2Call } from "../helpers/raw-h2-call.js";
+import { redisTopologies } from "../helpers/redis-topology.js";
 import { startTestCluster, type TestCluster } from "../helpers/test-cluster.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
@@ -250,25 +251,34 @@ describe("signed identities with a JWKS URL", () => {
   });
 });
 
-describe("signed identities in cluster mode", { timeout: 60_000 }, () => {
-  let cluster: TestCluster | undefined;
-  after(() => cluster?.stop());
+describe("signed identities in cluster mode", () => {
+  for (const kind of redisTopologies) {
+    // A time limit per topology, so that one run does not eat into the other's.
+    describe(kind, { timeout: 60_000 }, () => {
+      let cluster: TestCluster | undefined;
+      after(() => cluster?.stop());
 
-  it("verifies tokens on every node on its own, and users on different nodes chat", async () => {
-    cluster = await startTestCluster(2, { jwtSecret: secret });
-    const { nodes } = cluster;
-    const kim = createChatClient(nodes[0]!.baseUrl, "kim", { token: await token("kim") });
-    const lee = createChatClient(nodes[1]!.baseUrl, "lee", { token: await token("lee") });
-    const kimStream = await openStream(kim, "kim");
-    const leeStream = await openStream(lee, "lee");
-    await kim.sendMessage({ channel: "lee", text: "across nodes, signed" });
-    assert.equal((await leeStream.waitForMessages(1))[0]?.text, "across nodes, signed");
-    // A token is checked where the call lands: a forged one fails on either node.
-    const forged = await token("lee", {}, new TextEncoder().encode("not-the-secret-but-32-bytes-long!!"));
-    await refused(createChatClient(nodes[0]!.baseUrl, "lee", { token: forged }).sendMessage({ channel: "kim", text: "x" }), Code.Unauthenticated, /signature/);
-    kimStream.cancel();
-    leeStream.cancel();
-  });
+      it("verifies tokens on every node on its own, and users on different nodes chat", async () => {
+        cluster = await startTestCluster(kind, 2, { jwtSecret: secret });
+        const { nodes } = cluster;
+        const kim = createChatClient(nodes[0]!.baseUrl, "kim", { token: await token("kim") });
+        const lee = createChatClient(nodes[1]!.baseUrl, "lee", { token: await token("lee") });
+        const kimStream = await openStream(kim, "kim");
+        const leeStream = await openStream(lee, "lee");
+        await kim.sendMessage({ channel: "lee", text: "across nodes, signed" });
+        assert.equal((await leeStream.waitForMessages(1))[0]?.text, "across nodes, signed");
+        // A token is checked where the call lands: a forged one fails on either node.
+        const forged = await token("lee", {}, new TextEncoder().encode("not-the-secret-but-32-bytes-long!!"));
+        await refused(
+          createChatClient(nodes[0]!.baseUrl, "lee", { token: forged }).sendMessage({ channel: "kim", text: "x" }),
+          Code.Unauthenticated,
+          /signature/,
+        );
+        kimStream.cancel();
+        leeStream.cancel();
+      });
+    });
+  }
 });
 
 describe("the chat page with signed identities", { timeout: 60_000 }, () => {

@@ -16,6 +16,7 @@ import { defaultConfig } from "../../server/ops/server-settings.js";
 import { openStream } from "../helpers/chat-stream.js";
 import { eventually } from "../helpers/eventually.js";
 import { as, loadGrpcJsService, serverStream, unary } from "../helpers/grpc-js-client.js";
+import { redisTopologies } from "../helpers/redis-topology.js";
 import { createTestCa, type TestCa } from "../helpers/test-ca.js";
 import { startTestCluster, type TestCluster } from "../helpers/test-cluster.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
@@ -203,27 +204,32 @@ describe("the chat page over TLS in Chromium", { timeout: 90_000 }, () => {
   });
 });
 
-describe("TLS in cluster mode", { timeout: 60_000 }, () => {
-  let ca: TestCa | undefined;
-  let cluster: TestCluster | undefined;
-  after(async () => {
-    await cluster?.stop();
-    ca?.remove();
-  });
+describe("TLS in cluster mode", () => {
+  for (const kind of redisTopologies) {
+    // A time limit per topology, so that one run does not eat into the other's.
+    describe(kind, { timeout: 60_000 }, () => {
+      let ca: TestCa | undefined;
+      let cluster: TestCluster | undefined;
+      after(async () => {
+        await cluster?.stop();
+        ca?.remove();
+      });
 
-  it("serves TLS on every node, and users on different nodes chat", async () => {
-    ca = createTestCa();
-    cluster = await startTestCluster(2, { tlsCert: ca.certFile, tlsKey: ca.keyFile });
-    const { nodes } = cluster;
-    const nia = createChatClient(nodes[0]!.baseUrl, "nia", { ca: ca.ca });
-    const oli = createChatClient(nodes[1]!.baseUrl, "oli", { ca: ca.ca });
-    const niaStream = await openStream(nia, "nia");
-    const oliStream = await openStream(oli, "oli");
-    await nia.sendMessage({ channel: "oli", text: "TLS on both nodes" });
-    assert.equal((await oliStream.waitForMessages(1))[0]?.text, "TLS on both nodes");
-    niaStream.cancel();
-    oliStream.cancel();
-  });
+      it("serves TLS on every node, and users on different nodes chat", async () => {
+        ca = createTestCa();
+        cluster = await startTestCluster(kind, 2, { tlsCert: ca.certFile, tlsKey: ca.keyFile });
+        const { nodes } = cluster;
+        const nia = createChatClient(nodes[0]!.baseUrl, "nia", { ca: ca.ca });
+        const oli = createChatClient(nodes[1]!.baseUrl, "oli", { ca: ca.ca });
+        const niaStream = await openStream(nia, "nia");
+        const oliStream = await openStream(oli, "oli");
+        await nia.sendMessage({ channel: "oli", text: "TLS on both nodes" });
+        assert.equal((await oliStream.waitForMessages(1))[0]?.text, "TLS on both nodes");
+        niaStream.cancel();
+        oliStream.cancel();
+      });
+    });
+  }
 });
 
 describe("signed identities over TLS", { timeout: 60_000 }, () => {

@@ -63,6 +63,23 @@ describe("configuration", () => {
     assert.equal(config.sweepMs, 2000);
   });
 
+  it("shares the ports with --reuse-port, or REUSE_PORT true or 1, and not by default", () => {
+    assert.equal(defaultConfig.reusePort, false);
+    assert.equal(parseConfig([], {}).reusePort, false);
+    assert.equal(parseConfig(["--reuse-port"], {}).reusePort, true);
+    for (const [value, on] of [
+      ["true", true],
+      ["1", true],
+      ["false", false],
+      ["0", false],
+    ] as const) {
+      assert.equal(parseConfig([], { REUSE_PORT: value }).reusePort, on, value);
+    }
+    // The flag is given, so it wins over the variable.
+    assert.equal(parseConfig(["--reuse-port"], { REUSE_PORT: "0" }).reusePort, true);
+    assert.throws(() => parseConfig([], { REUSE_PORT: "yes" }), /^ConfigError: environment variable REUSE_PORT: expected true, false, 1 or 0, got "yes"$/);
+  });
+
   it("gives help as a ConfigError whose message is the usage text", () => {
     assert.throws(() => parseConfig(["--help"], {}), /^ConfigError: Usage: chat-server \[options\]/);
   });

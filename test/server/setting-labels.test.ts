@@ -71,12 +71,22 @@ describe("labels of settings in error messages", () => {
       } catch {
         rejecting++;
       }
+      assert.ok(messageOf(() => parseConfig([], { [setting.env]: "!x" })).startsWith(`environment variable ${setting.env}: `), key);
+      if (!setting.flag.includes(" <")) {
+        // A flag that takes no value turns its setting on; the text after it is an argument too many.
+        assert.equal(parseConfig([setting.flag], {})[key], true, key);
+        assert.match(
+          messageOf(() => parseConfig([setting.flag, "!x"], {})),
+          /^too many arguments/,
+          key,
+        );
+        continue;
+      }
       assert.match(
         messageOf(() => parseConfig([tableFlag(key), "!x"], {})),
         new RegExp(`^option '${setting.flag}' argument '!x' is invalid\\.`),
         key,
       );
-      assert.ok(messageOf(() => parseConfig([], { [setting.env]: "!x" })).startsWith(`environment variable ${setting.env}: `), key);
     }
     assert.ok(rejecting > 30, `only ${rejecting} settings reject "!x"`);
   });
@@ -134,6 +144,12 @@ describe("labels of settings in error messages", () => {
         const message = await rejectionOf(listenOn(net.createServer(), port, "127.0.0.1", key));
         assert.equal(message, `${tableLabel(key)} ${port}: 127.0.0.1:${port} is already in use`);
       }
+      // Shared, the port is refused only by a holder that does not share it, which the message says.
+      const shared = await rejectionOf(listenOn(net.createServer(), port, "127.0.0.1", "port", { reusePort: true }));
+      assert.equal(
+        shared,
+        `${tableLabel("port")} ${port}: 127.0.0.1:${port} is already in use by a process without ${tableFlag("reusePort")}, or of another user`,
+      );
       const host = await rejectionOf(listenOn(net.createServer(), 0, "no-such-host.invalid", "port"));
       assert.ok(host.startsWith(`${tableLabel("host")} no-such-host.invalid: `), host);
     } finally {
