@@ -124,19 +124,27 @@ async function launchClusterMaster(dir: string, options: TopologyOptions, ports?
   return { port, busPort, child };
 }
 
-/** Waits until every master says the cluster is up (all slots served), at most 10 s. */
+/**
+ * Waits until every master says the cluster is up (all slots served), at
+ * most 10 s. A master that does not answer yet (another one restarting at
+ * the same time) is asked again until then.
+ */
 async function clusterReady(ports: readonly number[]): Promise<void> {
   const deadline = Date.now() + 10_000;
   for (const port of ports) {
-    const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 1 });
-    try {
-      await client.connect();
-      while (!/cluster_state:ok/.test(await client.cluster("INFO"))) {
-        if (Date.now() > deadline) throw new Error(`the Redis Cluster on port ${port} is not up after 10 s`);
-        await new Promise((r) => setTimeout(r, 100));
+    for (let last = ""; !/cluster_state:ok/.test(last); await new Promise((r) => setTimeout(r, 100))) {
+      if (Date.now() > deadline) throw new Error(`the Redis Cluster on port ${port} is not up after 10 s: ${last.split("\n")[0]}`);
+      const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      // A refused connection is an answer here (not up yet), not an error of the process.
+      client.on("error", () => undefined);
+      try {
+        await client.connect();
+        last = await client.cluster("INFO");
+      } catch (error) {
+        last = String(error);
+      } finally {
+        client.disconnect();
       }
-    } finally {
-      client.disconnect();
     }
   }
 }
