@@ -13,6 +13,7 @@ export type TopologyKind = (typeof topologyKinds)[number];
 /** One Redis master the benchmark watches: where it listens and which process to read /proc of. */
 export interface RedisMaster {
   readonly port: number;
+  /** The running process's id: a restarted master has a new one. */
   readonly pid: number;
 }
 
@@ -23,6 +24,15 @@ export interface RedisTopology {
   readonly masters: readonly RedisMaster[];
   /** The flags that point a chat node at it. */
   readonly serverArgs: readonly string[];
+  /** Kills one master (SIGKILL): its connections drop at once; it stays down until startMaster(). */
+  killMaster(index: number): Promise<void>;
+  /**
+   * Starts a killed master again on its port, empty (nothing is persisted).
+   * A cluster master keeps its nodes.conf, so it comes back as the same node
+   * with the same slots; this resolves once every master says the cluster
+   * is up again (at most 10 s).
+   */
+  startMaster(index: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -35,16 +45,37 @@ const clusterMasters = 3;
  * Redis Cluster of three masters and no replicas made the way the cluster
  * tests make theirs (`redis-cli --cluster create`).
  */
-export function startRedisTopology(kind: TopologyKind): Promise<RedisTopology> {
-  return kind === "redis" ? startSingle() : startCluster();
+export function startRedisTopology(kind: TopologyKind, options: TopologyOptions = {}): Promise<RedisTopology> {
+  return kind === "redis" ? startSingle() : startCluster(options);
+}
+
+/** Settings of {@link startRedisTopology} that a Redis Cluster takes. */
+export interface TopologyOptions {
+  /**
+   * The masters' cluster-node-timeout: how long a master may not answer
+   * before the others mark it failed and, with no replica to take its slots
+   * (cluster-require-full-coverage), the cluster refuses every command.
+   * Redis's default, 15 s, when not given.
+   */
+  clusterNodeTimeoutMs?: number;
 }
 
 async function startSingle(): Promise<RedisTopology> {
   const redis = await startRedis();
   return {
     kind: "redis",
-    masters: [{ port: redis.port, pid: redis.pid }],
+    masters: [
+      {
+        port: redis.port,
+        get pid() {
+          return redis.pid;
+        },
+      },
+    ],
     serverArgs: ["--redis", redis.url],
+    killMaster: () => redis.kill(),
+    // restart() starts the server again on its port, once it is down.
+    startMaster: () => redis.restart(),
     stop: () => redis.kill(),
   };
 }
@@ -58,15 +89,26 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts one cluster-enabled redis-server; its bus port is chosen too, as port + 10000 may not exist. */
-async function launchClusterMaster(dir: string): Promise<{ port: number; child: ChildProcess }> {
-  const [port, busPort] = [await freePort(), await freePort()];
+/** The ports of one cluster master: its clients', and its cluster bus's. */
+interface MasterPorts {
+  port: number;
+  busPort: number;
+}
+
+/**
+ * Starts one cluster-enabled redis-server; its bus port is chosen too, as
+ * port + 10000 may not exist. Given the ports of a master started before,
+ * it starts that master again, from the nodes.conf it left in dir.
+ */
+async function launchClusterMaster(dir: string, options: TopologyOptions, ports?: MasterPorts): Promise<MasterPorts & { child: ChildProcess }> {
+  const { port, busPort } = ports ?? { port: await freePort(), busPort: await freePort() };
   const child = spawn(
     "redis-server",
     [
       ...["--port", String(port), "--cluster-port", String(busPort), "--bind", "127.0.0.1"],
       ...["--save", "", "--appendonly", "no", "--dir", dir],
       ...["--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`],
+      ...(options.clusterNodeTimeoutMs === undefined ? [] : ["--cluster-node-timeout", String(options.clusterNodeTimeoutMs)]),
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -79,46 +121,59 @@ async function launchClusterMaster(dir: string): Promise<{ port: number; child: 
     child.once("error", reject);
     child.once("exit", (code) => reject(new Error(`redis-server --cluster-enabled exited with ${code}: ${out}`)));
   });
-  return { port, child };
+  return { port, busPort, child };
 }
 
-/** Waits until every master says the cluster is up (all slots served), at most 10 s. */
+/**
+ * Waits until every master says the cluster is up (all slots served), at
+ * most 10 s. A master that does not answer yet (another one restarting at
+ * the same time) is asked again until then.
+ */
 async function clusterReady(ports: readonly number[]): Promise<void> {
   const deadline = Date.now() + 10_000;
   for (const port of ports) {
-    const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 1 });
-    try {
-      await client.connect();
-      while (!/cluster_state:ok/.test(await client.cluster("INFO"))) {
-        if (Date.now() > deadline) throw new Error(`the Redis Cluster on port ${port} is not up after 10 s`);
-        await new Promise((r) => setTimeout(r, 100));
+    for (let last = ""; !/cluster_state:ok/.test(last); await new Promise((r) => setTimeout(r, 100))) {
+      if (Date.now() > deadline) throw new Error(`the Redis Cluster on port ${port} is not up after 10 s: ${last.split("\n")[0]}`);
+      const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      // A refused connection is an answer here (not up yet), not an error of the process.
+      client.on("error", () => undefined);
+      try {
+        await client.connect();
+        last = await client.cluster("INFO");
+      } catch (error) {
+        last = String(error);
+      } finally {
+        client.disconnect();
       }
-    } finally {
-      client.disconnect();
     }
   }
 }
 
-async function startCluster(): Promise<RedisTopology> {
+async function startCluster(options: TopologyOptions): Promise<RedisTopology> {
   const dir = mkdtempSync(join(tmpdir(), "bench-redis-cluster-"));
-  const launched: ChildProcess[] = [];
+  /** Each master's ports and its running process, in launch order. */
+  const launched: (MasterPorts & { child: ChildProcess })[] = [];
+  const kill = async (child: ChildProcess) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGKILL");
+    await exited;
+  };
   const stop = async () => {
-    await Promise.all(
-      launched.map(async (child) => {
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        const exited = new Promise((resolve) => child.once("exit", resolve));
-        child.kill("SIGKILL");
-        await exited;
-      }),
-    );
+    await Promise.all(launched.map(({ child }) => kill(child)));
     rmSync(dir, { recursive: true, force: true });
   };
   try {
     const masters: RedisMaster[] = [];
     for (let i = 0; i < clusterMasters; i++) {
-      const { port, child } = await launchClusterMaster(dir);
-      launched.push(child);
-      masters.push({ port, pid: child.pid! });
+      const master = await launchClusterMaster(dir, options);
+      launched.push(master);
+      masters.push({
+        port: master.port,
+        get pid() {
+          return master.child.pid!;
+        },
+      });
     }
     const addresses = masters.map((m) => `127.0.0.1:${m.port}`);
     await new Promise<void>((resolve, reject) =>
@@ -127,7 +182,14 @@ async function startCluster(): Promise<RedisTopology> {
       ),
     );
     await clusterReady(masters.map((m) => m.port));
-    return { kind: "redis-cluster", masters, serverArgs: ["--redis-cluster", addresses.join(",")], stop };
+    // The caller names one of the masters listed.
+    const killMaster = (index: number) => kill(launched[index]!.child);
+    const startMaster = async (index: number) => {
+      const master = launched[index]!;
+      master.child = (await launchClusterMaster(dir, options, master)).child;
+      await clusterReady(masters.map((m) => m.port));
+    };
+    return { kind: "redis-cluster", masters, serverArgs: ["--redis-cluster", addresses.join(",")], killMaster, startMaster, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -4,8 +4,8 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { listeningPort } from "../../test/helpers/listening-port.js";
-import { startRedis, type TestRedis } from "../../test/helpers/redis-server.js";
 import { startTcpProxy, type TcpProxy } from "../../test/helpers/tcp-proxy.js";
+import { type RedisTopology, startRedisTopology, type TopologyKind } from "../redis-topology.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const serverBundle = join(root, "dist", "server", "main.js");
@@ -23,8 +23,12 @@ export interface ChaosNode {
   readonly index: number;
   /** The URL clients use: the client-side proxy, which outlives restarts of the node. */
   readonly url: string;
-  /** The proxy between this node and Redis. */
-  readonly redisProxy: TcpProxy;
+  /**
+   * The proxy between this node and Redis; none on a Redis Cluster, whose
+   * client connects to the addresses the masters announce, not to one it
+   * was given.
+   */
+  readonly redisProxy: TcpProxy | undefined;
   /** The proxy between this node and its clients. */
   readonly clientProxy: TcpProxy;
   /** The running process's id. */
@@ -39,7 +43,7 @@ export interface ChaosNode {
 
 /** Redis and the nodes of one run. */
 export interface ChaosCluster {
-  readonly redis: TestRedis;
+  readonly redis: RedisTopology;
   readonly nodes: ChaosNode[];
   stop(): Promise<void>;
 }
@@ -50,23 +54,35 @@ export function buildServer(): void {
 }
 
 /**
- * Starts a real redis-server and that many real node processes in cluster
- * mode, each reaching Redis through a fault proxy and reached by its
- * clients through another; each node's log goes to node-<i>.log in logDir.
+ * The masters' cluster-node-timeout on a Redis Cluster: a master killed for
+ * longer (up to 3 s, by the nemesis) is marked failed, and the cluster
+ * refuses every command until it is back, as it would in production after
+ * Redis's default of 15 s; a shorter timeout brings that within a fault.
  */
-export async function startChaosCluster(count: number, settings: NodeSettings, logDir: string): Promise<ChaosCluster> {
-  const redis = await startRedis();
+const clusterNodeTimeoutMs = 1000;
+
+/**
+ * Starts Redis (one redis-server, or a Redis Cluster of three masters, as
+ * bench/redis-topology.ts makes them) and that many real node processes in
+ * cluster mode, reached by their clients through a fault proxy each; on one
+ * Redis each node reaches it through a fault proxy too. Each node's log
+ * goes to node-<i>.log in logDir.
+ */
+export async function startChaosCluster(topology: TopologyKind, count: number, settings: NodeSettings, logDir: string): Promise<ChaosCluster> {
+  const redis = await startRedisTopology(topology, { clusterNodeTimeoutMs });
   process.once("exit", () => {
-    try {
-      process.kill(redis.pid, "SIGKILL");
-    } catch {
-      // Already gone: stopped with the cluster.
+    for (const master of redis.masters) {
+      try {
+        process.kill(master.pid, "SIGKILL");
+      } catch {
+        // Already gone: stopped with the cluster.
+      }
     }
   });
   const nodes: ChaosNode[] = [];
   const logs: WriteStream[] = [];
   for (let index = 0; index < count; index++) {
-    const redisProxy = await startTcpProxy(redis.port);
+    const redisProxy = redis.kind === "redis" ? await startTcpProxy(redis.masters[0]!.port) : undefined;
     const log = createWriteStream(join(logDir, `node-${index}.log`));
     logs.push(log);
     let child: ChildProcess | undefined;
@@ -75,8 +91,7 @@ export async function startChaosCluster(count: number, settings: NodeSettings, l
       const args = [
         "--enable-source-maps",
         serverBundle,
-        "--redis",
-        `redis://127.0.0.1:${redisProxy.port}`,
+        ...(redisProxy === undefined ? redis.serverArgs : ["--redis", `redis://127.0.0.1:${redisProxy.port}`]),
         "--port",
         String(port),
         "--no-web",
@@ -161,10 +176,10 @@ export async function startChaosCluster(count: number, settings: NodeSettings, l
       for (const node of nodes) {
         node.resume();
         await node.kill();
-        await node.redisProxy.close();
+        await node.redisProxy?.close();
         await node.clientProxy.close();
       }
-      await redis.kill();
+      await redis.stop();
       for (const log of logs) log.end();
     },
   };

@@ -151,7 +151,10 @@ export function checkHistory(history: readonly HistoryEntry[]): CheckResult {
         add("membership", `${s.id} received "${e.text}" in ${e.channel} without its own MemberJoined before it`, [send, e]);
         continue;
       }
-      const join = s.calls.filter((c) => (c.op === "join" || c.op === "create") && c.target === e.channel && c.start <= joined.t).at(-1);
+      // The join that made it a member: a join the server refused (ALREADY_EXISTS after a timed-out one that went through) made nothing.
+      const join = s.calls
+        .filter((c) => (c.op === "join" || c.op === "create") && c.target === e.channel && c.start <= joined.t && !c.outcome.startsWith("error:"))
+        .at(-1);
       if (join !== undefined && send.outcome === "ok" && send.end < join.start) {
         add("membership", `${s.id} received "${e.text}" in ${e.channel}, acknowledged before its join began`, [send, join, joined, e]);
       }

@@ -1,10 +1,11 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
+import { type TopologyKind, topologyKinds } from "../redis-topology.js";
 import { buildServer } from "./chaos-cluster.js";
 import { checkHistory } from "./check-history.js";
 import type { HistoryEntry } from "./history.js";
-import { type FaultKind, faultKinds } from "./nemesis.js";
+import { type FaultKind, faultKinds, faultKindsOn } from "./nemesis.js";
 import { renderReport } from "./render-report.js";
 import { defaultChaosOptions, runChaos } from "./run-chaos.js";
 
@@ -13,8 +14,15 @@ const integer = (value: string) => {
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("not a whole number");
   return n;
 };
-const kinds = (value: string): FaultKind[] => {
-  const list = value === "all" ? [...faultKinds] : value === "none" ? [] : value.split(",");
+const topology = (value: string): TopologyKind => {
+  // Widened to look up any string: includes() on the literal list takes only its own kinds.
+  if (!(topologyKinds as readonly string[]).includes(value)) throw new InvalidArgumentError(`one of ${topologyKinds.join(", ")}`);
+  return value as TopologyKind; // Just checked against the list.
+};
+/** The kinds named; "all" is resolved against the topology once both options are read. */
+const kinds = (value: string): FaultKind[] | "all" => {
+  if (value === "all") return "all";
+  const list = value === "none" ? [] : value.split(",");
   // Widened to look up any string: includes() on the literal list takes only its own kinds.
   for (const kind of list)
     if (!(faultKinds as readonly string[]).includes(kind)) throw new InvalidArgumentError(`no fault "${kind}"; one of ${faultKinds.join(", ")}`);
@@ -27,7 +35,8 @@ const program = new Command("chaos")
   .option("--nodes <n>", "node processes", integer, defaultChaosOptions.nodes)
   .option("--clients <n>", "simulated users (one in three resumes)", integer, defaultChaosOptions.clients)
   .option("--seed <n>", "seed of every random choice", integer, defaultChaosOptions.seed)
-  .option("--faults <list>", `faults to inject, comma-separated, or all, or none: ${faultKinds.join(", ")}`, kinds, [...faultKinds])
+  .option("--topology <kind>", `the Redis the nodes share: ${topologyKinds.join(" or ")}`, topology, defaultChaosOptions.topology)
+  .option("--faults <list>", `faults to inject, comma-separated, or all (those the topology can take), or none: ${faultKinds.join(", ")}`, kinds, "all")
   .option("--lanes <n>", "faults under way at once, at most", integer, defaultChaosOptions.lanes)
   .option("--out <dir>", "where the history and the nodes' logs go", "chaos-out")
   .option("--replay <dir>", "rerun the seed and options recorded in <dir>/history.jsonl")
@@ -38,7 +47,8 @@ const program = new Command("chaos")
       nodes: number;
       clients: number;
       seed: number;
-      faults: FaultKind[];
+      topology: TopologyKind;
+      faults: FaultKind[] | "all";
       lanes: number;
       out: string;
       replay?: string;
@@ -58,9 +68,15 @@ const program = new Command("chaos")
           opts.clients = Number(settings.clients);
           opts.faults = kinds(String(settings.faults) || "none");
           opts.lanes = Number(settings.lanes ?? opts.lanes);
+          // A history from before there was a choice ran on one Redis.
+          opts.topology = topology(String(settings.topology ?? "redis"));
         }
+        const possible = faultKindsOn(opts.topology);
+        const faults = opts.faults === "all" ? [...possible] : opts.faults;
+        const impossible = faults.filter((kind) => !possible.includes(kind));
+        if (impossible.length > 0) program.error(`error: ${impossible.join(", ")} cannot act on --topology ${opts.topology} (docs/chaos.md)`);
         buildServer();
-        history = await runChaos({ ...defaultChaosOptions, ...opts, durationMs: opts.duration * 1000, outDir: opts.out });
+        history = await runChaos({ ...defaultChaosOptions, ...opts, faults, durationMs: opts.duration * 1000, outDir: opts.out });
       }
       const result = checkHistory(history);
       const report = renderReport(history, result);

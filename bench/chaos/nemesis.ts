@@ -1,5 +1,6 @@
 import { Redis } from "ioredis";
 import { createChatClient } from "../../client/chat-client.js";
+import type { TopologyKind } from "../redis-topology.js";
 import type { ChaosCluster } from "./chaos-cluster.js";
 import type { HistoryRecorder } from "./history.js";
 import type { SeededRandom } from "./seeded-random.js";
@@ -11,6 +12,17 @@ export const faultKinds = ["pause", "kill", "redis-restart", "pubsub-kill", "red
 
 /** One kind of fault. */
 export type FaultKind = (typeof faultKinds)[number];
+
+/**
+ * The kinds of fault a topology can take. On a Redis Cluster, `redis-delay`
+ * and `redis-cut` have no place to act: they work through a proxy on a
+ * node's one path to Redis, and a node's Redis Cluster client connects to
+ * the addresses the masters announce (CLUSTER SLOTS), not to one it was
+ * given, so that no proxy of a node's own stands in its way.
+ */
+export function faultKindsOn(topology: TopologyKind): readonly FaultKind[] {
+  return topology === "redis" ? faultKinds : faultKinds.filter((kind) => kind !== "redis-delay" && kind !== "redis-cut");
+}
 
 /** What the nemesis needs. */
 export interface NemesisOptions {
@@ -32,7 +44,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * signal aborts; then heals whatever is still broken. Each lane injects one
  * fault at a time; the first faults go through every kind once, in a
  * shuffled order, so that a short run sees each kind. Two faults never
- * hold one node, or Redis, at once, so that each ends as it meant to.
+ * hold one node, or one Redis master, at once, so that each ends as it
+ * meant to. On a Redis Cluster the faults on Redis act on one master.
  */
 export async function runNemesis(options: NemesisOptions, signal: AbortSignal): Promise<void> {
   const { cluster, history, random } = options;
@@ -52,6 +65,9 @@ export async function runNemesis(options: NemesisOptions, signal: AbortSignal): 
   };
   const nodeTargets = () => cluster.nodes.map((n) => `node-${n.index}`);
   const nodeOf = (target: string) => cluster.nodes[Number(target.slice("node-".length))]!; // Targets are made from the nodes' indices.
+  // One Redis keeps the name it had before there were clusters, so that old histories read the same.
+  const redisTargets = () => (cluster.redis.kind === "redis" ? ["redis"] : cluster.redis.masters.map((_, i) => `redis-${i}`));
+  const masterOf = (target: string) => (target === "redis" ? 0 : Number(target.slice("redis-".length))); // Made by redisTargets().
 
   async function inject(kind: FaultKind): Promise<boolean> {
     const start = history.now();
@@ -61,7 +77,7 @@ export async function runNemesis(options: NemesisOptions, signal: AbortSignal): 
     const withUsers = nodeTargets().filter((t) => options.clients.some((c) => `node-${c.liveNode()}` === t));
     const targetOf =
       kind === "redis-restart" || kind === "pubsub-kill"
-        ? ["redis"]
+        ? redisTargets()
         : kind === "connect-flood" || kind === "slow-reader"
           ? ["clients"]
           : kind === "pause" && withUsers.length > 0
@@ -101,12 +117,25 @@ export async function runNemesis(options: NemesisOptions, signal: AbortSignal): 
           await node.start();
           break;
         }
-        case "redis-restart":
-          detail = "redis-server killed and started again, empty";
-          await cluster.redis.restart();
+        case "redis-restart": {
+          const master = masterOf(target);
+          if (cluster.redis.kind === "redis") {
+            detail = "redis-server killed and started again, empty";
+            await cluster.redis.killMaster(master);
+            await cluster.redis.startMaster(master);
+            break;
+          }
+          // Down past the masters' node timeout, the master is marked failed and the whole cluster refuses commands.
+          const ms = random.int(200, 3000);
+          detail = `the master killed, started again after ${ms} ms, empty, as the same cluster node with its slots (its nodes.conf kept)`;
+          await cluster.redis.killMaster(master);
+          await sleep(ms);
+          await cluster.redis.startMaster(master);
           break;
+        }
         case "pubsub-kill": {
-          const admin = new Redis(cluster.redis.url, { maxRetriesPerRequest: 1, lazyConnect: true });
+          const port = cluster.redis.masters[masterOf(target)]!.port; // masterOf() names one of the masters.
+          const admin = new Redis({ host: "127.0.0.1", port, maxRetriesPerRequest: 1, lazyConnect: true });
           try {
             await admin.connect();
             detail = `CLIENT KILL TYPE pubsub: ${await admin.client("KILL", "TYPE", "pubsub")} killed`;
@@ -117,6 +146,7 @@ export async function runNemesis(options: NemesisOptions, signal: AbortSignal): 
         }
         case "redis-delay": {
           const node = nodeOf(target);
+          if (node.redisProxy === undefined) throw new Error("redis-delay needs a proxy between the node and Redis: not on a Redis Cluster");
           const delay = random.int(100, 600);
           const ms = random.int(1500, 4000);
           detail = `${delay} ms each way between the node and Redis, for ${ms} ms`;
@@ -127,6 +157,7 @@ export async function runNemesis(options: NemesisOptions, signal: AbortSignal): 
         }
         case "redis-cut": {
           const node = nodeOf(target);
+          if (node.redisProxy === undefined) throw new Error("redis-cut needs a proxy between the node and Redis: not on a Redis Cluster");
           const ms = random.int(500, 2500);
           detail = `the node's Redis connections reset and refused for ${ms} ms`;
           node.redisProxy.cut();

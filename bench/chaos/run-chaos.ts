@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { createChatClient } from "../../client/chat-client.js";
+import type { TopologyKind } from "../redis-topology.js";
 import { startChaosCluster } from "./chaos-cluster.js";
 import { createHistoryRecorder, type HistoryEntry, type HistoryRecorder, type Outcome } from "./history.js";
 import { type FaultKind, runNemesis } from "./nemesis.js";
@@ -10,6 +11,8 @@ import { createWorkloadClient, outcomeOf } from "./workload-client.js";
 /** What one run does. */
 export interface ChaosOptions {
   seed: number;
+  /** One Redis, or a Redis Cluster of three masters. */
+  topology: TopologyKind;
   /** How long the nemesis injects faults. */
   durationMs: number;
   nodes: number;
@@ -31,6 +34,7 @@ export interface ChaosOptions {
 /** The defaults of `npm run chaos`: about two minutes. */
 export const defaultChaosOptions = {
   seed: 1,
+  topology: "redis",
   durationMs: 90_000,
   nodes: 3,
   clients: 12,
@@ -55,6 +59,7 @@ export async function runChaos(options: ChaosOptions): Promise<readonly HistoryE
   const history = createHistoryRecorder(join(options.outDir, "history.jsonl"));
   const random = createSeededRandom(options.seed);
   const cluster = await startChaosCluster(
+    options.topology,
     options.nodes,
     { leaseMs: options.leaseMs, sweepMs: options.sweepMs, resumeGraceMs: options.resumeGraceMs, queueLimit: 64 },
     options.outDir,
@@ -84,6 +89,7 @@ export async function runChaos(options: ChaosOptions): Promise<readonly HistoryE
       t: history.now(),
       settings: {
         seed: options.seed,
+        topology: options.topology,
         durationMs: options.durationMs,
         nodes: options.nodes,
         clients: options.clients,

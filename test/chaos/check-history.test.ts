@@ -101,6 +101,36 @@ describe("the chaos checker", () => {
     assert.deepEqual(checksFailed([start, ...member("alice", 0, [[31, "alice", "alice 0"], ...both]), early, ...sends]), ["membership"]);
   });
 
+  it("dates a membership from the join that made it, not from a retry the server refused", () => {
+    // bob's join times out (it went through, slowly), his retry is refused as already done, and his MemberJoined comes after both began.
+    const slowJoin = (firstJoinStart: number): HistoryEntry[] =>
+      member("bob", 1, [[55, "alice", "alice 0"], ...both]).flatMap((e): HistoryEntry[] =>
+        e.type === "call" && e.op === "join"
+          ? [
+              { ...e, start: firstJoinStart, end: firstJoinStart + 30, outcome: "unknown" },
+              { ...e, start: 40, end: 60, outcome: "error:AlreadyExists" },
+            ]
+          : e.type === "event" && e.kind === "member-joined"
+            ? [{ ...e, t: 50 }]
+            : [e],
+      );
+    const acknowledgedAt35: HistoryEntry = {
+      type: "call",
+      client: "alice",
+      session: "alice/1",
+      op: "send",
+      target: "g0",
+      text: "alice 0",
+      start: 33,
+      end: 35,
+      outcome: "ok",
+    };
+    const alice = member("alice", 0, [[34, "alice", "alice 0"], ...both]);
+    assert.deepEqual(checksFailed([start, ...alice, ...slowJoin(20), acknowledgedAt35, ...sends]), []);
+    // Had the first join begun after the send was acknowledged, bob could not have been a member when it was sent.
+    assert.deepEqual(checksFailed([start, ...alice, ...slowJoin(36), acknowledgedAt35, ...sends]), ["membership"]);
+  });
+
   it("reports a stream that a node paused past its lease kept open, and a node that served no new session after the faults", () => {
     const pause: HistoryEntry = { type: "fault", kind: "pause", target: "node-1", start: 1000, end: 4000 };
     assert.deepEqual(checksFailed([start, ...member("alice", 0, both), ...member("bob", 1, both), ...sends, pause]), ["paused-node"]);
