@@ -61,6 +61,12 @@ interface Bounds {
   leaseMs: number;
   deliveryMs: number;
   livenessMs: number;
+  /**
+   * Whether loss is judged channel by channel: on a Redis Cluster each
+   * master's channels reach a node on a connection of their own, so there
+   * is no one order across channels to judge it by (docs/cluster.md).
+   */
+  lossPerChannel: boolean;
 }
 
 /**
@@ -75,6 +81,7 @@ export function checkHistory(history: readonly HistoryEntry[]): CheckResult {
     leaseMs: Number(settings.leaseMs ?? 2000),
     deliveryMs: Number(settings.deliveryMs ?? 3000),
     livenessMs: Number(settings.livenessMs ?? 15000),
+    lossPerChannel: settings.topology === "redis-cluster",
   };
   const runEnd = phases.find((p) => p.name === "end")?.t ?? Number.POSITIVE_INFINITY;
   const faultsOver = phases.find((p) => p.name === "faults-over")?.t ?? 0;
@@ -262,12 +269,19 @@ function checkTotalOrder(sessions: Map<string, Session>, examined: Record<CheckN
   }
 }
 
+/** The latest send among the messages a session received, and that message. */
+interface Latest {
+  sendStart: number;
+  event?: EventEntry;
+}
+
 /**
  * No silent loss: an acknowledged message reaches every session that was a
  * recipient when it was sent, if that session stayed open until deliveryMs
  * after and ended by its client's choice, or if it received anything sent
- * after the message was acknowledged. A stream that ended with an error
- * may miss what came after the last message it received; a resume that
+ * after the message was acknowledged (on a Redis Cluster: on the same
+ * channel). A stream that ended with an error may miss what came after the
+ * last message it received (there: on that channel); a resume that
  * reported lost events is not silent.
  */
 function checkLoss(
@@ -280,22 +294,23 @@ function checkLoss(
   const excused: CheckResult["excused"] = { pairs: 0, missing: 0 };
   const byUser = new Map<string, Session[]>();
   for (const s of sessions.values()) byUser.set(s.user, [...(byUser.get(s.user) ?? []), s]);
-  /** Per session: the texts it received, and the latest start of a send among the messages it received. */
-  const received = new Map<string, { texts: Set<string>; lastSendStart: number; lastEvent?: EventEntry }>();
+  /**
+   * Per session: the texts it received, and the latest start of a send among
+   * the messages it received, in all and on each channel.
+   */
+  const received = new Map<string, { texts: Set<string>; latest: Latest; byChannel: Map<string, Latest> }>();
   for (const s of sessions.values()) {
     const texts = new Set<string>();
-    let lastSendStart = Number.NEGATIVE_INFINITY;
-    let lastEvent: EventEntry | undefined;
+    let latest: Latest = { sendStart: Number.NEGATIVE_INFINITY };
+    const byChannel = new Map<string, Latest>();
     for (const e of s.events) {
       if (e.kind !== "message" || e.text === undefined) continue;
       texts.add(e.text);
       const start = sends.get(e.text)?.start ?? Number.NEGATIVE_INFINITY;
-      if (start > lastSendStart) {
-        lastSendStart = start;
-        lastEvent = e;
-      }
+      if (start > latest.sendStart) latest = { sendStart: start, event: e };
+      if (start > (byChannel.get(e.channel)?.sendStart ?? Number.NEGATIVE_INFINITY)) byChannel.set(e.channel, { sendStart: start, event: e });
     }
-    received.set(s.id, { texts, lastSendStart, ...(lastEvent === undefined ? {} : { lastEvent }) });
+    received.set(s.id, { texts, latest, byChannel });
   }
   const groupSessions = [...sessions.values()];
   for (const send of sends.values()) {
@@ -320,8 +335,11 @@ function checkLoss(
       // A resume that said events were lost after the send: the loss was not silent.
       if (s.opens.some((o) => o.lostEvents > 0 && o.t > send.start)) continue;
       const got = received.get(s.id)!; // Every session has an entry.
+      // A direct message arrives on the recipient's own channel, named after it.
+      const channel = send.target.startsWith("g") ? send.target : s.user;
+      const later = bounds.lossPerChannel ? (got.byChannel.get(channel) ?? { sendStart: Number.NEGATIVE_INFINITY }) : got.latest;
       const stayed = s.how === "stopped" && s.end >= send.end + bounds.deliveryMs;
-      const laterArrived = got.lastSendStart > send.end;
+      const laterArrived = later.sendStart > send.end;
       if (!stayed && !laterArrived) {
         if (s.how !== "stopped") {
           excused.pairs++;
@@ -331,7 +349,7 @@ function checkLoss(
               send,
               ...(because === undefined ? [] : [because]),
               s.opens[0]!,
-              ...(got.lastEvent === undefined ? [] : [got.lastEvent]),
+              ...(later.event === undefined ? [] : [later.event]),
               ...s.ends,
             ];
           }
@@ -341,10 +359,10 @@ function checkLoss(
       examined["no-silent-loss"]++;
       if (got.texts.has(text)) continue;
       const why = laterArrived
-        ? `though it received "${got.lastEvent?.text}", sent after it was acknowledged`
+        ? `though it received "${later.event?.text}", sent after it was acknowledged${bounds.lossPerChannel ? " on the same channel" : ""}`
         : `though its stream stayed open ${bounds.deliveryMs} ms past the acknowledgement`;
       const near = s.events.filter((e) => e.t > send.start - 500 && e.t < send.end + 1000).slice(0, 6);
-      add("no-silent-loss", `${s.id} never received "${text}" (to ${send.target}), ${why}`, [send, because, s.opens[0], ...near, got.lastEvent, s.ends.at(-1)]);
+      add("no-silent-loss", `${s.id} never received "${text}" (to ${send.target}), ${why}`, [send, because, s.opens[0], ...near, later.event, s.ends.at(-1)]);
     }
   }
   return excused;

@@ -68,9 +68,13 @@ export interface RedisLink {
 
 // Commands fail at once while Redis is away instead of queueing, and after
 // two seconds when it hangs: a chat call that cannot be served now should
-// say so now.
+// say so now. A command whose connection closed before its answer came is
+// failed, never sent again on the next connection: it may have run (the
+// chaos checker caught a send script that ran twice, on a Redis that then
+// restarted empty, and answered NOT_FOUND for a message it had delivered).
 const redisOptions = {
   enableOfflineQueue: false,
+  autoResendUnfulfilledCommands: false,
   maxRetriesPerRequest: 1,
   commandTimeout: 2000,
   lazyConnect: true,
@@ -171,9 +175,11 @@ class ClusterLink implements RedisLink {
       ...(natMap === undefined ? {} : { natMap }),
       shardedSubscribers: true,
       enableOfflineQueue: false,
+      // A command whose connection closed may have run: failed, not sent again (see redisOptions).
+      retryDelayOnFailover: 0,
       lazyConnect: true,
       clusterRetryStrategy: (n: number) => Math.min(100 * n, 1000),
-      redisOptions: { maxRetriesPerRequest: 1, commandTimeout: 2000 },
+      redisOptions: { maxRetriesPerRequest: 1, commandTimeout: 2000, autoResendUnfulfilledCommands: false },
     });
     this.store = withScripts(this.cluster);
     const { logger } = options;

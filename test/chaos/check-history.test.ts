@@ -74,6 +74,32 @@ describe("the chaos checker", () => {
     );
   });
 
+  it("judges loss channel by channel on a Redis Cluster, across a session's channels on one Redis", () => {
+    const cluster: HistoryEntry = { ...start, settings: { ...(start.type === "phase" ? start.settings : {}), topology: "redis-cluster" } };
+    // bob missed "alice 1" on g0, then received a direct message sent later, and his stream ended with an error.
+    const direct: HistoryEntry[] = [
+      { type: "call", client: "alice", session: "alice/1", op: "send", target: "bob", text: "alice 3", start: 150, end: 160, outcome: "ok" },
+      {
+        type: "event",
+        client: "bob",
+        session: "bob/1",
+        stream: "bob/1.1",
+        t: 170,
+        kind: "message",
+        channel: "bob",
+        channelType: "user",
+        sender: "alice",
+        text: "alice 3",
+      },
+    ];
+    const bob = member("bob", 1, [], { t: 180, how: "Unavailable" });
+    assert.deepEqual(checksFailed([start, ...member("alice", 0, both), ...bob, ...sends, ...direct]), ["no-silent-loss"]);
+    assert.deepEqual(checksFailed([cluster, ...member("alice", 0, both), ...bob, ...sends, ...direct]), []);
+    // On the cluster too, a later message on the same channel makes the loss silent.
+    const later = member("bob", 1, [[205, "alice", "alice 2"]], { t: 250, how: "Unavailable" });
+    assert.deepEqual(checksFailed([cluster, ...member("alice", 0, both), ...later, ...sends]), ["no-silent-loss"]);
+  });
+
   it("reports two members that saw a group's messages in different orders, and a sender's messages out of order", () => {
     const swapped: [number, string, string][] = [
       [205, "alice", "alice 2"],
