@@ -1,9 +1,4 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import * as net from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { Redis } from "ioredis";
+import { startRedisCluster } from "../test/helpers/redis-cluster.js";
 import { startRedis } from "../test/helpers/redis-server.js";
 
 /** The shapes of shared state the cluster benchmark runs the nodes against. */
@@ -30,14 +25,11 @@ export interface RedisTopology {
    * Starts a killed master again on its port, empty (nothing is persisted).
    * A cluster master keeps its nodes.conf, so it comes back as the same node
    * with the same slots; this resolves once every master says the cluster
-   * is up again (at most 10 s).
+   * is up again (at most 40 s).
    */
   startMaster(index: number): Promise<void>;
   stop(): Promise<void>;
 }
-
-/** Masters of the local Redis Cluster: three, as issue 22 and the cluster tests have it. */
-const clusterMasters = 3;
 
 /**
  * Starts a Redis of the given kind on free loopback ports, empty and with
@@ -80,118 +72,17 @@ async function startSingle(): Promise<RedisTopology> {
   };
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  // A TCP server listening on a port has an AddressInfo, not a pipe's name.
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** The ports of one cluster master: its clients', and its cluster bus's. */
-interface MasterPorts {
-  port: number;
-  busPort: number;
-}
-
-/**
- * Starts one cluster-enabled redis-server; its bus port is chosen too, as
- * port + 10000 may not exist. Given the ports of a master started before,
- * it starts that master again, from the nodes.conf it left in dir.
- */
-async function launchClusterMaster(dir: string, options: TopologyOptions, ports?: MasterPorts): Promise<MasterPorts & { child: ChildProcess }> {
-  const { port, busPort } = ports ?? { port: await freePort(), busPort: await freePort() };
-  const child = spawn(
-    "redis-server",
-    [
-      ...["--port", String(port), "--cluster-port", String(busPort), "--bind", "127.0.0.1"],
-      ...["--save", "", "--appendonly", "no", "--dir", dir],
-      ...["--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`],
-      ...(options.clusterNodeTimeoutMs === undefined ? [] : ["--cluster-node-timeout", String(options.clusterNodeTimeoutMs)]),
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  await new Promise<void>((resolve, reject) => {
-    let out = "";
-    child.stdout!.on("data", (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes("Ready to accept connections")) resolve();
-    });
-    child.once("error", reject);
-    child.once("exit", (code) => reject(new Error(`redis-server --cluster-enabled exited with ${code}: ${out}`)));
-  });
-  return { port, busPort, child };
-}
-
-/**
- * Waits until every master says the cluster is up (all slots served), at
- * most 10 s. A master that does not answer yet (another one restarting at
- * the same time) is asked again until then.
- */
-async function clusterReady(ports: readonly number[]): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (const port of ports) {
-    for (let last = ""; !/cluster_state:ok/.test(last); await new Promise((r) => setTimeout(r, 100))) {
-      if (Date.now() > deadline) throw new Error(`the Redis Cluster on port ${port} is not up after 10 s: ${last.split("\n")[0]}`);
-      const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      // A refused connection is an answer here (not up yet), not an error of the process.
-      client.on("error", () => undefined);
-      try {
-        await client.connect();
-        last = await client.cluster("INFO");
-      } catch (error) {
-        last = String(error);
-      } finally {
-        client.disconnect();
-      }
-    }
-  }
-}
-
+/** Three masters and no replicas, from test/helpers/redis-cluster.ts, as the cluster tests start them. */
 async function startCluster(options: TopologyOptions): Promise<RedisTopology> {
-  const dir = mkdtempSync(join(tmpdir(), "bench-redis-cluster-"));
-  /** Each master's ports and its running process, in launch order. */
-  const launched: (MasterPorts & { child: ChildProcess })[] = [];
-  const kill = async (child: ChildProcess) => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.kill("SIGKILL");
-    await exited;
+  const cluster = await startRedisCluster(options.clusterNodeTimeoutMs === undefined ? {} : { nodeTimeoutMs: options.clusterNodeTimeoutMs });
+  // The caller names one of the masters listed.
+  const master = (index: number) => cluster.masters[index]!;
+  return {
+    kind: "redis-cluster",
+    masters: cluster.masters,
+    serverArgs: ["--redis-cluster", cluster.seeds],
+    killMaster: (index) => master(index).kill(),
+    startMaster: (index) => master(index).start(),
+    stop: () => cluster.kill(),
   };
-  const stop = async () => {
-    await Promise.all(launched.map(({ child }) => kill(child)));
-    rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    const masters: RedisMaster[] = [];
-    for (let i = 0; i < clusterMasters; i++) {
-      const master = await launchClusterMaster(dir, options);
-      launched.push(master);
-      masters.push({
-        port: master.port,
-        get pid() {
-          return master.child.pid!;
-        },
-      });
-    }
-    const addresses = masters.map((m) => `127.0.0.1:${m.port}`);
-    await new Promise<void>((resolve, reject) =>
-      execFile("redis-cli", ["--cluster", "create", ...addresses, "--cluster-replicas", "0", "--cluster-yes"], (error, stdout, stderr) =>
-        error ? reject(new Error(`redis-cli --cluster create failed: ${stdout}${stderr}`)) : resolve(),
-      ),
-    );
-    await clusterReady(masters.map((m) => m.port));
-    // The caller names one of the masters listed.
-    const killMaster = (index: number) => kill(launched[index]!.child);
-    const startMaster = async (index: number) => {
-      const master = launched[index]!;
-      master.child = (await launchClusterMaster(dir, options, master)).child;
-      await clusterReady(masters.map((m) => m.port));
-    };
-    return { kind: "redis-cluster", masters, serverArgs: ["--redis-cluster", addresses.join(",")], killMaster, startMaster, stop };
-  } catch (error) {
-    await stop();
-    throw error;
-  }
 }

@@ -17,6 +17,8 @@ export interface ClusterMaster extends TestRedis {
    * Redis 7.0, which keeps a restarted master unwritable that long).
    */
   restart(): Promise<void>;
+  /** The same after a kill(): starts it again, and resolves once the cluster is ok. */
+  start(): Promise<void>;
 }
 
 /** A local Redis Cluster of three masters and no replicas, each a redis-server of the test's own. */
@@ -34,6 +36,15 @@ export interface TestRedisCluster {
   flushall(): Promise<void>;
   /** Kills every master and removes their directory. */
   kill(): Promise<void>;
+}
+
+/** Settings of {@link startRedisCluster}. */
+export interface RedisClusterOptions {
+  /**
+   * The masters' cluster-node-timeout: a master down longer is marked failed
+   * and the whole cluster refuses commands. Default Redis's 15 s.
+   */
+  nodeTimeoutMs?: number;
 }
 
 /** Cluster nodes talk to each other on their port plus this. */
@@ -95,15 +106,17 @@ function redisCli(args: readonly string[]): Promise<string> {
  * redis-server and redis-tools, which .ci/run installs), joins them with
  * `redis-cli --cluster create --cluster-replicas 0`, and resolves once the
  * cluster is ok on all three: about 3 s, most of it redis-cli's own
- * one-second waits for the nodes to meet. The default node timeout (15 s)
- * stays: a master killed and restarted within it is never marked failed, so
- * the others keep serving their slots meanwhile.
+ * one-second waits for the nodes to meet. By default the node timeout is
+ * Redis's 15 s: a master killed and restarted within it is never marked
+ * failed, so the others keep serving their slots meanwhile.
  */
-export async function startRedisCluster(): Promise<TestRedisCluster> {
+export async function startRedisCluster(options: RedisClusterOptions = {}): Promise<TestRedisCluster> {
   const dir = await mkdtemp(path.join(tmpdir(), "redis-cluster-"));
   directories.add(dir);
   const launched: RedisProcess[] = [];
-  const launch = (port: number) => launchRedis(port, ["--cluster-enabled", "yes", "--cluster-config-file", path.join(dir, `nodes-${port}.conf`), "--dir", dir]);
+  const timeout = options.nodeTimeoutMs === undefined ? [] : ["--cluster-node-timeout", String(options.nodeTimeoutMs)];
+  const launch = (port: number) =>
+    launchRedis(port, ["--cluster-enabled", "yes", "--cluster-config-file", path.join(dir, `nodes-${port}.conf`), "--dir", dir, ...timeout]);
   const masters: ClusterMaster[] = [];
   const killAll = async () => {
     await Promise.all(masters.map((m) => m.kill()));
@@ -150,6 +163,9 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
         thaw: () => server.child.kill("SIGCONT"),
         async restart() {
           await server.kill();
+          await this.start();
+        },
+        async start() {
           server = await launch(port);
           launched.push(server);
           await waitUntilOk();
