@@ -174,7 +174,10 @@ class ClusterLink implements RedisLink {
     this.cluster = new Cluster(seeds.map(hostAndPort), {
       ...(natMap === undefined ? {} : { natMap }),
       shardedSubscribers: true,
-      enableOfflineQueue: false,
+      // Each master's connection opens on its first command: that command
+      // waits for it (at most the command timeout) rather than fail unsent.
+      // The node refuses calls on its own while it is not serving.
+      enableOfflineQueue: true,
       // A command whose connection closed may have run: failed, not sent again (see redisOptions).
       retryDelayOnFailover: 0,
       lazyConnect: true,

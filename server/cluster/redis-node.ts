@@ -244,6 +244,7 @@ class RedisNodeImpl implements RedisNode {
       return await run();
     } catch (error) {
       if (error instanceof ChatError) throw error;
+      this.options.logger.debug({ err: error }, "a Redis command failed");
       throw unavailable();
     }
   }

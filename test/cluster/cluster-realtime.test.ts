@@ -5,7 +5,7 @@ import { directoryKeys, nameKeys } from "../../server/cluster/redis-keys.js";
 import { ChatError, chatErrors } from "../../server/core/chat-error.js";
 import type { SessionEvent } from "../../server/core/session-event.js";
 import { createLogger } from "../../server/ops/logger.js";
-import { failsWith, takeUntil, until } from "../helpers/backend-checks.js";
+import { failsWith, takeUntil, until, untilEach } from "../helpers/backend-checks.js";
 import { eventually } from "../helpers/eventually.js";
 import { type RedisTopology, redisTopologies, startRedisTopology } from "../helpers/redis-topology.js";
 import { describeEvents } from "../helpers/session-events.js";
@@ -212,11 +212,7 @@ describe("cluster mode: membership, presence and resume across nodes", () => {
           await failsWith(() => a.resume("alice", { token: alice.resumeToken ?? "", received: delivered + 1 }), "invalid-input", "more than");
           const resumed = await a.resume("alice", { token: alice.resumeToken ?? "", received: delivered - 1, membership: true });
           assert.deepEqual([resumed.session === alice, resumed.resumed, resumed.lost], [true, true, 0]);
-          const lines: string[] = [];
-          const replayed = await until(alice, (l) => {
-            lines.push(l);
-            return lines.some((x) => x.endsWith("missed 1")) && lines.some((x) => x.endsWith("missed 2"));
-          });
+          const replayed = await untilEach(alice, ["missed 1", "missed 2"]);
           // Each channel in its order; across channels a Redis Cluster may deliver in either (docs/cluster.md).
           assert.deepEqual(
             replayed.filter((l) => l.includes(">team")),

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { ChatError } from "../../server/core/chat-error.js";
 import type { ChatSession } from "../../server/core/chat-session.js";
 import type { SessionEvent } from "../../server/core/session-event.js";
-import { failsWith, takeUntil, until } from "../helpers/backend-checks.js";
+import { failsWith, takeUntil, until, untilEach } from "../helpers/backend-checks.js";
 import { eventually } from "../helpers/eventually.js";
 import { describeEvents } from "../helpers/session-events.js";
 import { type BackendFactory, backendRunner } from "./backend-contract.js";
@@ -194,11 +194,7 @@ export function realtimeContract(name: string, factory: BackendFactory): void {
         assert.equal(resumed.session, alice);
         assert.equal(resumed.resumed, true);
         assert.equal(resumed.lost, 0);
-        const lines: string[] = [];
-        const replayed = await until(alice, (l) => {
-          lines.push(l);
-          return lines.some((x) => x.endsWith("missed 1")) && lines.some((x) => x.endsWith("missed 2"));
-        });
+        const replayed = await untilEach(alice, ["missed 1", "missed 2"]);
         // Each channel in its order; across channels (the group, the direct
         // messages) a Redis Cluster may deliver in either (docs/cluster.md).
         assert.deepEqual(

@@ -40,3 +40,16 @@ export async function takeUntil(session: ChatSession, last: (line: string) => bo
 export async function until(session: ChatSession, last: (line: string) => boolean): Promise<string[]> {
   return describeEvents(await takeUntil(session, last));
 }
+
+/**
+ * Takes a session's events until one ending with each of the endings has
+ * come, in any order; returns them all, described. For events of several
+ * channels, whose order across channels a Redis Cluster does not keep.
+ */
+export async function untilEach(session: ChatSession, endings: readonly string[]): Promise<string[]> {
+  const lines: string[] = [];
+  return until(session, (line) => {
+    lines.push(line);
+    return endings.every((ending) => lines.some((l) => l.endsWith(ending)));
+  });
+}

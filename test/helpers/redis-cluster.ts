@@ -4,7 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { Redis } from "ioredis";
-import { freePort, launchRedis, type RedisProcess, type TestRedis } from "./redis-server.js";
+import { askRedis, freePort, launchRedis, type RedisProcess, type TestRedis } from "./redis-server.js";
 
 /** One master of a {@link TestRedisCluster}; restart() brings it back into the cluster, its slots kept, its data gone. */
 export interface ClusterMaster extends TestRedis {
@@ -52,16 +52,7 @@ const busOffset = 10_000;
 const slotCount = 16_384;
 
 /** Runs one command on one master over a connection of its own, which it closes. */
-async function ask<T>(port: number, run: (redis: Redis) => Promise<T>): Promise<T> {
-  const redis = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  redis.on("error", () => {});
-  try {
-    await redis.connect();
-    return await run(redis);
-  } finally {
-    redis.disconnect();
-  }
-}
+const ask = askRedis;
 
 /** The port of the master owning each slot range, as one master sees the cluster: "start-end:port" in slot order. */
 async function slotMapOf(port: number): Promise<string[]> {

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import * as net from "node:net";
+import { Redis } from "ioredis";
 
 /** A redis-server of the test's own, on a free loopback port. */
 export interface TestRedis {
@@ -113,4 +114,16 @@ export async function startRedis(): Promise<TestRedis> {
       server = await launchRedis(port);
     },
   };
+}
+
+/** Runs one command on the Redis on this loopback port over a connection of its own, which it closes. */
+export async function askRedis<T>(port: number, run: (redis: Redis) => Promise<T>): Promise<T> {
+  const redis = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  redis.on("error", () => {});
+  try {
+    await redis.connect();
+    return await run(redis);
+  } finally {
+    redis.disconnect();
+  }
 }

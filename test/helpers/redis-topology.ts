@@ -2,7 +2,7 @@ import { Cluster, Redis } from "ioredis";
 import type { RedisBackendOptions } from "../../server/cluster/redis-backend.js";
 import type { ServerConfig } from "../../server/ops/server-settings.js";
 import { startRedisCluster, type TestRedisCluster } from "./redis-cluster.js";
-import { startRedis, type TestRedis } from "./redis-server.js";
+import { askRedis, startRedis, type TestRedis } from "./redis-server.js";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.js";
 
 /** The shapes of shared store the cluster tests run on: one Redis, or a Redis Cluster of three masters. */
@@ -67,16 +67,7 @@ export interface RedisTopology {
 }
 
 /** Runs one command on one server over a connection of its own, which it closes. */
-async function on<T>(server: TestRedis, run: (redis: Redis) => Promise<T>): Promise<T> {
-  const redis = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  redis.on("error", () => {});
-  try {
-    await redis.connect();
-    return await run(redis);
-  } finally {
-    redis.disconnect();
-  }
-}
+const on = <T>(server: TestRedis, run: (redis: Redis) => Promise<T>): Promise<T> => askRedis(server.port, run);
 
 /** What every server shows: its keys and subscribed channels, and its subscribers to drop. */
 function perServer(servers: readonly TestRedis[]) {
