@@ -58,6 +58,9 @@ function tokenHashOf(session: ChatSession): string {
 /** How long a join through another node waits for the node of the joining session to subscribe. */
 const joinAckMs = 2000;
 
+/** Joins through other nodes that a session's node follows at once, besides the session's groups. */
+const pendingJoinsPerSession = 16;
+
 /** A new epoch: tells one claim on a name from every other. */
 const newEpoch = () => randomBytes(6).toString("base64url");
 
@@ -345,6 +348,9 @@ class RedisBackendImpl implements RedisBackend {
    * fails there leaves the subscription unused: it is let go a while later.
    */
   private async acknowledge(session: BackendSession, notice: Extract<Publication, { kind: "notice" }>): Promise<void> {
+    // A client that asks other nodes for joins faster than they complete gets no more subscriptions
+    // here than its groups allow: the rest time out there, with UNAVAILABLE.
+    if ((this.roomHolds.get(session)?.size ?? 0) >= this.maxGroupsPerUser + pendingJoinsPerSession) return;
     try {
       await this.holdRoom(session, notice.group);
       await this.store.spublish(repliesChannel(notice.replyTo), notice.request);

@@ -144,12 +144,15 @@ const enterScript = `${keysOf}
 local u, g, max, notice = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local user, groups = k(u, 'user'), k(u, 'groups')
 if redis.call('EXISTS', user) == 0 or redis.call('HEXISTS', user, 'leaving') == 1 then return 'not-signed-in' end
-if notice ~= '' then redis.call('SPUBLISH', k(u, 'inbox'), 'n0|' .. redis.call('HGET', user, 'epoch') .. '|' .. notice .. '|' .. g) end
 local epoch = redis.call('HGET', user, 'epoch')
-if redis.call('SISMEMBER', groups, g) == 1 then return 'listed:' .. epoch end
-if redis.call('SCARD', groups) >= max then return 'limit' end
-redis.call('SADD', groups, g)
-return 'added:' .. epoch
+local word = 'listed:'
+if redis.call('SISMEMBER', groups, g) == 0 then
+  if redis.call('SCARD', groups) >= max then return 'limit' end
+  redis.call('SADD', groups, g)
+  word = 'added:'
+end
+if notice ~= '' then redis.call('SPUBLISH', k(u, 'inbox'), 'n0|' .. epoch .. '|' .. notice .. '|' .. g) end
+return word .. epoch
 `;
 
 /**

@@ -3,7 +3,6 @@ import { rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { Redis } from "ioredis";
 import { askRedis, freePort, launchRedis, type RedisProcess, type TestRedis } from "./redis-server.js";
 
 /** One master of a {@link TestRedisCluster}; restart() brings it back into the cluster, its slots kept, its data gone. */
