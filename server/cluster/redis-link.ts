@@ -174,9 +174,10 @@ class ClusterLink implements RedisLink {
     this.cluster = new Cluster(seeds.map(hostAndPort), {
       ...(natMap === undefined ? {} : { natMap }),
       shardedSubscribers: true,
-      // Each master's connection opens on its first command: that command
-      // waits for it (at most the command timeout) rather than fail unsent.
-      // The node refuses calls on its own while it is not serving.
+      // With it off, ioredis's own ready check fails on a master whose
+      // connection is still opening, and the cluster never gets ready. A
+      // command made while the cluster is down waits for it; the node
+      // refuses new calls at once, through its availability.
       enableOfflineQueue: true,
       // A command whose connection closed may have run: failed, not sent again (see redisOptions).
       retryDelayOnFailover: 0,
@@ -193,6 +194,11 @@ class ClusterLink implements RedisLink {
     this.cluster.on("close", () => options.onLost());
     this.cluster.on("ready", () => options.onReady());
     this.cluster.on("smessage", (channel: string, payload: string) => options.onMessage(channel, payload));
+    // ioredis opens a master's connection on its first command: open each
+    // as soon as it is known, so that the first call does not wait for it.
+    this.cluster.on("+node", (node: Redis) => {
+      if (node.status === "wait") node.connect().catch(() => undefined);
+    });
   }
 
   get ready(): boolean {

@@ -229,9 +229,12 @@ class RedisNodeImpl implements RedisNode {
     await this.keeper.stop();
     this.options.onLost(new ChatError("unavailable", "the server is shutting down"));
     try {
-      await this.store.del(this.leaseKey);
-      await this.releaseOwn("its server is shutting down");
-      await this.store.srem(directoryKeys.nodes, this.id);
+      // A node that never started holds nothing to release.
+      if (this.started) {
+        await this.store.del(this.leaseKey);
+        await this.releaseOwn("its server is shutting down");
+        await this.store.srem(directoryKeys.nodes, this.id);
+      }
     } catch {
       // Redis is away: the survivors' sweep will release this node.
     }
