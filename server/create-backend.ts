@@ -24,7 +24,17 @@ function backendLimits(
 ): Required<
   Pick<
     MemoryBackendOptions,
-    "queueLimit" | "queueLimitBytes" | "maxQueuedBytes" | "maxGroupsPerUser" | "maxGroups" | "resumeGraceMs" | "resumeHistory" | "presenceIntervalMs"
+    | "queueLimit"
+    | "queueLimitBytes"
+    | "maxQueuedBytes"
+    | "maxGroupsPerUser"
+    | "maxGroups"
+    | "resumeGraceMs"
+    | "resumeHistory"
+    | "presenceIntervalMs"
+    | "history"
+    | "keepDirectHistory"
+    | "dedup"
   >
 > {
   return {
@@ -36,6 +46,10 @@ function backendLimits(
     resumeGraceMs: config.resumeGraceMs,
     resumeHistory: { events: config.resumeHistory, bytes: config.resumeHistoryBytes },
     presenceIntervalMs: config.presence ? config.presenceIntervalMs : 0,
+    history: { messages: config.historyMessages, bytes: config.historyBytes, ttlMs: config.historyTtl, totalBytes: config.historyTotalBytes },
+    // A signed name is one person's for good: its conversations outlive its sessions.
+    keepDirectHistory: config.jwtSecret !== undefined || config.jwtPublicKey !== undefined || config.jwksUrl !== undefined,
+    dedup: { windowMs: config.dedupWindow, perUser: config.dedupPerUser, total: config.dedupTotal },
   };
 }
 

@@ -9,6 +9,7 @@ import type { ChatSession } from "../core/chat-session.js";
 import { createLocalSessions, type LocalSessions } from "../core/local-sessions.js";
 import { measureText } from "../core/measure-text.js";
 import { leaveReasonOf, membershipEvent } from "../core/membership-event.js";
+import type { MessagePage } from "../core/message-history.js";
 import { assertValidName } from "../core/names.js";
 import { createQueueBudget } from "../core/queue-budget.js";
 import { defaultResumeHistory, type HistoryLimits, resumeSession } from "../core/resume-session.js";
@@ -702,6 +703,11 @@ class RedisBackendImpl implements RedisBackend {
     // The script answers the channel's type when it sent; anything else is a script this code does not know.
     if (status !== "user" && status !== "group") throw unavailable();
     return { kind: "message", id, sender: caller, channel: { name: channel, type: status }, text, textBytes, sentAt, holders: 0 };
+  }
+
+  listMessages(): Promise<MessagePage> {
+    // Cluster history is the next step (Redis Streams in the channel's slot).
+    return Promise.reject(chatErrors.historyOff());
   }
 
   async listChannels(page?: ChannelPage): Promise<ChannelRef[]> {

@@ -1,6 +1,7 @@
 import type { ChannelPage } from "./channel-page.js";
 import type { ChatSession } from "./chat-session.js";
 import type { EventOptIns } from "./event-opt-ins.js";
+import type { HistoryPage, MessagePage } from "./message-history.js";
 import type { ChannelRef, ChatEvent } from "./session-event.js";
 
 /** A value, or a promise of one: the in-memory backend answers at once. */
@@ -94,9 +95,21 @@ export interface ChatBackend extends SessionPolicy {
   /**
    * Sends text to a user or to a group the caller is a member of, and returns
    * the message once it is queued for every recipient (or, across nodes,
-   * handed to the engine that delivers it in order).
+   * handed to the engine that delivers it in order), and kept in the
+   * channel's history. With a request id (see send-dedup.ts), a retry of a
+   * send the backend remembers returns the first call's message and delivers
+   * nothing; the same id with another channel or text fails with
+   * "invalid-input", delivering nothing.
    */
-  send(caller: string, channel: string, text: string): MaybePromise<ChatEvent>;
+  send(caller: string, channel: string, text: string, requestId?: string): MaybePromise<ChatEvent>;
+  /**
+   * Reads the history of a channel the caller may read, newest first: a
+   * group it is a member of ("not-allowed" otherwise), or the direct
+   * messages between it and a user. Fails as send does for an unknown or
+   * malformed name, with "invalid-input" for a cursor not issued for that
+   * channel, and with "switched-off" when history is off.
+   */
+  listMessages(caller: string, channel: string, page: HistoryPage): MaybePromise<MessagePage>;
   /**
    * Lists the online users and the groups sorted by name: all of them, or the
    * page of at most page.limit whose names come after page.after.

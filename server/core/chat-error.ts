@@ -20,7 +20,9 @@ export type ChatErrorKind =
   /** The server is going away. */
   | "unavailable"
   /** The stream was replaced: another stream resumed its session. */
-  | "aborted";
+  | "aborted"
+  /** The server has the feature asked for switched off. */
+  | "switched-off";
 
 /**
  * ChatError is the only error the chat core throws on purpose. Its message is
@@ -84,6 +86,8 @@ export const chatErrors = {
   receivedWithoutToken: () => new ChatError("invalid-input", "received_events counts the events of a session to resume: it needs a resume_token"),
   noSessionToResume: (user: string) => new ChatError("not-found", `no session of ${quote(user)} is held for that resume token`),
   mustJoinToList: (user: string, group: string) => new ChatError("not-allowed", `${quote(user)} must join group ${quote(group)} to list its members`),
+  mustJoinToRead: (user: string, group: string) => new ChatError("not-allowed", `${quote(user)} must be a member of group ${quote(group)} to read its history`),
+  historyOff: () => new ChatError("switched-off", "this server keeps no message history (--history-messages 0)"),
   stalled: (user: string, ms: number) =>
     new ChatError("exhausted", `${quote(user)} fell too far behind: its client read nothing for ${ms} ms while a response waited`),
 };

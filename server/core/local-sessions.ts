@@ -2,6 +2,7 @@ import type { BackendSession } from "./backend-session.js";
 import { type ChatError, chatErrors } from "./chat-error.js";
 import type { ChatSession } from "./chat-session.js";
 import { type EventOptIns, grantOptIns } from "./event-opt-ins.js";
+import type { MessageHistory } from "./message-history.js";
 import { createPresenceFeed, type PresenceFeed } from "./presence-feed.js";
 import { enforceQueueBudget, type QueueBudget } from "./queue-budget.js";
 import type { ChannelRef, MembershipEvent, SessionEvent } from "./session-event.js";
@@ -12,6 +13,8 @@ export interface LocalSessionsOptions {
   budget: QueueBudget;
   /** How often presence changes are handed to watchers, coalesced; 0 switches presence off. */
   presenceIntervalMs: number;
+  /** The message history that shares the budget: it gives up its oldest before any stream is cut off. */
+  history?: Pick<MessageHistory, "shed">;
   /**
    * Ends a session for good, releasing its name and groups wherever the
    * backend keeps them: its queue overflowed, the budget was over, or its
@@ -90,10 +93,12 @@ class LocalSessionsImpl implements LocalSessions {
   private readonly presenceWatchers = new Set<BackendSession>();
   private readonly feed: PresenceFeed | undefined;
   private readonly budget: QueueBudget;
+  private readonly history: Pick<MessageHistory, "shed"> | undefined;
   private readonly cutOff: (session: BackendSession, reason: ChatError) => void;
 
   constructor(options: LocalSessionsOptions) {
     this.budget = options.budget;
+    this.history = options.history;
     this.cutOff = options.cutOff;
     this.feed =
       options.presenceIntervalMs > 0
@@ -193,6 +198,7 @@ class LocalSessionsImpl implements LocalSessions {
       budget,
       () => this.sessions.values(),
       (session) => cutOff(session, chatErrors.serverQueuesFull(session.username, session.pendingBytes, budget.limitBytes)),
+      this.history,
     );
   }
 

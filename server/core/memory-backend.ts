@@ -8,9 +8,11 @@ import type { ChatSession } from "./chat-session.js";
 import { createLocalSessions } from "./local-sessions.js";
 import { measureText } from "./measure-text.js";
 import { leaveReasonOf, membershipEvent } from "./membership-event.js";
+import { createMessageHistory, defaultHistoryBounds, type HistoryBounds, type HistoryPage, type MessageHistory, type MessagePage } from "./message-history.js";
 import { assertValidName } from "./names.js";
 import { createQueueBudget } from "./queue-budget.js";
 import { defaultResumeHistory, type HistoryLimits, resumeSession } from "./resume-session.js";
+import { checkRequestId, createSendDedup, type DedupBounds, defaultDedupBounds, replayOf, type SendDedup } from "./send-dedup.js";
 import type { ChannelRef, ChatEvent } from "./session-event.js";
 import { createWakeScheduler } from "./wake-scheduler.js";
 
@@ -36,6 +38,16 @@ export interface MemoryBackendOptions {
   resumeHistory?: HistoryLimits;
   /** How often presence changes are published, coalesced; 0 switches presence off. Default 250 ms. */
   presenceIntervalMs?: number;
+  /** What history is kept (see message-history.ts). Default {@link defaultHistoryBounds}. */
+  history?: HistoryBounds;
+  /**
+   * Whether a pair's history outlives the sessions of its users: only when
+   * names are signed identities. Otherwise a name passes to whoever connects
+   * next, so a user's direct history goes with its session. Default false.
+   */
+  keepDirectHistory?: boolean;
+  /** How request ids of sends are remembered (see send-dedup.ts). Default {@link defaultDedupBounds}. */
+  dedup?: DedupBounds;
 }
 
 /**
@@ -72,7 +84,13 @@ export interface MemoryBackend extends ChatBackend {
    * the message once it is queued for every recipient. A recipient whose queue
    * is full is cut off instead ("exhausted"), without slowing the others.
    */
-  send(caller: string, channel: string, text: string): ChatEvent;
+  send(caller: string, channel: string, text: string, requestId?: string): ChatEvent;
+  /** Reads a page of a channel's history (see ChatBackend.listMessages). */
+  listMessages(caller: string, channel: string, page: HistoryPage): MessagePage;
+  /** The history, for tests and metrics. */
+  readonly history: MessageHistory;
+  /** The remembered request ids, for tests and metrics. */
+  readonly dedup: SendDedup;
   /** Lists the online users and the groups sorted by name: all, or one page. */
   listChannels(page?: ChannelPage): ChannelRef[];
   /** Counts users and groups. */
@@ -102,8 +120,12 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
   const resumeGraceMs = options.resumeGraceMs ?? 0;
   const history = resumeGraceMs > 0 ? (options.resumeHistory ?? defaultResumeHistory) : undefined;
   const schedule = createWakeScheduler();
+  const messages = createMessageHistory({ ...(options.history ?? defaultHistoryBounds), budget });
+  const keepDirectHistory = options.keepDirectHistory ?? false;
+  const dedup = createSendDedup(options.dedup ?? defaultDedupBounds);
   const local = createLocalSessions({
     budget,
+    history: messages,
     presenceIntervalMs: options.presenceIntervalMs ?? 250,
     cutOff: (session, reason) => disconnect(session, reason),
   });
@@ -138,6 +160,7 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
 
   function removeMember(session: BackendSession, name: string): void {
     if (local.removeMember(name, session)) {
+      messages.dropGroup(name);
       groupCount--;
       sorted = undefined;
       local.presenceChanged({ name, type: "group" }, false);
@@ -167,6 +190,8 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
     if (local.get(session.username) === session) {
       sorted = undefined;
       local.presenceChanged({ name: session.username, type: "user" }, false);
+      // The name passes to whoever connects next: it must not read this user's conversations.
+      if (!keepDirectHistory) messages.dropUser(session.username);
     }
     const leave = leaveReasonOf(reason);
     for (const name of [...session.groups]) {
@@ -273,10 +298,13 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
       removeMember(session, name);
     },
 
-    send(callerName, channel, text) {
+    send(callerName, channel, text, requestId = "") {
       const session = caller(callerName);
       assertValidName(channel, "channel");
       const textBytes = measureText(text);
+      checkRequestId(requestId);
+      const sent = requestId === "" ? undefined : dedup.get(callerName, requestId);
+      if (sent !== undefined) return replayOf(sent, { sender: callerName, channel, text, requestId });
       const [type, recipients] = recipientsOf(session, channel);
       const event: ChatEvent = {
         kind: "message",
@@ -288,8 +316,25 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
         sentAt: now(),
         holders: 0,
       };
+      // Kept before it is queued: a reader that fetches history on its first event finds it there.
+      if (type === "group") messages.appendGroup(channel, event);
+      else messages.appendDirect(callerName, channel, event);
       local.deliver(recipients, event);
+      if (requestId !== "") dedup.remember(callerName, requestId, event);
       return event;
+    },
+
+    listMessages(callerName, channel, page) {
+      const session = caller(callerName);
+      assertValidName(channel, "channel");
+      if (!messages.enabled) throw chatErrors.historyOff();
+      const members = local.members(channel);
+      if (members !== undefined) {
+        if (!members.has(session)) throw chatErrors.mustJoinToRead(callerName, channel);
+        return messages.groupPage(channel, page);
+      }
+      if (local.get(channel) === undefined && !messages.hasDirect(callerName, channel)) throw chatErrors.noSuchChannel(channel);
+      return messages.directPage(callerName, channel, page);
     },
 
     listChannels(page) {
@@ -320,8 +365,12 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
       return { users: local.size, groups: groupCount };
     },
 
+    history: messages,
+    dedup,
+
     close() {
       local.close();
+      messages.close();
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { BackendSession } from "./backend-session.js";
+import type { MessageHistory } from "./message-history.js";
 
 /**
  * The bytes queued for all the sessions of one process, against a limit:
@@ -19,11 +20,21 @@ export function createQueueBudget(limitBytes: number): QueueBudget {
  * Brings a budget back under its limit by cutting off the sessions that hold
  * the most, largest first: one reader that stopped reading must not take the
  * memory every other user needs. Resume histories are dropped before any
- * session is cut off. Scans the sessions (a fresh iteration each time:
- * cutting one off changes them) only when over.
+ * session is cut off, and so is the oldest message history. Scans the
+ * sessions (a fresh iteration each time: cutting one off changes them)
+ * only when over.
  */
-export function enforceQueueBudget(budget: QueueBudget, sessions: () => Iterable<BackendSession>, cutOff: (session: BackendSession) => void): void {
+export function enforceQueueBudget(
+  budget: QueueBudget,
+  sessions: () => Iterable<BackendSession>,
+  cutOff: (session: BackendSession) => void,
+  history?: Pick<MessageHistory, "shed">,
+): void {
   if (budget.usedBytes <= budget.limitBytes) return;
+  // History is kept for convenience too: its oldest messages go before anyone's stream.
+  while (history !== undefined && budget.usedBytes > budget.limitBytes) {
+    if (history.shed(budget.usedBytes - budget.limitBytes) === 0) break;
+  }
   // Resume histories are a convenience: they go first, before any stream is cut off.
   for (const session of sessions()) session.dropHistory();
   while (budget.usedBytes > budget.limitBytes) {

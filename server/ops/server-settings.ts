@@ -1,6 +1,6 @@
 import { defaultMaxConnections, defaultMaxConnectionsText } from "./default-max-connections.js";
 import { logLevels } from "./logger.js";
-import { hostName, hostPort, integer, jwksUrl, list, oneOf, onOff, origin, redisUrl, text } from "./value-parsers.js";
+import { duration, hostName, hostPort, integer, jwksUrl, list, oneOf, onOff, origin, redisUrl, text } from "./value-parsers.js";
 
 /**
  * The topics the settings are grouped under, in --help and in the
@@ -12,6 +12,7 @@ export const settingGroups = {
   security: "Security",
   cluster: "Cluster",
   realTime: "Real-time",
+  history: "History",
   operations: "Operations",
 } as const;
 
@@ -567,6 +568,66 @@ export const serverSettings = {
     group: "realTime",
   },
 
+  historyMessages: {
+    flag: "--history-messages <n>",
+    env: "HISTORY_MESSAGES",
+    parse: integer(0, 1_000_000),
+    default: 1000,
+    help: "messages kept per channel (a group, or a pair of users) for ListMessages; 0 keeps none",
+    doc: "messages kept per channel (a group, or a pair of users) for `ListMessages`; `0` keeps none, and `ListMessages` answers `FAILED_PRECONDITION` ([history.md](history.md))",
+    group: "history",
+  },
+  historyBytes: {
+    flag: "--history-bytes <n>",
+    env: "HISTORY_BYTES",
+    parse: integer(4096, 1 << 30),
+    default: 1024 * 1024,
+    help: "bytes kept per channel, counted as the queues count them; the oldest go first",
+    group: "history",
+  },
+  historyTtl: {
+    flag: "--history-ttl <duration>",
+    env: "HISTORY_TTL",
+    parse: duration(1000, 365 * 86_400_000),
+    default: 86_400_000,
+    defaultText: "`24h`",
+    help: "how long a message is kept in history (90s, 10m, 24h, 7d)",
+    group: "history",
+  },
+  historyTotalBytes: {
+    flag: "--history-total-bytes <n>",
+    env: "HISTORY_TOTAL_BYTES",
+    parse: integer(4096, 1 << 40),
+    default: 64 * 1024 * 1024,
+    help: "bytes of history kept across all channels, also counted in --max-queued-bytes; the oldest go first",
+    doc: "bytes of history kept across all channels of a process, also counted in `--max-queued-bytes`, where history gives up its oldest before any stream is cut off; in cluster mode history lives in Redis ([history.md](history.md#bounds))",
+    group: "history",
+  },
+  dedupWindow: {
+    flag: "--dedup-window <duration>",
+    env: "DEDUP_WINDOW",
+    parse: duration(0, 7 * 86_400_000),
+    default: 600_000,
+    defaultText: "`10m`",
+    help: "how long a SendMessage request_id is remembered, so that a retry delivers nothing again; 0s turns it off",
+    group: "history",
+  },
+  dedupPerUser: {
+    flag: "--dedup-per-user <n>",
+    env: "DEDUP_PER_USER",
+    parse: integer(1, 1_000_000),
+    default: 1000,
+    help: "request ids remembered per sender; its oldest is forgotten first",
+    group: "history",
+  },
+  dedupTotal: {
+    flag: "--dedup-total <n>",
+    env: "DEDUP_TOTAL",
+    parse: integer(1, 100_000_000),
+    default: 100_000,
+    help: "request ids remembered in all (about 300 bytes each in memory); the oldest is forgotten first",
+    group: "history",
+  },
   logLevel: { flag: "--log-level <level>", env: "LOG_LEVEL", ...oneOf(logLevels), default: "info", help: "log level", group: "operations" },
   logBurst: {
     flag: "--log-burst <n>",

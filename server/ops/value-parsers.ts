@@ -108,3 +108,19 @@ export function hostName(value: string): string {
   if (!/^[a-z0-9.-]+$/i.test(value)) throw new InvalidArgumentError(`expected a host name such as chat.example.com, got ${JSON.stringify(value)}`);
   return value.toLowerCase();
 }
+
+const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A parser of a duration with its unit (ms, s, m, h or d: "10m", "24h"), into ms, from min to max ms. */
+export function duration(minMs: number, maxMs: number): (value: string) => number {
+  return (value: string): number => {
+    const match = /^\s*(\d+)\s*(ms|s|m|h|d)\s*$/.exec(value);
+    const ms = match === null ? Number.NaN : Number(match[1]) * (durationUnits[match[2] ?? ""] ?? Number.NaN);
+    if (!Number.isSafeInteger(ms) || ms < minMs || ms > maxMs) {
+      throw new InvalidArgumentError(
+        `expected a duration such as 90s, 10m or 24h from ${minMs} ms to ${maxMs / 86_400_000} days, got ${JSON.stringify(value)}`,
+      );
+    }
+    return ms;
+  };
+}

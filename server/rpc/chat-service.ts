@@ -6,7 +6,8 @@ import type { ChatBackend, MaybePromise } from "../core/chat-backend.js";
 import { ChatError } from "../core/chat-error.js";
 import { authenticatedUser } from "./auth-interceptor.js";
 import { channelTypes } from "./channel-types.js";
-import { pageToken, readPageToken } from "./page-token.js";
+import { toChatMessage } from "./connect-response.js";
+import { historyPageToken, pageToken, readHistoryPageToken, readPageToken } from "./page-token.js";
 import { createSessionStream, type DeliveryMetrics, type SessionStreamOptions } from "./session-stream.js";
 
 /** Settings of the chat service. */
@@ -24,20 +25,24 @@ export const defaultChatServiceOptions: ChatServiceOptions = {
   listPageSize: 1000,
 };
 
+/** The size of a page as AIP-158 asks: 0 is the default, larger ones are lowered to it, negative ones are INVALID_ARGUMENT. */
+function pageLimit(pageSize: number, maxPageSize: number): number {
+  if (pageSize < 0) {
+    throw new ChatError("invalid-input", `page_size must not be negative, got ${pageSize}`);
+  }
+  return pageSize === 0 ? maxPageSize : Math.min(pageSize, maxPageSize);
+}
+
 /**
- * Serves one page of a name-sorted list the way AIP-158 describes: page_size
- * 0 is the default, larger ones are lowered to it, negative ones are
- * INVALID_ARGUMENT, and the token names the last entry of the page before.
+ * Serves one page of a name-sorted list the way AIP-158 describes (see
+ * pageLimit), the token naming the last entry of the page before.
  */
 async function paged<T extends { name: string }>(
   req: { pageSize: number; pageToken: string },
   maxPageSize: number,
   list: (page: ChannelPage) => MaybePromise<T[]>,
 ): Promise<{ channels: T[]; nextPageToken: string }> {
-  if (req.pageSize < 0) {
-    throw new ChatError("invalid-input", `page_size must not be negative, got ${req.pageSize}`);
-  }
-  const limit = req.pageSize === 0 ? maxPageSize : Math.min(req.pageSize, maxPageSize);
+  const limit = pageLimit(req.pageSize, maxPageSize);
   const after = req.pageToken === "" ? undefined : readPageToken(req.pageToken);
   // One more than the page: whether it exists says whether another page follows.
   const entries = await list({ ...(after === undefined ? {} : { after }), limit: limit + 1 });
@@ -77,8 +82,16 @@ export function createChatService(
     },
 
     async sendMessage(req, ctx) {
-      await backend.send(authenticatedUser(ctx), req.channel, req.text);
-      return {};
+      const message = await backend.send(authenticatedUser(ctx), req.channel, req.text, req.requestId);
+      return { message: toChatMessage(message) };
+    },
+
+    async listMessages(req, ctx) {
+      const caller = authenticatedUser(ctx);
+      const limit = pageLimit(req.pageSize, listPageSize);
+      const before = req.pageToken === "" ? undefined : readHistoryPageToken(req.pageToken, caller, req.channel);
+      const { messages, next } = await backend.listMessages(caller, req.channel, before === undefined ? { limit } : { before, limit });
+      return { messages: messages.map(toChatMessage), nextPageToken: next === undefined ? "" : historyPageToken(caller, req.channel, next) };
     },
 
     async listChannels(req) {

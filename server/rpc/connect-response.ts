@@ -89,7 +89,8 @@ function toEvent(event: SessionEvent): MessageInitShape<typeof EventSchema> {
   }
 }
 
-function toChatMessage(event: ChatEvent): MessageInitShape<typeof ChatMessageSchema> {
+/** The ChatMessage of the contract for a message of the core: as streamed, as SendMessage and ListMessages answer it. */
+export function toChatMessage(event: ChatEvent): MessageInitShape<typeof ChatMessageSchema> {
   return {
     id: event.id,
     sender: event.sender,

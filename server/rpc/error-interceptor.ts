@@ -12,6 +12,7 @@ const codes: Record<ChatErrorKind, Code> = {
   exhausted: Code.ResourceExhausted,
   unavailable: Code.Unavailable,
   aborted: Code.Aborted,
+  "switched-off": Code.FailedPrecondition,
 };
 
 /**

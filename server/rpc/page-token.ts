@@ -24,3 +24,29 @@ export function readPageToken(token: string): string {
   }
   return text.slice(3);
 }
+
+// A history page token binds its cursor to the caller and the channel it
+// was issued for: another caller's token, or one for another channel, is
+// refused rather than read as a place in this conversation.
+
+/** The token of the history page after the one a backend's cursor ends. */
+export function historyPageToken(caller: string, channel: string, cursor: string): string {
+  return Buffer.from(`m1:${caller}:${channel}:${cursor}`, "utf8").toString("base64url");
+}
+
+/**
+ * The backend's cursor a history page token carries. Throws "invalid-input"
+ * for a token not issued for this caller and channel.
+ */
+export function readHistoryPageToken(token: string, caller: string, channel: string): string {
+  const text = /^[A-Za-z0-9_-]{1,256}$/.test(token) ? Buffer.from(token, "base64url").toString("utf8") : "";
+  const prefix = `m1:${caller}:${channel}:`;
+  const cursor = text.slice(prefix.length);
+  if (!text.startsWith(prefix) || !/^[0-9,-]{1,96}$/.test(cursor)) {
+    throw new ChatError(
+      "invalid-input",
+      `page_token ${quote(token)} was not issued for ${quote(caller)}'s history of ${quote(channel)}: pass next_page_token as it came, or none for the latest page`,
+    );
+  }
+  return cursor;
+}

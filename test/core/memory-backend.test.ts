@@ -97,8 +97,8 @@ describe("in-memory backend", () => {
       text: "hello bob",
       textBytes: 9,
       sentAt: at,
-      // Queued for bob alone.
-      holders: 1,
+      // Queued for bob alone, and kept in the pair's history.
+      holders: 2,
     });
     assert.deepEqual(bob.take(10, 1e6), [event]);
     assert.equal(alice.pending, 0);

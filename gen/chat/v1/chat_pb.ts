@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chat/v1/chat.proto.
  */
 export const file_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEihQEKDkNvbm5lY3RSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhkKEW1lbWJlcnNoaXBfZXZlbnRzGAIgASgIEhcKD3ByZXNlbmNlX2V2ZW50cxgDIAEoCBIUCgxyZXN1bWVfdG9rZW4YBCABKAkSFwoPcmVjZWl2ZWRfZXZlbnRzGAUgASgEIjEKD0Nvbm5lY3RSZXNwb25zZRIeCgZldmVudHMYASADKAsyDi5jaGF0LnYxLkV2ZW50IvMBCgVFdmVudBInCgljb25uZWN0ZWQYASABKAsyEi5jaGF0LnYxLkNvbm5lY3RlZEgAEicKB21lc3NhZ2UYAiABKAsyFC5jaGF0LnYxLkNoYXRNZXNzYWdlSAASLgoNbWVtYmVyX2pvaW5lZBgDIAEoCzIVLmNoYXQudjEuTWVtYmVySm9pbmVkSAASKgoLbWVtYmVyX2xlZnQYBCABKAsyEy5jaGF0LnYxLk1lbWJlckxlZnRIABI0ChBjaGFubmVsc19jaGFuZ2VkGAUgASgLMhguY2hhdC52MS5DaGFubmVsc0NoYW5nZWRIAEIGCgRraW5kIr4BCglDb25uZWN0ZWQSEAoIdXNlcm5hbWUYASABKAkSFAoMcmVzdW1lX3Rva2VuGAIgASgJEg8KB3Jlc3VtZWQYAyABKAgSEwoLbG9zdF9ldmVudHMYBCABKAQSGQoRbWVtYmVyc2hpcF9ldmVudHMYBSABKAgSFwoPcHJlc2VuY2VfZXZlbnRzGAYgASgIEi8KDHJlc3VtZV9ncmFjZRgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIvCgxNZW1iZXJKb2luZWQSDQoFZ3JvdXAYASABKAkSEAoIdXNlcm5hbWUYAiABKAkiYwoKTWVtYmVyTGVmdBINCgVncm91cBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRIkCgZyZWFzb24YAyABKA4yFC5jaGF0LnYxLkxlYXZlUmVhc29uEg4KBmRldGFpbBgEIAEoCSJVCg9DaGFubmVsc0NoYW5nZWQSHwoFYWRkZWQYASADKAsyEC5jaGF0LnYxLkNoYW5uZWwSIQoHcmVtb3ZlZBgCIAMoCzIQLmNoYXQudjEuQ2hhbm5lbCI7CgdDaGFubmVsEgwKBG5hbWUYASABKAkSIgoEdHlwZRgCIAEoDjIULmNoYXQudjEuQ2hhbm5lbFR5cGUihwEKC0NoYXRNZXNzYWdlEgoKAmlkGAEgASgJEg4KBnNlbmRlchgCIAEoCRIhCgdjaGFubmVsGAMgASgLMhAuY2hhdC52MS5DaGFubmVsEgwKBHRleHQYBCABKAkSKwoHc2VudF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJgoWQ3JlYXRlR3JvdXBDaGF0UmVxdWVzdBIMCgRuYW1lGAEgASgJIhkKF0NyZWF0ZUdyb3VwQ2hhdFJlc3BvbnNlIiQKFEpvaW5Hcm91cENoYXRSZXF1ZXN0EgwKBG5hbWUYASABKAkiFwoVSm9pbkdyb3VwQ2hhdFJlc3BvbnNlIiUKFUxlYXZlR3JvdXBDaGF0UmVxdWVzdBIMCgRuYW1lGAEgASgJIhgKFkxlYXZlR3JvdXBDaGF0UmVzcG9uc2UiMwoSU2VuZE1lc3NhZ2VSZXF1ZXN0Eg8KB2NoYW5uZWwYASABKAkSDAoEdGV4dBgCIAEoCSIVChNTZW5kTWVzc2FnZVJlc3BvbnNlIjwKE0xpc3RDaGFubmVsc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiUwoUTGlzdENoYW5uZWxzUmVzcG9uc2USIgoIY2hhbm5lbHMYASADKAsyEC5jaGF0LnYxLkNoYW5uZWwSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIk8KF0xpc3RHcm91cE1lbWJlcnNSZXF1ZXN0Eg0KBWdyb3VwGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIkYKGExpc3RHcm91cE1lbWJlcnNSZXNwb25zZRIRCgl1c2VybmFtZXMYASADKAkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKpsBCgtMZWF2ZVJlYXNvbhIcChhMRUFWRV9SRUFTT05fVU5TUEVDSUZJRUQQABIVChFMRUFWRV9SRUFTT05fTEVGVBABEh0KGUxFQVZFX1JFQVNPTl9ESVNDT05ORUNURUQQAhIYChRMRUFWRV9SRUFTT05fQ1VUX09GRhADEh4KGkxFQVZFX1JFQVNPTl9HUk9VUF9ERUxFVEVEEAQqWgoLQ2hhbm5lbFR5cGUSHAoYQ0hBTk5FTF9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRQ0hBTk5FTF9UWVBFX1VTRVIQARIWChJDSEFOTkVMX1RZUEVfR1JPVVAQAjK2BAoLQ2hhdFNlcnZpY2USPgoHQ29ubmVjdBIXLmNoYXQudjEuQ29ubmVjdFJlcXVlc3QaGC5jaGF0LnYxLkNvbm5lY3RSZXNwb25zZTABElQKD0NyZWF0ZUdyb3VwQ2hhdBIfLmNoYXQudjEuQ3JlYXRlR3JvdXBDaGF0UmVxdWVzdBogLmNoYXQudjEuQ3JlYXRlR3JvdXBDaGF0UmVzcG9uc2USTgoNSm9pbkdyb3VwQ2hhdBIdLmNoYXQudjEuSm9pbkdyb3VwQ2hhdFJlcXVlc3QaHi5jaGF0LnYxLkpvaW5Hcm91cENoYXRSZXNwb25zZRJRCg5MZWF2ZUdyb3VwQ2hhdBIeLmNoYXQudjEuTGVhdmVHcm91cENoYXRSZXF1ZXN0Gh8uY2hhdC52MS5MZWF2ZUdyb3VwQ2hhdFJlc3BvbnNlEkgKC1NlbmRNZXNzYWdlEhsuY2hhdC52MS5TZW5kTWVzc2FnZVJlcXVlc3QaHC5jaGF0LnYxLlNlbmRNZXNzYWdlUmVzcG9uc2USSwoMTGlzdENoYW5uZWxzEhwuY2hhdC52MS5MaXN0Q2hhbm5lbHNSZXF1ZXN0Gh0uY2hhdC52MS5MaXN0Q2hhbm5lbHNSZXNwb25zZRJXChBMaXN0R3JvdXBNZW1iZXJzEiAuY2hhdC52MS5MaXN0R3JvdXBNZW1iZXJzUmVxdWVzdBohLmNoYXQudjEuTGlzdEdyb3VwTWVtYmVyc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEihQEKDkNvbm5lY3RSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhkKEW1lbWJlcnNoaXBfZXZlbnRzGAIgASgIEhcKD3ByZXNlbmNlX2V2ZW50cxgDIAEoCBIUCgxyZXN1bWVfdG9rZW4YBCABKAkSFwoPcmVjZWl2ZWRfZXZlbnRzGAUgASgEIjEKD0Nvbm5lY3RSZXNwb25zZRIeCgZldmVudHMYASADKAsyDi5jaGF0LnYxLkV2ZW50IvMBCgVFdmVudBInCgljb25uZWN0ZWQYASABKAsyEi5jaGF0LnYxLkNvbm5lY3RlZEgAEicKB21lc3NhZ2UYAiABKAsyFC5jaGF0LnYxLkNoYXRNZXNzYWdlSAASLgoNbWVtYmVyX2pvaW5lZBgDIAEoCzIVLmNoYXQudjEuTWVtYmVySm9pbmVkSAASKgoLbWVtYmVyX2xlZnQYBCABKAsyEy5jaGF0LnYxLk1lbWJlckxlZnRIABI0ChBjaGFubmVsc19jaGFuZ2VkGAUgASgLMhguY2hhdC52MS5DaGFubmVsc0NoYW5nZWRIAEIGCgRraW5kIr4BCglDb25uZWN0ZWQSEAoIdXNlcm5hbWUYASABKAkSFAoMcmVzdW1lX3Rva2VuGAIgASgJEg8KB3Jlc3VtZWQYAyABKAgSEwoLbG9zdF9ldmVudHMYBCABKAQSGQoRbWVtYmVyc2hpcF9ldmVudHMYBSABKAgSFwoPcHJlc2VuY2VfZXZlbnRzGAYgASgIEi8KDHJlc3VtZV9ncmFjZRgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIvCgxNZW1iZXJKb2luZWQSDQoFZ3JvdXAYASABKAkSEAoIdXNlcm5hbWUYAiABKAkiYwoKTWVtYmVyTGVmdBINCgVncm91cBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRIkCgZyZWFzb24YAyABKA4yFC5jaGF0LnYxLkxlYXZlUmVhc29uEg4KBmRldGFpbBgEIAEoCSJVCg9DaGFubmVsc0NoYW5nZWQSHwoFYWRkZWQYASADKAsyEC5jaGF0LnYxLkNoYW5uZWwSIQoHcmVtb3ZlZBgCIAMoCzIQLmNoYXQudjEuQ2hhbm5lbCI7CgdDaGFubmVsEgwKBG5hbWUYASABKAkSIgoEdHlwZRgCIAEoDjIULmNoYXQudjEuQ2hhbm5lbFR5cGUihwEKC0NoYXRNZXNzYWdlEgoKAmlkGAEgASgJEg4KBnNlbmRlchgCIAEoCRIhCgdjaGFubmVsGAMgASgLMhAuY2hhdC52MS5DaGFubmVsEgwKBHRleHQYBCABKAkSKwoHc2VudF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJgoWQ3JlYXRlR3JvdXBDaGF0UmVxdWVzdBIMCgRuYW1lGAEgASgJIhkKF0NyZWF0ZUdyb3VwQ2hhdFJlc3BvbnNlIiQKFEpvaW5Hcm91cENoYXRSZXF1ZXN0EgwKBG5hbWUYASABKAkiFwoVSm9pbkdyb3VwQ2hhdFJlc3BvbnNlIiUKFUxlYXZlR3JvdXBDaGF0UmVxdWVzdBIMCgRuYW1lGAEgASgJIhgKFkxlYXZlR3JvdXBDaGF0UmVzcG9uc2UiRwoSU2VuZE1lc3NhZ2VSZXF1ZXN0Eg8KB2NoYW5uZWwYASABKAkSDAoEdGV4dBgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJIjwKE1NlbmRNZXNzYWdlUmVzcG9uc2USJQoHbWVzc2FnZRgBIAEoCzIULmNoYXQudjEuQ2hhdE1lc3NhZ2UiTQoTTGlzdE1lc3NhZ2VzUmVxdWVzdBIPCgdjaGFubmVsGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlcKFExpc3RNZXNzYWdlc1Jlc3BvbnNlEiYKCG1lc3NhZ2VzGAEgAygLMhQuY2hhdC52MS5DaGF0TWVzc2FnZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiPAoTTGlzdENoYW5uZWxzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJTChRMaXN0Q2hhbm5lbHNSZXNwb25zZRIiCghjaGFubmVscxgBIAMoCzIQLmNoYXQudjEuQ2hhbm5lbBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTwoXTGlzdEdyb3VwTWVtYmVyc1JlcXVlc3QSDQoFZ3JvdXAYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiRgoYTGlzdEdyb3VwTWVtYmVyc1Jlc3BvbnNlEhEKCXVzZXJuYW1lcxgBIAMoCRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqmwEKC0xlYXZlUmVhc29uEhwKGExFQVZFX1JFQVNPTl9VTlNQRUNJRklFRBAAEhUKEUxFQVZFX1JFQVNPTl9MRUZUEAESHQoZTEVBVkVfUkVBU09OX0RJU0NPTk5FQ1RFRBACEhgKFExFQVZFX1JFQVNPTl9DVVRfT0ZGEAMSHgoaTEVBVkVfUkVBU09OX0dST1VQX0RFTEVURUQQBCpaCgtDaGFubmVsVHlwZRIcChhDSEFOTkVMX1RZUEVfVU5TUEVDSUZJRUQQABIVChFDSEFOTkVMX1RZUEVfVVNFUhABEhYKEkNIQU5ORUxfVFlQRV9HUk9VUBACMoMFCgtDaGF0U2VydmljZRI+CgdDb25uZWN0EhcuY2hhdC52MS5Db25uZWN0UmVxdWVzdBoYLmNoYXQudjEuQ29ubmVjdFJlc3BvbnNlMAESVAoPQ3JlYXRlR3JvdXBDaGF0Eh8uY2hhdC52MS5DcmVhdGVHcm91cENoYXRSZXF1ZXN0GiAuY2hhdC52MS5DcmVhdGVHcm91cENoYXRSZXNwb25zZRJOCg1Kb2luR3JvdXBDaGF0Eh0uY2hhdC52MS5Kb2luR3JvdXBDaGF0UmVxdWVzdBoeLmNoYXQudjEuSm9pbkdyb3VwQ2hhdFJlc3BvbnNlElEKDkxlYXZlR3JvdXBDaGF0Eh4uY2hhdC52MS5MZWF2ZUdyb3VwQ2hhdFJlcXVlc3QaHy5jaGF0LnYxLkxlYXZlR3JvdXBDaGF0UmVzcG9uc2USSAoLU2VuZE1lc3NhZ2USGy5jaGF0LnYxLlNlbmRNZXNzYWdlUmVxdWVzdBocLmNoYXQudjEuU2VuZE1lc3NhZ2VSZXNwb25zZRJLCgxMaXN0Q2hhbm5lbHMSHC5jaGF0LnYxLkxpc3RDaGFubmVsc1JlcXVlc3QaHS5jaGF0LnYxLkxpc3RDaGFubmVsc1Jlc3BvbnNlElcKEExpc3RHcm91cE1lbWJlcnMSIC5jaGF0LnYxLkxpc3RHcm91cE1lbWJlcnNSZXF1ZXN0GiEuY2hhdC52MS5MaXN0R3JvdXBNZW1iZXJzUmVzcG9uc2USSwoMTGlzdE1lc3NhZ2VzEhwuY2hhdC52MS5MaXN0TWVzc2FnZXNSZXF1ZXN0Gh0uY2hhdC52MS5MaXN0TWVzc2FnZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * ConnectRequest opens a session. Every field after username is an opt-in:
@@ -489,6 +489,18 @@ export type SendMessageRequest = Message<"chat.v1.SendMessageRequest"> & {
    * @generated from field: string text = 2;
    */
   text: string;
+
+  /**
+   * A client-chosen id of this send, at most 64 bytes (AIP-155): a retry by
+   * the same sender with the same request_id, within the server's
+   * deduplication window (10 minutes unless configured otherwise), returns
+   * the first call's message and delivers nothing again. The same
+   * request_id with another channel or text is INVALID_ARGUMENT and
+   * delivers nothing. Empty means no deduplication.
+   *
+   * @generated from field: string request_id = 3;
+   */
+  requestId: string;
 };
 
 /**
@@ -502,6 +514,12 @@ export const SendMessageRequestSchema: GenMessage<SendMessageRequest> = /*@__PUR
  * @generated from message chat.v1.SendMessageResponse
  */
 export type SendMessageResponse = Message<"chat.v1.SendMessageResponse"> & {
+  /**
+   * The message as it was delivered: its id and sent_at are the server's.
+   *
+   * @generated from field: chat.v1.ChatMessage message = 1;
+   */
+  message?: ChatMessage | undefined;
 };
 
 /**
@@ -510,6 +528,74 @@ export type SendMessageResponse = Message<"chat.v1.SendMessageResponse"> & {
  */
 export const SendMessageResponseSchema: GenMessage<SendMessageResponse> = /*@__PURE__*/
   messageDesc(file_chat_v1_chat, 16);
+
+/**
+ * ListMessagesRequest pages through a conversation's history like
+ * ListChannelsRequest: same page_size and page_token rules.
+ *
+ * @generated from message chat.v1.ListMessagesRequest
+ */
+export type ListMessagesRequest = Message<"chat.v1.ListMessagesRequest"> & {
+  /**
+   * A group the caller is a member of (PERMISSION_DENIED when it is not), or
+   * a username: the direct messages between the caller and that user, both
+   * ways. An unknown or malformed name is answered as SendMessage answers it.
+   *
+   * @generated from field: string channel = 1;
+   */
+  channel: string;
+
+  /**
+   * The most messages to return; 0 means the server's default.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous response, to go further back; empty
+   * for the latest messages. A token issued for another caller or channel
+   * is INVALID_ARGUMENT.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message chat.v1.ListMessagesRequest.
+ * Use `create(ListMessagesRequestSchema)` to create a new message.
+ */
+export const ListMessagesRequestSchema: GenMessage<ListMessagesRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 17);
+
+/**
+ * @generated from message chat.v1.ListMessagesResponse
+ */
+export type ListMessagesResponse = Message<"chat.v1.ListMessagesResponse"> & {
+  /**
+   * Newest first: the latest messages on the first page, older ones after.
+   * The server keeps a bounded history per channel; what fell out of it
+   * (by count, size or age) is not listed.
+   *
+   * @generated from field: repeated chat.v1.ChatMessage messages = 1;
+   */
+  messages: ChatMessage[];
+
+  /**
+   * Set when older messages follow: pass it as page_token to get them.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message chat.v1.ListMessagesResponse.
+ * Use `create(ListMessagesResponseSchema)` to create a new message.
+ */
+export const ListMessagesResponseSchema: GenMessage<ListMessagesResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 18);
 
 /**
  * ListChannelsRequest pages through the channels the way Google's API design
@@ -543,7 +629,7 @@ export type ListChannelsRequest = Message<"chat.v1.ListChannelsRequest"> & {
  * Use `create(ListChannelsRequestSchema)` to create a new message.
  */
 export const ListChannelsRequestSchema: GenMessage<ListChannelsRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 17);
+  messageDesc(file_chat_v1_chat, 19);
 
 /**
  * @generated from message chat.v1.ListChannelsResponse
@@ -573,7 +659,7 @@ export type ListChannelsResponse = Message<"chat.v1.ListChannelsResponse"> & {
  * Use `create(ListChannelsResponseSchema)` to create a new message.
  */
 export const ListChannelsResponseSchema: GenMessage<ListChannelsResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 18);
+  messageDesc(file_chat_v1_chat, 20);
 
 /**
  * ListGroupMembersRequest pages through a group's members like
@@ -610,7 +696,7 @@ export type ListGroupMembersRequest = Message<"chat.v1.ListGroupMembersRequest">
  * Use `create(ListGroupMembersRequestSchema)` to create a new message.
  */
 export const ListGroupMembersRequestSchema: GenMessage<ListGroupMembersRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 19);
+  messageDesc(file_chat_v1_chat, 21);
 
 /**
  * @generated from message chat.v1.ListGroupMembersResponse
@@ -636,7 +722,7 @@ export type ListGroupMembersResponse = Message<"chat.v1.ListGroupMembersResponse
  * Use `create(ListGroupMembersResponseSchema)` to create a new message.
  */
 export const ListGroupMembersResponseSchema: GenMessage<ListGroupMembersResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 20);
+  messageDesc(file_chat_v1_chat, 22);
 
 /**
  * Why a member is no longer in a group.
@@ -791,6 +877,18 @@ export const ChatService: GenService<{
     methodKind: "unary";
     input: typeof ListGroupMembersRequestSchema;
     output: typeof ListGroupMembersResponseSchema;
+  },
+  /**
+   * ListMessages pages back through a conversation's history, newest first:
+   * a group the caller is in, or the direct messages between the caller and
+   * a user. The messages are those that were delivered, as they were.
+   *
+   * @generated from rpc chat.v1.ChatService.ListMessages
+   */
+  listMessages: {
+    methodKind: "unary";
+    input: typeof ListMessagesRequestSchema;
+    output: typeof ListMessagesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chat_v1_chat, 0);
