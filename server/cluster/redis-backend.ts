@@ -9,11 +9,12 @@ import type { ChatSession } from "../core/chat-session.js";
 import { createLocalSessions, type LocalSessions } from "../core/local-sessions.js";
 import { measureText } from "../core/measure-text.js";
 import { leaveReasonOf, membershipEvent } from "../core/membership-event.js";
-import type { MessagePage } from "../core/message-history.js";
+import { badCursor, defaultHistoryBounds, type HistoryBounds, type HistoryPage, type MessagePage } from "../core/message-history.js";
 import { assertValidName } from "../core/names.js";
 import { createQueueBudget } from "../core/queue-budget.js";
 import { defaultResumeHistory, type HistoryLimits, resumeSession } from "../core/resume-session.js";
-import type { ChannelRef, ChatEvent, LeaveReason } from "../core/session-event.js";
+import { checkRequestId, type DedupBounds, defaultDedupBounds, requestIdReused, textDigest } from "../core/send-dedup.js";
+import { type ChannelRef, type ChatEvent, type LeaveReason, queuedEventBytes } from "../core/session-event.js";
 import { createWakeScheduler } from "../core/wake-scheduler.js";
 import { messageFields, type Publication, parsePresence, parsePublication } from "./delivery.js";
 import { directoryKeys, nameKeys, ownerOf, repliesChannel } from "./redis-keys.js";
@@ -36,6 +37,12 @@ export interface RedisBackendOptions extends Omit<RedisNodeOptions, "onMessage" 
   resumeHistory?: HistoryLimits;
   /** How often presence changes are handed to this node's watchers, coalesced; 0 switches presence off. Default 250 ms. */
   presenceIntervalMs?: number;
+  /** What history Redis keeps per channel (its totalBytes is the in-memory backend's: Redis bounds its own memory). */
+  history?: HistoryBounds;
+  /** Whether a pair's history outlives its users' sessions: only with signed identities (see MemoryBackendOptions). */
+  keepDirectHistory?: boolean;
+  /** How long request ids are remembered (only windowMs applies: Redis expires them). */
+  dedup?: DedupBounds;
 }
 
 /** A {@link ChatBackend} whose state lives in Redis, shared by every node; it starts and closes with its node. */
@@ -65,9 +72,67 @@ const pendingJoinsPerSession = 16;
 /** A new epoch: tells one claim on a name from every other. */
 const newEpoch = () => randomBytes(6).toString("base64url");
 
-/** What this node knows of a session's claim in Redis: its epoch, and the last number its inbox delivered. */
+/** A new person's tag (see Claim). */
+const newWho = () => randomBytes(9).toString("base64url");
+
+/** A message of a history stream, with the stream entry's id. */
+interface HistoryEntry {
+  id: string;
+  event: ChatEvent;
+}
+
+const streamId = /^\d{1,16}-\d{1,16}$/;
+
+/**
+ * The places in the two streams of a pair's history (or the one of a
+ * group) that a cursor names, as XREVRANGE ends: "+" for the latest.
+ */
+function readCursor(cursor: string | undefined): [string, string] {
+  if (cursor === undefined) return ["+", "+"];
+  const [mine = "", theirs, ...rest] = cursor.split(",");
+  if (!streamId.test(mine) || (theirs !== undefined && !streamId.test(theirs)) || rest.length > 0) throw badCursor();
+  return [`(${mine}`, theirs === undefined ? "+" : `(${theirs}`];
+}
+
+/** Compares two stream ids, newest first. */
+function newerFirst(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split("-").map(Number);
+  const [bm = 0, bs = 0] = b.split("-").map(Number);
+  return bm - am || bs - as;
+}
+
+/**
+ * The page of a pair's history: the two directions merged by their stream
+ * ids, newest first. The cursor names a place in each, so that the next
+ * page continues both: a direction none of whose messages made the page
+ * keeps its place (just above the newest it had, or "0-0" when it had none:
+ * nothing older can come).
+ */
+function mergePages(sent: HistoryEntry[], received: HistoryEntry[], limit: number): MessagePage {
+  const all = [...sent.map((e) => ({ ...e, out: true })), ...received.map((e) => ({ ...e, out: false }))].sort((a, b) => newerFirst(a.id, b.id));
+  const shown = all.slice(0, limit);
+  if (all.length <= limit) return { messages: shown.map((e) => e.event) };
+  const place = (out: boolean, list: HistoryEntry[]): string => {
+    const last = shown.filter((e) => e.out === out).pop();
+    if (last !== undefined) return last.id;
+    const newest = list[0];
+    if (newest === undefined) return "0-0";
+    // None shown: stay just above its newest, so that it comes first next time.
+    const [ms = 0, seq = 0] = newest.id.split("-").map(Number);
+    return `${ms}-${seq + 1}`;
+  };
+  return { messages: shown.map((e) => e.event), next: `${place(true, sent)},${place(false, received)}` };
+}
+
+/**
+ * What this node knows of a session's claim in Redis: its epoch, the tag of
+ * the person (new at each connect, kept by a takeover: it names the direct
+ * histories of the user, which a later user of the name must not read),
+ * and the last number its inbox delivered.
+ */
 interface Claim {
   readonly epoch: string;
+  who: string;
   seq: number;
   /** Whether Redis confirmed the claim: until then the session is no caller yet. */
   registered: boolean;
@@ -124,6 +189,9 @@ class RedisBackendImpl implements RedisBackend {
   private readonly budget;
   private readonly schedule = createWakeScheduler();
   private readonly history: HistoryLimits | undefined;
+  private readonly messages: HistoryBounds;
+  private readonly keepDirect: boolean;
+  private readonly dedupWindowMs: number;
   private readonly claims = new Map<BackendSession, Claim>();
   private readonly rooms = new Map<string, RoomPlace>();
   // The rooms each session holds a subscription to: those of its groups, and of a join on its way.
@@ -143,6 +211,9 @@ class RedisBackendImpl implements RedisBackend {
     this.budget = createQueueBudget(options.maxQueuedBytes);
     this.resumeGraceMs = options.resumeGraceMs ?? 0;
     this.history = this.resumeGraceMs > 0 ? (options.resumeHistory ?? defaultResumeHistory) : undefined;
+    this.messages = options.history ?? defaultHistoryBounds;
+    this.keepDirect = options.keepDirectHistory ?? false;
+    this.dedupWindowMs = (options.dedup ?? defaultDedupBounds).windowMs;
     this.local = createLocalSessions({
       budget: this.budget,
       presenceIntervalMs: options.presenceIntervalMs ?? 250,
@@ -427,10 +498,10 @@ class RedisBackendImpl implements RedisBackend {
    * next user of it starts in no group.
    */
   private async releaseUser(node: string, username: string, reason: LeaveReason, detail: string): Promise<void> {
-    const [status, epoch = "", ...groups] = await this.store.chatRelease(nameKeys.user(username), node, username);
+    const [status, epoch = "", ...groups] = await this.store.chatRelease(nameKeys.user(username), node, username, this.keepDirect ? "keep" : "");
     if (status === "leaving") {
       for (const group of groups) await this.leaveFor(username, group, reason, detail, node);
-      await this.store.chatDrop(nameKeys.user(username), node, username);
+      await this.store.chatDrop(nameKeys.user(username), node, username, this.keepDirect ? "keep" : "");
     }
     // A name not held (any more) is only struck from the node's list.
     await this.directory(node, [["-", "user", username, status === "not-held" ? "" : epoch]]);
@@ -454,18 +525,18 @@ class RedisBackendImpl implements RedisBackend {
   private async openSession(
     username: string,
     optIns: ConnectOptions,
-    claim: (session: BackendSession, epoch: string) => Promise<void>,
+    claim: (session: BackendSession, epoch: string, record: Claim) => Promise<void>,
   ): Promise<BackendSession> {
     const { local, history } = this;
     const session = createBackendSession(username, this.limits, this.schedule, this.budget, history === undefined ? {} : { history });
     const epoch = newEpoch();
     local.setOptIns(session, optIns);
     local.add(session);
-    const record: Claim = { epoch, seq: 0, registered: false };
+    const record: Claim = { epoch, who: newWho(), seq: 0, registered: false };
     this.claims.set(session, record);
     try {
       await this.node.call(() => this.node.subscriptions.acquire(nameKeys.inbox(username)));
-      await claim(session, epoch);
+      await claim(session, epoch, record);
       record.registered = true;
     } catch (error) {
       this.forget(session);
@@ -505,12 +576,14 @@ class RedisBackendImpl implements RedisBackend {
   private async takeOver(username: string, request: ResumeRequest): Promise<Resumed> {
     const { node } = this;
     if (!Number.isSafeInteger(request.received) || request.received < 0) throw chatErrors.receivedTooMany(username, request.received);
-    const session = await this.openSession(username, request, async (fresh, epoch) => {
-      const [status, old = "", ...groups] = await this.call((s) =>
+    const session = await this.openSession(username, request, async (fresh, epoch, record) => {
+      const [status, old = "", who = "", ...groups] = await this.call((s) =>
         s.chatTakeover(nameKeys.user(username), node.id, username, hashToken(request.token), tokenHashOf(fresh), epoch),
       );
       if (status === "no-session") throw chatErrors.noSessionToResume(username);
       if (status !== "ok") throw unavailable();
+      // The same person: its direct histories stay its own.
+      record.who = who;
       await this.call(async () => {
         for (const group of groups) await this.leaveFor(username, group, "disconnected", "its client came back on another server", node.id);
         await this.directory(old, [["-", "user", username, ""]]);
@@ -527,12 +600,12 @@ class RedisBackendImpl implements RedisBackend {
     assertValidName(username, "username");
     const existing = local.get(username);
     if (existing !== undefined) throw local.isHeld(existing) ? chatErrors.usernameHeld(username, this.resumeGraceMs) : chatErrors.usernameOnline(username);
-    return this.openSession(username, options, async (session, epoch) => {
+    return this.openSession(username, options, async (session, epoch, record) => {
       // The name's previous session here may still be leaving its groups: its claim goes last.
       await this.releasing.get(username);
       const reclaim = options.reclaim === true ? "reclaim" : "";
       const [status = "", groupEpoch = "", ...members] = await this.call((s) =>
-        s.chatConnect(nameKeys.user(username), node.id, username, reclaim, tokenHashOf(session), epoch),
+        s.chatConnect(nameKeys.user(username), node.id, username, reclaim, tokenHashOf(session), epoch, record.who),
       );
       checkConnect(status, username);
       await this.call(async (s) => {
@@ -691,23 +764,108 @@ class RedisBackendImpl implements RedisBackend {
     });
   }
 
-  async send(caller: string, channel: string, text: string): Promise<ChatEvent> {
-    assertValidName(channel, "channel");
-    const textBytes = measureText(text);
-    await this.assertSignedIn(caller);
-    const id = randomUUID();
-    const sentAt = new Date();
-    const status = await this.call((s) => s.chatSend(nameKeys.user(channel), channel, caller, messageFields(id, caller, sentAt.getTime(), text)));
-    if (status === "not-found") throw chatErrors.noSuchChannel(channel);
-    if (status === "not-allowed") throw chatErrors.mustJoin(caller, channel);
-    // The script answers the channel's type when it sent; anything else is a script this code does not know.
-    if (status !== "user" && status !== "group") throw unavailable();
-    return { kind: "message", id, sender: caller, channel: { name: channel, type: status }, text, textBytes, sentAt, holders: 0 };
+  /**
+   * The tag of a signed-in sender: "s" for every signed identity, whose
+   * histories outlive its sessions, else the person's (see Claim). Throws
+   * "not-signed-in" for a caller with no claim.
+   */
+  private async tagOf(caller: string): Promise<string> {
+    const here = this.registered(caller);
+    const who = here === undefined ? await this.call((s) => s.hget(nameKeys.user(caller), "who")) : this.claims.get(here)?.who;
+    if (who === undefined || who === null) throw chatErrors.notSignedIn(caller);
+    return this.keepDirect ? "s" : who;
   }
 
-  listMessages(): Promise<MessagePage> {
-    // Cluster history is the next step (Redis Streams in the channel's slot).
-    return Promise.reject(chatErrors.historyOff());
+  async send(caller: string, channel: string, text: string, requestId = ""): Promise<ChatEvent> {
+    assertValidName(channel, "channel");
+    const textBytes = measureText(text);
+    checkRequestId(requestId);
+    const dedup = requestId !== "" && this.dedupWindowMs > 0;
+    let tag: string;
+    if (dedup) {
+      // The request id is bound to this channel and text in the sender's slot first, whichever node the retry reaches.
+      const status = await this.call((s) => s.chatRequest(nameKeys.user(caller), caller, requestId, channel, textDigest(text), this.dedupWindowMs));
+      if (status === "not-signed-in") throw chatErrors.notSignedIn(caller);
+      if (status.startsWith("reused:")) throw requestIdReused(requestId, status.slice("reused:".length));
+      if (!status.startsWith("ok:")) throw unavailable();
+      tag = this.keepDirect ? "s" : status.slice("ok:".length);
+    } else {
+      tag = await this.tagOf(caller);
+    }
+    const event: ChatEvent = {
+      kind: "message",
+      id: randomUUID(),
+      sender: caller,
+      channel: { name: channel, type: "user" },
+      text,
+      textBytes,
+      sentAt: new Date(),
+      holders: 0,
+    };
+    const { messages, bytes, ttlMs } = this.messages;
+    const status = await this.call((s) =>
+      s.chatSend(
+        nameKeys.user(channel),
+        channel,
+        caller,
+        messageFields(event.id, caller, event.sentAt.getTime(), text),
+        tag,
+        queuedEventBytes(event),
+        messages,
+        bytes,
+        ttlMs,
+        dedup ? requestId : "",
+        this.dedupWindowMs,
+      ),
+    );
+    if (status === "not-found") throw chatErrors.noSuchChannel(channel);
+    if (status === "not-allowed") throw chatErrors.mustJoin(caller, channel);
+    if (status.startsWith("sent:")) {
+      // A retry: the first call's message, nothing sent again.
+      const [id = "", at = "", type = ""] = status.slice("sent:".length).split("|");
+      return { ...event, id, sentAt: new Date(Number(at)), channel: { name: channel, type: type === "group" ? "group" : "user" } };
+    }
+    // The script answers the channel's type when it sent; anything else is a script this code does not know.
+    if (status !== "user" && status !== "group") throw unavailable();
+    return { ...event, channel: { name: channel, type: status } };
+  }
+
+  async listMessages(caller: string, channel: string, page: HistoryPage): Promise<MessagePage> {
+    assertValidName(channel, "channel");
+    const callerTag = await this.tagOf(caller);
+    if (this.messages.messages === 0) throw chatErrors.historyOff();
+    const [mine, theirs] = readCursor(page.before);
+    const count = page.limit + 1;
+    // In the channel's slot: a group's history, or what the caller sent the user.
+    const [kind = "", tag = "", ...sent] = await this.call((s) =>
+      s.chatHistory(nameKeys.user(channel), "auto", channel, caller, callerTag, mine, count, this.keepDirect ? "" : "online"),
+    );
+    if (kind === "not-member") throw chatErrors.mustJoinToRead(caller, channel);
+    if (kind === "not-found") throw chatErrors.noSuchChannel(channel);
+    if (kind === "group") {
+      const entries = this.historyEntries(sent, { name: channel, type: "group" });
+      const shown = entries.slice(0, page.limit);
+      return entries.length > page.limit ? { messages: shown.map((e) => e.event), next: shown[shown.length - 1]!.id } : { messages: shown.map((e) => e.event) };
+    }
+    if (kind !== "user") throw unavailable();
+    // In the caller's slot: what the user sent the caller, under the user's tag.
+    const [, , ...received] = await this.call((s) =>
+      s.chatHistory(nameKeys.user(caller), "direct", caller, channel, this.keepDirect ? "s" : tag, theirs, count, ""),
+    );
+    const out = this.historyEntries(sent, { name: channel, type: "user" });
+    const inbound = this.historyEntries(received, { name: caller, type: "user" });
+    if (this.keepDirect && tag === "" && page.before === undefined && out.length === 0 && inbound.length === 0) throw chatErrors.noSuchChannel(channel);
+    return mergePages(out, inbound, page.limit);
+  }
+
+  /** Reads the entries a history script answered (id, fields, ...), newest first. */
+  private historyEntries(flat: readonly string[], channel: ChannelRef): HistoryEntry[] {
+    const entries: HistoryEntry[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const publication = parsePublication(`m0|-|${flat[i + 1]}`);
+      if (publication?.kind === "message") entries.push({ id: flat[i]!, event: this.messageEvent(publication, channel) });
+    }
+    return entries;
   }
 
   async listChannels(page?: ChannelPage): Promise<ChannelRef[]> {

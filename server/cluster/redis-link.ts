@@ -8,9 +8,9 @@ import { scripts } from "./redis-scripts.js";
  * slot the script works in (see redis-keys.ts).
  */
 export interface ChatCommands {
-  chatConnect(key: string, node: string, user: string, reclaim: string, tokenHash: string, epoch: string): Promise<string[]>;
-  chatRelease(key: string, node: string, user: string): Promise<string[]>;
-  chatDrop(key: string, node: string, user: string): Promise<string>;
+  chatConnect(key: string, node: string, user: string, reclaim: string, tokenHash: string, epoch: string, who: string): Promise<string[]>;
+  chatRelease(key: string, node: string, user: string, keepDirect: string): Promise<string[]>;
+  chatDrop(key: string, node: string, user: string, keepDirect: string): Promise<string>;
   chatHold(key: string, node: string, user: string, graceMs: number): Promise<string>;
   chatResumed(key: string, node: string, user: string): Promise<string>;
   chatTakeover(key: string, node: string, user: string, tokenHash: string, newTokenHash: string, epoch: string): Promise<string[]>;
@@ -19,7 +19,21 @@ export interface ChatCommands {
   chatJoin(key: string, group: string, user: string, userEpoch: string): Promise<string>;
   chatLeave(key: string, group: string, user: string, reason: string, detail: string): Promise<string>;
   chatMembers(key: string, group: string, user: string): Promise<string[]>;
-  chatSend(key: string, channel: string, sender: string, fields: string): Promise<string>;
+  chatSend(
+    key: string,
+    channel: string,
+    sender: string,
+    fields: string,
+    tag: string,
+    size: number,
+    maxMessages: number,
+    maxBytes: number,
+    ttlMs: number,
+    requestId: string,
+    windowMs: number,
+  ): Promise<string>;
+  chatRequest(key: string, sender: string, requestId: string, channel: string, digest: string, windowMs: number): Promise<string>;
+  chatHistory(key: string, mode: "auto" | "direct", name: string, other: string, tag: string, upto: string, count: number, check: string): Promise<string[]>;
   chatDirectory(key: string, node: string, presence: string, ...changes: string[]): Promise<string>;
   chatSweep(key: string, node: string, sweeper: string, lockMs: number): Promise<string[]>;
 }

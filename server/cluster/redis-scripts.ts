@@ -29,16 +29,49 @@ local function k(name, suffix) return 'chat:{' .. name .. '}:' .. suffix end
 `;
 
 /**
+ * Shared: a channel's history is a stream of entries { m = the message's
+ * fields, s = its size as the queues count it }, with its total size in
+ * "<stream>:bytes"; both expire after the retention unless written again.
+ * keep() appends one and then drops the oldest while the stream is over its
+ * count or its bytes, or the oldest is older than the retention; every
+ * bound is exact, which MAXLEN ~ could not be for bytes.
+ */
+const historyOf = `
+local function forget_history(hist) redis.call('DEL', hist, hist .. ':bytes') end
+local function forget_direct(u, keep_direct)
+  if keep_direct == 'keep' then return end
+  for _, hist in ipairs(redis.call('SMEMBERS', k(u, 'dms'))) do forget_history(hist) end
+  redis.call('DEL', k(u, 'dms'))
+end
+local function keep(hist, fields, size, maxn, maxb, ttl)
+  local id = redis.call('XADD', hist, '*', 'm', fields, 's', size)
+  local oldest_ms = tonumber(string.match(id, '^(%d+)')) - ttl
+  local bytes = redis.call('INCRBY', hist .. ':bytes', size)
+  while true do
+    local first = redis.call('XRANGE', hist, '-', '+', 'COUNT', 1)[1]
+    if not first then break end
+    if redis.call('XLEN', hist) <= maxn and bytes <= maxb and tonumber(string.match(first[1], '^(%d+)')) >= oldest_ms then break end
+    bytes = redis.call('DECRBY', hist .. ':bytes', tonumber(first[2][4]))
+    redis.call('XDEL', hist, first[1])
+  end
+  redis.call('PEXPIRE', hist, ttl)
+  redis.call('PEXPIRE', hist .. ':bytes', ttl)
+end
+`;
+
+/**
  * KEYS[1]: the user's claim. ARGV: node, username, "reclaim" to take the
  * name from a group that holds it, the SHA-256 of the session's resume
- * token (empty when it has none), the new claim's epoch. Answers { 'ok',
+ * token (empty when it has none), the new claim's epoch, the person's tag
+ * (which names its direct-message histories, and which a takeover keeps).
+ * Answers { 'ok',
  * epoch, members... } with the epoch and members of a group it deleted to
  * take its name (an empty epoch and no members when there was none),
  * 'held:<grace ms>' when the name is held for a dropped session, or a
  * status.
  */
-const connectScript = `${keysOf}
-local node, u, reclaim, token_hash, epoch = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+const connectScript = `${keysOf}${historyOf}
+local node, u, reclaim, token_hash, epoch, who = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local user = k(u, 'user')
 if redis.call('EXISTS', user) == 1 then
   local grace = redis.call('HGET', user, 'held')
@@ -55,26 +88,29 @@ if redis.call('EXISTS', group) == 1 then
   redis.call('SPUBLISH', k(u, 'room'), 'd' .. seq .. '|' .. answer[2] .. '|')
   for _, m in ipairs(redis.call('HKEYS', k(u, 'members'))) do table.insert(answer, m) end
   redis.call('DEL', group, k(u, 'members'))
+  forget_history(k(u, 'history'))
 end
-redis.call('HSET', user, 'node', node, 'hash', token_hash, 'epoch', epoch, 'seq', 0)
+redis.call('HSET', user, 'node', node, 'hash', token_hash, 'epoch', epoch, 'seq', 0, 'who', who)
 return answer
 `;
 
 /**
- * KEYS[1]: the user's claim. ARGV: node, username. The first step of
- * releasing a user: only the node that holds the name may. A user in no
- * group is released at once ({ 'gone', epoch }); otherwise the claim is
+ * KEYS[1]: the user's claim. ARGV: node, username, "keep" when names are
+ * signed identities (see dropScript). The first step of releasing a user:
+ * only the node that holds the name may. A user in no group is released at
+ * once ({ 'gone', epoch }), as by dropScript; otherwise the claim is
  * marked leaving (no join is let in any more) and { 'leaving', epoch,
  * groups... } tells the backend which groups to leave before it drops the
  * claim.
  */
-const releaseScript = `${keysOf}
-local node, u = ARGV[1], ARGV[2]
+const releaseScript = `${keysOf}${historyOf}
+local node, u, keep_direct = ARGV[1], ARGV[2], ARGV[3]
 local user, groups = k(u, 'user'), k(u, 'groups')
 if redis.call('HGET', user, 'node') ~= node then return { 'not-held' } end
 local epoch = redis.call('HGET', user, 'epoch')
 if redis.call('SCARD', groups) == 0 then
   redis.call('DEL', user)
+  forget_direct(u, keep_direct)
   return { 'gone', epoch }
 end
 redis.call('HSET', user, 'leaving', '1')
@@ -84,11 +120,18 @@ table.insert(answer, 1, 'leaving')
 return answer
 `;
 
-/** KEYS[1]: the user's claim. ARGV: node, username. The last step of releasing a user, once it left its groups. */
-const dropScript = `${keysOf}
-local node, u = ARGV[1], ARGV[2]
+/**
+ * KEYS[1]: the user's claim. ARGV: node, username, "keep" when names are
+ * signed identities. The last step of releasing a user, once it left its
+ * groups. Without signed identities the name passes to whoever connects
+ * next, so the direct messages the user received go too: those it sent
+ * are under its tag, which no later user of the name has.
+ */
+const dropScript = `${keysOf}${historyOf}
+local node, u, keep_direct = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('HGET', k(u, 'user'), 'node') ~= node then return 'not-held' end
 redis.call('DEL', k(u, 'user'), k(u, 'groups'))
+forget_direct(u, keep_direct)
 return 'ok'
 `;
 
@@ -124,11 +167,13 @@ local user, groups = k(u, 'user'), k(u, 'groups')
 local old = redis.call('HGET', user, 'node')
 if not old or old == node or redis.call('HGET', user, 'leaving') or redis.call('HGET', user, 'hash') ~= token_hash then return { 'no-session' } end
 redis.call('SPUBLISH', k(u, 'inbox'), 'e0|' .. redis.call('HGET', user, 'epoch') .. '|' .. token_hash)
+local who = redis.call('HGET', user, 'who') or ''
 local answer = redis.call('SMEMBERS', groups)
+table.insert(answer, 1, who)
 table.insert(answer, 1, old)
 table.insert(answer, 1, 'ok')
 redis.call('DEL', user, groups)
-redis.call('HSET', user, 'node', node, 'hash', new_hash, 'epoch', epoch, 'seq', 0)
+redis.call('HSET', user, 'node', node, 'hash', new_hash, 'epoch', epoch, 'seq', 0, 'who', who)
 return answer
 `;
 
@@ -187,9 +232,10 @@ return 'ok'
 /**
  * KEYS[1]: the group's claim. ARGV: group, username, the leave reason and
  * its words. The leaver hears of its own leaving, before it is gone; the
- * last member's leaving deletes the group ('deleted:<its epoch>').
+ * last member's leaving deletes the group ('deleted:<its epoch>') and its
+ * history.
  */
-const leaveScript = `${keysOf}
+const leaveScript = `${keysOf}${historyOf}
 local g, u, reason, detail = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local group, members = k(g, 'group'), k(g, 'members')
 if redis.call('EXISTS', group) == 0 then return 'not-found' end
@@ -200,6 +246,7 @@ redis.call('HDEL', members, u)
 if redis.call('HLEN', members) == 0 then
   local epoch = redis.call('HGET', group, 'epoch')
   redis.call('DEL', group, members)
+  forget_history(k(g, 'history'))
   return 'deleted:' .. epoch
 end
 return 'ok'
@@ -217,28 +264,100 @@ return answer
 
 /**
  * KEYS[1]: the channel's user claim. ARGV: channel, sender, the message's
- * fields as the publication carries them (id|sender|sent-at|text). Publishes
- * the message on the user's inbox or the group's room, numbered, and
- * answers 'user' or 'group' for the channel's type, or a status. A sender
- * must be a member of a group it sends to; that a sender of a direct
- * message is signed in is the backend's check.
+ * fields as the publication carries them (id|sender|sent-at|text), the
+ * sender's tag, the message's size as the queues count it, the history's
+ * bounds (messages, bytes, retention in ms; 0 messages keeps none), the
+ * request id ("" for none) and the deduplication window in ms. Publishes
+ * the message on the user's inbox or the group's room, numbered, and keeps
+ * it in the channel's history in the same step: a message is delivered if
+ * and only if it is kept. A direct message is kept in the recipient's slot
+ * under the sender's name and tag (the pair's history is the two
+ * directions together). Answers 'user' or 'group' for the channel's type,
+ * 'sent:<id>|<sent-at>|<type>' for a request id this channel already took
+ * from this sender (nothing is sent again), or a status. A sender must be
+ * a member of a group it sends to; that a sender of a direct message is
+ * signed in is the backend's check.
  */
-const sendScript = `${keysOf}
-local ch, sender, fields = ARGV[1], ARGV[2], ARGV[3]
+const sendScript = `${keysOf}${historyOf}
+local ch, sender, fields, tag, size = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local maxn, maxb, ttl, rid, window = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9], tonumber(ARGV[10])
+local sent = nil
+if rid ~= '' and window > 0 then
+  sent = k(ch, 'sent:' .. sender .. ':' .. rid)
+  local first = redis.call('GET', sent)
+  if first then return 'sent:' .. first end
+end
+local kind, hist
 local user = k(ch, 'user')
 local epoch = redis.call('HGET', user, 'epoch')
 if epoch then
   local seq = redis.call('HINCRBY', user, 'seq', 1)
   redis.call('SPUBLISH', k(ch, 'inbox'), 'm' .. seq .. '|' .. epoch .. '|' .. fields)
-  return 'user'
+  kind, hist = 'user', k(ch, 'dm:' .. sender .. ':' .. tag)
+  if maxn > 0 then redis.call('SADD', k(ch, 'dms'), hist) end
+else
+  local group = k(ch, 'group')
+  epoch = redis.call('HGET', group, 'epoch')
+  if not epoch then return 'not-found' end
+  if redis.call('HEXISTS', k(ch, 'members'), sender) == 0 then return 'not-allowed' end
+  local seq = redis.call('HINCRBY', group, 'seq', 1)
+  redis.call('SPUBLISH', k(ch, 'room'), 'm' .. seq .. '|' .. epoch .. '|' .. fields)
+  kind, hist = 'group', k(ch, 'history')
 end
-local group = k(ch, 'group')
-epoch = redis.call('HGET', group, 'epoch')
-if not epoch then return 'not-found' end
-if redis.call('HEXISTS', k(ch, 'members'), sender) == 0 then return 'not-allowed' end
-local seq = redis.call('HINCRBY', group, 'seq', 1)
-redis.call('SPUBLISH', k(ch, 'room'), 'm' .. seq .. '|' .. epoch .. '|' .. fields)
-return 'group'
+if maxn > 0 then keep(hist, fields, size, maxn, maxb, ttl) end
+if sent then
+  local id, at = string.match(fields, '^([^|]*)|[^|]*|([^|]*)|')
+  redis.call('SET', sent, id .. '|' .. at .. '|' .. kind, 'PX', window)
+end
+return kind
+`;
+
+/**
+ * KEYS[1]: the sender's claim. ARGV: sender, request id, channel, digest
+ * of the text, window in ms. The first step of a send with a request id,
+ * in the sender's slot: a request id is bound to one channel and text for
+ * the window, so that its reuse for another message is refused, whichever
+ * node and channel the retry goes to. Answers 'ok:<the sender's tag>',
+ * 'reused:<channel>' or 'not-signed-in'.
+ */
+const requestScript = `${keysOf}
+local u, rid, ch, digest, window = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local who = redis.call('HGET', k(u, 'user'), 'who')
+if not who then return 'not-signed-in' end
+local key = k(u, 'rid:' .. rid)
+local first = redis.call('GET', key)
+if first and first ~= ch .. '|' .. digest then return 'reused:' .. string.match(first, '^([^|]*)') end
+if not first then redis.call('SET', key, ch .. '|' .. digest, 'PX', window) end
+return 'ok:' .. who
+`;
+
+/**
+ * KEYS[1]: a key of the name whose slot is read. ARGV: "auto" or "direct",
+ * the name, the caller, the tag of the caller (auto) or of the name's
+ * correspondent (direct), the end of the range (XREVRANGE's: "+" or
+ * "(<id>"), the count, and "online" when the name must be a user online.
+ * "auto": the name is a group (the caller must be a member: answers
+ * { 'group', '', id, fields, ... } newest first) or a user (answers
+ * { 'user', its tag, ... } with the messages the caller sent it). "direct":
+ * the messages the correspondent (ARGV[2]) sent the caller, kept in the
+ * caller's slot: ARGV[2] is the caller there, and ARGV[3] the sender.
+ */
+const historyScript = `${keysOf}
+local mode, name, other, tag, upto, count, check = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local answer, hist
+if mode == 'auto' and redis.call('EXISTS', k(name, 'group')) == 1 then
+  if redis.call('HEXISTS', k(name, 'members'), other) == 0 then return { 'not-member' } end
+  answer, hist = { 'group', '' }, k(name, 'history')
+else
+  local who = redis.call('HGET', k(name, 'user'), 'who')
+  if check == 'online' and not who then return { 'not-found' } end
+  answer, hist = { 'user', who or '' }, k(name, 'dm:' .. other .. ':' .. tag)
+end
+for _, e in ipairs(redis.call('XREVRANGE', hist, upto, '-', 'COUNT', count)) do
+  table.insert(answer, e[1])
+  table.insert(answer, e[2][2])
+end
+return answer
 `;
 
 /**
@@ -307,6 +426,8 @@ export const scripts: Record<keyof ChatCommands, string> = {
   chatLeave: leaveScript,
   chatMembers: membersScript,
   chatSend: sendScript,
+  chatRequest: requestScript,
+  chatHistory: historyScript,
   chatDirectory: directoryScript,
   chatSweep: sweepScript,
 };

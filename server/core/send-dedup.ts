@@ -44,10 +44,10 @@ export function textDigest(text: string): string {
 }
 
 /** The error of a request id used again for another message. */
-export function requestIdReused(requestId: string, first: ChannelRef): ChatError {
+export function requestIdReused(requestId: string, firstChannel: string): ChatError {
   return new ChatError(
     "invalid-input",
-    `request_id ${quote(requestId)} was already used for another message (to ${quote(first.name)}) within the deduplication window: a retry must send the same channel and text, a new message needs a new request_id`,
+    `request_id ${quote(requestId)} was already used for another message (to ${quote(firstChannel)}) within the deduplication window: a retry must send the same channel and text, a new message needs a new request_id`,
   );
 }
 
@@ -56,7 +56,7 @@ export function requestIdReused(requestId: string, first: ChannelRef): ChatError
  * message, or "invalid-input" when the channel or the text differ.
  */
 export function replayOf(record: SentRecord, request: { sender: string; channel: string; text: string; requestId: string }): ChatEvent {
-  if (record.channel.name !== request.channel || record.digest !== textDigest(request.text)) throw requestIdReused(request.requestId, record.channel);
+  if (record.channel.name !== request.channel || record.digest !== textDigest(request.text)) throw requestIdReused(request.requestId, record.channel.name);
   const { id, sentAt, channel } = record;
   return { kind: "message", id, sender: request.sender, channel, text: request.text, textBytes: Buffer.byteLength(request.text, "utf8"), sentAt, holders: 0 };
 }

@@ -580,7 +580,7 @@ export const serverSettings = {
   historyBytes: {
     flag: "--history-bytes <n>",
     env: "HISTORY_BYTES",
-    parse: integer(4096, 1 << 30),
+    parse: integer(16_384, 1 << 30),
     default: 1024 * 1024,
     help: "bytes kept per channel, counted as the queues count them; the oldest go first",
     group: "history",
@@ -597,7 +597,7 @@ export const serverSettings = {
   historyTotalBytes: {
     flag: "--history-total-bytes <n>",
     env: "HISTORY_TOTAL_BYTES",
-    parse: integer(4096, 1 << 40),
+    parse: integer(16_384, 1 << 40),
     default: 64 * 1024 * 1024,
     help: "bytes of history kept across all channels, also counted in --max-queued-bytes; the oldest go first",
     doc: "bytes of history kept across all channels of a process, also counted in `--max-queued-bytes`, where history gives up its oldest before any stream is cut off; in cluster mode history lives in Redis ([history.md](history.md#bounds))",

@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import type { ChatBackend } from "../../server/core/chat-backend.js";
 import type { ChatError } from "../../server/core/chat-error.js";
 import type { ChatSession } from "../../server/core/chat-session.js";
+import type { HistoryBounds } from "../../server/core/message-history.js";
 import type { HistoryLimits } from "../../server/core/resume-session.js";
 import type { ChatEvent } from "../../server/core/session-event.js";
 import { failsWith } from "../helpers/backend-checks.js";
@@ -20,6 +21,8 @@ export interface BackendLimits {
   resumeGraceMs?: number;
   resumeHistory?: HistoryLimits;
   presenceIntervalMs?: number;
+  history?: HistoryBounds;
+  keepDirectHistory?: boolean;
 }
 
 /** Makes a fresh, empty backend for one test, and disposes of it after. */

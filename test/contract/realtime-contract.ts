@@ -222,7 +222,8 @@ export function realtimeContract(name: string, factory: BackendFactory): void {
         assert.equal(await b.isOnline("alice"), true);
         assert.deepEqual(await until(bob, (l) => l.includes("alice")), ["member-left team alice disconnected"]);
         assert.equal(alice.signal.aborted, true);
-        assert.equal(await b.isOnline("alice"), false);
+        // On Redis the name is released in steps, its groups first (see docs/cluster.md#design): the leave may be seen a moment before.
+        await eventually(async () => !(await b.isOnline("alice")), "alice is still online after the grace");
         await failsWith(() => b.resume("alice", { token: alice.resumeToken ?? "", received: 0 }), "not-found");
       }),
     );

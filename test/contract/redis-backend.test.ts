@@ -3,6 +3,7 @@ import { createRedisBackend } from "../../server/cluster/redis-backend.js";
 import { createLogger } from "../../server/ops/logger.js";
 import { type RedisTopology, redisTopologies, startRedisTopology } from "../helpers/redis-topology.js";
 import { type BackendFactory, backendContract } from "./backend-contract.js";
+import { historyContract } from "./history-contract.js";
 import { realtimeContract } from "./realtime-contract.js";
 
 for (const kind of redisTopologies) {
@@ -29,5 +30,6 @@ for (const kind of redisTopologies) {
 
     backendContract("Redis", oneNode);
     realtimeContract("Redis", oneNode);
+    historyContract("Redis", oneNode);
   });
 }
