@@ -265,6 +265,52 @@ describe("chat service over the in-memory transport", () => {
     await rejectsWith(client.listChannels({ pageSize: -1 }), Code.InvalidArgument, "page_size must not be negative");
   });
 
+  it("answers SendMessage with the message delivered, and ListMessages with the history, a page at a time, bound to its caller and channel", async () => {
+    const f = setup();
+    const alice = await openStream(f.client(), "alice");
+    const bob = await openStream(f.client(), "bob");
+    const sent = [];
+    for (let i = 0; i < 5; i++) sent.push((await f.client("alice").sendMessage({ channel: "bob", text: `m${i}`, requestId: `r${i}` })).message);
+    const delivered = await bob.waitForMessages(5);
+    // The very message: same id, sender, channel, time and text.
+    assert.deepEqual(sent, delivered);
+    const again = await f.client("alice").sendMessage({ channel: "bob", text: "m0", requestId: "r0" });
+    assert.deepEqual(again.message, delivered[0]);
+    const first = await f.client("bob").listMessages({ channel: "alice", pageSize: 2 });
+    assert.deepEqual(first.messages, [delivered[4], delivered[3]]);
+    assert.notEqual(first.nextPageToken, "");
+    const second = await f.client("bob").listMessages({ channel: "alice", pageSize: 2, pageToken: first.nextPageToken });
+    assert.deepEqual(second.messages, [delivered[2], delivered[1]]);
+    const last = await f.client("bob").listMessages({ channel: "alice", pageSize: 2, pageToken: second.nextPageToken });
+    assert.deepEqual(last.messages, [delivered[0]]);
+    assert.equal(last.nextPageToken, "");
+    // Nothing was delivered twice.
+    assert.equal(bob.messages.length, 5);
+    // A token is its caller's, for its channel.
+    await openStream(f.client(), "carol");
+    await rejectsWith(f.client("carol").listMessages({ channel: "alice", pageToken: first.nextPageToken }), Code.InvalidArgument, "was not issued for");
+    await rejectsWith(f.client("bob").listMessages({ channel: "carol", pageToken: first.nextPageToken }), Code.InvalidArgument, "was not issued for");
+    await rejectsWith(f.client("bob").listMessages({ channel: "alice", pageToken: "not-ours" }), Code.InvalidArgument, "was not issued for");
+    await rejectsWith(f.client("bob").listMessages({ channel: "alice", pageSize: -1 }), Code.InvalidArgument, "page_size must not be negative");
+    await rejectsWith(f.client("bob").listMessages({ channel: "nobody" }), Code.NotFound, "nobody");
+    await rejectsWith(f.client("bob").listMessages({ channel: "bad name" }), Code.InvalidArgument, "channel");
+    await f.client("alice").createGroupChat({ name: "team" });
+    await rejectsWith(f.client("bob").listMessages({ channel: "team" }), Code.PermissionDenied, "must be a member");
+    await rejectsWith(f.client("alice").sendMessage({ channel: "bob", text: "other", requestId: "r0" }), Code.InvalidArgument, "already used");
+    await rejectsWith(f.client("alice").sendMessage({ channel: "bob", text: "long id", requestId: "é".repeat(33) }), Code.InvalidArgument, "at most 64");
+    assert.equal(bob.messages.length, 5);
+    alice.cancel();
+    bob.cancel();
+  });
+
+  it("answers ListMessages with FAILED_PRECONDITION when history is off", async () => {
+    const f = setup({ history: { messages: 0, bytes: 1 << 20, ttlMs: 60_000, totalBytes: 1 << 24 } });
+    const alice = await openStream(f.client(), "alice");
+    await f.client("alice").sendMessage({ channel: "alice", text: "a note" });
+    await rejectsWith(f.client("alice").listMessages({ channel: "alice" }), Code.FailedPrecondition, "keeps no message history");
+    alice.cancel();
+  });
+
   it("serves health checks", async () => {
     const f = setup();
     const health = createClient(Health, f.transport);
