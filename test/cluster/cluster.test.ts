@@ -119,6 +119,45 @@ describe("cluster mode: three nodes sharing one Redis or one Redis Cluster", () 
         assert.equal(new Set(members.flatMap((m) => m.messages.map((x) => x.id))).size, 3 * per);
       });
 
+      it("keeps history in Redis, the same from every node, and delivers a send retried through another node once", async () => {
+        const writer = await connect(0, "hwriter");
+        const reader = await connect(1, "hreader");
+        await on(2, "hwriter").createGroupChat({ name: "hroom" });
+        await on(0, "hreader").joinGroupChat({ name: "hroom" });
+        const sent = [];
+        for (let i = 0; i < 4; i++) sent.push((await on(i % 3, i % 2 === 0 ? "hwriter" : "hreader").sendMessage({ channel: "hroom", text: `h${i}` })).message);
+        const first = (await on(0, "hwriter").sendMessage({ channel: "hreader", text: "once", requestId: "retry-1" })).message;
+        // The retry reaches another node: the first call's message, nothing delivered again.
+        const retry = (await on(2, "hwriter").sendMessage({ channel: "hreader", text: "once", requestId: "retry-1" })).message;
+        assert.deepEqual(retry, first);
+        await rejectsWith(on(1, "hwriter").sendMessage({ channel: "hroom", text: "once", requestId: "retry-1" }), Code.InvalidArgument, "already used");
+        const delivered = await reader.waitForMessages(5);
+        // Per channel: a Redis Cluster keeps no order across channels.
+        assert.deepEqual(
+          delivered.filter((m) => m.channel?.name === "hroom"),
+          sent,
+        );
+        assert.deepEqual(
+          delivered.filter((m) => m.channel?.name === "hreader"),
+          [first],
+        );
+        await writer.waitForMessages(4);
+        for (const node of [0, 1, 2]) {
+          const group = await on(node, "hreader").listMessages({ channel: "hroom" });
+          assert.deepEqual(group.messages, [...sent].reverse(), `the group's history from node ${node}`);
+          const pair = await on(node, "hwriter").listMessages({ channel: "hreader", pageSize: 1 });
+          assert.deepEqual(pair.messages, [first], `the pair's history from node ${node}`);
+          assert.equal(pair.nextPageToken, "");
+        }
+        // Nothing arrived twice.
+        await on(0, "hwriter").sendMessage({ channel: "hreader", text: "last" });
+        assert.deepEqual(
+          (await reader.waitForMessages(6)).filter((m) => m.channel?.name === "hreader").map((m) => m.text),
+          ["once", "last"],
+        );
+        assert.equal(reader.messages.length, 6);
+      });
+
       it("lets exactly one of racing CreateGroupChat calls on different nodes win", async () => {
         const racers = Array.from({ length: 9 }, (_, i) => `racer${i}`);
         await Promise.all(racers.map((u, i) => connect(i % 3, u)));

@@ -215,7 +215,10 @@ function chatRows(): Row[] {
     add("list", row("", chat("ListChannels"), ListChannelsRequestSchema, {}, ListChannelsResponseSchema, as("alice")));
     add("list anonymously", row("", chat("ListChannels"), ListChannelsRequestSchema, {}, ListChannelsResponseSchema));
     add("history", row("", chat("ListMessages"), ListMessagesRequestSchema, { channel: "team", pageSize: 2 }, ListMessagesResponseSchema, as("alice")));
-    add("history, foreign token", row("", chat("ListMessages"), ListMessagesRequestSchema, { channel: "team", pageToken: "x" }, ListMessagesResponseSchema, as("alice")));
+    add(
+      "history, foreign token",
+      row("", chat("ListMessages"), ListMessagesRequestSchema, { channel: "team", pageToken: "x" }, ListMessagesResponseSchema, as("alice")),
+    );
   }
   // Up to the group limit (40 in these servers), then one more.
   for (let i = 0; i < 41; i++) {
