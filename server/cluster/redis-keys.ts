@@ -10,12 +10,18 @@
  * from a name with {@link nameTag}'s rule.
  *
  * Per name:
- * - chat:{n}:user     hash   the user's claim: node, hash (of its resume token), epoch, seq, held, leaving
+ * - chat:{n}:user     hash   the user's claim: node, hash (of its resume token), epoch, seq, held, leaving, who (its person's tag)
  * - chat:{n}:groups   set    the groups the user is in (a superset while a join or leave is half done)
  * - chat:{n}:group    hash   the group's claim: epoch, seq
  * - chat:{n}:members  hash   member -> the sequence number of its joining
  * - chat:{n}:inbox    shard channel of the user's deliveries (direct messages, control words)
  * - chat:{n}:room     shard channel of the group's messages and membership events, one order
+ * - chat:{n}:history  stream   a group's history (with chat:{n}:history:bytes, its size)
+ * - chat:{n}:dm:<sender>:<tag>  stream   the direct messages user n received from a sender (and :bytes)
+ * - chat:{n}:dms      set    those streams, dropped with the user's session unless names are signed
+ * - chat:{n}:rid:<id>             string  a request id of user n's sends, bound to its channel and text
+ * - chat:{n}:sent:<sender>:<id>   string  a request id this channel took, with the message it answered
+ * (see docs/history.md; the scripts alone build these names)
  *
  * The directory, tagged {#dir}:
  * - chat:{#dir}:users, chat:{#dir}:groups  hashes: the names online and the groups -> their claim's epoch

@@ -89,6 +89,10 @@ describe("cluster mode over gRPC: a resume token presented to another node", () 
         await on(1, "bob").joinGroupChat({ name: "team" });
         await on(1, "bob").sendMessage({ channel: "team", text: "before" });
         await first.waitFor(isText("before"));
+        await on(1, "bob").sendMessage({ channel: "alice", text: "private" });
+        await on(0, "alice").sendMessage({ channel: "bob", text: "reply" });
+        await first.waitFor(isText("private"));
+        await bob.waitFor(isText("reply"));
         // The client believes its connection dropped and comes back on node 2, with its token.
         const second = open(1, "alice", { resumeToken, receivedEvents: BigInt(first.events.length), membershipEvents: true });
         const connected = await second.connected;
@@ -107,6 +111,13 @@ describe("cluster mode over gRPC: a resume token presented to another node", () 
           ["after", "marker"],
         );
         assert.equal(first.events.filter(isText("after")).length, 0);
+        // The same person on another node: its conversation with bob is still its own, from either node.
+        for (const node of [0, 1]) {
+          assert.deepEqual(
+            (await on(node, "alice").listMessages({ channel: "bob" })).messages.map((m) => m.text),
+            ["marker", "after", "reply", "private"],
+          );
+        }
       });
     });
   }
