@@ -473,6 +473,7 @@ async function grpcurlSession(): Promise<void> {
   };
   const clients: grpc.Client[] = [];
   const streams: { events: unknown[]; call: grpc.ClientReadableStream<{ events: unknown[] }> }[] = [];
+  const answers: [GrpcurlCall, unknown][] = [];
   try {
     for (const call of lines) {
       assert.equal(call.address, "localhost:50051");
@@ -511,14 +512,24 @@ async function grpcurlSession(): Promise<void> {
           stream.once("error", reject);
         });
       } else {
-        await assert.doesNotReject(unary(client, rpc, call.data as object, metadata), call.path);
+        answers.push([call, await unary(client, rpc, call.data as object, metadata)]);
       }
     }
+    // The retried send answered the same message both times, and the history lists it once, newest first.
+    const sends = answers.filter(([call]) => call.path.endsWith("/SendMessage") && JSON.stringify(call.data).includes("requestId")).map(([, answer]) => answer);
+    assert.equal(sends.length, 2);
+    assert.deepEqual(sends[1], sends[0]);
+    const history = answers.find(([call]) => call.path.endsWith("/ListMessages"))?.[1] as { messages: { text: string }[] } | undefined; // grpc-js answers plain objects
+    assert.deepEqual(
+      history?.messages.map((m) => m.text),
+      ["once", "hello"],
+    );
     const texts = (i: number) => JSON.stringify(streams[i]?.events);
     const expected: [number, RegExp][] = [
       [0, /"text":"hello"/],
       [0, /"text":"hi carol"/],
       [1, /"text":"hello"/],
+      [1, /"text":"once"/],
     ];
     const missing = () => expected.filter(([i, text]) => !text.test(texts(i)));
     await eventually(
@@ -528,6 +539,7 @@ async function grpcurlSession(): Promise<void> {
           .map(([i, text]) => `stream ${i} got no ${text}: ${texts(i)}`)
           .join("\n"),
     );
+    assert.equal(texts(1).split('"text":"once"').length - 1, 1, "the retried send reached dave once");
   } finally {
     for (const s of streams) s.call.cancel();
     for (const c of clients) c.close();
