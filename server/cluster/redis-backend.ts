@@ -782,13 +782,21 @@ class RedisBackendImpl implements RedisBackend {
     checkRequestId(requestId);
     const dedup = requestId !== "" && this.dedupWindowMs > 0;
     let tag: string;
+    // A request id bound by this call is let go again when the send is refused: a refused call leaves nothing behind.
+    let unbind = async () => {};
     if (dedup) {
       // The request id is bound to this channel and text in the sender's slot first, whichever node the retry reaches.
       const status = await this.call((s) => s.chatRequest(nameKeys.user(caller), caller, requestId, channel, textDigest(text), this.dedupWindowMs));
       if (status === "not-signed-in") throw chatErrors.notSignedIn(caller);
       if (status.startsWith("reused:")) throw requestIdReused(requestId, status.slice("reused:".length));
-      if (!status.startsWith("ok:")) throw unavailable();
-      tag = this.keepDirect ? "s" : status.slice("ok:".length);
+      const [word = "", who = ""] = status.split(":");
+      if (word !== "ok" && word !== "new") throw unavailable();
+      if (word === "new") {
+        unbind = async () => {
+          await this.call((s) => s.del(nameKeys.requestId(caller, requestId))).catch(() => undefined);
+        };
+      }
+      tag = this.keepDirect ? "s" : who;
     } else {
       tag = await this.tagOf(caller);
     }
@@ -818,8 +826,10 @@ class RedisBackendImpl implements RedisBackend {
         this.dedupWindowMs,
       ),
     );
-    if (status === "not-found") throw chatErrors.noSuchChannel(channel);
-    if (status === "not-allowed") throw chatErrors.mustJoin(caller, channel);
+    if (status === "not-found" || status === "not-allowed") {
+      await unbind();
+      throw status === "not-found" ? chatErrors.noSuchChannel(channel) : chatErrors.mustJoin(caller, channel);
+    }
     if (status.startsWith("sent:")) {
       // A retry: the first call's message, nothing sent again.
       const [id = "", at = "", type = ""] = status.slice("sent:".length).split("|");

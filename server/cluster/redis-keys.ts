@@ -45,6 +45,7 @@ export const nameKeys = {
   members: (name: string) => `chat:{${name}}:members`,
   inbox: (name: string) => `chat:{${name}}:inbox`,
   room: (name: string) => `chat:{${name}}:room`,
+  requestId: (name: string, requestId: string) => `chat:{${name}}:rid:${requestId}`,
 };
 
 /** The directory's keys and channel. */

@@ -317,8 +317,9 @@ return kind
  * of the text, window in ms. The first step of a send with a request id,
  * in the sender's slot: a request id is bound to one channel and text for
  * the window, so that its reuse for another message is refused, whichever
- * node and channel the retry goes to. Answers 'ok:<the sender's tag>',
- * 'reused:<channel>' or 'not-signed-in'.
+ * node and channel the retry goes to. Answers 'new:<the sender's tag>'
+ * when it bound the id now, 'ok:<tag>' when it was bound to this message
+ * already, 'reused:<channel>' or 'not-signed-in'.
  */
 const requestScript = `${keysOf}
 local u, rid, ch, digest, window = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
@@ -327,8 +328,9 @@ if not who then return 'not-signed-in' end
 local key = k(u, 'rid:' .. rid)
 local first = redis.call('GET', key)
 if first and first ~= ch .. '|' .. digest then return 'reused:' .. string.match(first, '^([^|]*)') end
-if not first then redis.call('SET', key, ch .. '|' .. digest, 'PX', window) end
-return 'ok:' .. who
+if first then return 'ok:' .. who end
+redis.call('SET', key, ch .. '|' .. digest, 'PX', window)
+return 'new:' .. who
 `;
 
 /**

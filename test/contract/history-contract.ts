@@ -305,6 +305,8 @@ export function historyContract(name: string, factory: BackendFactory): void {
         await b.connect("alice");
         const bob = await b.connect("bob");
         await b.connect("carol");
+        // A refused send leaves its request id free.
+        await failsWith(() => b.send("alice", "nobody", "first", "req-1"), "not-found");
         await b.send("alice", "bob", "first", "req-1");
         await failsWith(() => b.send("alice", "bob", "other text", "req-1"), "invalid-input", "already used");
         await failsWith(() => b.send("alice", "carol", "first", "req-1"), "invalid-input", "already used");
