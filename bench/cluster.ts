@@ -42,6 +42,7 @@ const program = new Command("bench:cluster")
   .option("--loops <n>", "join + leave and connect + disconnect: callers at once", positive("--loops"), 64)
   .option("--io-micros <n>", "what a round trip costs Redis in I/O, for the execution-based ceiling", positive("--io-micros"), 15)
   .option("--redis-nice <n>", "the Redis processes' nice value: preempted less by the nodes and the load (needs the right to)", integer, -10)
+  .option("--history-messages <n>", "the nodes' --history-messages: 0 to measure the operations without history (default: the server's)")
   .parse();
 const opts = program.opts<{
   topology: TopologyKind | "both";
@@ -57,7 +58,10 @@ const opts = program.opts<{
   loops: number;
   ioMicros: number;
   redisNice: number;
+  historyMessages?: string;
 }>();
+/** What the cluster's nodes are started with besides their Redis. */
+const nodeArgs = opts.historyMessages === undefined ? [] : ["--history-messages", opts.historyMessages];
 const quick = opts.quick === true;
 const runs = quick ? 1 : opts.runs;
 const seconds = quick ? 0.3 : opts.seconds;
@@ -206,7 +210,7 @@ async function measureTopology(kind: TopologyKind, result: TopologyResult, memor
   let probe: RedisProbe | undefined;
   try {
     reniceRedis(topology.masters, result);
-    const started = await Promise.allSettled([0, 1].map(() => startServer("project", {}, undefined, topology.serverArgs)));
+    const started = await Promise.allSettled([0, 1].map(() => startServer("project", {}, undefined, [...topology.serverArgs, ...nodeArgs])));
     // Kept before failing, so that a node that did start is stopped below.
     for (const s of started) if (s.status === "fulfilled") nodes.push(s.value);
     for (const s of started) if (s.status === "rejected") throw s.reason;
