@@ -9,7 +9,7 @@ import type { ChatSession } from "../core/chat-session.js";
 import { createLocalSessions, type LocalSessions } from "../core/local-sessions.js";
 import { measureText } from "../core/measure-text.js";
 import { leaveReasonOf, membershipEvent } from "../core/membership-event.js";
-import { badCursor, defaultHistoryBounds, type HistoryBounds, type HistoryPage, type MessagePage } from "../core/message-history.js";
+import { badCursor, defaultHistoryBounds, type HistoryBounds, type HistoryPage, type MessagePage, pageLength } from "../core/message-history.js";
 import { assertValidName } from "../core/names.js";
 import { createQueueBudget } from "../core/queue-budget.js";
 import { defaultResumeHistory, type HistoryLimits, resumeSession } from "../core/resume-session.js";
@@ -108,10 +108,16 @@ function newerFirst(a: string, b: string): number {
  * keeps its place (just above the newest it had, or "0-0" when it had none:
  * nothing older can come).
  */
-function mergePages(sent: HistoryEntry[], received: HistoryEntry[], limit: number): MessagePage {
+function mergePages(sent: HistoryEntry[], received: HistoryEntry[], page: HistoryPage): MessagePage {
   const all = [...sent.map((e) => ({ ...e, out: true })), ...received.map((e) => ({ ...e, out: false }))].sort((a, b) => newerFirst(a.id, b.id));
-  const shown = all.slice(0, limit);
-  if (all.length <= limit) return { messages: shown.map((e) => e.event) };
+  const shown = all.slice(
+    0,
+    pageLength(
+      all.map((e) => e.event),
+      page,
+    ),
+  );
+  if (shown.length === all.length) return { messages: shown.map((e) => e.event) };
   const place = (out: boolean, list: HistoryEntry[]): string => {
     const last = shown.filter((e) => e.out === out).pop();
     if (last !== undefined) return last.id;
@@ -854,8 +860,15 @@ class RedisBackendImpl implements RedisBackend {
     if (kind === "not-found") throw chatErrors.noSuchChannel(channel);
     if (kind === "group") {
       const entries = this.historyEntries(sent, { name: channel, type: "group" });
-      const shown = entries.slice(0, page.limit);
-      return entries.length > page.limit ? { messages: shown.map((e) => e.event), next: shown[shown.length - 1]!.id } : { messages: shown.map((e) => e.event) };
+      const shown = entries.slice(
+        0,
+        pageLength(
+          entries.map((e) => e.event),
+          page,
+        ),
+      );
+      const messages = shown.map((e) => e.event);
+      return shown.length < entries.length ? { messages, next: shown[shown.length - 1]!.id } : { messages };
     }
     if (kind !== "user") throw unavailable();
     // In the caller's slot: what the user sent the caller, under the user's tag.
@@ -865,7 +878,7 @@ class RedisBackendImpl implements RedisBackend {
     const out = this.historyEntries(sent, { name: channel, type: "user" });
     const inbound = this.historyEntries(received, { name: caller, type: "user" });
     if (this.keepDirect && tag === "" && page.before === undefined && out.length === 0 && inbound.length === 0) throw chatErrors.noSuchChannel(channel);
-    return mergePages(out, inbound, page.limit);
+    return mergePages(out, inbound, page);
   }
 
   /** Reads the entries a history script answered (id, fields, ...), newest first. */

@@ -28,6 +28,24 @@ export interface HistoryPage {
   before?: string;
   /** At most this many messages. */
   limit: number;
+  /** At most this many bytes of text (UTF-8) in all, though never fewer than one message. No bound when undefined. */
+  maxTextBytes?: number;
+}
+
+/**
+ * How many of the messages, newest first, a page takes: at most its limit,
+ * and no more text than its bytes, but at least one, so that paging always
+ * moves on.
+ */
+export function pageLength(messages: readonly { textBytes: number }[], page: HistoryPage): number {
+  const count = Math.min(messages.length, page.limit);
+  if (page.maxTextBytes === undefined) return count;
+  let bytes = 0;
+  for (let i = 0; i < count; i++) {
+    bytes += messages[i]!.textBytes;
+    if (bytes > page.maxTextBytes) return Math.max(i, 1);
+  }
+  return count;
 }
 
 /** A page of history, newest first, and the cursor of the page after it when older messages follow. */
@@ -239,12 +257,14 @@ class MessageHistoryImpl implements MessageHistory {
       if (entries[mid]!.seq < before) low = mid + 1;
       else high = mid;
     }
-    const from = Math.max(channel.head, low - page.limit);
-    const messages: ChatEvent[] = [];
-    for (let i = low - 1; i >= from; i--) {
+    const candidates: ChatEvent[] = [];
+    for (let i = low - 1; i >= Math.max(channel.head, low - page.limit); i--) {
       const event = entries[i]?.event;
-      if (event !== undefined) messages.push(event);
+      if (event !== undefined) candidates.push(event);
     }
+    const messages = candidates.slice(0, pageLength(candidates, page));
+    // The oldest message shown is where the next page starts, if anything older is kept.
+    const from = low - messages.length;
     return from > channel.head ? { messages, next: String(entries[from]!.seq) } : { messages };
   }
 

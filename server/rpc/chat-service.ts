@@ -90,7 +90,13 @@ export function createChatService(
       const caller = authenticatedUser(ctx);
       const limit = pageLimit(req.pageSize, listPageSize);
       const before = req.pageToken === "" ? undefined : readHistoryPageToken(req.pageToken, caller, req.channel);
-      const { messages, next } = await backend.listMessages(caller, req.channel, before === undefined ? { limit } : { before, limit });
+      // A page is bounded in bytes too, as a stream's response is: 1,000 messages of 4 KB would pass what gRPC clients take by default (4 MiB).
+      const maxTextBytes = options.maxTextBytesPerResponse;
+      const { messages, next } = await backend.listMessages(
+        caller,
+        req.channel,
+        before === undefined ? { limit, maxTextBytes } : { before, limit, maxTextBytes },
+      );
       return { messages: messages.map(toChatMessage), nextPageToken: next === undefined ? "" : historyPageToken(caller, req.channel, next) };
     },
 

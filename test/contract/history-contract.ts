@@ -102,6 +102,36 @@ export function historyContract(name: string, factory: BackendFactory): void {
     );
 
     it(
+      "bounds a page in bytes of text as well as in messages, and still moves on by one message at least",
+      withBackend({}, async (b) => {
+        const alice = await b.connect("alice");
+        const bob = await b.connect("bob");
+        await b.createGroup("alice", "team");
+        for (let i = 0; i < 5; i++) await b.send("alice", "team", `${i}`.repeat(4000));
+        for (let i = 0; i < 5; i++) {
+          await b.send(i % 2 === 0 ? "alice" : "bob", i % 2 === 0 ? "bob" : "alice", `${i}`.repeat(4000));
+          await receive(i % 2 === 0 ? bob : alice, 1);
+        }
+        for (const [caller, channel] of [
+          ["alice", "team"],
+          ["alice", "bob"],
+        ] as const) {
+          const pages: string[][] = [];
+          let before: string | undefined;
+          do {
+            const page = await b.listMessages(caller, channel, { limit: 100, maxTextBytes: 10_000, ...(before === undefined ? {} : { before }) });
+            pages.push(page.messages.map((m) => m.text[0] ?? ""));
+            before = page.next;
+          } while (before !== undefined);
+          assert.deepEqual(pages, [["4", "3"], ["2", "1"], ["0"]], channel);
+          const tiny = await b.listMessages(caller, channel, { limit: 100, maxTextBytes: 10 });
+          assert.equal(tiny.messages.length, 1);
+          assert.ok(tiny.next !== undefined);
+        }
+      }),
+    );
+
+    it(
       "lists the direct messages of a pair, both ways, to each of the two and to nobody else",
       withBackend({}, async (b) => {
         const alice = await b.connect("alice");
