@@ -30,7 +30,8 @@ local function k(name, suffix) return 'chat:{' .. name .. '}:' .. suffix end
 
 /**
  * Shared: a channel's history is a stream of entries { m = the message's
- * fields, s = its size as the queues count it }, with its total size in
+ * fields, s = its size as the queues count it }, whose ids are the time of
+ * Redis in microseconds, with its total size in
  * "<stream>:bytes"; both expire after the retention unless written again.
  * keep() appends one and then drops the oldest while the stream is over its
  * count or its bytes, or the oldest is older than the retention; every
@@ -44,13 +45,22 @@ local function forget_direct(u, keep_direct)
   redis.call('DEL', k(u, 'dms'))
 end
 local function keep(hist, fields, size, maxn, maxb, ttl)
-  local id = redis.call('XADD', hist, '*', 'm', fields, 's', size)
-  local oldest_ms = tonumber(string.match(id, '^(%d+)')) - ttl
+  -- Ids in microseconds, not XADD's milliseconds: one Redis runs one script at a time, so the two
+  -- directions of a pair, kept in two streams, merge in the order they ran.
+  local now = redis.call('TIME')
+  local us = tonumber(now[1]) * 1000000 + tonumber(now[2])
+  local id = redis.pcall('XADD', hist, string.format('%d-*', us), 'm', fields, 's', size)
+  if type(id) == 'table' and id.err then
+    -- The clock went back: stay after the newest entry.
+    local top = redis.call('XREVRANGE', hist, '+', '-', 'COUNT', 1)[1][1]
+    id = redis.call('XADD', hist, string.match(top, '^(%d+)') .. '-*', 'm', fields, 's', size)
+  end
+  local oldest_us = tonumber(string.match(id, '^(%d+)')) - ttl * 1000
   local bytes = redis.call('INCRBY', hist .. ':bytes', size)
   while true do
     local first = redis.call('XRANGE', hist, '-', '+', 'COUNT', 1)[1]
     if not first then break end
-    if redis.call('XLEN', hist) <= maxn and bytes <= maxb and tonumber(string.match(first[1], '^(%d+)')) >= oldest_ms then break end
+    if redis.call('XLEN', hist) <= maxn and bytes <= maxb and tonumber(string.match(first[1], '^(%d+)')) >= oldest_us then break end
     bytes = redis.call('DECRBY', hist .. ':bytes', tonumber(first[2][4]))
     redis.call('XDEL', hist, first[1])
   end
