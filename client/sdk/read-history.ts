@@ -1,0 +1,56 @@
+import type { ChatMessage } from "../../gen/chat/v1/chat_pb.js";
+import type { ChatClient } from "./resumable-session.js";
+
+/** Some of a conversation's history, oldest first, and where to go on. */
+export interface HistoryPage {
+  /** Oldest first: the order to show them in. */
+  messages: ChatMessage[];
+  /** The page token of the messages before these; empty when there are none. */
+  olderToken: string;
+}
+
+/**
+ * Reads the latest messages of a conversation (a group the caller is in, or
+ * the user at the other end of direct messages), up to count of them,
+ * following ListMessages' pages back as far as it takes; from olderToken
+ * on, the ones before a page already read. ListMessages gives the newest
+ * first: the messages come back turned round, oldest first.
+ */
+export async function readHistory(client: Pick<ChatClient, "listMessages">, channel: string, count: number, olderToken = ""): Promise<HistoryPage> {
+  const newestFirst: ChatMessage[] = [];
+  let pageToken = olderToken;
+  do {
+    const page = await client.listMessages({ channel, pageSize: count - newestFirst.length, pageToken });
+    newestFirst.push(...page.messages);
+    pageToken = page.nextPageToken;
+  } while (pageToken !== "" && newestFirst.length < count);
+  return { messages: newestFirst.reverse(), olderToken: pageToken };
+}
+
+/**
+ * Reads the messages of a conversation that a client missed: back from the
+ * latest until a page holds one it had (known says which), or at most
+ * limit of them. Resolves with those it did not have, oldest first. What a
+ * client does after a resume whose Connected counts lost events: the
+ * server replays what it still holds, and history has the rest.
+ */
+export async function readMissed(
+  client: Pick<ChatClient, "listMessages">,
+  channel: string,
+  known: (id: string) => boolean,
+  limit = 500,
+): Promise<ChatMessage[]> {
+  const missed: ChatMessage[] = [];
+  let pageToken = "";
+  let seen = 0;
+  do {
+    // A call that hangs must not hold the client up for good: the caller waits for this one.
+    const page = await client.listMessages({ channel, pageSize: Math.min(100, limit - seen), pageToken }, { timeoutMs: 10_000 });
+    seen += page.messages.length;
+    const had = page.messages.some((m) => known(m.id));
+    missed.push(...page.messages.filter((m) => !known(m.id)));
+    if (had) break;
+    pageToken = page.nextPageToken;
+  } while (pageToken !== "" && seen < limit);
+  return missed.reverse();
+}
