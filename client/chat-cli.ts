@@ -173,7 +173,10 @@ function createEventView(client: ChatClient, username: string, print: (line: str
       if (!hello.resumed || hello.lostEvents === 0n || held !== undefined) return;
       // What the server could not replay is in history: read it, then print what was held after it.
       held = [];
-      void fillGap(client, transcript).then(() => {
+      void readGap(client, transcript).then((missed) => {
+        // What the server replayed prints as it came, after: not twice.
+        const replayed = new Set((held ?? []).map((e) => (e.kind.case === "message" ? e.kind.value.id : "")));
+        transcript.missed(missed.filter((m) => !replayed.has(m.id)));
         for (const event of held ?? []) show(event);
         held = undefined;
       });
@@ -187,13 +190,13 @@ function createEventView(client: ChatClient, username: string, print: (line: str
 
 /**
  * Reads what a resume lost from the history of every conversation the user
- * is in, and prints the messages it had not shown, oldest first. A
+ * is in: the messages it had not shown, oldest first. A
  * conversation whose history cannot be read (a group left meanwhile, a
  * server with history off) is skipped: the resume line said how many
  * events were lost. A direct conversation begun by a lost message is not
  * found: no call lists a user's conversations.
  */
-async function fillGap(client: ChatClient, transcript: Transcript): Promise<void> {
+async function readGap(client: ChatClient, transcript: Transcript): Promise<ChatMessage[]> {
   const missed: ChatMessage[] = [];
   await Promise.all(
     transcript.conversations().map(async (channel) => {
@@ -204,7 +207,7 @@ async function fillGap(client: ChatClient, transcript: Transcript): Promise<void
       }
     }),
   );
-  transcript.missed(missed.sort(compareSentAt));
+  return missed.sort(compareSentAt);
 }
 
 /** The line a Connected prints: the first one, or how a resume went. */

@@ -13,7 +13,10 @@ export interface Transcript {
   history(heading: string, messages: ChatMessage[]): void;
   /** Prints messages the stream missed, found in history, as it would have printed them; those shown already are left out. */
   missed(messages: ChatMessage[]): void;
-  /** Remembers a message the user sent (the server echoes no direct message to its sender), and its conversation. */
+  /**
+   * Remembers a message the user sent to another user, which the server
+   * does not echo to its sender, and the conversation of any message sent.
+   */
   sent(channel: string, message: ChatMessage | undefined): void;
   /** Whether a message was shown or sent. */
   has(id: string): boolean;
@@ -60,8 +63,9 @@ export function createTranscript(me: string, print: (line: string) => void): Tra
       for (const message of fresh) live(message);
     },
     sent(channel, message) {
-      if (message !== undefined) remember(message);
       if (message?.channel?.type === ChannelType.GROUP) groups.add(channel);
+      // The stream echoes what goes to a group, or to the user itself: that prints when it comes.
+      else if (message !== undefined && channel !== me) remember(message);
     },
     has: (id) => ids.has(id),
     inGroup(group, member) {
