@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { readHistory, readMissed } from "../client/sdk/read-history.js";
+import { readHistoryPage, readMissed } from "../client/sdk/read-history.js";
 import type { ChatClient } from "../client/sdk/resumable-session.js";
 import { addHistory, type Conversation, state } from "./chat-state.js";
 import { ui } from "./page-elements.js";
@@ -29,7 +29,7 @@ export async function loadOlder(client: ChatClient, conv: Conversation): Promise
 async function readPage(client: ChatClient, conv: Conversation, olderToken: string): Promise<void> {
   conv.loading = true;
   try {
-    const page = await readHistory(client, conv.name, pageSize, olderToken);
+    const page = await readHistoryPage(client, conv.name, pageSize, olderToken);
     // The list keeps its place: what was in view stays there, older messages above it.
     const fromBottom = ui.messages.scrollHeight - ui.messages.scrollTop;
     addHistory(conv, page.messages);

@@ -10,6 +10,16 @@ export interface HistoryPage {
 }
 
 /**
+ * Reads one page of a conversation's history: the latest, or from
+ * olderToken on the one before a page already read, of at most pageSize
+ * messages (the server may make it fewer), turned round to oldest first.
+ */
+export async function readHistoryPage(client: Pick<ChatClient, "listMessages">, channel: string, pageSize: number, olderToken = ""): Promise<HistoryPage> {
+  const page = await client.listMessages({ channel, pageSize, pageToken: olderToken });
+  return { messages: page.messages.reverse(), olderToken: page.nextPageToken };
+}
+
+/**
  * Reads the latest messages of a conversation (a group the caller is in, or
  * the user at the other end of direct messages), up to count of them,
  * following ListMessages' pages back as far as it takes; from olderToken
