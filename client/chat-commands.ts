@@ -1,7 +1,7 @@
 import { ChannelType, type ChatMessage } from "../gen/chat/v1/chat_pb.js";
 import type { ChatClient } from "./chat-client.js";
 import { describeError } from "./sdk/describe-error.js";
-import { readHistory } from "./sdk/read-history.js";
+import { type HistoryPage, readHistory } from "./sdk/read-history.js";
 import { sendWithRetry } from "./sdk/send-with-retry.js";
 import type { Transcript } from "./transcript.js";
 
@@ -49,14 +49,20 @@ const calls: Record<string, (client: ChatClient, arg: string, print: (line: stri
   async "/join"(client, name, print, transcript) {
     await client.joinGroupChat({ name });
     transcript.inGroup(name, true);
-    print(`* joined #${name}`);
     // The join stands even when history cannot be read (a server with history off).
+    let history: HistoryPage;
     try {
-      const { messages, olderToken } = await readHistory(client, name, defaultHistoryCount);
-      if (messages.length > 0) transcript.history(historyHeading(name, messages, olderToken !== ""), messages);
+      history = await readHistory(client, name, defaultHistoryCount);
     } catch (error) {
+      print(`* joined #${name}`);
       print(`! no history of #${name}: ${describeError(error)}`);
+      return;
     }
+    print(`* joined #${name}`);
+    // A message sent since the join may have come on the stream already: it printed there.
+    const { messages, olderToken } = history;
+    const earlier = messages.filter((m) => !transcript.has(m.id));
+    if (earlier.length > 0) transcript.history(historyHeading(name, earlier, olderToken !== ""), earlier);
   },
   async "/leave"(client, name, print, transcript) {
     await client.leaveGroupChat({ name });
