@@ -39,10 +39,13 @@ export async function readHistory(client: Pick<ChatClient, "listMessages">, chan
 
 /**
  * Reads the messages of a conversation that a client missed: back from the
- * latest until a page holds one it had (known says which), or at most
- * limit of them. Resolves with those it did not have, oldest first. What a
- * client does after a resume whose Connected counts lost events: the
- * server replays what it still holds, and history has the rest.
+ * latest to the newest one it had (known says which), at most limit of
+ * them, and resolves with them oldest first. What a client does after a
+ * resume whose Connected counts lost events: the server replays what it
+ * still holds, and history has the rest. Messages come in one order, so
+ * those before one the client had were had too, or came before it was
+ * there: neither is missed. known must answer as of before the resume, or
+ * a replayed message would stop the reading short of the lost ones.
  */
 export async function readMissed(
   client: Pick<ChatClient, "listMessages">,
@@ -52,15 +55,14 @@ export async function readMissed(
 ): Promise<ChatMessage[]> {
   const missed: ChatMessage[] = [];
   let pageToken = "";
-  let seen = 0;
   do {
     // A call that hangs must not hold the client up for good: the caller waits for this one.
-    const page = await client.listMessages({ channel, pageSize: Math.min(100, limit - seen), pageToken }, { timeoutMs: 10_000 });
-    seen += page.messages.length;
-    const had = page.messages.some((m) => known(m.id));
-    missed.push(...page.messages.filter((m) => !known(m.id)));
-    if (had) break;
+    const page = await client.listMessages({ channel, pageSize: Math.min(100, limit - missed.length), pageToken }, { timeoutMs: 10_000 });
+    for (const message of page.messages) {
+      if (known(message.id)) return missed.reverse();
+      missed.push(message);
+    }
     pageToken = page.nextPageToken;
-  } while (pageToken !== "" && seen < limit);
+  } while (pageToken !== "" && missed.length < limit);
   return missed.reverse();
 }
