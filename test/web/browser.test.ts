@@ -270,6 +270,43 @@ describe("the chat page in Chromium", { timeout: 90_000 }, () => {
     }
   });
 
+  it("reads from history what a resume could not replay", async () => {
+    // The server keeps one delivered event for a resume: the rest of what the page missed is lost to it.
+    const forgetful = await startTestServer({ resumeGraceMs: 5000, resumeHistory: 1 });
+    const proxy = await startTcpProxy(Number(new URL(forgetful.webUrl).port));
+    try {
+      const lou = createChatClient(forgetful.baseUrl, "lou");
+      const louStream = await openStream(lou, "lou");
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${proxy.port}`);
+      await page.getByLabel("Username").fill("kim");
+      await page.getByRole("button", { name: "Connect" }).click();
+      await lou.sendMessage({ channel: "kim", text: "before the cut" });
+      await channel(page, "lou").click();
+      await page.locator("#messages li", { hasText: "before the cut" }).waitFor();
+
+      // Frozen, the connection takes what the server writes and delivers none of it.
+      proxy.freeze();
+      for (const n of [1, 2, 3]) await lou.sendMessage({ channel: "kim", text: `while frozen ${n}` });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      proxy.cut();
+      await page.getByRole("status").filter({ hasText: "Reconnecting" }).waitFor();
+      proxy.restore();
+      await page
+        .getByRole("status")
+        .filter({ hasText: /^Connected as kim: \d+ missed$/ })
+        .waitFor();
+      await page.locator("#messages li", { hasText: "while frozen 1" }).waitFor();
+      await page.locator("#messages li", { hasText: "while frozen 3" }).waitFor();
+      assert.deepEqual(await messages(page).allInnerTexts(), ["before the cut", "while frozen 1", "while frozen 2", "while frozen 3"]);
+      louStream.cancel();
+      await page.close();
+    } finally {
+      await proxy.close();
+      await forgetful.stop();
+    }
+  });
+
   it("reads a conversation's history when it is opened, older pages on scroll, and again after a reload", async () => {
     // Pages of ten (the server lowers the page's 50), and a grace so that a reload resumes.
     const small = await startTestServer({ listPageSize: 10, resumeGraceMs: 5000 });
