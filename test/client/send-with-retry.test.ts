@@ -1,9 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createChatClient } from "../../client/chat-client.js";
+import { createAuthorizationInterceptor } from "../../client/sdk/authorization-interceptor.js";
 import { isRetryableSend, newRequestId, sendWithRetry } from "../../client/sdk/send-with-retry.js";
-import { type SendMessageRequest, SendMessageResponseSchema } from "../../gen/chat/v1/chat_pb.js";
+import { ChatService, type SendMessageRequest, SendMessageResponseSchema } from "../../gen/chat/v1/chat_pb.js";
+import { openStream } from "../helpers/chat-stream.js";
+import { startTestServer } from "../helpers/test-server.js";
 
 /** A sendMessage that fails with the given errors, one a try, then answers with a message whose id is "m1". */
 function flakySend(failures: unknown[]) {
@@ -101,5 +106,44 @@ describe("sending with retries", () => {
     stop.abort();
     assert.equal(isRetryableSend(new ConnectError("cancelled", Code.Canceled), stop.signal), false);
     assert.equal(isRetryableSend(new ConnectError("timed out", Code.DeadlineExceeded)), true);
+  });
+
+  it("delivers a send whose answer was lost once, on a server, and gives the first try's message", async () => {
+    const t = await startTestServer();
+    try {
+      const bob = createChatClient(t.baseUrl, "bob");
+      const bobStream = await openStream(bob, "bob");
+      const aliceStream = await openStream(createChatClient(t.baseUrl, "alice"), "alice");
+      // The server takes the first try, and its answer is lost on the way back, as on a connection that failed.
+      let answers = 0;
+      const lossy = createClient(
+        ChatService,
+        createGrpcTransport({
+          baseUrl: t.baseUrl,
+          interceptors: [
+            createAuthorizationInterceptor("alice"),
+            (next) => async (req) => {
+              const res = await next(req);
+              if (answers++ === 0) throw new ConnectError("the answer was lost", Code.Unavailable);
+              return res;
+            },
+          ],
+        }),
+      );
+      const message = await sendWithRetry(lossy, { channel: "bob", text: "once only" }, { delayMs: noWait });
+      assert.equal(answers, 2);
+      const [got] = await bobStream.waitForMessages(1);
+      assert.equal(got?.id, message?.id, "the retry's answer is the first try's message");
+      // Time enough for a second delivery to arrive, were there one.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.deepEqual(
+        bobStream.messages.map((m) => m.text),
+        ["once only"],
+      );
+      bobStream.cancel();
+      aliceStream.cancel();
+    } finally {
+      await t.stop();
+    }
   });
 });
