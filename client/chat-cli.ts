@@ -1,11 +1,13 @@
 import { createInterface } from "node:readline";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { ChannelType, type ChatMessage, type Connected, type Event, LeaveReason, type MemberLeft } from "../gen/chat/v1/chat_pb.js";
+import { type ChatMessage, type Connected, type Event, LeaveReason, type MemberLeft } from "../gen/chat/v1/chat_pb.js";
 import { type ChatClient, type ChatClientOptions, createChatClient } from "./chat-client.js";
 import { createCommandRunner } from "./chat-commands.js";
 import { type ConnectionSettings, describeFailure } from "./describe-failure.js";
+import { compareSentAt } from "./sdk/compare-sent-at.js";
 import { describeError } from "./sdk/describe-error.js";
+import { readMissed } from "./sdk/read-history.js";
 import { createResumableSession, type SessionEnd } from "./sdk/resumable-session.js";
+import { createTranscript, type Transcript } from "./transcript.js";
 
 /** What the terminal client needs to run. */
 export interface ChatCliOptions {
@@ -20,17 +22,6 @@ export interface ChatCliOptions {
   interactive: boolean;
   /** A client to use instead of a new one, for tests. */
   client?: ChatClient;
-}
-
-/**
- * Formats a received message as one line: time (UTC), channel ("#group" or
- * "@user" for a direct message to that user), sender, text.
- */
-export function formatMessage(message: ChatMessage): string {
-  const time = message.sentAt ? timestampDate(message.sentAt).toISOString().slice(11, 19) : "--:--:--";
-  const channel = message.channel;
-  const where = channel?.type === ChannelType.GROUP ? `#${channel.name}` : `@${channel?.name ?? "?"}`;
-  return `${time} ${where} <${message.sender}> ${message.text}`;
 }
 
 /**
@@ -91,6 +82,7 @@ export async function runChatCli(options: ChatCliOptions): Promise<number> {
     }
   };
 
+  const view = createEventView(client, username, print);
   const abort = new AbortController();
   let connected: () => void = () => {};
   const firstConnected = new Promise<undefined>((resolve) => {
@@ -105,11 +97,9 @@ export async function runChatCli(options: ChatCliOptions): Promise<number> {
     onConnected(hello, resuming) {
       print(connectedLine(hello, resuming));
       connected();
+      view.connected(hello);
     },
-    onEvent(event) {
-      const line = event.kind.case === "message" ? formatMessage(event.kind.value) : formatMembership(event, username);
-      if (line !== undefined) print(line);
-    },
+    onEvent: view.event,
     onRetry({ attempt }) {
       if (attempt === 1) print("* connection lost; resuming…");
     },
@@ -126,7 +116,7 @@ export async function runChatCli(options: ChatCliOptions): Promise<number> {
     return first;
   }
 
-  const run = createCommandRunner(client, print);
+  const run = createCommandRunner(client, print, view.transcript);
 
   if (interactive) rl.prompt();
   let code: number | undefined;
@@ -148,6 +138,76 @@ export async function runChatCli(options: ChatCliOptions): Promise<number> {
   if (code !== undefined) return code;
   abort.abort();
   return streamEnded;
+}
+
+/** What the terminal shows of the stream. */
+interface EventView {
+  /** What was shown, for the commands to add to. */
+  transcript: Transcript;
+  /** After each Connected: a resume that lost events reads them from history. */
+  connected(hello: Connected): void;
+  /** Prints an event, or holds it while a resume's gap is being read, to print it after. */
+  event(event: Event): void;
+}
+
+function createEventView(client: ChatClient, username: string, print: (line: string) => void): EventView {
+  const transcript = createTranscript(username, print);
+  /** The stream's events held while a resume's gap is read from history, so that they print after it. */
+  let held: Event[] | undefined;
+  const show = (event: Event) => {
+    const { kind } = event;
+    if (kind.case === "message") {
+      transcript.live(kind.value);
+      return;
+    }
+    // The user's own joins and leaves, such as a group deleted under it.
+    if ((kind.case === "memberJoined" || kind.case === "memberLeft") && kind.value.username === username) {
+      transcript.inGroup(kind.value.group, kind.case === "memberJoined");
+    }
+    const line = formatMembership(event, username);
+    if (line !== undefined) print(line);
+  };
+  return {
+    transcript,
+    connected(hello) {
+      if (!hello.resumed || hello.lostEvents === 0n || held !== undefined) return;
+      // What the server could not replay is in history: read it, then print what was held after it.
+      held = [];
+      void readGap(client, transcript).then((missed) => {
+        // What the server replayed prints as it came, after: not twice.
+        const replayed = new Set((held ?? []).map((e) => (e.kind.case === "message" ? e.kind.value.id : "")));
+        transcript.missed(missed.filter((m) => !replayed.has(m.id)));
+        for (const event of held ?? []) show(event);
+        held = undefined;
+      });
+    },
+    event(event) {
+      if (held !== undefined) held.push(event);
+      else show(event);
+    },
+  };
+}
+
+/**
+ * Reads what a resume lost from the history of every conversation the user
+ * is in: the messages it had not shown, oldest first. A
+ * conversation whose history cannot be read (a group left meanwhile, a
+ * server with history off) is skipped: the resume line said how many
+ * events were lost. A direct conversation begun by a lost message is not
+ * found: no call lists a user's conversations.
+ */
+async function readGap(client: ChatClient, transcript: Transcript): Promise<ChatMessage[]> {
+  const missed: ChatMessage[] = [];
+  await Promise.all(
+    transcript.conversations().map(async (channel) => {
+      try {
+        missed.push(...(await readMissed(client, channel, transcript.has)));
+      } catch {
+        // Skipped, as said above.
+      }
+    }),
+  );
+  return missed.sort(compareSentAt);
 }
 
 /** The line a Connected prints: the first one, or how a resume went. */

@@ -3,7 +3,9 @@
  * process, and walks through every RPC and several error cases. Everything
  * each process prints goes to stdout, prefixed with its name, in the order it
  * arrives. The server holds a dropped session for 5 s: carol's client
- * reaches it through a TCP proxy that the demo cuts, to show a resume.
+ * reaches it through a TCP proxy that the demo cuts, to show a resume. A
+ * fourth user joins late and reads the group's history, and a send tried
+ * twice with one request_id is delivered once.
  * `npm run --silent demo > logs.txt` captures it. With --tls, the
  * server serves TLS with a throwaway certificate and the clients connect to
  * it over https://, trusting its CA with --ca.
@@ -21,6 +23,7 @@ import { type CliProcess, spawnCliProcess } from "../test/helpers/cli-process.js
 import { listeningPort } from "../test/helpers/listening-port.js";
 import { startTcpProxy } from "../test/helpers/tcp-proxy.js";
 import { createDevCa } from "./dev-ca.js";
+import { createAuthorizationInterceptor } from "./sdk/authorization-interceptor.js";
 import { describeError } from "./sdk/describe-error.js";
 
 const serverMain = fileURLToPath(new URL("../server/main.ts", import.meta.url));
@@ -107,6 +110,8 @@ try {
     if (ConnectError.from(error).code !== Code.Unauthenticated) throw error;
   }
 
+  await showHistory(carol);
+  await showRetriedSend(alice);
   await showResume(alice, carol);
 
   step("a user who quits leaves its groups; the last member out deletes the group");
@@ -132,6 +137,50 @@ try {
 } finally {
   await proxy.close();
   if (tls !== undefined) rmSync(tls.dir, { recursive: true, force: true });
+}
+
+/**
+ * A user who joins late reads what the group said before with /join
+ * (ListMessages), and /history shows a direct conversation, both ways.
+ */
+async function showHistory(carol: CliProcess): Promise<void> {
+  step("history: dave connects late, and /join shows him what #team said before (ListMessages)");
+  const dave = start("dave");
+  await dave.waitFor(/^\* connected/);
+  await say(dave, "/join team", /^ {2}.*#team <bob> hi team, bob here$/);
+  await say(dave, "/quit", /^$/).catch(() => undefined);
+  show("demo", `dave exited with code ${await dave.end()}`);
+  step("/history [n]: the last messages of the current channel, here carol's direct messages with alice");
+  await say(carol, "/history 5", /^ {2}.*@carol <alice> hi carol!$/);
+}
+
+/**
+ * A send whose answer was lost is tried again with the same request_id:
+ * the server answers with the first try's message and delivers nothing
+ * again. The demo makes both tries itself, as bob (a live user, named in
+ * the authorization header), and alice gets the message once.
+ */
+async function showRetriedSend(alice: CliProcess): Promise<void> {
+  step("a send tried twice with one request_id (as a client does after a timeout) is delivered once");
+  const nodeOptions = tls === undefined ? {} : { nodeOptions: { ca: readFileSync(tls.caFile) } };
+  const asBob = createClient(ChatService, createGrpcTransport({ baseUrl: url, interceptors: [createAuthorizationInterceptor("bob")], ...nodeOptions }));
+  const request = { channel: "alice", text: "sent once, though tried twice", requestId: "demo-retry-1" };
+  const mark = alice.lines.length;
+  const first = await asBob.sendMessage(request);
+  const second = await asBob.sendMessage(request);
+  show("demo", `bob's two tries with request_id ${request.requestId} were answered with message ids ${first.message?.id} and ${second.message?.id}`);
+  await alice.waitFor(/@alice <bob> sent once, though tried twice$/, { after: mark });
+  // Time enough for a second delivery to show, were there one.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const got = alice.lines.slice(mark).filter((line) => line.endsWith("sent once, though tried twice")).length;
+  show("demo", `alice got it ${got === 1 ? "once" : `${got} times`}`);
+  if (got !== 1 || first.message?.id !== second.message?.id) throw new Error("the retried send was not delivered exactly once");
+  try {
+    await asBob.sendMessage({ ...request, text: "another text" });
+  } catch (error) {
+    show("demo", `the same request_id with another text: ${describeError(error)}`);
+    if (ConnectError.from(error).code !== Code.InvalidArgument) throw error;
+  }
 }
 
 /**

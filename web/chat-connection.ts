@@ -11,6 +11,7 @@ import {
 } from "../client/sdk/resumable-session.js";
 import { type Channel, ChatService, type Connected } from "../gen/chat/v1/chat_pb.js";
 import { apply, list, state } from "./chat-state.js";
+import { fillGaps, loadLatest } from "./conversation-history.js";
 import { showError } from "./error-line.js";
 import { errorWords, sentence } from "./error-words.js";
 import { ui } from "./page-elements.js";
@@ -62,6 +63,9 @@ export async function signIn(username: string, token: string, resumeFrom?: Sessi
       const joined = apply(event);
       if (joined !== undefined) void loadMembers(joined);
       render();
+      // Joined the open group: its history can be read now.
+      const open = joined === undefined ? undefined : state.conversations.get(`#${joined}`);
+      if (open !== undefined && open.key === state.selected) void loadLatest(candidate, open);
     },
     onRetry: retrying,
   });
@@ -95,8 +99,9 @@ function connected(hello: Connected, resuming: boolean, username: string, candid
     setStatus(
       `Connected as ${username}: ${hello.lostEvents} missed`,
       true,
-      `${hello.lostEvents} events sent while the connection was lost could not be replayed.`,
+      `${hello.lostEvents} events sent while the connection was lost could not be replayed: the messages among them are read from history.`,
     );
+    void fillGaps(candidate);
   } else {
     setStatus(`Connected as ${username}`, false);
   }

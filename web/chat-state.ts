@@ -1,3 +1,4 @@
+import { compareSentAt } from "../client/sdk/compare-sent-at.js";
 import { type Channel, ChannelType, type ChatMessage, type Event, LeaveReason } from "../gen/chat/v1/chat_pb.js";
 
 /** One line of a conversation: a message, or a note such as "bob joined". */
@@ -15,6 +16,16 @@ export interface Listed {
 export interface Conversation extends Listed {
   lines: Line[];
   unread: number;
+  /** The ids of its messages: each shows once, whether the stream or history brought it first. */
+  ids: Set<string>;
+  /**
+   * Where its history stands: undefined until the latest page is read;
+   * then the page token of the messages before the earliest read, empty
+   * when there are none (or the server keeps no history).
+   */
+  olderToken: string | undefined;
+  /** Whether a page of its history is being read. */
+  loading: boolean;
 }
 
 /**
@@ -50,7 +61,7 @@ export function list(channel: Pick<Channel, "name" | "type">): void {
 export function conversation(key: string, name: string, type: "user" | "group"): Conversation {
   let found = state.conversations.get(key);
   if (found === undefined) {
-    found = { key, name, type, lines: [], unread: 0 };
+    found = { key, name, type, lines: [], unread: 0, ids: new Set(), olderToken: undefined, loading: false };
     state.conversations.set(key, found);
   }
   return found;
@@ -65,8 +76,55 @@ export function receive(message: ChatMessage): void {
   const name = isGroup ? channel.name : message.sender === state.me ? channel.name : message.sender;
   const key = keyOf({ name, type: channel.type });
   const conv = conversation(key, name, isGroup ? "group" : "user");
+  if (conv.ids.has(message.id)) return;
+  conv.ids.add(message.id);
   conv.lines.push({ message });
   if (key !== state.selected) conv.unread++;
+}
+
+/**
+ * Adds messages read from a conversation's history (oldest first, as
+ * readHistory gives them) to its lines, leaving out those it has. History
+ * is in delivery order, as the stream is: a message read goes just before
+ * the next one read that the conversation already had; those after the
+ * last such go in by the server's time. Messages older than all it had go
+ * first of all, before its notes, which came with the stream. Returns how
+ * many were added.
+ */
+export function addHistory(conv: Conversation, messages: ChatMessage[]): number {
+  const fresh = new Set<string>();
+  /** The messages to put before each message the conversation had. */
+  const before = new Map<string, ChatMessage[]>();
+  let pending: ChatMessage[] = [];
+  for (const message of messages) {
+    if (conv.ids.has(message.id)) {
+      if (pending.length > 0) before.set(message.id, pending);
+      pending = [];
+    } else if (!fresh.has(message.id)) {
+      fresh.add(message.id);
+      pending.push(message);
+    }
+  }
+  const out: Line[] = [];
+  let next = 0;
+  let hadMessage = false;
+  for (const line of conv.lines) {
+    if ("message" in line) {
+      const earlier = before.get(line.message.id) ?? [];
+      while (next < pending.length && compareSentAt(pending[next]!, line.message) < 0) earlier.push(pending[next++]!);
+      const lines = earlier.map((message) => ({ message }));
+      if (hadMessage) out.push(...lines);
+      else out.unshift(...lines);
+      hadMessage = true;
+    }
+    out.push(line);
+  }
+  const rest = pending.slice(next).map((message) => ({ message }));
+  if (hadMessage) out.push(...rest);
+  else out.unshift(...rest);
+  conv.lines = out;
+  for (const id of fresh) conv.ids.add(id);
+  return fresh.size;
 }
 
 /** A note in a group's conversation, when the user has it open or had it before. */

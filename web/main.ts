@@ -9,17 +9,20 @@
  *
  * This file wires the page's forms to the calls; the state is in
  * chat-state.ts, the drawing in render.ts, the stream and its resumes in
- * chat-connection.ts, the session kept over a reload in saved-session.ts.
+ * chat-connection.ts, the reading of history in conversation-history.ts,
+ * the session kept over a reload in saved-session.ts.
  */
 
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { maxNameLength, nameInputPattern, nameRuleText } from "../client/sdk/name-rule.js";
 import type { ChatClient } from "../client/sdk/resumable-session.js";
+import { sendWithRetry } from "../client/sdk/send-with-retry.js";
 import { tokenSubject } from "../client/sdk/token-subject.js";
-import { ChannelType, ChatMessageSchema } from "../gen/chat/v1/chat_pb.js";
+import { ChannelType, type ChatMessage, ChatMessageSchema } from "../gen/chat/v1/chat_pb.js";
 import { chatClient, sessionPlace, signIn } from "./chat-connection.js";
-import { type Conversation, conversation, state } from "./chat-state.js";
+import { type Conversation, conversation, receive, state } from "./chat-state.js";
+import { loadLatest, loadOlder } from "./conversation-history.js";
 import { clearError, showError } from "./error-line.js";
 import { type Doing, errorWords, sentence } from "./error-words.js";
 import { ui } from "./page-elements.js";
@@ -36,11 +39,21 @@ for (const input of [ui.username, ui.groupName]) {
 function select(key: string): void {
   const type = key.startsWith("#") ? "group" : "user";
   state.selected = key;
-  conversation(key, key.slice(1), type).unread = 0;
+  const conv = conversation(key, key.slice(1), type);
+  conv.unread = 0;
   clearError();
   render();
   ui.text.focus();
+  const client = chatClient();
+  if (client !== undefined) void loadLatest(client, conv);
 }
+
+// Scrolled to the top: the page of history before it.
+ui.messages.addEventListener("scroll", () => {
+  const conv = openConversation();
+  const client = chatClient();
+  if (conv !== undefined && client !== undefined && ui.messages.scrollTop < 40) void loadOlder(client, conv);
+});
 
 function openConversation(): Conversation | undefined {
   return state.selected === undefined ? undefined : state.conversations.get(state.selected);
@@ -110,21 +123,29 @@ ui.composer.addEventListener("submit", (event) => {
   const conv = openConversation();
   const text = ui.text.value;
   if (conv === undefined || text === "") return;
-  void act((client) => client.sendMessage({ channel: conv.name, text }), ui.sendError).then((ok) => {
+  let sent: ChatMessage | undefined;
+  // Sent once, though tried again after a timeout or a lost connection (see sendWithRetry).
+  const send = async (client: ChatClient) => {
+    sent = await sendWithRetry(client, { channel: conv.name, text });
+  };
+  void act(send, ui.sendError).then((ok) => {
     if (!ok) return;
     ui.text.value = "";
     // The server echoes group messages to their sender, but a direct
-    // message goes to its recipient alone: show it here as sent.
+    // message goes to its recipient alone: show it here as the server
+    // delivered it (a server older than SendMessageResponse.message does
+    // not say: then as sent).
     if (conv.type === "user" && conv.name !== state.me) {
-      conv.lines.push({
-        message: create(ChatMessageSchema, {
-          id: `sent-${Date.now()}`,
-          sender: state.me,
-          channel: { name: conv.name, type: ChannelType.USER },
-          text,
-          sentAt: timestampNow(),
-        }),
-      });
+      receive(
+        sent ??
+          create(ChatMessageSchema, {
+            id: `sent-${Date.now()}`,
+            sender: state.me,
+            channel: { name: conv.name, type: ChannelType.USER },
+            text,
+            sentAt: timestampNow(),
+          }),
+      );
       render();
     }
   });

@@ -69,8 +69,22 @@ function renderConversation(): void {
   ui.members.hidden = names.length === 0;
   ui.members.textContent = `Members: ${names.join(", ")}`;
   ui.text.disabled = ui.send.disabled = conv === undefined || !state.online || gone || (conv.type === "group" && !member);
-  ui.messages.replaceChildren(...lineItems(conv));
-  ui.messages.scrollTop = ui.messages.scrollHeight;
+  // Another conversation, or one read to its end, shows its latest; one
+  // scrolled back stays where it was (see conversation-history.ts for older pages).
+  const box = ui.messages;
+  const follow = box.dataset.key !== state.selected || box.scrollHeight - box.scrollTop - box.clientHeight < 8;
+  const scrollTop = box.scrollTop;
+  box.dataset.key = state.selected ?? "";
+  box.replaceChildren(...lineItems(conv));
+  box.scrollTop = follow ? box.scrollHeight : scrollTop;
+}
+
+/** The server's time of a message: the time of day, with the date when it was not today. */
+function timeElement(date: Date): HTMLTimeElement {
+  const time = document.createElement("time");
+  time.dateTime = date.toISOString();
+  time.textContent = date.toDateString() === new Date().toDateString() ? date.toLocaleTimeString() : date.toLocaleString();
+  return time;
 }
 
 /** The conversation's lines as list items: a bubble per message, its own on the right, and notes between them. */
@@ -86,8 +100,7 @@ function lineItems(conv: Conversation | undefined): HTMLLIElement[] {
     li.classList.toggle("mine", m.sender === state.me);
     const meta = document.createElement("div");
     meta.className = "meta";
-    const time = m.sentAt ? timestampDate(m.sentAt) : new Date();
-    meta.textContent = `${m.sender} · ${time.toLocaleTimeString()}`;
+    meta.append(`${m.sender} · `, timeElement(m.sentAt ? timestampDate(m.sentAt) : new Date()));
     const text = document.createElement("div");
     text.className = "text";
     text.textContent = m.text;

@@ -98,6 +98,75 @@ describe("the terminal client's membership lines and /who", { timeout: 30_000 },
   });
 });
 
+describe("the terminal client's history", { timeout: 30_000 }, () => {
+  let t: TestServer;
+  before(async () => {
+    // Pages of three: /join and /history must follow next_page_token.
+    t = await startTestServer({ listPageSize: 3 });
+  });
+  after(() => t.stop());
+
+  /** A history line: the day and time of the server, then the message as a live one prints. */
+  const historyLine = /^ {2}\d{4}-\d\d-\d\d \d\d:\d\d:\d\d /;
+  const history = (client: CliProcess, after: number) => client.lines.slice(after).map((line) => line.replace(historyLine, "  "));
+
+  it("prints a group's earlier messages on /join, and the current channel's with /history [n]", async () => {
+    const [alice, bob] = ["alice", "bob"].map((name) => spawnClient(name, t.baseUrl)) as [CliProcess, CliProcess];
+    await Promise.all([alice, bob].map((c) => c.waitFor(/^\* connected as /)));
+    await say(alice, "/create team", /^\* created group #team$/);
+    for (const n of [1, 2, 3, 4]) await say(alice, `/send team earlier ${n}`, new RegExp(`#team <alice> earlier ${n}$`));
+    await say(alice, "/send bob just for you", /^\* sent to bob$/);
+    await bob.waitFor(/@bob <alice> just for you$/);
+
+    const joined = bob.lines.length;
+    await say(bob, "/join team", /^ {2}.* #team <alice> earlier 4$/);
+    assert.deepEqual(history(bob, joined), [
+      "* joined #team",
+      "* history of #team: the last 4 messages",
+      "  #team <alice> earlier 1",
+      "  #team <alice> earlier 2",
+      "  #team <alice> earlier 3",
+      "  #team <alice> earlier 4",
+    ]);
+    // The server's time of each, as the live lines show it.
+    const live = alice.lines.find((line) => line.endsWith("#team <alice> earlier 4"));
+    assert.ok(
+      bob.lines.some((line) => live !== undefined && line.endsWith(live)),
+      `${live} in\n${bob.lines.join("\n")}`,
+    );
+
+    await say(bob, "/history", /^! no current channel: pick one with \/to <channel>$/);
+    await say(bob, "/to team", /^\* sending to team$/);
+    await say(bob, "/history 0", /^! \/history takes a count of messages from 1 to 1000, got "0"$/);
+    let mark = bob.lines.length;
+    await say(bob, "/history 2", /^ {2}.* earlier 4$/);
+    assert.deepEqual(history(bob, mark), [
+      "* history of #team: the last 2 messages (more before: /history <n>)",
+      "  #team <alice> earlier 3",
+      "  #team <alice> earlier 4",
+    ]);
+    await say(bob, "from bob", /^\d\d:\d\d:\d\d #team <bob> from bob$/);
+    mark = bob.lines.length;
+    await say(bob, "/history 5", /^ {2}.* from bob$/);
+    assert.deepEqual(history(bob, mark), [
+      "* history of #team: the last 5 messages",
+      "  #team <alice> earlier 1",
+      "  #team <alice> earlier 2",
+      "  #team <alice> earlier 3",
+      "  #team <alice> earlier 4",
+      "  #team <bob> from bob",
+    ]);
+
+    // Direct messages: both ways, the one the user sent too.
+    await say(bob, "/send alice and back to you", /^\* sent to alice$/);
+    await say(bob, "/to alice", /^\* sending to alice$/);
+    mark = bob.lines.length;
+    await say(bob, "/history", /^ {2}.* and back to you$/);
+    assert.deepEqual(history(bob, mark), ["* history of @alice: the last 2 messages", "  @bob <alice> just for you", "  @alice <bob> and back to you"]);
+    assert.deepEqual(await Promise.all([alice.end(), bob.end()]), [0, 0]);
+  });
+});
+
 describe("the terminal client after a dropped connection", { timeout: 60_000 }, () => {
   let t: TestServer;
   let proxy: TcpProxy;
@@ -168,11 +237,14 @@ describe("the terminal client after a dropped connection", { timeout: 60_000 }, 
     }
   });
 
-  it("says how many events the server could no longer replay, and counts them for the next resume", async () => {
+  it("says how many events the server could no longer replay, prints them from history, and counts them for the next resume", async () => {
     // The server keeps one delivered event for a resume.
     const forgetful = await startTestServer({ resumeGraceMs: 5000, resumeHistory: 1 });
     try {
       const [dana, eve] = await start(forgetful, ["dana", "eve"]);
+      // A conversation dana has: the one whose history she reads after the resume.
+      await say(eve, "/send dana hello first", /^\* sent to dana$/);
+      await dana.waitFor(/@dana <eve> hello first$/);
       const mark = dana.lines.length;
       // Frozen, the connection takes what the server writes and delivers none of it.
       proxy.freeze();
@@ -191,9 +263,13 @@ describe("the terminal client after a dropped connection", { timeout: 60_000 }, 
       await say(eve, "/send dana after the second cut", /^\* sent to dana$/);
       proxy.restore();
       await dana.waitFor(/@dana <eve> after the second cut$/, { after: second });
+      // What the server could not replay comes from history, before what it did, each once.
       assert.deepEqual(linesAfter(dana, mark), [
         "* connection lost; resuming…",
         "* resumed: 2 events were lost",
+        "* 2 missed messages, from history:",
+        "@dana <eve> lost or kept 1",
+        "@dana <eve> lost or kept 2",
         "@dana <eve> lost or kept 3",
         "* connection lost; resuming…",
         "* resumed (nothing lost)",

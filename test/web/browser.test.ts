@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { createChatClient } from "../../client/chat-client.js";
 import { openStream } from "../helpers/chat-stream.js";
@@ -256,6 +257,9 @@ describe("the chat page in Chromium", { timeout: 90_000 }, () => {
       await frank.sendMessage({ channel: "blip", text: "after the reload" });
       await channel(page, "blip").click();
       await page.locator("#messages li", { hasText: "after the reload" }).waitFor();
+      // What came before the reload is read back from the server's history.
+      await page.locator("#messages li", { hasText: "sent during the blip" }).waitFor();
+      assert.deepEqual(await messages(page).allInnerTexts(), ["sent during the blip", "and after it", "after the reload"]);
       await page.getByRole("button", { name: "Leave group" }).waitFor();
       assert.equal(resumable.logs.filter((l) => l.msg === "session opened" && l.user === "erin" && l.resumed === true).length, 2);
       frankStream.cancel();
@@ -263,6 +267,102 @@ describe("the chat page in Chromium", { timeout: 90_000 }, () => {
     } finally {
       await proxy.close();
       await resumable.stop();
+    }
+  });
+
+  it("reads from history what a resume could not replay", async () => {
+    // The server keeps one delivered event for a resume: the rest of what the page missed is lost to it.
+    const forgetful = await startTestServer({ resumeGraceMs: 5000, resumeHistory: 1 });
+    const proxy = await startTcpProxy(Number(new URL(forgetful.webUrl).port));
+    try {
+      const lou = createChatClient(forgetful.baseUrl, "lou");
+      const louStream = await openStream(lou, "lou");
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${proxy.port}`);
+      await page.getByLabel("Username").fill("kim");
+      await page.getByRole("button", { name: "Connect" }).click();
+      await lou.sendMessage({ channel: "kim", text: "before the cut" });
+      await channel(page, "lou").click();
+      await page.locator("#messages li", { hasText: "before the cut" }).waitFor();
+
+      // Frozen, the connection takes what the server writes and delivers none of it.
+      proxy.freeze();
+      for (const n of [1, 2, 3]) await lou.sendMessage({ channel: "kim", text: `while frozen ${n}` });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      proxy.cut();
+      await page.getByRole("status").filter({ hasText: "Reconnecting" }).waitFor();
+      proxy.restore();
+      await page
+        .getByRole("status")
+        .filter({ hasText: /^Connected as kim: \d+ missed$/ })
+        .waitFor();
+      await page.locator("#messages li", { hasText: "while frozen 1" }).waitFor();
+      await page.locator("#messages li", { hasText: "while frozen 3" }).waitFor();
+      assert.deepEqual(await messages(page).allInnerTexts(), ["before the cut", "while frozen 1", "while frozen 2", "while frozen 3"]);
+      louStream.cancel();
+      await page.close();
+    } finally {
+      await proxy.close();
+      await forgetful.stop();
+    }
+  });
+
+  it("reads a conversation's history when it is opened, older pages on scroll, and again after a reload", async () => {
+    // Pages of ten (the server lowers the page's 50), and a grace so that a reload resumes.
+    const small = await startTestServer({ listPageSize: 10, resumeGraceMs: 5000 });
+    try {
+      const hal = createChatClient(small.baseUrl, "hal");
+      const halStream = await openStream(hal, "hal");
+      await hal.createGroupChat({ name: "log" });
+      const sent = [];
+      for (let n = 1; n <= 25; n++) sent.push((await hal.sendMessage({ channel: "log", text: `note ${n}` })).message);
+      const notes = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `note ${from + i}`);
+
+      // A short window: ten messages overflow the list, so the page reads one page, and more only on scroll.
+      const page = await browser.newPage({ viewport: { width: 900, height: 420 } });
+      await page.goto(small.webUrl);
+      await page.getByLabel("Username").fill("ivy");
+      await page.getByRole("button", { name: "Connect" }).click();
+      await page.getByLabel("Group", { exact: true }).fill("log");
+      await page.getByRole("button", { name: "Join" }).click();
+      await page.locator("#messages li", { hasText: "note 25" }).waitFor();
+      assert.deepEqual(await messages(page).allInnerTexts(), notes(16, 25));
+      // The server's time of each message.
+      const last = sent[24]?.sentAt;
+      assert.ok(last !== undefined);
+      const shown = await page.locator("#messages li", { hasText: "note 25" }).locator("time").getAttribute("datetime");
+      assert.equal(shown, timestampDate(last).toISOString());
+
+      const list = page.locator("#messages");
+      await list.evaluate((el) => {
+        el.scrollTop = 0;
+      });
+      await page.locator("#messages li .text", { hasText: /^note 6$/ }).waitFor();
+      assert.deepEqual(await messages(page).allInnerTexts(), notes(6, 25));
+      // The messages in view stay in view: the older ones are above them.
+      assert.ok((await list.evaluate((el) => el.scrollTop)) > 0);
+      await list.evaluate((el) => {
+        el.scrollTop = 0;
+      });
+      await page.locator("#messages li .text", { hasText: /^note 1$/ }).waitFor();
+      assert.deepEqual(await messages(page).allInnerTexts(), notes(1, 25));
+
+      // History comes from the server: a reload shows the conversation as it was.
+      await page.reload();
+      await page
+        .getByRole("status")
+        .filter({ hasText: /^Connected as ivy$/ })
+        .waitFor();
+      await hal.sendMessage({ channel: "log", text: "after the reload" });
+      await channel(page, "log").click();
+      // The latest page: the message sent since, and those before it.
+      await page.locator("#messages li", { hasText: "note 17" }).waitFor();
+      await page.locator("#messages li", { hasText: "after the reload" }).waitFor();
+      assert.deepEqual(await messages(page).allInnerTexts(), [...notes(17, 25), "after the reload"]);
+      halStream.cancel();
+      await page.close();
+    } finally {
+      await small.stop();
     }
   });
 
