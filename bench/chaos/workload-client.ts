@@ -137,7 +137,7 @@ export function createWorkloadClient(options: WorkloadClientOptions): WorkloadCl
     text: string | undefined,
     run: (signal: AbortSignal) => Promise<unknown>,
   ) {
-    return (await attempt(session, op, target, { ...(text === undefined ? {} : { text }) }, run)).outcome;
+    return attempt(session, op, target, text === undefined ? {} : { text }, run);
   }
 
   /** One call, recorded with the fields given and, when it succeeds, those that its answer adds. */
@@ -148,13 +148,13 @@ export function createWorkloadClient(options: WorkloadClientOptions): WorkloadCl
     fields: Partial<CallEntry>,
     run: (signal: AbortSignal) => Promise<T>,
     answered?: (answer: T) => Partial<CallEntry>,
-  ): Promise<{ outcome: Outcome; answer?: T }> {
+  ): Promise<Outcome> {
     const start = history.now();
     let outcome: Outcome = "ok";
     let detail: string | undefined;
-    let answer: T | undefined;
+    let answer: { value: T } | undefined;
     try {
-      answer = await run(AbortSignal.timeout(options.callTimeoutMs));
+      answer = { value: await run(AbortSignal.timeout(options.callTimeoutMs)) };
     } catch (error) {
       outcome = outcomeOf(error);
       detail = ConnectError.from(error).rawMessage;
@@ -170,9 +170,9 @@ export function createWorkloadClient(options: WorkloadClientOptions): WorkloadCl
       end: history.now(),
       outcome,
       ...(detail === undefined ? {} : { detail }),
-      ...(answer === undefined || answered === undefined ? {} : answered(answer)),
+      ...(answer === undefined || answered === undefined ? {} : answered(answer.value)),
     });
-    return { outcome, ...(answer === undefined ? {} : { answer }) };
+    return outcome;
   }
 
   /**
@@ -185,7 +185,7 @@ export function createWorkloadClient(options: WorkloadClientOptions): WorkloadCl
     const requestId = text.replace(" ", "-");
     let via = node;
     for (let n = 1; n <= options.sendAttempts; n++) {
-      const { outcome } = await attempt(
+      const outcome = await attempt(
         session,
         "send",
         target,
