@@ -84,7 +84,8 @@ interface Bounds {
 /**
  * Decides, from the recorded history alone, whether the cluster kept its
  * guarantees (docs/chaos.md says exactly what each check claims). Message
- * texts are "<sender> <seq>", unique in a run, so a text names a send.
+ * texts are "<sender> <seq>", unique in a run, so a text names a send (all
+ * of its attempts, which carry one request id).
  */
 export function checkHistory(history: readonly HistoryEntry[]): CheckResult {
   const phases = history.filter((e): e is PhaseEntry => e.type === "phase");
@@ -221,19 +222,21 @@ export function checkHistory(history: readonly HistoryEntry[]): CheckResult {
  */
 function oneSend(list: CallEntry[]): CallEntry {
   const first = list[0]!; // A text's list holds at least its first attempt.
+  const last = list.at(-1)!; // The same, or a later one.
   if (list.length === 1) return first;
   const ok = list.find((a) => a.outcome === "ok");
-  const outcome = ok?.outcome ?? list.find((a) => a.outcome === "unknown")?.outcome ?? list.at(-1)!.outcome;
+  const outcome = ok?.outcome ?? list.find((a) => a.outcome === "unknown")?.outcome ?? last.outcome;
   const { attempt: _attempt, node: _node, detail: _detail, messageId: _messageId, ...call } = first;
   return {
     ...call,
-    end: list.at(-1)!.end,
+    end: last.end,
     outcome,
     detail: `${list.length} attempts: ${list.map((a) => `${a.outcome}${a.node === undefined ? "" : ` via node ${a.node}`}`).join(", ")}`,
     ...(ok?.messageId === undefined ? {} : { messageId: ok.messageId }),
   };
 }
 
+/** Whether a channel is a group: the workload names its groups g0, g1…, and its users otherwise (c0, probe0, flood0…). */
 const isGroup = (channel: string) => channel.startsWith("g");
 
 type Add = (check: CheckName, message: string, excerpt: (HistoryEntry | undefined)[]) => void;
