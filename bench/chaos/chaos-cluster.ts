@@ -16,6 +16,10 @@ export interface NodeSettings {
   sweepMs: number;
   resumeGraceMs: number;
   queueLimit: number;
+  /** --history-messages. */
+  historyMessages: number;
+  /** --history-bytes. */
+  historyBytes: number;
 }
 
 /** One node process, its proxy to Redis, and the proxy its clients reach it through. */
@@ -103,6 +107,10 @@ export async function startChaosCluster(topology: TopologyKind, count: number, s
         String(settings.resumeGraceMs),
         "--queue-limit",
         String(settings.queueLimit),
+        "--history-messages",
+        String(settings.historyMessages),
+        "--history-bytes",
+        String(settings.historyBytes),
         "--log-level",
         "info",
       ];

@@ -1,4 +1,4 @@
-import type { CallEntry, EventEntry, FaultEntry, HistoryEntry, PhaseEntry, StreamEndEntry, StreamOpenEntry } from "./history.js";
+import type { CallEntry, EventEntry, FaultEntry, HistoryEntry, ListedMessage, PhaseEntry, StreamEndEntry, StreamOpenEntry } from "./history.js";
 
 /** The checks, by the name the report gives them. */
 export const checkNames = [
@@ -6,11 +6,15 @@ export const checkNames = [
   "sender-fifo",
   "no-duplicates",
   "no-phantoms",
+  "request-once",
   "no-silent-loss",
   "membership",
   "unique-names",
   "paused-node",
   "liveness",
+  "history-sent",
+  "history-order",
+  "history-complete",
 ] as const;
 
 /** One check's name. */
@@ -36,6 +40,11 @@ export interface CheckResult {
    * of them did not arrive, and one such case.
    */
   excused: { pairs: number; missing: number; example?: HistoryEntry[] };
+  /**
+   * Request ids whose attempts spanned a Redis restart, which forgets the
+   * ids it held as it forgets everything: not held to one message.
+   */
+  requestsExcused: number;
 }
 
 /** One logical session: its streams (a resume continues it), its events in order, its calls. */
@@ -67,12 +76,16 @@ interface Bounds {
    * is no one order across channels to judge it by (docs/cluster.md).
    */
   lossPerChannel: boolean;
+  /** The nodes' --history-messages and --history-bytes: a history read that may have reached them is not judged complete. */
+  historyMessages: number;
+  historyBytes: number;
 }
 
 /**
  * Decides, from the recorded history alone, whether the cluster kept its
  * guarantees (docs/chaos.md says exactly what each check claims). Message
- * texts are "<sender> <seq>", unique in a run, so a text names a send.
+ * texts are "<sender> <seq>", unique in a run, so a text names a send (all
+ * of its attempts, which carry one request id).
  */
 export function checkHistory(history: readonly HistoryEntry[]): CheckResult {
   const phases = history.filter((e): e is PhaseEntry => e.type === "phase");
@@ -82,12 +95,20 @@ export function checkHistory(history: readonly HistoryEntry[]): CheckResult {
     deliveryMs: Number(settings.deliveryMs ?? 3000),
     livenessMs: Number(settings.livenessMs ?? 15000),
     lossPerChannel: settings.topology === "redis-cluster",
+    historyMessages: Number(settings.historyMessages ?? 1000),
+    historyBytes: Number(settings.historyBytes ?? 1024 * 1024),
   };
   const runEnd = phases.find((p) => p.name === "end")?.t ?? Number.POSITIVE_INFINITY;
   const faultsOver = phases.find((p) => p.name === "faults-over")?.t ?? 0;
+  const readsAt = phases.find((p) => p.name === "reads")?.t ?? Number.POSITIVE_INFINITY;
   const calls = history.filter((e): e is CallEntry => e.type === "call");
+  /** Every attempt of each send, in order, by its text. */
+  const attempts = new Map<string, CallEntry[]>();
+  for (const call of calls) if (call.op === "send" && call.text !== undefined) attempts.set(call.text, [...(attempts.get(call.text) ?? []), call]);
+  /** Each send as one call, from its first attempt's start to its last attempt's end. */
   const sends = new Map<string, CallEntry>();
-  for (const call of calls) if (call.op === "send" && call.text !== undefined) sends.set(call.text, call);
+  for (const [text, list] of attempts) sends.set(text, oneSend(list));
+  const lists = calls.filter((c) => c.op === "list" && c.outcome === "ok" && c.listed !== undefined);
   const sessions = collectSessions(history, runEnd);
   const violations: Violation[] = [];
   const examined = Object.fromEntries(checkNames.map((name) => [name, 0])) as Record<CheckName, number>; // Every key is set here.
@@ -169,6 +190,18 @@ export function checkHistory(history: readonly HistoryEntry[]): CheckResult {
   }
 
   checkTotalOrder(sessions, examined, add);
+  const restarts = history.filter((e): e is FaultEntry => e.type === "fault" && e.kind === "redis-restart");
+  const requestsExcused = checkRequests(attempts, sessions, lists, restarts, examined, add);
+  checkHistoriesSent(lists, sends, examined, add);
+  checkHistoryOrder(lists, sessions, examined, add);
+  checkHistoriesComplete(
+    lists.filter((l) => l.start >= readsAt),
+    sessions,
+    sends,
+    bounds,
+    examined,
+    add,
+  );
   const excused = checkLoss(sessions, sends, bounds, examined, add);
   checkUniqueNames(sessions, sends, examined, add);
   checkPausedNodes(sessions, history, bounds, examined, add);
@@ -178,8 +211,33 @@ export function checkHistory(history: readonly HistoryEntry[]): CheckResult {
       add("liveness", `${probe.target} served no new session within ${bounds.livenessMs} ms of the faults' end (${probe.outcome})`, [probe]);
     }
   }
-  return { violations, examined, deliveries, sessions: sessions.size, excused };
+  return { violations, examined, deliveries, sessions: sessions.size, excused, requestsExcused };
 }
+
+/**
+ * The attempts of one send as one call: acknowledged if any attempt was,
+ * else unknown if any attempt's outcome was, else refused (every attempt
+ * was); it spans them all, since the message, if any, was made by one of
+ * them.
+ */
+function oneSend(list: CallEntry[]): CallEntry {
+  const first = list[0]!; // A text's list holds at least its first attempt.
+  const last = list.at(-1)!; // The same, or a later one.
+  if (list.length === 1) return first;
+  const ok = list.find((a) => a.outcome === "ok");
+  const outcome = ok?.outcome ?? list.find((a) => a.outcome === "unknown")?.outcome ?? last.outcome;
+  const { attempt: _attempt, node: _node, detail: _detail, messageId: _messageId, ...call } = first;
+  return {
+    ...call,
+    end: last.end,
+    outcome,
+    detail: `${list.length} attempts: ${list.map((a) => `${a.outcome}${a.node === undefined ? "" : ` via node ${a.node}`}`).join(", ")}`,
+    ...(ok?.messageId === undefined ? {} : { messageId: ok.messageId }),
+  };
+}
+
+/** Whether a channel is a group: the workload names its groups g0, g1…, and its users otherwise (c0, probe0, flood0…). */
+const isGroup = (channel: string) => channel.startsWith("g");
 
 type Add = (check: CheckName, message: string, excerpt: (HistoryEntry | undefined)[]) => void;
 
@@ -424,6 +482,190 @@ function checkPausedNodes(
           ended,
         ]);
       }
+    }
+  }
+}
+
+/**
+ * One request id, one message: every attempt of a send that succeeded was
+ * answered with the same message id, every delivery of its text carries that
+ * id, and so does every history listing it. A second id means the message
+ * was made twice, whichever nodes the attempts went through and whoever
+ * received the copies. Attempts that spanned a Redis restart are let pass
+ * and counted: the restarted Redis forgot the request id with the rest.
+ */
+function checkRequests(
+  attempts: Map<string, CallEntry[]>,
+  sessions: Map<string, Session>,
+  lists: CallEntry[],
+  restarts: FaultEntry[],
+  examined: Record<CheckName, number>,
+  add: Add,
+): number {
+  /** Per text, each message id it was seen under, with the first line that shows it. */
+  const ids = new Map<string, Map<string, HistoryEntry>>();
+  const note = (text: string | undefined, id: string | undefined, e: HistoryEntry) => {
+    if (text === undefined || id === undefined || id === "") return;
+    const seen = ids.get(text) ?? new Map<string, HistoryEntry>();
+    ids.set(text, seen);
+    if (!seen.has(id)) seen.set(id, e);
+  };
+  for (const [text, list] of attempts) for (const a of list) if (a.outcome === "ok") note(text, a.messageId, a);
+  for (const s of sessions.values()) for (const e of s.events) if (e.kind === "message") note(e.text, e.id, e);
+  for (const l of lists) for (const m of l.listed ?? []) note(m.text, m.id, l);
+  let excused = 0;
+  for (const [text, seen] of ids) {
+    const list = attempts.get(text);
+    // A message no one sent is no-phantoms' or history-sent's to report.
+    if (list === undefined) continue;
+    examined["request-once"]++;
+    if (seen.size <= 1) continue;
+    const first = list[0]!; // Not empty: made by its first attempt.
+    const last = list.at(-1)!;
+    if (restarts.some((f) => f.start < last.end && f.end > first.start)) {
+      excused++;
+      continue;
+    }
+    add("request-once", `"${text}" (request id ${first.requestId ?? "none"}) became ${seen.size} messages: ${[...seen.keys()].join(", ")}`, [
+      ...list,
+      ...seen.values(),
+    ]);
+  }
+  return excused;
+}
+
+/**
+ * No phantom in a history: every message a ListMessages listed was sent by
+ * its sender to that channel (a group, or one of the pair to the other),
+ * and not refused; a send whose outcome was unknown may be listed. A
+ * history that lists one message twice is a duplicate.
+ */
+function checkHistoriesSent(lists: CallEntry[], sends: Map<string, CallEntry>, examined: Record<CheckName, number>, add: Add): void {
+  for (const l of lists) {
+    const channel = l.target ?? "";
+    const seen = new Set<string>();
+    for (const m of l.listed ?? []) {
+      examined["history-sent"]++;
+      const send = sends.get(m.text);
+      if (seen.has(m.text)) add("no-duplicates", `${channel}'s history, read by ${l.client}, lists "${m.text}" twice`, [send, l]);
+      seen.add(m.text);
+      const why =
+        send === undefined
+          ? "which no client sent"
+          : send.outcome.startsWith("error:")
+            ? `which was refused (${send.outcome})`
+            : !fits(m, send, l.client, channel)
+              ? `as ${m.sender} to ${m.channel}, though ${send.client} sent it to ${send.target}`
+              : undefined;
+      if (why !== undefined) add("history-sent", `${channel}'s history, read by ${l.client}, lists "${m.text}", ${why}`, [send, l]);
+    }
+  }
+}
+
+/** Whether a listed message is the send of that text: same sender, and to the channel read (to one of the pair, from the other). */
+function fits(m: ListedMessage, send: CallEntry, reader: string, channel: string): boolean {
+  if (send.client !== m.sender || send.target !== m.channel) return false;
+  if (isGroup(channel)) return m.channel === channel;
+  return (send.client === reader && send.target === channel) || (send.client === channel && send.target === reader);
+}
+
+/**
+ * History order is delivery order: every session's deliveries on a
+ * channel, restricted to the messages a history read listed, come in the
+ * order of the history (newest first, reversed). For a pair, each
+ * direction on its own: the two are merged by the times of the Redis
+ * masters that hold them (docs/history.md), which no delivery orders.
+ */
+function checkHistoryOrder(lists: CallEntry[], sessions: Map<string, Session>, examined: Record<CheckName, number>, add: Add): void {
+  for (const l of lists) {
+    const channel = l.target ?? "";
+    const listed = l.listed ?? [];
+    /** Each direction read: who sent, who received (the channel of the deliveries), and the history's order of those messages. */
+    const directions = isGroup(channel)
+      ? [{ from: undefined, to: channel, group: true }]
+      : [
+          { from: l.client, to: channel, group: false },
+          { from: channel, to: l.client, group: false },
+        ];
+    for (const { from, to, group } of directions) {
+      const order = new Map<string, number>();
+      for (const m of [...listed].reverse()) if (from === undefined || m.sender === from) order.set(m.text, order.size);
+      for (const s of sessions.values()) {
+        if (!group && s.user !== to) continue;
+        let last: { index: number; event: EventEntry } | undefined;
+        for (const e of s.events) {
+          if (e.kind !== "message" || e.channel !== to || e.channelType !== (group ? "group" : "user")) continue;
+          if (from !== undefined && e.sender !== from) continue;
+          const index = order.get(e.text ?? "");
+          if (index === undefined) continue;
+          examined["history-order"]++;
+          if (last !== undefined && index < last.index) {
+            add(
+              "history-order",
+              `${s.id} received "${last.event.text}" before "${e.text}" in ${to}; ${channel}'s history, read by ${l.client}, lists them the other way round`,
+              [last.event, e, l],
+            );
+            break;
+          }
+          last = { index, event: e };
+        }
+      }
+    }
+  }
+}
+
+/** A message's size as the nodes count it against --history-bytes: twice its text's UTF-8 size plus 700 (docs/history.md). */
+const countedBytes = (m: ListedMessage) => 2 * Buffer.byteLength(m.text) + 700;
+
+/**
+ * History holds what was delivered: a group's history, read to its end by
+ * a member once the cluster is healed and quiet, lists every message that
+ * member's session received in the group since its last own MemberJoined,
+ * and every send to the group acknowledged after that MemberJoined and
+ * before the read. Judged only where the group cannot have been deleted and
+ * made again in between: the session received no MemberLeft of its own
+ * since, lost no events in a resume, and its stream was open through the
+ * read; and only where the history cannot have reached its bounds.
+ */
+function checkHistoriesComplete(
+  reads: CallEntry[],
+  sessions: Map<string, Session>,
+  sends: Map<string, CallEntry>,
+  bounds: Bounds,
+  examined: Record<CheckName, number>,
+  add: Add,
+): void {
+  for (const l of reads) {
+    const group = l.target ?? "";
+    const listed = l.listed ?? [];
+    if (!isGroup(group) || l.complete !== true) continue;
+    const bytes = listed.reduce((sum, m) => sum + countedBytes(m), 0);
+    // The next message could push the oldest out: any read that full is no proof of a loss.
+    if (listed.length + 1 >= bounds.historyMessages || bytes + 2 * 4096 + 700 >= bounds.historyBytes) continue;
+    const s = sessions.get(l.session);
+    if (s === undefined || s.end < l.end) continue;
+    const own = (e: EventEntry, kind: EventEntry["kind"]) => e.kind === kind && e.username === s.user && e.channel === group;
+    const joined = s.events.findLast((e) => own(e, "member-joined") && e.t < l.start);
+    if (joined === undefined) continue;
+    if (s.events.some((e) => own(e, "member-left") && e.t > joined.t)) continue;
+    if (s.opens.some((o) => o.lostEvents > 0 && o.t > joined.t)) continue;
+    const inHistory = new Set(listed.map((m) => m.text));
+    /** What the history must hold, with the lines that say why. */
+    const due = new Map<string, (HistoryEntry | undefined)[]>();
+    for (const e of s.events) {
+      if (e.kind === "message" && e.channelType === "group" && e.channel === group && e.text !== undefined && e.t > joined.t && e.t < l.start) {
+        due.set(e.text, [sends.get(e.text), e]);
+      }
+    }
+    for (const send of sends.values()) {
+      if (send.target === group && send.outcome === "ok" && send.text !== undefined && send.start > joined.t && send.end < l.start && !due.has(send.text)) {
+        due.set(send.text, [send]);
+      }
+    }
+    for (const [text, why] of due) {
+      examined["history-complete"]++;
+      if (!inHistory.has(text))
+        add("history-complete", `${group}'s history, read to its end by ${s.id}, a member all along, does not list "${text}"`, [joined, ...why, l]);
     }
   }
 }

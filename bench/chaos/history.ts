@@ -9,16 +9,37 @@ export interface CallEntry {
   client: string;
   /** The session the call belongs to: a connect call names the session it opened. */
   session: string;
-  op: "connect" | "create" | "join" | "leave" | "send" | "probe";
-  /** The group or user addressed, for every op but connect. */
+  op: "connect" | "create" | "join" | "leave" | "send" | "list" | "probe";
+  /** The group or user addressed, for every op but connect; for a list, the channel read (a group, or the other user of a pair). */
   target?: string;
   /** The message's text, for a send: "<sender> <seq>". */
   text?: string;
+  /** A send's request_id: every attempt of one send carries the same. */
+  requestId?: string;
+  /** Which attempt of its send this call is, from 1: a send whose outcome was unknown is tried again with the same request id. */
+  attempt?: number;
+  /** The node the call went to. */
+  node?: number;
+  /** The id of the message the server answered, for a send acknowledged. */
+  messageId?: string;
+  /** What a list read, newest first as the server listed it (all of its pages when complete is true). */
+  listed?: ListedMessage[];
+  /** Whether a list read every page, to the end of the history. */
+  complete?: boolean;
   start: number;
   end: number;
   outcome: Outcome;
   /** The error's message when the outcome is not ok, for the report. */
   detail?: string;
+}
+
+/** One message as ListMessages listed it. */
+export interface ListedMessage {
+  id: string;
+  sender: string;
+  /** The group, or the recipient of a direct message. */
+  channel: string;
+  text: string;
 }
 
 /** A stream that connected: the first of a session, or a resume of one. */
@@ -47,6 +68,8 @@ export interface EventEntry {
   channelType?: "group" | "user";
   sender?: string;
   text?: string;
+  /** A message's id, as the server assigned it. */
+  id?: string;
   username?: string;
   reason?: string;
 }
@@ -73,10 +96,14 @@ export interface FaultEntry {
   detail?: string;
 }
 
-/** A mark of the run's phases: "faults-over" when the nemesis stopped, "quiet" when the clients stopped sending. */
+/**
+ * A mark of the run's phases: "faults-over" when the nemesis stopped,
+ * "quiet" when the clients stopped sending, "reads" when the deliveries
+ * have had their time and the clients read the histories.
+ */
 export interface PhaseEntry {
   type: "phase";
-  name: "start" | "faults-over" | "quiet" | "end";
+  name: "start" | "faults-over" | "quiet" | "reads" | "end";
   t: number;
   /** The run's settings, on "start": the checker's bounds come from them. */
   settings?: Record<string, number | string | boolean>;

@@ -5,12 +5,21 @@ import type { HistoryEntry } from "./history.js";
 export function describeEntry(e: HistoryEntry): string {
   const ms = (t: number) => `${(t / 1000).toFixed(3)}s`;
   switch (e.type) {
-    case "call":
-      return `${ms(e.start)}..${ms(e.end)} ${e.client} [${e.session}] ${e.op}${e.target === undefined ? "" : ` ${e.target}`}${e.text === undefined ? "" : ` "${e.text}"`} -> ${e.outcome}${e.detail === undefined ? "" : ` (${e.detail})`}`;
+    case "call": {
+      const via = e.node === undefined ? "" : ` via node ${e.node}`;
+      const attempt = e.attempt === undefined || e.attempt === 1 ? "" : ` (attempt ${e.attempt})`;
+      const answer =
+        e.messageId !== undefined
+          ? ` ${e.messageId}`
+          : e.listed !== undefined
+            ? ` ${e.listed.length} messages${e.complete === true ? "" : ", more before them"}`
+            : "";
+      return `${ms(e.start)}..${ms(e.end)} ${e.client} [${e.session}] ${e.op}${e.target === undefined ? "" : ` ${e.target}`}${e.text === undefined ? "" : ` "${e.text}"`}${attempt}${via} -> ${e.outcome}${answer}${e.detail === undefined ? "" : ` (${e.detail})`}`;
+    }
     case "stream-open":
       return `${ms(e.t)} ${e.client} [${e.stream}] stream open on node ${e.node} as ${e.user}${e.resumed ? `, resumed (lost ${e.lostEvents})` : ""}`;
     case "event":
-      return `${ms(e.t)} ${e.client} [${e.stream}] got ${e.kind} ${e.channel}${e.text === undefined ? "" : ` "${e.text}"`}${e.username === undefined ? "" : ` ${e.username}`}${e.reason === undefined ? "" : ` ${e.reason}`}`;
+      return `${ms(e.t)} ${e.client} [${e.stream}] got ${e.kind} ${e.channel}${e.text === undefined ? "" : ` "${e.text}"`}${e.id === undefined ? "" : ` ${e.id}`}${e.username === undefined ? "" : ` ${e.username}`}${e.reason === undefined ? "" : ` ${e.reason}`}`;
     case "stream-end":
       return `${ms(e.t)} ${e.client} [${e.stream}] stream ended: ${e.how}${e.resuming ? " (will resume)" : ""}`;
     case "fault":
@@ -47,6 +56,25 @@ export function renderReport(history: readonly HistoryEntry[], result: CheckResu
   lines.push(`faults injected: ${[...faults.values()].reduce((a, b) => a + b, 0)}`);
   for (const [kind, count] of [...faults].sort()) lines.push(`  ${kind.padEnd(40)} ${count}`);
   lines.push(`sessions: ${result.sessions}; deliveries checked: ${result.deliveries}`);
+  const calls = history.filter((e) => e.type === "call");
+  const retried = new Map<string, { nodes: Set<number | undefined>; ok: boolean }>();
+  for (const e of calls) {
+    if (e.op !== "send" || e.text === undefined || (e.attempt ?? 1) === 1) continue;
+    const first = retried.get(e.text) ?? { nodes: new Set(), ok: false };
+    retried.set(e.text, first);
+    first.nodes.add(e.node);
+    first.ok ||= e.outcome === "ok";
+  }
+  const firstNode = new Map(calls.flatMap((e) => (e.op === "send" && e.attempt === 1 && e.text !== undefined ? [[e.text, e.node] as const] : [])));
+  const elsewhere = [...retried].filter(([text, r]) => [...r.nodes].some((n) => n !== firstNode.get(text))).length;
+  const okLater = [...retried.values()].filter((r) => r.ok).length;
+  lines.push(
+    `sends retried with their request id: ${retried.size} (${okLater} acknowledged on a retry, ${elsewhere} retried through another node); let pass across a Redis restart: ${result.requestsExcused}`,
+  );
+  const reads = calls.filter((e) => e.op === "list" && e.outcome === "ok");
+  lines.push(
+    `history reads: ${reads.length} (${reads.filter((e) => e.complete === true).length} to the end), listing ${reads.reduce((n, e) => n + (e.listed?.length ?? 0), 0)} messages`,
+  );
   const { excused } = result;
   lines.push(
     `let pass by the narrowed claim (a stream that ended with an error before anything later reached it): ${excused.pairs} deliveries, ${excused.missing} missing`,

@@ -29,6 +29,12 @@ export interface ChaosOptions {
   deliveryMs: number;
   /** The time every node has, once faults are over, to serve a new session. */
   livenessMs: number;
+  /** The nodes' --history-messages: large, so that the checker may expect a message in its history. */
+  historyMessages: number;
+  /** The nodes' --history-bytes. */
+  historyBytes: number;
+  /** How many times a send whose outcome is unknown is tried, at most, with the same request id. */
+  sendAttempts: number;
 }
 
 /** The defaults of `npm run chaos`: about two minutes. */
@@ -44,6 +50,9 @@ export const defaultChaosOptions = {
   resumeGraceMs: 3000,
   deliveryMs: 3000,
   livenessMs: 15_000,
+  historyMessages: 1_000_000,
+  historyBytes: 1 << 30,
+  sendAttempts: 4,
 } satisfies Partial<ChaosOptions>;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -51,8 +60,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * Runs the cluster, the clients and the nemesis, and returns the history:
  * faults for durationMs; then the heal (every node must serve a new
- * session within livenessMs, probed); then the clients stop sending, and
- * deliveryMs later stop reading.
+ * session within livenessMs, probed); then the clients stop sending,
+ * deliveryMs later read the histories of their groups and of some pairs,
+ * and stop.
  */
 export async function runChaos(options: ChaosOptions): Promise<readonly HistoryEntry[]> {
   mkdirSync(options.outDir, { recursive: true });
@@ -61,7 +71,14 @@ export async function runChaos(options: ChaosOptions): Promise<readonly HistoryE
   const cluster = await startChaosCluster(
     options.topology,
     options.nodes,
-    { leaseMs: options.leaseMs, sweepMs: options.sweepMs, resumeGraceMs: options.resumeGraceMs, queueLimit: 64 },
+    {
+      leaseMs: options.leaseMs,
+      sweepMs: options.sweepMs,
+      resumeGraceMs: options.resumeGraceMs,
+      queueLimit: 64,
+      historyMessages: options.historyMessages,
+      historyBytes: options.historyBytes,
+    },
     options.outDir,
   );
   try {
@@ -81,6 +98,7 @@ export async function runChaos(options: ChaosOptions): Promise<readonly HistoryE
         history,
         pauseMs: [100, 400],
         callTimeoutMs: 3000,
+        sendAttempts: options.sendAttempts,
       }),
     );
     history.record({
@@ -100,6 +118,9 @@ export async function runChaos(options: ChaosOptions): Promise<readonly HistoryE
         resumeGraceMs: options.resumeGraceMs,
         deliveryMs: options.deliveryMs,
         livenessMs: options.livenessMs,
+        historyMessages: options.historyMessages,
+        historyBytes: options.historyBytes,
+        sendAttempts: options.sendAttempts,
       },
     });
     const runs = clients.map((c) => c.run());
@@ -124,6 +145,9 @@ export async function runChaos(options: ChaosOptions): Promise<readonly HistoryE
     for (const client of clients) client.stopSending();
     history.record({ type: "phase", name: "quiet", t: history.now() });
     await sleep(options.deliveryMs);
+    // The healed, quiet cluster: every history read now must hold what its reader received.
+    history.record({ type: "phase", name: "reads", t: history.now() });
+    await Promise.all(clients.map((c) => c.readHistories()));
     for (const client of clients) client.stop();
     await Promise.all(runs);
     history.record({ type: "phase", name: "end", t: history.now() });

@@ -2,7 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { createChatClient } from "../../client/chat-client.js";
 import { type ChatClient, createResumableSession } from "../../client/sdk/resumable-session.js";
 import { ChannelType, type Event, LeaveReason } from "../../gen/chat/v1/chat_pb.js";
-import type { EventEntry, HistoryRecorder, Outcome } from "./history.js";
+import type { CallEntry, EventEntry, HistoryRecorder, ListedMessage, Outcome } from "./history.js";
 import type { SeededRandom } from "./seeded-random.js";
 
 /** What one simulated user needs. */
@@ -24,6 +24,8 @@ export interface WorkloadClientOptions {
   pauseMs: readonly [number, number];
   /** A unary call's deadline: past it the outcome is unknown. */
   callTimeoutMs: number;
+  /** How many times a send is tried, at most: it is tried again, with the same request id, while its outcome is unknown. */
+  sendAttempts: number;
 }
 
 /** One simulated user: connects, joins and leaves groups, sends, and records all it does and sees. */
@@ -39,6 +41,12 @@ export interface WorkloadClient {
   liveNode(): number | undefined;
   /** Stops reading its stream for that long (a member that stops reading); false when it cannot (a resumable client, or no open stream). */
   stall(ms: number): boolean;
+  /**
+   * Reads, with ListMessages and to the end, the history of every group the
+   * live session is in and of the pairs it makes with a few peers (drawn at
+   * random); nothing when no session is live.
+   */
+  readHistories(): Promise<void>;
 }
 
 /** The codes a server gives for a refusal it is sure of; any other failure leaves the outcome unknown. */
@@ -66,7 +74,7 @@ export function endOf(error: unknown, signal: AbortSignal): string {
 }
 
 /** An event as the history records it. */
-export function describeEvent(event: Event): Pick<EventEntry, "kind" | "channel" | "channelType" | "sender" | "text" | "username" | "reason"> {
+export function describeEvent(event: Event): Pick<EventEntry, "kind" | "channel" | "channelType" | "sender" | "text" | "id" | "username" | "reason"> {
   switch (event.kind.case) {
     case "message": {
       const m = event.kind.value;
@@ -76,6 +84,7 @@ export function describeEvent(event: Event): Pick<EventEntry, "kind" | "channel"
         channelType: m.channel?.type === ChannelType.GROUP ? "group" : "user",
         sender: m.sender,
         text: m.text,
+        id: m.id,
       };
     }
     case "memberJoined":
@@ -128,11 +137,24 @@ export function createWorkloadClient(options: WorkloadClientOptions): WorkloadCl
     text: string | undefined,
     run: (signal: AbortSignal) => Promise<unknown>,
   ) {
+    return attempt(session, op, target, text === undefined ? {} : { text }, run);
+  }
+
+  /** One call, recorded with the fields given and, when it succeeds, those that its answer adds. */
+  async function attempt<T>(
+    session: string,
+    op: CallEntry["op"],
+    target: string,
+    fields: Partial<CallEntry>,
+    run: (signal: AbortSignal) => Promise<T>,
+    answered?: (answer: T) => Partial<CallEntry>,
+  ): Promise<Outcome> {
     const start = history.now();
     let outcome: Outcome = "ok";
     let detail: string | undefined;
+    let answer: { value: T } | undefined;
     try {
-      await run(AbortSignal.timeout(options.callTimeoutMs));
+      answer = { value: await run(AbortSignal.timeout(options.callTimeoutMs)) };
     } catch (error) {
       outcome = outcomeOf(error);
       detail = ConnectError.from(error).rawMessage;
@@ -143,13 +165,65 @@ export function createWorkloadClient(options: WorkloadClientOptions): WorkloadCl
       session,
       op,
       target,
-      ...(text === undefined ? {} : { text }),
+      ...fields,
       start,
       end: history.now(),
       outcome,
       ...(detail === undefined ? {} : { detail }),
+      ...(answer === undefined || answered === undefined ? {} : answered(answer.value)),
     });
     return outcome;
+  }
+
+  /**
+   * A send with a request id, tried again while its outcome is unknown, each
+   * retry through a node drawn at random (the same or another): the server
+   * must deliver it once, and answer every attempt that succeeds with the
+   * same message.
+   */
+  async function send(session: string, node: number, target: string, text: string): Promise<void> {
+    const requestId = text.replace(" ", "-");
+    let via = node;
+    for (let n = 1; n <= options.sendAttempts; n++) {
+      const outcome = await attempt(
+        session,
+        "send",
+        target,
+        { text, requestId, attempt: n, node: via },
+        (signal) => clientOf(via).sendMessage({ channel: target, text, requestId }, { signal }),
+        (answer) => (answer.message === undefined ? {} : { messageId: answer.message.id }),
+      );
+      if (outcome !== "unknown" || stopping.signal.aborted) return;
+      await sleep(random.int(100, 500), stopping.signal);
+      via = random.int(0, options.urls.length - 1);
+    }
+  }
+
+  /**
+   * Reads a channel's history with ListMessages, newest first, through a
+   * node drawn at random: all of its pages, or only the first (pageSize
+   * messages) when all is false.
+   */
+  async function list(session: string, target: string, pageSize: number, all: boolean): Promise<void> {
+    const node = random.int(0, options.urls.length - 1);
+    const listed: ListedMessage[] = [];
+    let complete = false;
+    await attempt(
+      session,
+      "list",
+      target,
+      { node },
+      async (signal) => {
+        let pageToken = "";
+        do {
+          const page = await clientOf(node).listMessages({ channel: target, pageSize, pageToken }, { signal });
+          for (const m of page.messages) listed.push({ id: m.id, sender: m.sender, channel: m.channel?.name ?? "", text: m.text });
+          pageToken = page.nextPageToken;
+        } while (all && pageToken !== "");
+        complete = pageToken === "";
+      },
+      () => ({ listed, complete }),
+    );
   }
 
   /** One operation, chosen at random, on the live session. */
@@ -170,10 +244,12 @@ export function createWorkloadClient(options: WorkloadClientOptions): WorkloadCl
       // Whatever the outcome, send to it no more: a member that may have left is no member to count on.
       current.groups.delete(group);
       await call(current.session, "leave", group, undefined, (signal) => client.leaveGroupChat({ name: group }, { signal }));
+    } else if (roll < 0.2) {
+      // The latest page of a group's or a pair's history, read under the faults.
+      await list(current.session, roll < 0.185 ? random.pick(joined) : random.pick(options.peers), 20, false);
     } else {
-      const target = roll < 0.32 ? random.pick(options.peers) : random.pick(joined);
-      const text = `${name} ${++seq}`;
-      await call(current.session, "send", target, text, (signal) => client.sendMessage({ channel: target, text }, { signal }));
+      const target = roll < 0.35 ? random.pick(options.peers) : random.pick(joined);
+      await send(current.session, current.node, target, `${name} ${++seq}`);
     }
   }
 
@@ -341,6 +417,12 @@ export function createWorkloadClient(options: WorkloadClientOptions): WorkloadCl
       stopping.abort();
     },
     liveNode: () => live?.node,
+    async readHistories() {
+      const current = live;
+      if (current === undefined) return;
+      const pairs = options.peers.filter(() => random.next() < 0.25);
+      await Promise.all([...current.groups, ...pairs].map((channel) => list(current.session, channel, 0, true)));
+    },
     stall(ms) {
       if (options.resumable || live === undefined || stalled !== undefined) return false;
       stalled = sleep(ms, stopping.signal).then(() => {

@@ -14,7 +14,8 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 /**
  * The short chaos run of docs/chaos.md: Redis and three real nodes, a few
  * clients, every kind of fault at least once, from a fixed seed; the
- * checker must find no violation in the history. It runs `npm run chaos`'s
+ * checker must find no violation in the history, sends retried with their
+ * request ids and histories read included. It runs `npm run chaos`'s
  * program as a process of its own, as a user would, so that nothing the
  * run leaves behind (its clients' connections) can hold this test open.
  * (The checker's ability to fail: check-history.test.ts, and the planted
@@ -41,6 +42,8 @@ it("keeps every cluster guarantee through a short run of every kind of fault", {
     );
     const result = checkHistory(history);
     assert.ok(result.deliveries > 100, `the clients exchanged messages\n${report}`);
+    assert.ok(result.examined["request-once"] > 0 && result.examined["history-order"] > 0, `sends were answered and histories read\n${report}`);
+    assert.ok(result.examined["history-complete"] > 0, `a member read its group's history once the cluster was quiet\n${report}`);
     assert.deepEqual(result.violations, [], report);
     assert.equal(run.status, 0, report);
   } finally {

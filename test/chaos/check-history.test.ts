@@ -11,11 +11,14 @@ import type { EventEntry, HistoryEntry } from "../../bench/chaos/history.js";
  */
 const start: HistoryEntry = { type: "phase", name: "start", t: 0, settings: { leaseMs: 2000, deliveryMs: 3000, livenessMs: 15000 } };
 
+/** A message delivered: when, its sender and text, and (optionally) its id. */
+type Delivery = [number, string, string] | [number, string, string, string];
+
 /** A user's session on a node, connected at t=10 and in group g0 from t=30, stopped by its client at t=10000. */
-function member(user: string, node: number, events: [number, string, string][], end = { t: 10_000, how: "stopped" }): HistoryEntry[] {
+function member(user: string, node: number, events: Delivery[], end = { t: 10_000, how: "stopped" }): HistoryEntry[] {
   const session = `${user}/1`;
   const stream = `${session}.1`;
-  const delivered: EventEntry[] = events.map(([t, sender, text]) => ({
+  const delivered: EventEntry[] = events.map(([t, sender, text, id]) => ({
     type: "event",
     client: user,
     session,
@@ -26,6 +29,7 @@ function member(user: string, node: number, events: [number, string, string][], 
     channelType: "group",
     sender,
     text,
+    ...(id === undefined ? {} : { id }),
   }));
   return [
     { type: "call", client: user, session, op: "connect", start: 5, end: 10, outcome: "ok" },
@@ -42,7 +46,7 @@ const sends: HistoryEntry[] = [
   { type: "call", client: "alice", session: "alice/1", op: "send", target: "g0", text: "alice 1", start: 100, end: 110, outcome: "ok" },
   { type: "call", client: "alice", session: "alice/1", op: "send", target: "g0", text: "alice 2", start: 200, end: 210, outcome: "ok" },
 ];
-const both: [number, string, string][] = [
+const both: Delivery[] = [
   [105, "alice", "alice 1"],
   [205, "alice", "alice 2"],
 ];
@@ -101,7 +105,7 @@ describe("the chaos checker", () => {
   });
 
   it("reports two members that saw a group's messages in different orders, and a sender's messages out of order", () => {
-    const swapped: [number, string, string][] = [
+    const swapped: Delivery[] = [
       [205, "alice", "alice 2"],
       [206, "alice", "alice 1"],
     ];
@@ -181,5 +185,228 @@ describe("the chaos checker", () => {
       { type: "stream-end", client: "flood1", session: "flood1/1", stream: "flood1/1.1", t: 400, how: "stopped", resuming: false },
     ];
     assert.ok(checksFailed([start, ...member("alice", 0, both), ...member("bob", 1, both), ...sends, ...usurper]).includes("unique-names"));
+  });
+
+  describe("sends retried with their request id", () => {
+    /** "alice 1" to g0: its first attempt's outcome unknown (through node 0), its second acknowledged as m1 (through node 1). */
+    const retried: HistoryEntry[] = [
+      {
+        type: "call",
+        client: "alice",
+        session: "alice/1",
+        op: "send",
+        target: "g0",
+        text: "alice 1",
+        requestId: "alice-1",
+        attempt: 1,
+        node: 0,
+        start: 100,
+        end: 103,
+        outcome: "unknown",
+      },
+      {
+        type: "call",
+        client: "alice",
+        session: "alice/1",
+        op: "send",
+        target: "g0",
+        text: "alice 1",
+        requestId: "alice-1",
+        attempt: 2,
+        node: 1,
+        start: 104,
+        end: 110,
+        outcome: "ok",
+        messageId: "m1",
+      },
+      {
+        type: "call",
+        client: "alice",
+        session: "alice/1",
+        op: "send",
+        target: "g0",
+        text: "alice 2",
+        requestId: "alice-2",
+        attempt: 1,
+        start: 200,
+        end: 210,
+        outcome: "ok",
+        messageId: "m2",
+      },
+    ];
+    const once: Delivery[] = [
+      [105, "alice", "alice 1", "m1"],
+      [205, "alice", "alice 2", "m2"],
+    ];
+
+    it("take a retry answered with the first attempt's message, delivered once, as one send", () => {
+      const result = checkHistory([start, ...member("alice", 0, once), ...member("bob", 1, once), ...retried]);
+      assert.deepEqual(result.violations, []);
+      assert.ok(result.examined["request-once"] >= 2 && result.examined["no-silent-loss"] >= 4);
+    });
+
+    it("report a retry delivered again to a member, as a second message", () => {
+      const twice: Delivery[] = [
+        [105, "alice", "alice 1", "m1"],
+        [106, "alice", "alice 1", "m9"],
+        [205, "alice", "alice 2", "m2"],
+      ];
+      assert.deepEqual(checksFailed([start, ...member("alice", 0, once), ...member("bob", 1, twice), ...retried]).sort(), ["no-duplicates", "request-once"]);
+    });
+
+    it("report a retry that became a second message for other members, and attempts answered with two messages", () => {
+      // alice got the first attempt's message, bob the retry's: each once, so only the ids show it.
+      const other: Delivery[] = [
+        [105, "alice", "alice 1", "m0"],
+        [205, "alice", "alice 2", "m2"],
+      ];
+      assert.deepEqual(checksFailed([start, ...member("alice", 0, once), ...member("bob", 1, other), ...retried]), ["request-once"]);
+      const answeredTwice = retried.map(
+        (e): HistoryEntry => (e.type === "call" && e.attempt === 1 && e.text === "alice 1" ? { ...e, outcome: "ok", messageId: "m0" } : e),
+      );
+      assert.deepEqual(checksFailed([start, ...member("alice", 0, once), ...member("bob", 1, once), ...answeredTwice]), ["request-once"]);
+    });
+
+    it("let a request id pass that a Redis restart forgot between its attempts", () => {
+      const other: Delivery[] = [
+        [105, "alice", "alice 1", "m0"],
+        [205, "alice", "alice 2", "m2"],
+      ];
+      const restart: HistoryEntry = { type: "fault", kind: "redis-restart", target: "redis", start: 102, end: 103 };
+      const result = checkHistory([start, ...member("alice", 0, once), ...member("bob", 1, other), ...retried, restart]);
+      assert.deepEqual(result.violations, []);
+      assert.equal(result.requestsExcused, 1);
+    });
+  });
+
+  describe("history reads", () => {
+    const reads: HistoryEntry = { type: "phase", name: "reads", t: 4000 };
+    /** A ListMessages of a channel by alice, listing those texts newest first (from sends with no id). */
+    const list = (target: string, newestFirst: [string, string][], at = 5000): HistoryEntry => ({
+      type: "call",
+      client: "alice",
+      session: "alice/1",
+      op: "list",
+      target,
+      start: at,
+      end: at + 10,
+      outcome: "ok",
+      listed: newestFirst.map(([sender, text]) => ({ id: "", sender, channel: target.startsWith("g") ? target : sender === "alice" ? target : "alice", text })),
+      complete: true,
+    });
+    const g0 = list("g0", [
+      ["alice", "alice 2"],
+      ["alice", "alice 1"],
+    ]);
+
+    it("find nothing wrong in a history that lists what its members received, in their order", () => {
+      const result = checkHistory([start, ...member("alice", 0, both), ...member("bob", 1, both), ...sends, reads, g0]);
+      assert.deepEqual(result.violations, []);
+      assert.equal(result.examined["history-sent"], 2);
+      assert.equal(result.examined["history-order"], 4);
+      assert.equal(result.examined["history-complete"], 2);
+    });
+
+    it("report a phantom in a history: a message never sent, one refused, one sent elsewhere", () => {
+      const everyone = [start, ...member("alice", 0, both), ...member("bob", 1, both), ...sends, reads];
+      const refused: HistoryEntry = {
+        type: "call",
+        client: "bob",
+        session: "bob/1",
+        op: "send",
+        target: "g0",
+        text: "bob 1",
+        start: 300,
+        end: 310,
+        outcome: "error:NotFound",
+      };
+      const elsewhere: HistoryEntry = {
+        type: "call",
+        client: "bob",
+        session: "bob/1",
+        op: "send",
+        target: "g1",
+        text: "bob 2",
+        start: 320,
+        end: 330,
+        outcome: "ok",
+      };
+      const listing = (text: string) =>
+        list("g0", [
+          ["bob", text],
+          ["alice", "alice 2"],
+          ["alice", "alice 1"],
+        ]);
+      assert.deepEqual(checksFailed([...everyone, listing("bob 9")]), ["history-sent"]);
+      assert.deepEqual(checksFailed([...everyone, refused, listing("bob 1")]), ["history-sent"]);
+      assert.deepEqual(checksFailed([...everyone, elsewhere, listing("bob 2")]), ["history-sent"]);
+    });
+
+    it("report a history whose order is not the order its members received, for a group and for one direction of a pair", () => {
+      const reversed = list("g0", [
+        ["alice", "alice 1"],
+        ["alice", "alice 2"],
+      ]);
+      assert.deepEqual(checksFailed([start, ...member("alice", 0, both), ...member("bob", 1, both), ...sends, reads, reversed]), ["history-order"]);
+      // alice's direct messages to bob, received in the order sent; the pair's history lists them the other way round.
+      const direct: HistoryEntry[] = [
+        { type: "call", client: "alice", session: "alice/1", op: "send", target: "bob", text: "alice 3", start: 300, end: 310, outcome: "ok" },
+        { type: "call", client: "alice", session: "alice/1", op: "send", target: "bob", text: "alice 4", start: 320, end: 330, outcome: "ok" },
+        ...[
+          [315, "alice 3"],
+          [335, "alice 4"],
+        ].map(
+          ([t, text]): HistoryEntry => ({
+            type: "event",
+            client: "bob",
+            session: "bob/1",
+            stream: "bob/1.1",
+            t: Number(t),
+            kind: "message",
+            channel: "bob",
+            channelType: "user",
+            sender: "alice",
+            text: String(text),
+          }),
+        ),
+      ];
+      const everyone = [start, ...member("alice", 0, both), ...member("bob", 1, both), ...sends, ...direct, reads];
+      const inOrder = list("bob", [
+        ["alice", "alice 4"],
+        ["alice", "alice 3"],
+      ]);
+      const outOfOrder = list("bob", [
+        ["alice", "alice 3"],
+        ["alice", "alice 4"],
+      ]);
+      assert.deepEqual(checksFailed([...everyone, inOrder]), []);
+      assert.deepEqual(checksFailed([...everyone, outOfOrder]), ["history-order"]);
+    });
+
+    it("report a message a member received, or one acknowledged while it was a member, missing from the history it reads once healed", () => {
+      const onlyLatest = list("g0", [["alice", "alice 2"]]);
+      assert.deepEqual(checksFailed([start, ...member("alice", 0, both), ...member("bob", 1, both), ...sends, reads, onlyLatest]), ["history-complete"]);
+      // alice did not receive "alice 1", but it was acknowledged while she was a member.
+      assert.deepEqual(
+        checksFailed([start, ...member("alice", 0, [[205, "alice", "alice 2"]]), ...member("bob", 1, both), ...sends, reads, onlyLatest]).sort(),
+        ["history-complete", "no-silent-loss"],
+      );
+      // Not judged: a read under the faults (a first page, or the group may have been deleted and made again), or after a MemberLeft of the reader's own.
+      assert.deepEqual(
+        checksFailed([start, ...member("alice", 0, both), ...member("bob", 1, both), ...sends, reads, list("g0", [["alice", "alice 2"]], 3000)]),
+        [],
+      );
+      const left: HistoryEntry = {
+        type: "event",
+        client: "alice",
+        session: "alice/1",
+        stream: "alice/1.1",
+        t: 300,
+        kind: "member-left",
+        channel: "g0",
+        username: "alice",
+      };
+      assert.deepEqual(checksFailed([start, ...member("alice", 0, both), left, ...member("bob", 1, both), ...sends, reads, onlyLatest]), []);
+    });
   });
 });
