@@ -38,11 +38,20 @@ class ChannelSubscriptionsImpl implements ChannelSubscriptions {
   private readonly holds = new Map<string, Hold>();
   // The last operation on each channel, for the next to wait for.
   private readonly tails = new Map<string, Promise<unknown>>();
+  // Bumped by reset: an operation chained before it must not run after it.
+  private generation = 0;
 
   constructor(private readonly subscriber: Subscriber) {}
 
-  /** Runs an operation on a channel after the ones before it. */
-  private chain(channel: string, run: () => Promise<void>): Promise<void> {
+  /**
+   * Runs an operation on a channel after the ones before it. One chained
+   * before a reset is dropped when its turn comes after it: an unsubscribe
+   * waiting behind a subscribe that hung as the connection died would
+   * otherwise undo the subscription that new holds made since.
+   */
+  private chain(channel: string, operation: () => Promise<void>): Promise<void> {
+    const { generation } = this;
+    const run = () => (generation === this.generation ? operation() : Promise.reject(new Error("the subscriptions were reset")));
     const done = (this.tails.get(channel) ?? Promise.resolve()).then(run, run);
     const tail = done.catch(() => undefined);
     this.tails.set(channel, tail);
@@ -81,6 +90,7 @@ class ChannelSubscriptionsImpl implements ChannelSubscriptions {
   }
 
   reset(): void {
+    this.generation++;
     const channels = [...this.holds.keys()];
     this.holds.clear();
     this.tails.clear();

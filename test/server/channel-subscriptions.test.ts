@@ -30,6 +30,40 @@ function recordingSubscriber() {
 }
 
 describe("counted shard-channel subscriptions", () => {
+  it("drops an unsubscribe chained before a reset, which would undo the holds taken since (found by the chaos checker)", async () => {
+    const calls: string[] = [];
+    const answers: { resolve: () => void; reject: (error: Error) => void }[] = [];
+    const subs = createChannelSubscriptions({
+      subscribe: (channels) =>
+        new Promise((resolve, reject) => {
+          calls.push(`+${channels.join()}`);
+          answers.push({ resolve, reject });
+        }),
+      unsubscribe: async (channels) => {
+        calls.push(`-${channels.join()}`);
+      },
+    });
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    // A join's subscribe hangs as Redis dies; losing Redis ends the session, whose hold was the last.
+    const hung = subs.acquire("room").catch((error: unknown) => error);
+    await turn();
+    assert.equal(subs.release("room"), true);
+    subs.reset();
+    // Members join again on the new connection, and are subscribed.
+    const again = subs.acquire("room");
+    await turn();
+    answers[1]?.resolve();
+    await again;
+    calls.length = 0;
+    // The hung subscribe fails at last.
+    answers[0]?.reject(new Error("timed out"));
+    assert.ok((await hung) instanceof Error);
+    await turn();
+    await turn();
+    assert.equal(subs.has("room"), true);
+    assert.deepEqual(calls, [], "nothing may unsubscribe the room while it is held");
+  });
+
   it("subscribes once for many holders, and unsubscribes when the last lets go", async () => {
     const { subscriber, calls, settle } = recordingSubscriber();
     const subs = createChannelSubscriptions(subscriber);
