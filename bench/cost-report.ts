@@ -225,7 +225,9 @@ function historyTargets(input: CostReportInput, ratios: Ratios): string[] {
     const vsLimit = hasLimit
       ? ` ${shown(ratios(name, "limit", metrics.cpuPerEvent), 2)} | ${shown(ratios(name, "limit", metrics.cpuPerEvent, "project-no-history"), 2)} |`
       : "";
-    lines.push(`| ${label} | ≤ ${bound} | ${shown(onOff, 2)} | ${met} | ${shown(ratios(name, "project-no-history", metrics.windowCpuPerEvent), 2)} |${vsLimit}`);
+    lines.push(
+      `| ${label} | ≤ ${bound} | ${shown(onOff, 2)} | ${met} | ${shown(ratios(name, "project-no-history", metrics.windowCpuPerEvent), 2)} |${vsLimit}`,
+    );
   }
   lines.push(
     "",
