@@ -114,6 +114,24 @@ describe("message history", () => {
     assert.equal(third.next, undefined);
   });
 
+  it("a cursor of a channel's earlier life reads nothing of its next one", () => {
+    // A group deleted and made again under its name, or a pair whose
+    // messages all expired: a reader paging the old one must not be handed
+    // the new one's messages as older than what it read.
+    const { history, clock } = setup({ ttlMs: 1000 });
+    for (let i = 0; i < 5; i++) history.appendGroup("room", message("room"));
+    const first = history.groupPage("room", { limit: 2 });
+    assert.ok(first.next !== undefined);
+    history.dropGroup("room");
+    for (let i = 0; i < 5; i++) history.appendGroup("room", message("room"));
+    assert.deepEqual(history.groupPage("room", { before: first.next, limit: 2 }), { messages: [] });
+    for (let i = 0; i < 5; i++) history.appendDirect("alice", "bob", message("bob", "hi", "user"));
+    const pair = history.directPage("alice", "bob", { limit: 2 });
+    clock.now = 2000;
+    for (let i = 0; i < 5; i++) history.appendDirect("alice", "bob", message("bob", "hi", "user"));
+    assert.deepEqual(history.directPage("alice", "bob", { before: pair.next!, limit: 2 }), { messages: [] });
+  });
+
   it("keeps a pair's messages in one channel whichever way they went", () => {
     const { history } = setup();
     const a = message("bob", "to bob", "user");
