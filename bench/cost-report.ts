@@ -104,15 +104,15 @@ const shown = (s: ReturnType<typeof spread>, digits: number) => (s.n === 0 ? "�
 export function renderCostReport(input: CostReportInput): string {
   const clean = (m: CostMeasurement) => undisturbed(m, input.disturbance);
   const of = (name: string, server: ServerKind) => input.results.filter((m) => m.name === name && m.server === server && clean(m));
-  /** The project's figure over another server's, within each run where both were undisturbed. */
-  const ratios = (name: string, other: ServerKind, metric: Metric) =>
+  /** One server's figure (the project's unless said) over another's, within each run where both were undisturbed. */
+  const ratios: Ratios = (name, other, metric, over = "project") =>
     spread(
-      of(name, "project").flatMap((mine) => {
+      of(name, over).flatMap((mine) => {
         const theirs = of(name, other).find((m) => m.run === mine.run);
         return theirs === undefined ? [] : [metric.of(mine) / metric.of(theirs)];
       }),
     );
-  const lines = [...header(input), ...targets(input, ratios)];
+  const lines = [...header(input), ...targets(input, ratios), ...historyTargets(input, ratios)];
   for (const spec of input.scenarios) {
     const shownMetrics = metricsOf(spec);
     lines.push(`## ${spec.title}`, "", "```json", JSON.stringify(spec.scenario), "```", "");
@@ -133,6 +133,9 @@ export function renderCostReport(input: CostReportInput): string {
   return `${lines.join("\n")}\n`;
 }
 
+/** Within each run, server over other's figure of a scenario (server is the project unless said): their spread. */
+type Ratios = (name: string, other: ServerKind, metric: Metric, server?: ServerKind) => ReturnType<typeof spread>;
+
 function metricsOf(spec: CostScenario): Metric[] {
   if (spec.scenario.kind === "streams") return [metrics.cpuPerConnect, metrics.bytesPerStream, metrics.openSeconds];
   if (spec.name === "latency") return [metrics.p99, metrics.p50, metrics.cpuPerEvent, metrics.rate];
@@ -148,7 +151,10 @@ function header(input: CostReportInput): string[] {
     "**What is measured: what the server costs.** Server CPU (user + system time of its process, from /proc) divided by the events it delivered, from before the scenario's users connect to the last delivery: connection set-up is included. Beside it: the same without set-up, the load generator's CPU per event, and throughput. Since the windows are fixed in time, set-up weighs more on a server that delivers less in them. Every run starts a fresh process of every server. The idle streams are measured first, on the freshly started servers: memory per stream is RSS growth over 10,000 streams, and CPU per Connect is the CPU of opening them and of closing them (not the second they sit idle), cold for every server alike. Then each server is warmed up (half a second of fan-out and half a second of direct messages: the streams scenario has just run its Connect path), and every other scenario runs against each server in turn, the order rotating between runs, so that the measurements a ratio pairs are seconds apart. Before each measurement the orchestrator waits until the server's CPU is quiet, so that the previous scenario's teardown is not counted. Fan-out and direct scenarios send as fast as the server accepts for a window of " +
       `${input.seconds} s; figures are the median (min–max) over the runs kept; a ratio is taken within each run, between measurements of the same run, then summarized the same way.`,
     "",
-    "**Servers.** **project** is this repository's server (`npm start`, default settings). **limit** is `bench/baselines/raw-http2-server.ts`, a bare node:http2 server that writes each message's pre-encoded frame straight to its recipients' streams and does nothing else. **grpc-go** is `bench/baselines/grpc-go/main.go` on Debian's Go and grpc-go, built when the bench runs, one goroutine per stream coalescing queued events into one response as the project does, with `GOMAXPROCS=1` so that it gets one core, as Node's JavaScript does. **grpc-js** (with `--servers`) is the same minimal behaviour on `@grpc/grpc-js`.",
+    "**Servers.** **project** is this repository's server (`npm start`, default settings). **limit** is `bench/baselines/raw-http2-server.ts`, a bare node:http2 server that writes each message's pre-encoded frame straight to its recipients' streams and does nothing else. **grpc-go** is `bench/baselines/grpc-go/main.go` on Debian's Go and grpc-go, built when the bench runs, one goroutine per stream coalescing queued events into one response as the project does, with `GOMAXPROCS=1` so that it gets one core, as Node's JavaScript does. **grpc-js** (with `--servers`) is the same minimal behaviour on `@grpc/grpc-js`." +
+      (input.servers.includes("project-no-history")
+        ? " **project-no-history** is the project's server with history off (`--history-messages 0`), to measure what history costs."
+        : ""),
     ...(input.goNote === undefined ? [] : ["", `**grpc-go was skipped:** ${input.goNote}`]),
     "",
     "**Nothing lost or duplicated.** Every message's text carries its sender's number and a sequence number; each receiver records which numbers arrived from which sender, and the generator compares these sets with what was sent (sets, not order: with 32 calls in flight, calls may complete out of order).",
@@ -158,7 +164,7 @@ function header(input: CostReportInput): string[] {
   ];
 }
 
-function targets(input: CostReportInput, ratios: (name: string, other: ServerKind, metric: Metric) => ReturnType<typeof spread>): string[] {
+function targets(input: CostReportInput, ratios: Ratios): string[] {
   const hasGo = input.servers.includes("grpc-go");
   const rows: [string, string, Metric, number][] = [
     ["fanout-100", "Fan-out to 100: CPU per event", metrics.cpuPerEvent, 1.2],
@@ -185,6 +191,47 @@ function targets(input: CostReportInput, ratios: (name: string, other: ServerKin
     `| Nothing lost or duplicated, by sequence numbers | 0 | ${flawed.length} of ${input.results.length} measurements with a loss or a duplicate | ${flawed.length === 0 ? "yes" : "**no**"} |${hasGo ? " |" : ""}`,
     "",
     "A target is met when the median of its per-run ratios is within its bound; min–max shows how far single runs strayed.",
+    "",
+  );
+  return lines;
+}
+
+/**
+ * What history costs: the project's server with history on (its default)
+ * against the same server with history off, measured in the same runs,
+ * seconds apart; beside it, each against the limit.
+ */
+function historyTargets(input: CostReportInput, ratios: Ratios): string[] {
+  if (!input.servers.includes("project-no-history")) return [];
+  const rows: [string, string][] = [
+    ["fanout-100", "Fan-out to 100: CPU per event"],
+    ["fanout-1000", "Fan-out to 1,000: CPU per event"],
+    ["direct", "Direct messages: CPU per event"],
+  ];
+  const bound = 1.1;
+  const hasLimit = input.servers.includes("limit");
+  const lines = [
+    "## History: on against off",
+    "",
+    `The project's server with history on (\`--history-messages 1000\`, its default: every message delivered is also kept in its channel's history) against the same server with history off (\`--history-messages 0\`, the server **project-no-history**), in the same runs. Issue 23's bound is ${bound}× for fan-out and direct messages.`,
+    "",
+    `| target | bound, on ÷ off | history on ÷ off | met | without set-up, on ÷ off |${hasLimit ? " on ÷ limit | off ÷ limit |" : ""}`,
+    `| --- | --- | --- | --- | --- |${hasLimit ? " --- | --- |" : ""}`,
+  ];
+  for (const [name, label] of rows) {
+    if (!input.scenarios.some((s) => s.name === name)) continue;
+    const onOff = ratios(name, "project-no-history", metrics.cpuPerEvent);
+    const met = onOff.n === 0 ? "–" : onOff.median <= bound ? "yes" : "**no**";
+    const vsLimit = hasLimit
+      ? ` ${shown(ratios(name, "limit", metrics.cpuPerEvent), 2)} | ${shown(ratios(name, "limit", metrics.cpuPerEvent, "project-no-history"), 2)} |`
+      : "";
+    lines.push(
+      `| ${label} | ≤ ${bound} | ${shown(onOff, 2)} | ${met} | ${shown(ratios(name, "project-no-history", metrics.windowCpuPerEvent), 2)} |${vsLimit}`,
+    );
+  }
+  lines.push(
+    "",
+    "Ratios are taken within each run, then summarized as median (min–max); memory per message kept in history is measured apart, by `npm run bench:history` ([docs/performance.md](docs/performance.md#history)).",
     "",
   );
   return lines;

@@ -17,7 +17,7 @@ const program = new Command("bench")
   .option("--quick", "a short pass that checks every scenario completes with nothing lost or duplicated; writes no report")
   .option("--runs <n>", "runs of every scenario against every server (more if runs are discarded)", positive("--runs"), 5)
   .option("--seconds <s>", "the measured window of each scenario, in seconds", positive("--seconds"), 5)
-  .option("--servers <list>", `comma-separated servers, of ${serverKinds.join(", ")}`, "project,limit,grpc-go")
+  .option("--servers <list>", `comma-separated servers, of ${serverKinds.join(", ")}`, "project,project-no-history,limit,grpc-go")
   .option("--only <names>", "comma-separated scenario names")
   .option("--latency-rate <n>", "messages per second of the fixed-rate latency scenario (fan-out to 100)", positive("--latency-rate"), 100)
   .option("--max-other-load <cores>", "discard a measurement when other processes used more than this many cores during it", positive("--max-other-load"), 0.15)
@@ -228,13 +228,15 @@ let failures = 0;
 const started = Date.now();
 const disturbance = { maxOtherLoad: opts.maxOtherLoad };
 const clean = (m: CostMeasurement) => undisturbed(m, disturbance);
-/** Runs whose project and limit measurements were both undisturbed, for one scenario. */
+/** The servers whose ratios to the project are targets: the limit, and the project with history off. */
+const comparedWith = (["limit", "project-no-history"] as const).filter((k) => kinds.includes(k));
+/** Runs whose project measurement and those it is compared with were all undisturbed, for one scenario. */
 const cleanRuns = (name: string) =>
   new Set(
     results
       .filter((m) => m.name === name && m.server === "project" && clean(m))
-      // A run counts when the limit it is compared with was undisturbed too (if the limit runs at all).
-      .filter((m) => !kinds.includes("limit") || results.some((l) => l.name === name && l.server === "limit" && l.run === m.run && clean(l)))
+      // A run counts when what it is compared with was undisturbed too (if that runs at all).
+      .filter((m) => comparedWith.every((other) => results.some((l) => l.name === name && l.server === other && l.run === m.run && clean(l))))
       .map((m) => m.run),
   ).size;
 const maxExtraRuns = quick ? 0 : 2;

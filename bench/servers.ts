@@ -4,8 +4,12 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { listeningPort } from "../test/helpers/listening-port.js";
 
-/** Every server the benchmarks can run against. */
-export const serverKinds = ["project", "limit", "grpc-go", "grpc-js"] as const;
+/**
+ * Every server the benchmarks can run against. project-no-history is the
+ * project's server with history off (`--history-messages 0`), so that a run
+ * measures what history costs against the same server without it.
+ */
+export const serverKinds = ["project", "project-no-history", "limit", "grpc-go", "grpc-js"] as const;
 export type ServerKind = (typeof serverKinds)[number];
 
 /** The servers every scenario of `npm run bench:features` runs against. */
@@ -24,7 +28,7 @@ function buildProject(): Promise<void> {
   return built;
 }
 
-const scripts: Record<Exclude<ServerKind, "grpc-go">, string[]> = {
+const scripts: Record<Exclude<ServerKind, "grpc-go" | "project-no-history">, string[]> = {
   // What `npm start` runs, at its default log level: a line per session, none per message.
   project: ["--enable-source-maps", projectBundle, "--port", "0", "--web-port", "0"],
   limit: [fileURLToPath(new URL("./baselines/raw-http2-server.ts", import.meta.url))],
@@ -58,14 +62,16 @@ function commandOf(kind: ServerKind, goBinary: string | undefined, projectArgs: 
     if (goBinary === undefined) throw new Error("the grpc-go baseline needs its binary (bench/go-baseline.ts builds it)");
     return [goBinary, []];
   }
-  if (kind !== "project") return [process.execPath, ["--import", "tsx", ...scripts[kind]]];
+  if (kind !== "project" && kind !== "project-no-history") return [process.execPath, ["--import", "tsx", ...scripts[kind]]];
   // BENCH_PROFILE=dir profiles the project's server with --cpu-prof.
   const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
   // BENCH_SERVER_ARGS="--no-lean-path" (say) passes flags to the project's server.
   const extra = (process.env.BENCH_SERVER_ARGS ?? "").split(" ").filter((arg) => arg !== "");
+  // History is on by default; the comparison server turns it off and changes nothing else.
+  const history = kind === "project-no-history" ? ["--history-messages", "0"] : [];
   // The bundle is JavaScript, which Node runs without tsx.
   // Given after the defaults, projectArgs override them (commander keeps a flag's last value).
-  return [process.execPath, [...profile, ...scripts.project, ...extra, ...projectArgs]];
+  return [process.execPath, [...profile, ...scripts.project, ...history, ...extra, ...projectArgs]];
 }
 
 /**
@@ -80,7 +86,7 @@ export async function startServer(
   goBinary?: string,
   projectArgs: readonly string[] = [],
 ): Promise<BenchServer> {
-  if (kind === "project") await buildProject();
+  if (kind === "project" || kind === "project-no-history") await buildProject();
   const [command, args] = commandOf(kind, goBinary, projectArgs);
   const child = spawn(command, args, {
     // One core for grpc-go, as Node's JavaScript runs on one.

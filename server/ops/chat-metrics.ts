@@ -1,6 +1,7 @@
 import type { Code } from "@connectrpc/connect";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { ChatBackend } from "../core/chat-backend.js";
+import type { MessageHistory } from "../core/message-history.js";
 import { grpcCodeName } from "../rpc/code-name.js";
 
 /**
@@ -21,8 +22,42 @@ export interface ChatMetrics {
 }
 
 /**
- * Creates the metrics of one server, reading users and groups from the backend
- * when scraped.
+ * The history a backend keeps in this process, when it keeps one: the
+ * in-memory backend's (MemoryBackend.history). Cluster mode keeps history in
+ * Redis, and a server with history off keeps none.
+ */
+function localHistory(backend: ChatBackend): Pick<MessageHistory, "bytes" | "size"> | undefined {
+  if (!("history" in backend)) return undefined;
+  // Only the in-memory backend has a history field, and it is its MessageHistory.
+  const history = (backend as { history: MessageHistory }).history;
+  return history.enabled ? history : undefined;
+}
+
+/** Gauges of the history kept in this process, read when scraped; none when it keeps none. */
+function registerHistoryGauges(registry: Registry, backend: ChatBackend): void {
+  const history = localHistory(backend);
+  if (history === undefined) return;
+  new Gauge({
+    name: "chat_history_messages",
+    help: "Messages kept in this process's history, across all channels.",
+    registers: [registry],
+    collect() {
+      this.set(history.size);
+    },
+  });
+  new Gauge({
+    name: "chat_history_bytes",
+    help: "Bytes of history kept in this process, as counted against --history-total-bytes (and, once, in --max-queued-bytes).",
+    registers: [registry],
+    collect() {
+      this.set(history.bytes);
+    },
+  });
+}
+
+/**
+ * Creates the metrics of one server, reading users and groups (and the
+ * history kept in this process) from the backend when scraped.
  */
 // Longer than 60 lines: a list of metric declarations, one per metric.
 export function createChatMetrics(backend: ChatBackend): ChatMetrics {
@@ -44,6 +79,7 @@ export function createChatMetrics(backend: ChatBackend): ChatMetrics {
       this.set((await backend.stats()).groups);
     },
   });
+  registerHistoryGauges(registry, backend);
   const delivered = new Counter({ name: "chat_events_delivered_total", help: "Events written to Connect streams.", registers: [registry] });
   const perResponse = new Histogram({
     name: "chat_events_per_response",

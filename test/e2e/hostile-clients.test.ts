@@ -29,7 +29,9 @@ async function startMeasuredServer(args: string[], heapMb = 0) {
     ["--port", "0", "--no-web", "--log-burst", "100000", ...args],
     heapMb > 0 ? { NODE_OPTIONS: `--max-old-space-size=${heapMb}` } : {},
   );
-  const port = await server.listening;
+  // A flag the server refuses ends it before it listens: say so rather than wait for ever.
+  const refused = server.exited.then(({ code }) => Promise.reject(new Error(`the server exited with ${code} before listening: ${server.stderr()}`)));
+  const port = await Promise.race([server.listening, refused]);
   return { ...server, port, baseUrl: `http://127.0.0.1:${port}` };
 }
 
@@ -195,6 +197,108 @@ describe("hostile clients", { timeout: 120_000 }, () => {
       assert.ok(peak - before < 256 * MiB, `the server grew by ${((peak - before) / MiB).toFixed(1)} MiB`);
     } finally {
       session.destroy();
+      await t.stop();
+    }
+  });
+
+  it("a flood of distinct channels and large messages stays within the history budget", async () => {
+    // Room in all for 58 messages of 4,096 bytes (each weighs 2 × 4,096 +
+    // 700 = 8,892, see queuedEventBytes), 3 to a channel.
+    const totalBytes = MiB / 2;
+    const weight = 2 * 4096 + 700;
+    const t = await startMeasuredServer([
+      "--history-messages",
+      "3",
+      "--history-bytes",
+      String(4 * weight),
+      "--history-total-bytes",
+      String(totalBytes),
+      "--metrics-port",
+      "0",
+    ]);
+    const opened: { cancel(): void }[] = [];
+    try {
+      await eventually(() => t.logs.some((l) => l.msg === "metrics listening"), "no metrics port");
+      const metricsUrl = `http://127.0.0.1:${t.logs.find((l) => l.msg === "metrics listening")!.port as number}/metrics`;
+      const gauge = async (name: string) => {
+        const line = (await (await fetch(metricsUrl)).text()).split("\n").find((l) => l.startsWith(`${name} `));
+        assert.ok(line !== undefined, `no ${name} among the metrics`);
+        return Number(line.slice(name.length + 1));
+      };
+      const receivers = Array.from({ length: 20 }, (_, i) => `inbox-${i}`);
+      for (const name of receivers) opened.push(await openStream(createChatClient(t.baseUrl, name), name));
+      const flooders = Array.from({ length: 3 }, (_, f) => ({ name: `flooder-${f}`, client: createChatClient(t.baseUrl, `flooder-${f}`) }));
+      for (const f of flooders) opened.push(await openStream(f.client, f.name));
+      const before = t.rssBytes();
+      const text = "h".repeat(4096);
+      // Each flooder: 50 groups of its own with 4 messages each, then 2 to
+      // each of 20 users: 720 messages of 4 KiB in 210 channels, 5.6 MB of
+      // history were it all kept (210 × 3 × 8,892 bytes within the
+      // per-channel bounds alone), 11 times the total.
+      const flood = Promise.all(
+        flooders.map(async ({ name, client }) => {
+          for (let g = 0; g < 50; g++) {
+            await client.createGroupChat({ name: `${name}-g${g}` });
+            for (let n = 0; n < 4; n++) await client.sendMessage({ channel: `${name}-g${g}`, text });
+          }
+          for (let round = 0; round < 2; round++) for (const to of receivers) await client.sendMessage({ channel: to, text });
+        }),
+      );
+      // Scraped all along: the history never holds more than its bound.
+      let peakHistory = 0;
+      const watching = (async () => {
+        let done = false;
+        void flood.finally(() => (done = true));
+        while (!done) {
+          peakHistory = Math.max(peakHistory, await gauge("chat_history_bytes"));
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      })();
+      const chat = stillChatting(t, "history-during");
+      const peak = await peakRss(() => t.rssBytes(), flood);
+      await Promise.all([watching, chat]);
+      assert.equal(t.child.exitCode, null, "the server died");
+      // The newest message of all, one per flooder, sent after the flood.
+      const last = new Map<string, { channel: string; id: string }>();
+      for (const [f, { name, client }] of flooders.entries()) {
+        const { message } = await client.sendMessage({ channel: receivers[f]!, text });
+        last.set(name, { channel: receivers[f]!, id: message!.id });
+      }
+      // The users who chatted meanwhile have gone, and their pair's history with them.
+      const gone = (user: string) => t.logs.some((l) => l.msg === "session closed" && l.user === user);
+      await eventually(() => gone("ok-a-history-during") && gone("ok-b-history-during"), "the users who chatted are still online");
+      const bytes = await gauge("chat_history_bytes");
+      const messages = await gauge("chat_history_messages");
+      assert.ok(Math.max(peakHistory, bytes) <= totalBytes, `history held ${Math.max(peakHistory, bytes)} bytes, over its ${totalBytes}`);
+      assert.equal(bytes, messages * weight);
+      // Full to its bound with the newest, not emptied: the oldest of all went first.
+      assert.ok(messages >= 20, `only ${messages} messages kept`);
+      // What the clients can read adds up to the same: at most 3 to a
+      // channel, none left of the oldest groups, each flooder's last message
+      // the newest of its pair's history.
+      let readable = 0;
+      for (const { name, client } of flooders) {
+        for (let g = 0; g < 50; g++) {
+          const page = await client.listMessages({ channel: `${name}-g${g}` });
+          assert.ok(page.messages.length <= 3, `${name}-g${g}: ${page.messages.length} messages`);
+          if (g === 0) assert.equal(page.messages.length, 0, `${name}-g0 kept its messages`);
+          readable += page.messages.length;
+        }
+        for (const to of receivers) {
+          const page = await client.listMessages({ channel: to });
+          assert.ok(page.messages.length <= 3, `${name} and ${to}: ${page.messages.length} messages`);
+          readable += page.messages.length;
+        }
+        const newest = last.get(name)!;
+        assert.equal((await client.listMessages({ channel: newest.channel, pageSize: 1 })).messages[0]?.id, newest.id, `${name}'s last message`);
+      }
+      assert.equal(readable, messages);
+      // What the server holds: 2 MiB of history, the streams' queues, and the
+      // garbage of 3 MB of texts that flowed through.
+      assert.ok(peak - before < 128 * MiB, `the server grew by ${((peak - before) / MiB).toFixed(1)} MiB during the flood`);
+      await stillChatting(t, "history-after");
+    } finally {
+      for (const stream of opened) stream.cancel();
       await t.stop();
     }
   });

@@ -41,10 +41,25 @@ it("serves Prometheus metrics whose counters move with the chat", async () => {
     assert.equal(value(after, 'grpc_server_handled_total{method="SendMessage",code="OK"}'), 3);
     assert.equal(value(after, 'grpc_server_handled_total{method="SendMessage",code="NOT_FOUND"}'), 1);
     assert.equal(value(after, 'grpc_server_handled_total{method="CreateGroupChat",code="OK"}'), 1);
+    // The room's three messages, 704 bytes each (see queuedEventBytes); Alice
+    // and Bob's went with Bob when he was cut off.
+    assert.equal(value(after, "chat_history_messages"), 3);
+    assert.equal(value(after, "chat_history_bytes"), 3 * (2 * 2 + 700));
     assert.equal(value(after, 'grpc_server_handling_seconds_count{method="SendMessage"}'), 4);
     assert.ok(after.includes("process_resident_memory_bytes"));
     assert.equal((await fetch(url.replace("/metrics", "/nope"))).status, 404);
     aliceStream.cancel();
+  } finally {
+    await t.stop();
+  }
+});
+
+it("has no history gauges when history is off", async () => {
+  const t = await startTestServer({ metricsPort: 0, historyMessages: 0 });
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${t.server.metricsAddress!.port}/metrics`)).text();
+    assert.ok(text.includes("chat_sessions_open"));
+    assert.ok(!text.includes("chat_history_"), "history gauges with history off");
   } finally {
     await t.stop();
   }

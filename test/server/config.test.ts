@@ -89,6 +89,15 @@ describe("configuration", () => {
     assert.throws(() => parseConfig([], { REUSE_PORT: "yes" }), /^ConfigError: environment variable REUSE_PORT: expected true, false, 1 or 0, got "yes"$/);
   });
 
+  it("takes the history's bounds from flags, up to their stated maximums", () => {
+    const config = parseConfig(["--history-messages", "3", "--history-bytes", "32768", "--history-total-bytes", String(2 ** 21)], {});
+    assert.equal(config.historyMessages, 3);
+    assert.equal(config.historyBytes, 32768);
+    assert.equal(config.historyTotalBytes, 2 ** 21);
+    assert.equal(parseConfig(["--history-total-bytes", String(2 ** 40)], {}).historyTotalBytes, 2 ** 40);
+    assert.throws(() => parseConfig(["--history-total-bytes", "4095"], {}), /--history-total-bytes/);
+  });
+
   it("gives help as a ConfigError whose message is the usage text", () => {
     assert.throws(() => parseConfig(["--help"], {}), /^ConfigError: Usage: chat-server \[options\]/);
   });
