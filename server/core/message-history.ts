@@ -70,7 +70,6 @@ interface Channel {
   entries: (Entry | undefined)[];
   head: number;
   bytes: number;
-  nextSeq: number;
   /** For a pair, its two users, so that either one's end drops it. */
   readonly users: readonly string[];
 }
@@ -143,6 +142,9 @@ class MessageHistoryImpl implements MessageHistory {
   private head = 0;
   private total = 0;
   private count = 0;
+  // One numbering for every channel, never reused: a cursor of a group deleted and created again, or of
+  // a pair whose messages all went, is older than everything the new one keeps.
+  private nextSeq = 1;
   private readonly bounds: HistoryBounds;
   private readonly budget: QueueBudget;
   private readonly now: () => number;
@@ -214,7 +216,7 @@ class MessageHistoryImpl implements MessageHistory {
     this.expire();
     let channel = this.channels.get(key);
     if (channel === undefined) {
-      channel = { key, entries: [], head: 0, bytes: 0, nextSeq: 1, users };
+      channel = { key, entries: [], head: 0, bytes: 0, users };
       this.channels.set(key, channel);
       for (const user of users) {
         let pairs = this.pairsOf.get(user);
@@ -226,7 +228,7 @@ class MessageHistoryImpl implements MessageHistory {
       }
     }
     const size = queuedEventBytes(event);
-    const entry: Entry = { event, seq: channel.nextSeq++, size, at: this.now(), channel };
+    const entry: Entry = { event, seq: this.nextSeq++, size, at: this.now(), channel };
     channel.entries.push(entry);
     channel.bytes += size;
     this.order.push(entry);

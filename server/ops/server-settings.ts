@@ -597,7 +597,7 @@ export const serverSettings = {
   historyTotalBytes: {
     flag: "--history-total-bytes <n>",
     env: "HISTORY_TOTAL_BYTES",
-    parse: integer(16_384, 1 << 40),
+    parse: integer(16_384, 2 ** 40),
     default: 64 * 1024 * 1024,
     help: "bytes of history kept across all channels, also counted in --max-queued-bytes; the oldest go first",
     doc: "bytes of history kept across all channels of a process, also counted in `--max-queued-bytes`, where history gives up its oldest before any stream is cut off; in cluster mode history lives in Redis ([history.md](history.md#bounds))",
@@ -625,7 +625,7 @@ export const serverSettings = {
     env: "DEDUP_TOTAL",
     parse: integer(1, 100_000_000),
     default: 100_000,
-    help: "request ids remembered in all (about 300 bytes each in memory); the oldest is forgotten first",
+    help: "request ids remembered in all (about 640 bytes of heap each); the oldest is forgotten first",
     group: "history",
   },
   logLevel: { flag: "--log-level <level>", env: "LOG_LEVEL", ...oneOf(logLevels), default: "info", help: "log level", group: "operations" },
