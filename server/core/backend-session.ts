@@ -2,7 +2,7 @@ import { randomBytes, timingSafeEqual } from "node:crypto";
 import { ChatError, chatErrors } from "./chat-error.js";
 import type { ChatSession } from "./chat-session.js";
 import { type EventOptIns, noOptIns } from "./event-opt-ins.js";
-import { createQueueBudget, type QueueBudget } from "./queue-budget.js";
+import { createQueueBudget, holdEvent, type QueueBudget, releaseEvent } from "./queue-budget.js";
 import type { HistoryLimits } from "./resume-session.js";
 import { queuedEventBytes, type SessionEvent } from "./session-event.js";
 import type { WakeScheduler } from "./wake-scheduler.js";
@@ -154,8 +154,7 @@ class BackendSessionImpl implements BackendSession {
   /** Counts an event against this session, and against the total unless another queue holds it already. */
   private hold(event: SessionEvent, size: number): void {
     this.bytes += size;
-    event.holders = (event.holders ?? 0) + 1;
-    if (event.holders === 1) this.budget.usedBytes += size;
+    holdEvent(this.budget, event, size);
   }
 
   private release(events: readonly SessionEvent[], from = 0, to = events.length): void {
@@ -167,8 +166,7 @@ class BackendSessionImpl implements BackendSession {
   /** Stops counting an event against the total once no queue holds it; returns its size. */
   private unhold(event: SessionEvent): number {
     const size = queuedEventBytes(event);
-    event.holders = (event.holders ?? 1) - 1;
-    if (event.holders === 0) this.budget.usedBytes -= size;
+    releaseEvent(this.budget, event, size);
     return size;
   }
 

@@ -1,5 +1,5 @@
 import { ChatError } from "./chat-error.js";
-import type { QueueBudget } from "./queue-budget.js";
+import { holdEvent, type QueueBudget, releaseEvent } from "./queue-budget.js";
 import { type ChatEvent, queuedEventBytes } from "./session-event.js";
 
 /** How much history is kept: per channel, in all, and for how long. */
@@ -235,8 +235,7 @@ class MessageHistoryImpl implements MessageHistory {
     this.total += size;
     this.count++;
     // Held like a queue holds it: counted once in the budget, whoever else holds it.
-    event.holders = (event.holders ?? 0) + 1;
-    if (event.holders === 1) this.budget.usedBytes += size;
+    holdEvent(this.budget, event, size);
     while (channel.entries.length - channel.head > bounds.messages || channel.bytes > bounds.bytes) this.dropOldest(channel);
     while (this.total > bounds.totalBytes) this.shed(this.total - bounds.totalBytes);
   }
@@ -310,10 +309,7 @@ class MessageHistoryImpl implements MessageHistory {
     this.count--;
     const { event } = entry;
     entry.event = undefined;
-    if (event !== undefined) {
-      event.holders = (event.holders ?? 1) - 1;
-      if (event.holders === 0) this.budget.usedBytes -= entry.size;
-    }
+    if (event !== undefined) releaseEvent(this.budget, event, entry.size);
     if (this.order[this.head] === entry) this.advance();
     // Whole channels dropped leave dead entries behind the head: they may not outnumber the live ones for long.
     if (this.order.length - this.head > 2 * this.count + 1024) {

@@ -1,5 +1,6 @@
 import type { BackendSession } from "./backend-session.js";
 import type { MessageHistory } from "./message-history.js";
+import type { SessionEvent } from "./session-event.js";
 
 /**
  * The bytes queued for all the sessions of one process, against a limit:
@@ -14,6 +15,22 @@ export interface QueueBudget {
 /** Creates a budget of limitBytes for all queues together. */
 export function createQueueBudget(limitBytes: number): QueueBudget {
   return { limitBytes, usedBytes: 0 };
+}
+
+/**
+ * Counts one more holder of an event (a queue, a resume history, the
+ * message history), and its size against the budget when it is the first:
+ * an event many hold counts once.
+ */
+export function holdEvent(budget: QueueBudget, event: SessionEvent, size: number): void {
+  event.holders = (event.holders ?? 0) + 1;
+  if (event.holders === 1) budget.usedBytes += size;
+}
+
+/** Counts one holder of an event fewer, and takes its size off the budget when none is left. */
+export function releaseEvent(budget: QueueBudget, event: SessionEvent, size: number): void {
+  event.holders = (event.holders ?? 1) - 1;
+  if (event.holders === 0) budget.usedBytes -= size;
 }
 
 /**
