@@ -194,7 +194,7 @@ class RedisBackendImpl implements RedisBackend {
   private readonly limits: QueueLimits;
   private readonly budget;
   private readonly schedule = createWakeScheduler();
-  private readonly history: HistoryLimits | undefined;
+  private readonly resumeHistory: HistoryLimits | undefined;
   private readonly messages: HistoryBounds;
   private readonly keepDirect: boolean;
   private readonly dedupWindowMs: number;
@@ -216,7 +216,7 @@ class RedisBackendImpl implements RedisBackend {
     this.limits = { events: options.queueLimit, bytes: options.queueLimitBytes };
     this.budget = createQueueBudget(options.maxQueuedBytes);
     this.resumeGraceMs = options.resumeGraceMs ?? 0;
-    this.history = this.resumeGraceMs > 0 ? (options.resumeHistory ?? defaultResumeHistory) : undefined;
+    this.resumeHistory = this.resumeGraceMs > 0 ? (options.resumeHistory ?? defaultResumeHistory) : undefined;
     this.messages = options.history ?? defaultHistoryBounds;
     this.keepDirect = options.keepDirectHistory ?? false;
     this.dedupWindowMs = (options.dedup ?? defaultDedupBounds).windowMs;
@@ -533,8 +533,8 @@ class RedisBackendImpl implements RedisBackend {
     optIns: ConnectOptions,
     claim: (session: BackendSession, epoch: string, record: Claim) => Promise<void>,
   ): Promise<BackendSession> {
-    const { local, history } = this;
-    const session = createBackendSession(username, this.limits, this.schedule, this.budget, history === undefined ? {} : { history });
+    const { local, resumeHistory } = this;
+    const session = createBackendSession(username, this.limits, this.schedule, this.budget, resumeHistory === undefined ? {} : { history: resumeHistory });
     const epoch = newEpoch();
     local.setOptIns(session, optIns);
     local.add(session);

@@ -55,6 +55,12 @@ export interface ChatStats {
  */
 export interface ChatBackend extends SessionPolicy {
   /**
+   * The message history this process keeps, for its metrics: the in-memory
+   * backend's when history is on; undefined when it is off, or kept in a
+   * shared store (cluster mode keeps it in Redis).
+   */
+  readonly localHistory?: { readonly bytes: number; readonly size: number };
+  /**
    * Opens a session for the username. Fails with "invalid-input" for a
    * malformed name and "already-exists" when the name is an online user or
    * a group, unless options.reclaim is set: then a group that holds the name

@@ -366,6 +366,7 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
     },
 
     history: messages,
+    ...(messages.enabled ? { localHistory: messages } : {}),
     dedup,
 
     close() {

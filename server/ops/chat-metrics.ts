@@ -1,7 +1,6 @@
 import type { Code } from "@connectrpc/connect";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { ChatBackend } from "../core/chat-backend.js";
-import type { MessageHistory } from "../core/message-history.js";
 import { grpcCodeName } from "../rpc/code-name.js";
 
 /**
@@ -21,21 +20,9 @@ export interface ChatMetrics {
   leanPathCall(): void;
 }
 
-/**
- * The history a backend keeps in this process, when it keeps one: the
- * in-memory backend's (MemoryBackend.history). Cluster mode keeps history in
- * Redis, and a server with history off keeps none.
- */
-function localHistory(backend: ChatBackend): Pick<MessageHistory, "bytes" | "size"> | undefined {
-  if (!("history" in backend)) return undefined;
-  // Only the in-memory backend has a history field, and it is its MessageHistory.
-  const history = (backend as { history: MessageHistory }).history;
-  return history.enabled ? history : undefined;
-}
-
 /** Gauges of the history kept in this process, read when scraped; none when it keeps none. */
 function registerHistoryGauges(registry: Registry, backend: ChatBackend): void {
-  const history = localHistory(backend);
+  const history = backend.localHistory;
   if (history === undefined) return;
   new Gauge({
     name: "chat_history_messages",

@@ -63,7 +63,7 @@ describe("operations: health and server reflection, from @grpc/grpc-js", () => {
       const service = registry.getService("chat.v1.ChatService");
       assert.deepEqual(
         service?.methods.map((m) => m.name),
-        ["Connect", "CreateGroupChat", "JoinGroupChat", "LeaveGroupChat", "SendMessage", "ListChannels", "ListGroupMembers"],
+        ["Connect", "CreateGroupChat", "JoinGroupChat", "LeaveGroupChat", "SendMessage", "ListChannels", "ListGroupMembers", "ListMessages"],
       );
       assert.equal(service?.methods[0]?.methodKind, "server_streaming");
       assert.deepEqual(
