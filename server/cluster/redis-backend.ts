@@ -310,8 +310,7 @@ class RedisBackendImpl implements RedisBackend {
 
   /** Throws unless the caller is signed in: known here, or its claim in Redis. */
   private async assertSignedIn(caller: string): Promise<void> {
-    if (this.registered(caller) !== undefined) return;
-    if ((await this.call((s) => s.hexists(nameKeys.user(caller), "node"))) === 0) throw chatErrors.notSignedIn(caller);
+    await this.tagOf(caller);
   }
 
   // --- What arrives on the shard channels ---
