@@ -173,7 +173,7 @@ function createEventView(client: ChatClient, username: string, print: (line: str
       if (!hello.resumed || hello.lostEvents === 0n || held !== undefined) return;
       // What the server could not replay is in history: read it, then print what was held after it.
       held = [];
-      void readGap(client, transcript).then((missed) => {
+      void readGap(client, transcript, username).then((missed) => {
         // What the server replayed prints as it came, after: not twice.
         const replayed = new Set((held ?? []).map((e) => (e.kind.case === "message" ? e.kind.value.id : "")));
         transcript.missed(missed.filter((m) => !replayed.has(m.id)));
@@ -196,12 +196,12 @@ function createEventView(client: ChatClient, username: string, print: (line: str
  * events were lost. A direct conversation begun by a lost message is not
  * found: no call lists a user's conversations.
  */
-async function readGap(client: ChatClient, transcript: Transcript): Promise<ChatMessage[]> {
+async function readGap(client: ChatClient, transcript: Transcript, self: string): Promise<ChatMessage[]> {
   const missed: ChatMessage[] = [];
   await Promise.all(
     transcript.conversations().map(async (channel) => {
       try {
-        missed.push(...(await readMissed(client, channel, transcript.has)));
+        missed.push(...(await readMissed(client, channel, transcript.has, self)));
       } catch {
         // Skipped, as said above.
       }

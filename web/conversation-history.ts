@@ -61,7 +61,7 @@ export async function fillGaps(client: ChatClient): Promise<void> {
   await Promise.all(
     [...had].map(async ([conv, ids]) => {
       try {
-        const added = addHistory(conv, await readMissed(client, conv.name, (id) => ids.has(id)));
+        const added = addHistory(conv, await readMissed(client, conv.name, (id) => ids.has(id), state.me));
         if (conv.key !== state.selected) conv.unread += added;
       } catch {
         // A group left meanwhile: nothing more to show of it.

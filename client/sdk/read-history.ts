@@ -45,12 +45,14 @@ export async function readHistory(client: Pick<ChatClient, "listMessages">, chan
  * still holds, and history has the rest. Messages come in one order, so
  * those before one the client had were had too, or came before it was
  * there: neither is missed. known must answer as of before the resume, or
- * a replayed message would stop the reading short of the lost ones.
+ * a replayed message would stop the reading short of the lost ones; self is
+ * the caller, whose own messages do not stop it.
  */
 export async function readMissed(
   client: Pick<ChatClient, "listMessages">,
   channel: string,
   known: (id: string) => boolean,
+  self: string,
   limit = 500,
 ): Promise<ChatMessage[]> {
   const missed: ChatMessage[] = [];
@@ -59,7 +61,12 @@ export async function readMissed(
     // A call that hangs must not hold the client up for good: the caller waits for this one.
     const page = await client.listMessages({ channel, pageSize: Math.min(100, limit - missed.length), pageToken }, { timeoutMs: 10_000 });
     for (const message of page.messages) {
-      if (known(message.id)) return missed.reverse();
+      if (known(message.id)) {
+        // The client knows its own direct messages from their sends, not from the stream (it does not
+        // echo them): one sent while the stream was down is newer than those lost, so it is no place to stop.
+        if (message.sender !== self) return missed.reverse();
+        continue;
+      }
       missed.push(message);
     }
     pageToken = page.nextPageToken;

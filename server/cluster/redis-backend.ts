@@ -791,17 +791,19 @@ class RedisBackendImpl implements RedisBackend {
     let unbind = async () => {};
     if (dedup) {
       // The request id is bound to this channel and text in the sender's slot first, whichever node the retry reaches.
-      const status = await this.call((s) => s.chatRequest(nameKeys.user(caller), caller, requestId, channel, textDigest(text), this.dedupWindowMs));
+      const status = await this.call((s) =>
+        s.chatRequest(nameKeys.user(caller), caller, requestId, channel, textDigest(text), this.dedupWindowMs, this.keepDirect ? "s" : ""),
+      );
       if (status === "not-signed-in") throw chatErrors.notSignedIn(caller);
       if (status.startsWith("reused:")) throw requestIdReused(requestId, status.slice("reused:".length));
       const [word = "", who = ""] = status.split(":");
       if (word !== "ok" && word !== "new") throw unavailable();
+      tag = this.keepDirect ? "s" : who;
       if (word === "new") {
         unbind = async () => {
-          await this.call((s) => s.del(nameKeys.requestId(caller, requestId))).catch(() => undefined);
+          await this.call((s) => s.del(nameKeys.requestId(caller, tag, requestId))).catch(() => undefined);
         };
       }
-      tag = this.keepDirect ? "s" : who;
     } else {
       tag = await this.tagOf(caller);
     }
@@ -829,11 +831,16 @@ class RedisBackendImpl implements RedisBackend {
         ttlMs,
         dedup ? requestId : "",
         this.dedupWindowMs,
+        dedup ? textDigest(text) : "",
       ),
     );
     if (status === "not-found" || status === "not-allowed") {
       await unbind();
       throw status === "not-found" ? chatErrors.noSuchChannel(channel) : chatErrors.mustJoin(caller, channel);
+    }
+    if (status.startsWith("reused:")) {
+      await unbind();
+      throw requestIdReused(requestId, channel);
     }
     if (status.startsWith("sent:")) {
       // A retry: the first call's message, nothing sent again.
@@ -870,10 +877,11 @@ class RedisBackendImpl implements RedisBackend {
       return shown.length < entries.length ? { messages, next: shown[shown.length - 1]!.id } : { messages };
     }
     if (kind !== "user") throw unavailable();
-    // In the caller's slot: what the user sent the caller, under the user's tag.
-    const [, , ...received] = await this.call((s) =>
-      s.chatHistory(nameKeys.user(caller), "direct", caller, channel, this.keepDirect ? "s" : tag, theirs, count, ""),
-    );
+    // In the caller's slot: what the user sent the caller, under the user's tag; a caller's notes to itself are one stream, read above.
+    const [, , ...received] =
+      channel === caller
+        ? []
+        : await this.call((s) => s.chatHistory(nameKeys.user(caller), "direct", caller, channel, this.keepDirect ? "s" : tag, theirs, count, ""));
     const out = this.historyEntries(sent, { name: channel, type: "user" });
     const inbound = this.historyEntries(received, { name: caller, type: "user" });
     if (this.keepDirect && tag === "" && page.before === undefined && out.length === 0 && inbound.length === 0) throw chatErrors.noSuchChannel(channel);

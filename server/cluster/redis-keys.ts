@@ -19,8 +19,8 @@
  * - chat:{n}:history  stream   a group's history (with chat:{n}:history:bytes, its size)
  * - chat:{n}:dm:<sender>:<tag>  stream   the direct messages user n received from a sender (and :bytes)
  * - chat:{n}:dms      set    those streams, dropped with the user's session unless names are signed
- * - chat:{n}:rid:<id>             string  a request id of user n's sends, bound to its channel and text
- * - chat:{n}:sent:<sender>:<id>   string  a request id this channel took, with the message it answered
+ * - chat:{n}:rid:<tag>:<id>             string  a request id of user n's sends (its person's), bound to its channel and text
+ * - chat:{n}:sent:<sender>:<tag>:<id>   string  a request id this channel took, with the message it answered and its text's digest
  * (see docs/history.md; the scripts alone build these names)
  *
  * The directory, tagged {#dir}:
@@ -45,7 +45,7 @@ export const nameKeys = {
   members: (name: string) => `chat:{${name}}:members`,
   inbox: (name: string) => `chat:{${name}}:inbox`,
   room: (name: string) => `chat:{${name}}:room`,
-  requestId: (name: string, requestId: string) => `chat:{${name}}:rid:${requestId}`,
+  requestId: (name: string, tag: string, requestId: string) => `chat:{${name}}:rid:${tag}:${requestId}`,
 };
 
 /** The directory's keys and channel. */

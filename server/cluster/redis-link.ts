@@ -31,8 +31,9 @@ export interface ChatCommands {
     ttlMs: number,
     requestId: string,
     windowMs: number,
+    digest: string,
   ): Promise<string>;
-  chatRequest(key: string, sender: string, requestId: string, channel: string, digest: string, windowMs: number): Promise<string>;
+  chatRequest(key: string, sender: string, requestId: string, channel: string, digest: string, windowMs: number, scope: string): Promise<string>;
   chatHistory(key: string, mode: "auto" | "direct", name: string, other: string, tag: string, upto: string, count: number, check: string): Promise<string[]>;
   chatDirectory(key: string, node: string, presence: string, ...changes: string[]): Promise<string>;
   chatSweep(key: string, node: string, sweeper: string, lockMs: number): Promise<string[]>;

@@ -277,25 +277,31 @@ return answer
  * fields as the publication carries them (id|sender|sent-at|text), the
  * sender's tag, the message's size as the queues count it, the history's
  * bounds (messages, bytes, retention in ms; 0 messages keeps none), the
- * request id ("" for none) and the deduplication window in ms. Publishes
+ * request id ("" for none), the deduplication window in ms and the text's
+ * digest. Publishes
  * the message on the user's inbox or the group's room, numbered, and keeps
  * it in the channel's history in the same step: a message is delivered if
  * and only if it is kept. A direct message is kept in the recipient's slot
  * under the sender's name and tag (the pair's history is the two
  * directions together). Answers 'user' or 'group' for the channel's type,
  * 'sent:<id>|<sent-at>|<type>' for a request id this channel already took
- * from this sender (nothing is sent again), or a status. A sender must be
+ * from this sender with this text (nothing is sent again), 'reused:' for
+ * one it took with another text, or a status. A sender must be
  * a member of a group it sends to; that a sender of a direct message is
  * signed in is the backend's check.
  */
 const sendScript = `${keysOf}${historyOf}
 local ch, sender, fields, tag, size = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local maxn, maxb, ttl, rid, window = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9], tonumber(ARGV[10])
+local maxn, maxb, ttl, rid, window, digest = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9], tonumber(ARGV[10]), ARGV[11]
 local sent = nil
 if rid ~= '' and window > 0 then
-  sent = k(ch, 'sent:' .. sender .. ':' .. rid)
+  sent = k(ch, 'sent:' .. sender .. ':' .. tag .. ':' .. rid)
   local first = redis.call('GET', sent)
-  if first then return 'sent:' .. first end
+  if first then
+    local id, at, kind, first_digest = string.match(first, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+    if first_digest ~= digest then return 'reused:' end
+    return 'sent:' .. id .. '|' .. at .. '|' .. kind
+  end
 end
 local kind, hist
 local user = k(ch, 'user')
@@ -304,7 +310,10 @@ if epoch then
   local seq = redis.call('HINCRBY', user, 'seq', 1)
   redis.call('SPUBLISH', k(ch, 'inbox'), 'm' .. seq .. '|' .. epoch .. '|' .. fields)
   kind, hist = 'user', k(ch, 'dm:' .. sender .. ':' .. tag)
-  if maxn > 0 then redis.call('SADD', k(ch, 'dms'), hist) end
+  if maxn > 0 then
+    redis.call('SADD', k(ch, 'dms'), hist)
+    redis.call('PEXPIRE', k(ch, 'dms'), ttl)
+  end
 else
   local group = k(ch, 'group')
   epoch = redis.call('HGET', group, 'epoch')
@@ -317,25 +326,27 @@ end
 if maxn > 0 then keep(hist, fields, size, maxn, maxb, ttl) end
 if sent then
   local id, at = string.match(fields, '^([^|]*)|[^|]*|([^|]*)|')
-  redis.call('SET', sent, id .. '|' .. at .. '|' .. kind, 'PX', window)
+  redis.call('SET', sent, id .. '|' .. at .. '|' .. kind .. '|' .. digest, 'PX', window)
 end
 return kind
 `;
 
 /**
  * KEYS[1]: the sender's claim. ARGV: sender, request id, channel, digest
- * of the text, window in ms. The first step of a send with a request id,
- * in the sender's slot: a request id is bound to one channel and text for
- * the window, so that its reuse for another message is refused, whichever
- * node and channel the retry goes to. Answers 'new:<the sender's tag>'
+ * of the text, window in ms, and "s" when names are signed identities. The
+ * first step of a send with a request id, in the sender's slot: a request
+ * id is bound to one channel and text for the window, so that its reuse
+ * for another message is refused, whichever node and channel the retry
+ * goes to. Request ids are a person's: under its tag, or "s" for a signed
+ * name, so that a later user of an unsigned name inherits none. Answers 'new:<the sender's tag>'
  * when it bound the id now, 'ok:<tag>' when it was bound to this message
  * already, 'reused:<channel>' or 'not-signed-in'.
  */
 const requestScript = `${keysOf}
-local u, rid, ch, digest, window = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local u, rid, ch, digest, window, scope = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local who = redis.call('HGET', k(u, 'user'), 'who')
 if not who then return 'not-signed-in' end
-local key = k(u, 'rid:' .. rid)
+local key = k(u, 'rid:' .. (scope ~= '' and scope or who) .. ':' .. rid)
 local first = redis.call('GET', key)
 if first and first ~= ch .. '|' .. digest then return 'reused:' .. string.match(first, '^([^|]*)') end
 if first then return 'ok:' .. who end

@@ -191,7 +191,10 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): MemoryB
       sorted = undefined;
       local.presenceChanged({ name: session.username, type: "user" }, false);
       // The name passes to whoever connects next: it must not read this user's conversations.
-      if (!keepDirectHistory) messages.dropUser(session.username);
+      if (!keepDirectHistory) {
+        messages.dropUser(session.username);
+        dedup.forgetUser(session.username);
+      }
     }
     const leave = leaveReasonOf(reason);
     for (const name of [...session.groups]) {

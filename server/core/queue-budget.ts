@@ -50,7 +50,9 @@ export function enforceQueueBudget(
   if (budget.usedBytes <= budget.limitBytes) return;
   // History is kept for convenience too: its oldest messages go before anyone's stream.
   while (history !== undefined && budget.usedBytes > budget.limitBytes) {
-    if (history.shed(budget.usedBytes - budget.limitBytes) === 0) break;
+    const before = budget.usedBytes;
+    // Oldest first: once what history gives up is still queued, shedding more frees nothing, and the queues must give.
+    if (history.shed(budget.usedBytes - budget.limitBytes) === 0 || budget.usedBytes === before) break;
   }
   // Resume histories are a convenience: they go first, before any stream is cut off.
   for (const session of sessions()) session.dropHistory();

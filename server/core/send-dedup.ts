@@ -77,6 +77,8 @@ export interface SendDedup {
   get(sender: string, requestId: string): SentRecord | undefined;
   /** Remembers a sent message under its sender's request id. */
   remember(sender: string, requestId: string, event: ChatEvent): void;
+  /** Forgets a sender's request ids: its session ended, and the name may pass to someone else. */
+  forgetUser(sender: string): void;
   /** How many are remembered. */
   readonly size: number;
 }
@@ -112,6 +114,10 @@ export function createSendDedup(bounds: DedupBounds, now: () => number = Date.no
     get(sender, requestId) {
       expire();
       return all.get(`${sender}\n${requestId}`);
+    },
+
+    forgetUser(sender) {
+      for (const record of [...(byUser.get(sender)?.values() ?? [])]) forget(record);
     },
 
     remember(sender, requestId, event) {

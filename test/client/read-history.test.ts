@@ -51,14 +51,31 @@ describe("reading history", () => {
     const history = fakeHistory(12, 100);
     // Had m2 to m4 (m1 came before it was there).
     const had = new Set(["m2", "m3", "m4"]);
-    assert.deepEqual(ids(await readMissed(history.client, "team", (id) => had.has(id))), ["m5", "m6", "m7", "m8", "m9", "m10", "m11", "m12"]);
+    assert.deepEqual(ids(await readMissed(history.client, "team", (id) => had.has(id), "me")), ["m5", "m6", "m7", "m8", "m9", "m10", "m11", "m12"]);
+  });
+
+  it("reads past the caller's own direct messages, which it knows from sending them, to the one it had from the stream", async () => {
+    const lost = {
+      async listMessages() {
+        // Newest first: its own send while the stream was down, a message lost, one it had.
+        return create(ListMessagesResponseSchema, {
+          messages: [
+            { id: "a1", sender: "me" },
+            { id: "b1", sender: "bob" },
+            { id: "b0", sender: "bob" },
+          ],
+        });
+      },
+    };
+    const had = new Set(["a1", "b0"]);
+    assert.deepEqual(ids(await readMissed(lost, "bob", (id) => had.has(id), "me")), ["b1"]);
   });
 
   it("stops at the page that holds one it had, or at the limit", async () => {
     const paged = fakeHistory(12, 3);
-    assert.deepEqual(ids(await readMissed(paged.client, "team", (id) => id === "m8")), ["m9", "m10", "m11", "m12"]);
+    assert.deepEqual(ids(await readMissed(paged.client, "team", (id) => id === "m8", "me")), ["m9", "m10", "m11", "m12"]);
     assert.equal(paged.requests.length, 2, "the second page held m8: no third");
     const none = fakeHistory(300, 100);
-    assert.equal((await readMissed(none.client, "team", () => false, 150)).length, 150);
+    assert.equal((await readMissed(none.client, "team", () => false, "me", 150)).length, 150);
   });
 });

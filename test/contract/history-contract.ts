@@ -176,6 +176,17 @@ export function historyContract(name: string, factory: BackendFactory): void {
     );
 
     it(
+      "lists a user's notes to itself once",
+      withBackend({}, async (b) => {
+        const alice = await b.connect("alice");
+        const note = await b.send("alice", "alice", "a note");
+        await receive(alice, 1);
+        assert.deepEqual((await b.listMessages("alice", "alice", { limit: 10 })).messages.map(shown), [shown(note)]);
+        assert.deepEqual((await readAll(b, "alice", "alice", 1)).all.map(shown), [shown(note)]);
+      }),
+    );
+
+    it(
       "refuses readers who may not read, and unknown, malformed or foreign cursors, changing nothing",
       withBackend({}, async (b) => {
         await b.connect("alice");
@@ -322,6 +333,39 @@ export function historyContract(name: string, factory: BackendFactory): void {
         assert.deepEqual(
           (await b.listMessages("bob", "alice", { limit: 10 })).messages.map((m) => m.text),
           ["after", "mine", "once"],
+        );
+      }),
+    );
+
+    it(
+      "forgets a user's request ids with its session, unless names are signed identities",
+      withBackend({}, async (b) => {
+        const alice = await b.connect("alice");
+        const bob = await b.connect("bob");
+        const first = await b.send("alice", "bob", "hello", "req-1");
+        await receive(bob, 1);
+        await b.disconnect(alice);
+        await connectAgain(b, "alice");
+        // Another person under the name: its request id is its own, and its message is delivered.
+        const second = await b.send("alice", "bob", "hello", "req-1");
+        assert.notEqual(second.id, first.id);
+        assert.deepEqual((await receive(bob, 1)).map(shown), [shown(second)]);
+      }),
+    );
+
+    it(
+      "answers a retry after a reconnect with the first message when names are signed identities",
+      withBackend({ keepDirectHistory: true }, async (b) => {
+        const alice = await b.connect("alice");
+        const bob = await b.connect("bob");
+        const first = await b.send("alice", "bob", "hello", "req-1");
+        await b.disconnect(alice);
+        await connectAgain(b, "alice");
+        assert.equal(shown(await b.send("alice", "bob", "hello", "req-1")), shown(first));
+        await b.send("alice", "bob", "after");
+        assert.deepEqual(
+          (await receive(bob, 2)).map((m) => m.text),
+          ["hello", "after"],
         );
       }),
     );

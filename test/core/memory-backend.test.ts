@@ -220,4 +220,24 @@ describe("in-memory backend", () => {
       ["9", "A.room", "Bob", "_x", "amy", "m-room", "zed"],
     );
   });
+  it("sheds history only while that frees memory: what is still queued stays in history, and the slow reader is cut off", () => {
+    const backend = createMemoryBackend({ maxQueuedBytes: 100_000, queueLimitBytes: 1 << 20, queueLimit: 10_000 });
+    const sender = backend.connect("sender");
+    const slow = backend.connect("slow");
+    backend.createGroup("sender", "busy");
+    backend.joinGroup("slow", "busy");
+    backend.createGroup("sender", "quiet");
+    for (let i = 0; i < 5; i++) backend.send("sender", "quiet", `q${i}`);
+    // Each weighs 2 × 2,000 + 700: the slow reader's queue passes the total after about 21.
+    for (let i = 0; slow.signal.aborted === false && i < 100; i++) {
+      backend.send("sender", "busy", "b".repeat(2000));
+      // The sender reads what reaches it (its own group messages); only the slow reader falls behind.
+      sender.take(1e9, 1e12);
+      sender.written();
+    }
+    assert.equal(slow.signal.aborted, true);
+    // The history's own messages went first; those the queue held were not wiped for nothing.
+    assert.ok(backend.history.size > 0, `history was wiped: ${backend.history.size} messages left`);
+    backend.close();
+  });
 });
