@@ -103,7 +103,7 @@ function newerFirst(a: string, b: string): number {
 
 /**
  * The page of a pair's history: the two directions merged by their stream
- * ids, newest first. The cursor names a place in each, so that the next
+ * ids, newest first (a group's, with no second stream). The cursor names a place in each, so that the next
  * page continues both: a direction none of whose messages made the page
  * keeps its place (just above the newest it had, or "0-0" when it had none:
  * nothing older can come).
@@ -786,13 +786,14 @@ class RedisBackendImpl implements RedisBackend {
     const textBytes = measureText(text);
     checkRequestId(requestId);
     const dedup = requestId !== "" && this.dedupWindowMs > 0;
+    const digest = dedup ? textDigest(text) : "";
     let tag: string;
     // A request id bound by this call is let go again when the send is refused: a refused call leaves nothing behind.
     let unbind = async () => {};
     if (dedup) {
       // The request id is bound to this channel and text in the sender's slot first, whichever node the retry reaches.
       const status = await this.call((s) =>
-        s.chatRequest(nameKeys.user(caller), caller, requestId, channel, textDigest(text), this.dedupWindowMs, this.keepDirect ? "s" : ""),
+        s.chatRequest(nameKeys.user(caller), caller, requestId, channel, digest, this.dedupWindowMs, this.keepDirect ? "s" : ""),
       );
       if (status === "not-signed-in") throw chatErrors.notSignedIn(caller);
       if (status.startsWith("reused:")) throw requestIdReused(requestId, status.slice("reused:".length));
@@ -831,7 +832,7 @@ class RedisBackendImpl implements RedisBackend {
         ttlMs,
         dedup ? requestId : "",
         this.dedupWindowMs,
-        dedup ? textDigest(text) : "",
+        digest,
       ),
     );
     if (status === "not-found" || status === "not-allowed") {
@@ -864,18 +865,8 @@ class RedisBackendImpl implements RedisBackend {
     );
     if (kind === "not-member") throw chatErrors.mustJoinToRead(caller, channel);
     if (kind === "not-found") throw chatErrors.noSuchChannel(channel);
-    if (kind === "group") {
-      const entries = this.historyEntries(sent, { name: channel, type: "group" });
-      const shown = entries.slice(
-        0,
-        pageLength(
-          entries.map((e) => e.event),
-          page,
-        ),
-      );
-      const messages = shown.map((e) => e.event);
-      return shown.length < entries.length ? { messages, next: shown[shown.length - 1]!.id } : { messages };
-    }
+    // A group's history is one stream: a page of it is the merge of that stream with none.
+    if (kind === "group") return mergePages(this.historyEntries(sent, { name: channel, type: "group" }), [], page);
     if (kind !== "user") throw unavailable();
     // In the caller's slot: what the user sent the caller, under the user's tag; a caller's notes to itself are one stream, read above.
     const [, , ...received] =
