@@ -12,11 +12,12 @@ import { type ServerConfig, settingFlag } from "./ops/server-settings.js";
 import { defaultChatServiceOptions } from "./rpc/chat-service.js";
 import { createRoutes, type RoutesDeps } from "./rpc/routes.js";
 import { createHealthStatus, type HealthStatus, ServingStatus } from "./standard/health-status.js";
+import { createCallHandlers } from "./transport/call-handlers.js";
 import { closeGracefully } from "./transport/close-gracefully.js";
 import { createGrpcServer, type GrpcServer } from "./transport/grpc-server.js";
 import { boundAddress, hostPort, listenOn } from "./transport/listen-on.js";
-import { createNodeHandler } from "./transport/node-handler.js";
 import { createShutdownSignal } from "./transport/shutdown-signal.js";
+import { createStreamListener } from "./transport/stream-listener.js";
 import { readTlsFiles } from "./transport/tls-files.js";
 import { createWebGuard } from "./transport/web-guard.js";
 import { createSiteHandler, createWebPage, type SiteHandler } from "./transport/web-page.js";
@@ -69,7 +70,7 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
       : createMetricsServer(metrics, {
           ready() {
             if (stopping !== undefined) return { ready: false, reason: "the server is draining" };
-            if (!grpc.server.listening) return { ready: false, reason: "the server is starting" };
+            if (!grpc.listener.listening) return { ready: false, reason: "the server is starting" };
             if (health.get("") !== ServingStatus.SERVING) return { ready: false, reason: "the shared state (Redis) is unreachable" };
             return { ready: true };
           },
@@ -77,7 +78,7 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
   // Every call in flight listens to this signal (the framework links it to
   // the call's own), so thousands of listeners are the normal case.
   const shutdownController = createShutdownSignal();
-  const handler = createNodeHandler({
+  const calls = createCallHandlers({
     routes: createRoutes(routesDeps(config, state, health, logger, metrics)),
     shutdownSignal: shutdownController.signal,
     readMaxBytes: config.readMaxBytes,
@@ -88,13 +89,15 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
   });
   const tls = config.tlsCert !== undefined && config.tlsKey !== undefined ? readTlsFiles(config.tlsCert, config.tlsKey) : undefined;
   // With TLS, browsers reach the gRPC port too (HTTP/2 or HTTP/1.1 by ALPN):
-  // it serves the page as the web port does.
-  const site = createSiteHandler(handler);
+  // it serves the page as the web port does, and what the lean path does
+  // not take goes through the same guard.
+  const site = createSiteHandler(calls.request);
+  const tlsGuarded = tls === undefined ? undefined : createWebGuard(site.handle, { origins: config.webOrigin, hosts: undefined });
   const grpc = createGrpcServer(
     config,
-    tls === undefined ? handler : createWebGuard(site.handle, { origins: config.webOrigin, hosts: undefined }),
+    createStreamListener(calls.lean, tlsGuarded ?? calls.request),
     logger,
-    tls,
+    tls === undefined || tlsGuarded === undefined ? undefined : { files: tls, http1: tlsGuarded },
   );
   const web = createWebServer(config, createWebGuard(site.handle, { origins: config.webOrigin, hosts: config.webHost }), logger);
 
@@ -201,7 +204,7 @@ async function listenAll({ config, logger, state, grpc, web, site, metricsServer
     if (config.webPort !== undefined) {
       cleartextPage = `http://${hostPort(await listenOn(web, config.webPort, config.host, "webPort", shared))}/`;
     }
-    const address = await listenOn(grpc.server, config.port, config.host, "port", shared);
+    const address = await listenOn(grpc.listener, config.port, config.host, "port", shared);
     // The line names every port that answers: with TLS the page is on the
     // gRPC port, and the cleartext web port stays open unless --no-web.
     const page = grpc.secure ? `https://${hostPort(address)}/` : cleartextPage;

@@ -10,7 +10,7 @@ import {
   LeaveReason,
 } from "../../gen/chat/v1/chat_pb.js";
 import type { ChatEvent, LeaveReason as CoreLeaveReason, SessionEvent } from "../core/session-event.js";
-import { preEncoded } from "../transport/pre-encoded.js";
+import { preEncoded } from "../transport/lean/pre-encoded.js";
 import { channelTypes } from "./channel-types.js";
 
 // Each group message is encoded once, however many members receive it: the

@@ -1,7 +1,7 @@
 import { createContextKey } from "@connectrpc/connect";
 
 // The context values a call carries from one layer to another: the transport
-// (transport/node-handler.ts) sets the first three, the request gate and the
+// (transport/call-values.ts) sets the first three, the request gate and the
 // interceptors the caller's, and the chat's stream handler what only it knows
 // of how its stream ends. They live together so that whoever sets a value and
 // whoever reads it import it from here, and rpc/ never imports transport/ (nor

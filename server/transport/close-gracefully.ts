@@ -10,10 +10,14 @@ import type { GrpcServer } from "./grpc-server.js";
  */
 export async function closeGracefully(grpc: GrpcServer, web: http.Server, graceMs: number, logger: Logger): Promise<void> {
   const serverClosed = Promise.all([
-    new Promise<void>((resolve) => grpc.server.close(() => resolve())),
+    new Promise<void>((resolve) => grpc.listener.close(() => resolve())),
     new Promise<void>((resolve) => (web.listening ? web.close(() => resolve()) : resolve())),
   ]);
   web.closeIdleConnections();
+  // A TLS port's HTTP/1.1 server never listened: closing it stops its
+  // timeout checks and closes its idle connections (its callback only says
+  // that it was not listening).
+  grpc.http1?.close(() => {});
   // The server's callback can come before the sessions' own close events.
   const closed = Promise.all([serverClosed, grpc.allClosed()]);
   for (const session of grpc.sessions) {
@@ -26,6 +30,7 @@ export async function closeGracefully(grpc: GrpcServer, web: http.Server, graceM
       session.destroy();
     }
     web.closeAllConnections();
+    grpc.http1?.closeAllConnections();
     await closed;
   }
 }

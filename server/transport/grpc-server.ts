@@ -1,4 +1,7 @@
+import type * as http from "node:http";
 import * as http2 from "node:http2";
+import type * as net from "node:net";
+import * as tls from "node:tls";
 import type { Logger } from "pino";
 import type { ServerConfig } from "../ops/server-settings.js";
 import { guardConnection } from "./connection-guard.js";
@@ -6,11 +9,16 @@ import { keepAlive } from "./keep-alive.js";
 import { limitConnectionsPerAddress } from "./limit-connections-per-address.js";
 import { limitUnansweredResets } from "./limit-unanswered-resets.js";
 import type { NodeHandler } from "./node-handler.js";
+import type { StreamListener } from "./stream-listener.js";
 import type { TlsFiles } from "./tls-files.js";
+import { createHttp1Server } from "./web-server.js";
 
 /** The HTTP/2 listener and the connections it holds. */
 export interface GrpcServer {
-  readonly server: http2.Http2Server | http2.Http2SecureServer;
+  /** What listens on the port: the HTTP/2 server, or with TLS the TLS server in front of it. */
+  readonly listener: net.Server;
+  /** With TLS, the server of the port's HTTP/1.1 connections (browsers that do not offer h2). */
+  readonly http1: http.Server | undefined;
   /** Whether the port serves TLS. */
   readonly secure: boolean;
   /** Replaces the certificate and key of a TLS port for new connections. */
@@ -21,14 +29,26 @@ export interface GrpcServer {
   allClosed(): Promise<void>;
 }
 
+/** What a TLS port serves to the clients that negotiate HTTP/1.1. */
+export interface TlsPort {
+  files: TlsFiles;
+  /** The handler of its HTTP/1.1 requests: browsers' page, Connect protocol and gRPC-Web. */
+  http1: NodeHandler;
+}
+
 /**
  * Creates the HTTP/2 server of the gRPC port: its settings and limits, and,
  * on every connection, the PING keep-alive and the guards against clients
- * that hold resources without using them. With TLS, ALPN lets the same port
- * serve HTTP/1.1 too, so that browsers reach the chat page, the Connect
- * protocol and gRPC-Web there.
+ * that hold resources without using them. Its streams go to onStream, with
+ * no compatibility-layer objects unless onStream builds them. With TLS, ALPN
+ * lets the same port serve HTTP/1.1 too, so that browsers reach the chat
+ * page, the Connect protocol and gRPC-Web there: a TLS server hands each
+ * connection, once its handshake has chosen, to the HTTP/2 server (h2) or to
+ * an HTTP/1.1 server (anything else). node's own way, createSecureServer with
+ * allowHTTP1, needs a "request" listener for HTTP/1.1, and that listener puts
+ * every HTTP/2 stream through the compatibility layer too.
  */
-export function createGrpcServer(config: ServerConfig, handler: NodeHandler, logger: Logger, tls?: TlsFiles): GrpcServer {
+export function createGrpcServer(config: ServerConfig, onStream: StreamListener, logger: Logger, tlsPort?: TlsPort): GrpcServer {
   const sessions = new Set<http2.ServerHttp2Session>();
   let onLastClosed: (() => void) | undefined;
   const options: http2.ServerOptions = {
@@ -49,10 +69,13 @@ export function createGrpcServer(config: ServerConfig, handler: NodeHandler, log
       maxHeaderListSize: 16 * 1024,
     },
   };
-  const server = tls === undefined ? http2.createServer(options, handler) : http2.createSecureServer({ ...options, ...tls, allowHTTP1: true }, handler);
-  server.maxConnections = config.maxConnections;
-  logRefusals(server, config.maxConnections, logger);
-  if (config.maxConnectionsPerIp > 0) limitConnectionsPerAddress(server, config.maxConnectionsPerIp, logger);
+  const server = http2.createServer(options);
+  server.on("stream", onStream);
+  const http1 = tlsPort === undefined ? undefined : createHttp1Server(config, tlsPort.http1);
+  const listener = tlsPort === undefined ? server : createTlsListener(tlsPort.files, server, http1!, logger);
+  listener.maxConnections = config.maxConnections;
+  logRefusals(listener, config.maxConnections, logger);
+  if (config.maxConnectionsPerIp > 0) limitConnectionsPerAddress(listener, config.maxConnectionsPerIp, logger);
   server.on("session", (session) => {
     sessions.add(session);
     const stopPinging = keepAlive(session, config.pingIntervalMs, config.pingTimeoutMs, logger);
@@ -69,16 +92,12 @@ export function createGrpcServer(config: ServerConfig, handler: NodeHandler, log
     session.on("error", (err) => logger.debug({ err }, "HTTP/2 session error"));
   });
   server.on("sessionError", (err) => logger.debug({ err }, "HTTP/2 session error"));
-  if (tls !== undefined) {
-    // A handshake that fails (a client that does not trust us, a port
-    // scanner) ends that socket alone.
-    server.on("tlsClientError", (err) => logger.debug({ err: err.message }, "TLS handshake failed"));
-  }
   return {
-    server,
-    secure: tls !== undefined,
+    listener,
+    http1,
+    secure: tlsPort !== undefined,
     setTls(files) {
-      if ("setSecureContext" in server) server.setSecureContext(files);
+      if (listener instanceof tls.Server) listener.setSecureContext(files);
     },
     sessions,
     allClosed: () =>
@@ -93,7 +112,7 @@ export function createGrpcServer(config: ServerConfig, handler: NodeHandler, log
  * Past maxConnections, node closes new connections at once; says so once a
  * minute at most, with how many were refused meanwhile.
  */
-function logRefusals(server: http2.Http2Server, maxConnections: number, logger: Logger): void {
+function logRefusals(server: net.Server, maxConnections: number, logger: Logger): void {
   let refused = 0;
   let refusalLogged = 0;
   server.on("drop", () => {
@@ -104,4 +123,26 @@ function logRefusals(server: http2.Http2Server, maxConnections: number, logger: 
       refused = 0;
     }
   });
+}
+
+/**
+ * The TLS server of a secure port: it offers h2 and http/1.1 by ALPN, and
+ * hands each connection, once its handshake is done, to the server of the
+ * protocol chosen. A client that offers no ALPN gets HTTP/1.1, as with
+ * node's allowHTTP1.
+ */
+function createTlsListener(files: TlsFiles, h2: http2.Http2Server, http1: http.Server, logger: Logger): tls.Server {
+  const listener = tls.createServer({ ...files, ALPNProtocols: ["h2", "http/1.1"] });
+  // Node starts checking the header and request timeouts of an HTTP/1.1
+  // server's connections when that server listens; this one never does, and
+  // would never time out a slow client (docs/upstream.md).
+  http1.emit("listening");
+  listener.on("secureConnection", (socket) => {
+    if (socket.alpnProtocol === "h2") h2.emit("connection", socket);
+    else http1.emit("connection", socket);
+  });
+  // A handshake that fails (a client that does not trust us, a port
+  // scanner) ends that socket alone.
+  listener.on("tlsClientError", (err) => logger.debug({ err: err.message }, "TLS handshake failed"));
+  return listener;
 }

@@ -7,16 +7,18 @@ import { resetStream } from "./reset-stream.js";
  * HTTP/2 stream, reset with ENHANCE_YOUR_CALM, or its HTTP/1.1 socket.
  */
 export function hardClose(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): () => void {
-  if ("stream" in req) {
-    const stream = req.stream;
-    return () => resetStream(stream, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-  }
+  if ("stream" in req) return hardCloseStream(req.stream);
   // A response that ended in time has handed its keep-alive socket on to
   // the next request: leave it alone.
   const socket = req.socket;
   return () => {
     if (!res.writableFinished) socket.destroy();
   };
+}
+
+/** What closes a call's HTTP/2 stream without a status: a reset with ENHANCE_YOUR_CALM. */
+export function hardCloseStream(stream: http2.ServerHttp2Stream): () => void {
+  return () => resetStream(stream, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
 /**
@@ -27,8 +29,11 @@ export function hardClose(req: http.IncomingMessage | http2.Http2ServerRequest, 
  * which cannot be told from a drop: it counts as one.
  */
 export function connectionGone(req: http.IncomingMessage | http2.Http2ServerRequest): () => boolean {
-  if (!("stream" in req)) return () => true;
-  const stream = req.stream;
+  return "stream" in req ? streamConnectionGone(req.stream) : () => true;
+}
+
+/** What tells whether the connection of a call on this HTTP/2 stream went away (see connectionGone). */
+export function streamConnectionGone(stream: http2.ServerHttp2Stream): () => boolean {
   // Judged when the stream is aborted, not later: a client that cancels and
   // then closes its connection at once (a process exiting) would otherwise be
   // taken for a drop by the time the handler asks. One listener function for

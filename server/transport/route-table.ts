@@ -11,7 +11,7 @@ import {
   type ServiceImpl,
 } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalHandlerOptions } from "@connectrpc/connect/protocol";
-import { createLeanMethod, type LeanMethod } from "./grpc-lean-path.js";
+import { createLeanMethod, type LeanMethod } from "./lean/lean-method.js";
 
 /** What serves one request path: Connect's handler, and the lean path's method when it can take it. */
 export interface Route {

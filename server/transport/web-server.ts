@@ -10,7 +10,22 @@ import type { NodeHandler } from "./node-handler.js";
  * HTTP/1.1), next to the chat page, on a port of their own.
  */
 export function createWebServer(config: ServerConfig, handler: NodeHandler, logger: Logger): http.Server {
-  const server = http.createServer(
+  const server = createHttp1Server(config, handler);
+  // The web port's sockets count against the same descriptors as the gRPC
+  // port's, and get the same cap (it rarely matters: browsers are few).
+  server.maxConnections = config.maxConnections;
+  if (config.maxConnectionsPerIp > 0) limitConnectionsPerAddress(server, config.maxConnectionsPerIp, logger);
+  return server;
+}
+
+/**
+ * Creates an HTTP/1.1 server with the web port's timeouts, for the web port
+ * and for the HTTP/1.1 connections of a TLS gRPC port, which its TLS server
+ * hands over (it never listens itself: the TLS server counts and caps its
+ * connections).
+ */
+export function createHttp1Server(config: ServerConfig, handler: NodeHandler): http.Server {
+  return http.createServer(
     {
       headersTimeout: config.webHeadersTimeoutMs,
       requestTimeout: config.webRequestTimeoutMs,
@@ -20,9 +35,4 @@ export function createWebServer(config: ServerConfig, handler: NodeHandler, logg
     },
     handler,
   );
-  // The web port's sockets count against the same descriptors as the gRPC
-  // port's, and get the same cap (it rarely matters: browsers are few).
-  server.maxConnections = config.maxConnections;
-  if (config.maxConnectionsPerIp > 0) limitConnectionsPerAddress(server, config.maxConnectionsPerIp, logger);
-  return server;
 }

@@ -32,7 +32,8 @@ import { createChatMetrics } from "../../server/ops/chat-metrics.js";
 import { createLogger } from "../../server/ops/logger.js";
 import { createErrorInterceptor } from "../../server/rpc/error-interceptor.js";
 import { createLogInterceptor } from "../../server/rpc/log-interceptor.js";
-import { createNodeHandler } from "../../server/transport/node-handler.js";
+import { createCallHandlers } from "../../server/transport/call-handlers.js";
+import { createStreamListener } from "../../server/transport/stream-listener.js";
 import { type RawCallOptions, rawH2Call, type WireTranscript } from "../helpers/raw-h2-call.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
@@ -241,6 +242,44 @@ function chatRows(): Row[] {
   return rows;
 }
 
+/** A gRPC frame: flags, length and data, with the length given or the data's own. */
+function frameOf(data: Uint8Array, flags = 0, length = data.length): Buffer {
+  const frame = Buffer.alloc(5 + data.length);
+  frame[0] = flags;
+  frame.writeUInt32BE(length, 1);
+  frame.set(data, 5);
+  return frame;
+}
+
+/** Bodies that are not one well-formed message, for a unary and a server-streaming method. */
+function malformedBodyRows(): Row[] {
+  const notProtobuf = Buffer.from([0xff, 0xff, 0xff, 0xff]);
+  const send = toBinary(SendMessageRequestSchema, create(SendMessageRequestSchema, { channel: "alice", text: "hi" }));
+  const connect = toBinary(ConnectRequestSchema, create(ConnectRequestSchema, { username: "zed" }));
+  const bodies: [string, (valid: Uint8Array) => Uint8Array, Record<string, string>?][] = [
+    ["no message", () => Buffer.alloc(0)],
+    ["two messages", (valid) => Buffer.concat([frameOf(valid), frameOf(valid)])],
+    ["a second message that does not parse", (valid) => Buffer.concat([frameOf(valid), frameOf(notProtobuf)])],
+    ["cut short inside the header", (valid) => frameOf(valid).subarray(0, 3)],
+    ["cut short inside the message", (valid) => frameOf(valid, 0, valid.length + 10)],
+    ["larger than readMaxBytes", () => frameOf(Buffer.alloc(16), 0, 1_000_000)],
+    ["not protobuf", () => frameOf(notProtobuf)],
+    ["compressed without an encoding", (valid) => frameOf(valid, 1)],
+    ["gzip that does not gunzip", (valid) => frameOf(valid, 1), { "grpc-encoding": "gzip" }],
+  ];
+  const rows: Row[] = [];
+  for (const [what, body, headers] of bodies) {
+    rows.push(
+      row(`send: ${what}`, chat("SendMessage"), SendMessageRequestSchema, {}, SendMessageResponseSchema, {
+        headers: { authorization: "alice", ...headers },
+        rawBody: body(send),
+      }),
+      row(`connect: ${what}`, chat("Connect"), ConnectRequestSchema, {}, ConnectResponseSchema, { ...(headers ? { headers } : {}), rawBody: body(connect) }),
+    );
+  }
+  return rows;
+}
+
 async function leanCalls(metricsPort: number): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   return Number(/^grpc_server_lean_path_calls_total (\d+)$/m.exec(text)?.[1]);
@@ -302,6 +341,31 @@ describe("the lean gRPC path answers exactly as Connect would", () => {
     assert.equal(large.headers["grpc-encoding"], "gzip");
     assert.equal(large.messages[0]?.compressed, true);
     assert.equal((connect["list (plain), large enough to compress"] as WireTranscript).messages[0]?.compressed, false);
+    assert.equal(failures.length, 0, String(failures[0]));
+  });
+
+  it("for request bodies that are not exactly one message", async () => {
+    const transcripts: Record<string, unknown>[] = [];
+    for (const leanPath of [true, false]) {
+      const t = await startTestServer({ leanPath, metricsPort: 0, readMaxBytes: 1024 });
+      try {
+        const rows = malformedBodyRows();
+        transcripts.push(await runRows(t.baseUrl, rows));
+        assert.equal(await leanCalls(t.server.metricsAddress!.port), leanPath ? rows.length : 0, `lean path ${leanPath ? "on" : "off"}: calls it served`);
+      } finally {
+        await t.stop();
+      }
+    }
+    const [lean, connect] = transcripts as [Record<string, unknown>, Record<string, unknown>];
+    for (const name of Object.keys(connect)) {
+      assert.deepEqual(lean[name], connect[name], name);
+    }
+    assert.deepEqual(Object.keys(lean).sort(), Object.keys(connect).sort());
+    // Each body earned an error of its own, not one shared failure.
+    assert.deepEqual(
+      [Code.InvalidArgument, Code.ResourceExhausted, Code.Unimplemented, Code.Internal].filter((c) => !statusesOf(connect).has(c)),
+      [],
+    );
     assert.equal(failures.length, 0, String(failures[0]));
   });
 
@@ -467,7 +531,7 @@ async function startHealthServer(leanPath: boolean) {
   const logger = createLogger("silent", new Writable({ write: (_c, _e, cb) => cb() }));
   const metrics = createChatMetrics(createMemoryBackend({ queueLimit: 10, maxGroupsPerUser: 10 }));
   const shutdown = new AbortController();
-  const handler = createNodeHandler({
+  const calls = createCallHandlers({
     routes: (router) => {
       router.service(Health, misbehavingHealth(), { interceptors: [createLogInterceptor(logger), createErrorInterceptor(), mergingInterceptor] });
     },
@@ -477,7 +541,7 @@ async function startHealthServer(leanPath: boolean) {
     logger,
     metrics,
   });
-  const server = http2.createServer(handler);
+  const server = http2.createServer().on("stream", createStreamListener(calls.lean, calls.request));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
     baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,

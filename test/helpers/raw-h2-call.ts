@@ -23,6 +23,8 @@ export interface RawCallOptions {
   cancelAfterMessages?: number;
   /** Reset the stream with CANCEL when this aborts (for streams left open while other calls run). */
   signal?: AbortSignal;
+  /** Sends these bytes as the whole request body instead of the framed message (for malformed bodies). */
+  rawBody?: Uint8Array;
   /** Called with each response message as it arrives, decoded to JSON. */
   onMessage?: (json: unknown) => void;
 }
@@ -83,7 +85,7 @@ export function rawH2Call(
     });
     stream.on("error", () => {});
     stream.on("close", () => resolve({ headers, trailers, messages, rstCode: stream.rstCode ?? 0 }));
-    stream.end(frame);
+    stream.end(options.rawBody ?? frame);
     if (options.cancelAfterMs !== undefined) setTimeout(cancel, options.cancelAfterMs);
     options.signal?.addEventListener("abort", cancel);
   });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { ChatService } from "../../gen/chat/v1/chat_pb.js";
-import { createLeanContext } from "../../server/transport/lean-context.js";
+import { createLeanContext } from "../../server/transport/lean/lean-context.js";
 import { createShutdownSignal } from "../../server/transport/shutdown-signal.js";
 
 function context(shutdownSignal: AbortSignal, timeoutMs?: number) {

@@ -4,7 +4,7 @@ import { equals, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { ConnectResponseSchema } from "../../gen/chat/v1/chat_pb.js";
 import type { SessionEvent } from "../../server/core/session-event.js";
 import { toConnectResponse } from "../../server/rpc/connect-response.js";
-import { preEncodedFields } from "../../server/transport/pre-encoded.js";
+import { preEncodedFields } from "../../server/transport/lean/pre-encoded.js";
 
 const batch: SessionEvent[] = [
   { kind: "message", id: "m1", sender: "alice", channel: { name: "team", type: "group" }, text: "hello", sentAt: new Date(1_700_000_000_123), textBytes: 5 },

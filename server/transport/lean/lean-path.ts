@@ -1,0 +1,238 @@
+import * as http2 from "node:http2";
+import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
+import { type Compression, compressionNegotiate, envelopeDecompress, validateReadWriteMaxBytes } from "@connectrpc/connect/protocol";
+import { headerAcceptEncoding, headerEncoding, parseTimeout } from "@connectrpc/connect/protocol-grpc";
+import type { RequestBodyGuard } from "../request-body-guard.js";
+import { resetStream } from "../reset-stream.js";
+import { createLeanContext, type LeanContext } from "./lean-context.js";
+import type { LeanMethod } from "./lean-method.js";
+import { type Envelope, type RequestBody, readRequest } from "./read-request.js";
+import { errorFromResetCode } from "./reset-codes.js";
+import { type LeanCall, serveCall, serveError } from "./serve-call.js";
+
+/**
+ * The lean path: serves a gRPC call straight from its HTTP/2 stream, or
+ * declines it.
+ */
+export interface LeanPath {
+  /**
+   * Takes the call on this stream and answers it, whatever its body turns
+   * out to be; or returns false, having read nothing and changed nothing,
+   * for a request that Connect's own handler must answer.
+   */
+  take(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean;
+}
+
+/**
+ * The router options that the lean path must apply exactly as Connect's
+ * handler does, and what it needs from the server around it.
+ */
+export interface LeanPathOptions {
+  acceptCompression: Compression[];
+  readMaxBytes: number;
+  shutdownSignal: AbortSignal;
+  /** Bounds the bodies of the calls it takes; none when undefined. */
+  bodyGuard?: RequestBodyGuard;
+  /** The context values of a call on this stream (how to close it, who sent it). */
+  contextValues(stream: http2.ServerHttp2Stream, streaming: boolean): ContextValues;
+  /** A call was taken by the lean path. */
+  served?(): void;
+  /** A response could not be written, usually because the client left. */
+  writeFailed?(method: string, error: unknown): void;
+}
+
+const contentTypes = new Set(["application/grpc", "application/grpc+proto"]);
+
+/** The longest delay a Node timer takes; a longer deadline is no deadline (see drop-timeouts-beyond-timers.ts). */
+const longestTimerMs = 2 ** 31 - 1;
+
+/**
+ * Creates the lean path for the unary and server-streaming gRPC methods given
+ * by request path.
+ *
+ * Connect's protocol handler runs every call, and every response of a stream,
+ * through a pipeline of async iterables over node's compatibility request and
+ * response objects. Profiled here, that was most of the server's work. This
+ * path reads the request from the HTTP/2 stream and writes the frames of the
+ * response to it, and keeps Connect's semantics everywhere else: the handler
+ * context behaves as Connect's createHandlerContext (lean-context.ts), unary
+ * calls go through Connect's invokeUnaryImplementation, compression is
+ * negotiated by Connect's compressionNegotiate with the router's codecs and
+ * thresholds, messages are (de)serialized by Connect's serializers, and
+ * errors become trailers through Connect's setTrailerStatus, with Connect's
+ * messages for bodies that are not one message. It takes an HTTP/2 POST of
+ * the proto codec on a route it serves, without an Origin (browsers go
+ * through the web guard), with a valid grpc-timeout if any and an encoding
+ * the server supports: Connect answers anything else with an error of its
+ * own, and the path declines it before reading a byte.
+ *
+ * These functions of @connectrpc/connect/protocol and protocol-grpc are marked
+ * internal by Connect and follow no semver, which is why package.json pins
+ * Connect's exact version; the parity test in test/e2e/lean-path-parity.test.ts
+ * compares both paths call by call.
+ */
+export function createLeanPath(methods: ReadonlyMap<string, LeanMethod>, options: LeanPathOptions): LeanPath {
+  const { readMaxBytes, compressMinBytes } = validateReadWriteMaxBytes(options.readMaxBytes, undefined, undefined);
+  return {
+    take(stream, headers) {
+      if (headers[":method"] !== "POST" || headers.origin !== undefined) return false;
+      const method = methods.get(String(headers[":path"]));
+      if (method === undefined || !contentTypes.has(String(headers["content-type"]))) return false;
+      const timeoutHeader = single(headers["grpc-timeout"]);
+      const encodingHeader = single(headers["grpc-encoding"]);
+      const acceptHeader = single(headers["grpc-accept-encoding"]);
+      if (timeoutHeader === undefined || encodingHeader === undefined || acceptHeader === undefined) return false;
+      // No maxTimeoutMs, as in Connect's router by default.
+      const timeout = parseTimeout(timeoutHeader, Number.MAX_SAFE_INTEGER);
+      const compression = compressionNegotiate(options.acceptCompression, encodingHeader, acceptHeader, headerAcceptEncoding);
+      if (timeout.error !== undefined || compression.error !== undefined) return false;
+      const call: LeanCall = {
+        method,
+        stream,
+        headers,
+        timeoutMs: timeout.timeoutMs !== undefined && timeout.timeoutMs > longestTimerMs ? undefined : timeout.timeoutMs,
+        arrivedAt: performance.now(),
+        compression: compression.request,
+        responseCompression: compression.response,
+        compressMinBytes,
+        readMaxBytes,
+        writeFailed: (error) => {
+          options.writeFailed?.(method.spec.method.name, error);
+          resetStream(stream, http2.constants.NGHTTP2_INTERNAL_ERROR);
+        },
+      };
+      options.served?.();
+      const values = options.contextValues(stream, method.spec.kind === "server_streaming");
+      const watch = options.bodyGuard?.watch(stream);
+      // As in Connect, the gate sees the call before its message is parsed,
+      // and a refusal ends the call at once. The body is read meanwhile.
+      if (method.requestGate === undefined) {
+        readRequest(stream, readMaxBytes, watch, (body) => start(call, createContext(call, values, options.shutdownSignal), body));
+        return true;
+      }
+      const context = createContext(call, values, options.shutdownSignal);
+      // The body and the gate's verdict come in either order; the call starts once both are in.
+      let body: RequestBody | undefined;
+      let gate: "waiting" | "passed" | "refused" = "waiting";
+      readRequest(stream, readMaxBytes, watch, (read) => {
+        body = read;
+        if (gate === "passed") start(call, context, read);
+      });
+      // Called now, as Connect does; a gate that throws refuses the call as one that rejects.
+      new Promise<void>((resolve) => resolve(method.requestGate?.(context))).then(
+        () => {
+          gate = "passed";
+          if (body !== undefined) start(call, context, body);
+        },
+        (error: unknown) => {
+          gate = "refused";
+          serveError(call, context, error);
+        },
+      );
+      return true;
+    },
+  };
+}
+
+/** Decodes the request and runs the call, or answers with the error its body earned. */
+function start(call: LeanCall, context: LeanContext, body: RequestBody): void {
+  const input = body instanceof ConnectError ? body : decodeRequest(call, body);
+  if (input instanceof Promise) {
+    input.then(
+      (message) => run(call, context, message),
+      (error: unknown) => serveError(call, context, error),
+    );
+  } else run(call, context, input);
+}
+
+function run(call: LeanCall, context: LeanContext, input: Decoded): void {
+  if (input instanceof ConnectError) serveError(call, context, input);
+  else serveCall(call, context, input);
+}
+
+/**
+ * The one request message, or Connect's error for a body that does not hold
+ * exactly one that decompresses and parses. A promise only when it is
+ * compressed: most requests need no turn of the event loop.
+ */
+function decodeRequest(call: LeanCall, envelopes: Envelope[]): Decoded | Promise<Decoded> {
+  const kind = call.method.spec.kind === "unary" ? "unary" : "server-streaming";
+  const [first, second] = envelopes;
+  if (first === undefined) return new ConnectError(`protocol error: missing input message for ${kind} method`, Code.Unimplemented);
+  const message = decodeMessage(call, first);
+  const extra = second === undefined ? undefined : decodeMessage(call, second);
+  if (message instanceof Promise || extra instanceof Promise) {
+    return Promise.all([message, extra]).then(([m, e]) => onlyMessage(kind, m, e));
+  }
+  return onlyMessage(kind, message, extra);
+}
+
+/** A request message, or the error that stands for it. */
+type Decoded = MessageShape<DescMessage> | ConnectError;
+
+/** The request message when there is one, or the error Connect raises first: the first message's, the second's, or one too many. */
+function onlyMessage(kind: string, message: Decoded, extra: Decoded | undefined): Decoded {
+  if (message instanceof ConnectError) return message;
+  if (extra instanceof ConnectError) return extra;
+  if (extra !== undefined) return new ConnectError(`protocol error: received extra input message for ${kind} method`, Code.Unimplemented);
+  return message;
+}
+
+/** One envelope's message, or the error Connect's decompression or parsing raises for it. */
+function decodeMessage(call: LeanCall, envelope: Envelope): Decoded | Promise<Decoded> {
+  const parse = (data: Uint8Array) => {
+    try {
+      return call.method.serialization.getI(true).parse(data);
+    } catch (error) {
+      return ConnectError.from(error);
+    }
+  };
+  if ((envelope.flags & compressedFlag) === 0) return parse(envelope.data);
+  return envelopeDecompress(envelope, call.compression, call.readMaxBytes).then(
+    (decompressed) => parse(decompressed.data),
+    (error: unknown) => ConnectError.from(error),
+  );
+}
+
+/** The flag of a compressed gRPC envelope. */
+const compressedFlag = 0b1;
+
+/** A single header value; undefined for a header sent more than once, which Connect reads differently. */
+function single(value: string | string[] | undefined): string | null | undefined {
+  if (value === undefined) return null;
+  return typeof value === "string" ? value : undefined;
+}
+
+function createContext(call: LeanCall, values: ContextValues, shutdownSignal: AbortSignal): LeanContext {
+  const { stream, headers } = call;
+  const requestHeader: [string, string][] = [];
+  for (const name in headers) {
+    const value = headers[name];
+    if (name.startsWith(":") || value === undefined) continue;
+    if (typeof value === "string") requestHeader.push([name, value]);
+    else for (const v of value) requestHeader.push([name, v]);
+  }
+  const context = createLeanContext({
+    method: call.method.spec.method,
+    url: `http://${String(headers[":authority"])}${String(headers[":path"])}`,
+    timeoutMs: call.timeoutMs === undefined ? undefined : call.timeoutMs - (performance.now() - call.arrivedAt),
+    shutdownSignal,
+    requestHeader,
+    responseHeader: call.responseCompression === null ? plainResponseHeader : { ...plainResponseHeader, [headerEncoding]: call.responseCompression.name },
+    responseTrailer: okTrailer,
+    values,
+  });
+  // The call's signal aborts when the HTTP/2 stream closes while the call
+  // runs, with the status that connect-node derives from the reset code (a
+  // client's cancel is CANCELED). A stream that closes after its response is
+  // the normal end of every call: nothing is left to tell.
+  stream.once("close", () => {
+    if (!context.signal.aborted) context.abort(errorFromResetCode(stream.rstCode));
+  });
+  return context;
+}
+
+/** What every response's headers and trailers start from; each context copies them into Headers of its own. */
+const plainResponseHeader = { "content-type": "application/grpc+proto" };
+const okTrailer = { "grpc-status": "0" };

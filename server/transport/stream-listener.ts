@@ -1,0 +1,49 @@
+import * as http2 from "node:http2";
+import type { LeanPath } from "./lean/lean-path.js";
+import type { NodeHandler } from "./node-handler.js";
+
+/** A listener of an HTTP/2 server's "stream" event. */
+export type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
+
+/**
+ * Creates what serves each HTTP/2 stream of the gRPC port: the lean path
+ * when it takes the call, and otherwise the handler, through node's
+ * compatibility request and response objects, built here only for the
+ * streams that need them. Node builds them for every stream of a server with
+ * a "request" listener, and offers no way for a "stream" listener to pass a
+ * stream on to that layer, so this does what node's own does (lib/internal/
+ * http2/compat.js, onServerStream): CONNECT is refused with 405, and an
+ * Expect of 100-continue is answered, any other with 417.
+ */
+export function createStreamListener(lean: LeanPath | undefined, handler: NodeHandler): StreamListener {
+  return (stream, headers, _flags, rawHeaders) => {
+    // An error of one stream (a reset with an error code, a write after the
+    // client left) is that stream's end, and is reported through its close;
+    // without a listener it would end the process. The compatibility layer
+    // ignores them the same way.
+    stream.on("error", ignoreStreamError);
+    // A stream already closed when it gets here (refused on a connection
+    // being cut off for rapid resets, see limit-unanswered-resets.ts, or
+    // reset by its client before the server got to it) wants no answer.
+    if (stream.closed) return;
+    if (lean?.take(stream, headers)) return;
+    const req = new http2.Http2ServerRequest(stream, headers, {}, rawHeaders);
+    const res = new http2.Http2ServerResponse(stream);
+    if (headers[":method"] === "CONNECT") {
+      res.statusCode = 405;
+      res.end();
+      return;
+    }
+    if (headers.expect !== undefined) {
+      if (headers.expect !== "100-continue") {
+        res.statusCode = 417;
+        res.end();
+        return;
+      }
+      res.writeContinue();
+    }
+    handler(req, res);
+  };
+}
+
+function ignoreStreamError(): void {}
