@@ -6,7 +6,7 @@ import type { ChatBackend, MaybePromise } from "../core/chat-backend.js";
 import { ChatError } from "../core/chat-error.js";
 import { authenticatedUser } from "./auth-interceptor.js";
 import { channelTypes } from "./channel-types.js";
-import { toChatMessage } from "./connect-response.js";
+import { toChatMessage, toSendMessageResponse } from "./connect-response.js";
 import { historyPageToken, pageToken, readHistoryPageToken, readPageToken } from "./page-token.js";
 import { createSessionStream, type DeliveryMetrics, type SessionStreamOptions } from "./session-stream.js";
 
@@ -83,7 +83,7 @@ export function createChatService(
 
     async sendMessage(req, ctx) {
       const message = await backend.send(authenticatedUser(ctx), req.channel, req.text, req.requestId);
-      return { message: toChatMessage(message) };
+      return toSendMessageResponse(message);
     },
 
     async listMessages(req, ctx) {

@@ -8,6 +8,8 @@ import {
   type EventSchema,
   EventSchema as Events,
   LeaveReason,
+  type SendMessageResponse,
+  SendMessageResponseSchema,
 } from "../../gen/chat/v1/chat_pb.js";
 import type { ChatEvent, LeaveReason as CoreLeaveReason, SessionEvent } from "../core/session-event.js";
 import { preEncoded } from "../transport/lean/pre-encoded.js";
@@ -63,6 +65,29 @@ export function toConnectResponse(batch: readonly SessionEvent[], binary: boolea
     encoded.map((e) => e.field),
   );
 }
+
+/**
+ * Builds SendMessage's response for the message as delivered, marked with
+ * its encoding, which is that of the delivered event: an Event holds the
+ * message in its field 2 and SendMessageResponse in its field 1, with the
+ * same length and bytes after the tag. The lean path writes it without
+ * serializing the message again, and the event's encoding, made here or by
+ * the first stream that delivers it, serves both.
+ */
+export function toSendMessageResponse(event: ChatEvent): SendMessageResponse {
+  const response = create(SendMessageResponseSchema, { message: toChatMessage(event) });
+  // The Event's length (a varint), then the Event: the message's tag (one
+  // byte), its length and its bytes, which the response takes after a tag
+  // of its own.
+  const { data } = encodedEvent(event).unknown;
+  let eventAt = 0;
+  while ((data[eventAt]! & 0x80) !== 0) eventAt++;
+  eventAt++;
+  return preEncoded(response, [sendMessageTag, data.subarray(eventAt + 1)]);
+}
+
+/** SendMessageResponse.message: field 1, length-delimited. */
+const sendMessageTag = Uint8Array.of((1 << 3) | WireType.LengthDelimited);
 
 const leaveReasons: Record<CoreLeaveReason, LeaveReason> = {
   left: LeaveReason.LEFT,

@@ -11,7 +11,7 @@ function context(shutdownSignal: AbortSignal, timeoutMs?: number) {
     url: "http://localhost/chat.v1.ChatService/SendMessage",
     timeoutMs,
     shutdownSignal,
-    requestHeader: [["authorization", "alice"]],
+    requestHeader: { authorization: "alice", ":path": "/chat.v1.ChatService/SendMessage" },
     responseHeader: { "content-type": "application/grpc+proto" },
     responseTrailer: { "grpc-status": "0" },
     values: createContextValues(),

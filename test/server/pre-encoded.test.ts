@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { equals, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { ConnectResponseSchema } from "../../gen/chat/v1/chat_pb.js";
-import type { SessionEvent } from "../../server/core/session-event.js";
-import { toConnectResponse } from "../../server/rpc/connect-response.js";
+import { ConnectResponseSchema, SendMessageResponseSchema } from "../../gen/chat/v1/chat_pb.js";
+import type { ChatEvent, SessionEvent } from "../../server/core/session-event.js";
+import { toConnectResponse, toSendMessageResponse } from "../../server/rpc/connect-response.js";
 import { preEncodedFields } from "../../server/transport/lean/pre-encoded.js";
 
 const batch: SessionEvent[] = [
@@ -35,5 +35,20 @@ describe("a pre-encoded ConnectResponse", () => {
     assert.equal(preEncodedFields(toConnectResponse(batch, false)), undefined);
     assert.equal(preEncodedFields({}), undefined);
     assert.equal(preEncodedFields(undefined), undefined);
+  });
+});
+
+describe("a pre-encoded SendMessageResponse", () => {
+  it("carries exactly the bytes protobuf-es serializes it to, before and after its event was encoded for a stream", () => {
+    for (const message of [batch[0], batch[2]] as ChatEvent[]) {
+      for (const first of ["response", "stream"]) {
+        const event = { ...message };
+        if (first === "stream") toConnectResponse([event], true);
+        const response = toSendMessageResponse(event);
+        const fields = preEncodedFields(response);
+        assert.ok(fields !== undefined, "the response is marked pre-encoded");
+        assert.deepEqual(Buffer.concat(fields), Buffer.from(toBinary(SendMessageResponseSchema, response)), `${message.id}, ${first} first`);
+      }
+    }
   });
 });

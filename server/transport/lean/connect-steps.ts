@@ -1,9 +1,23 @@
 import { create, type DescMessage, isMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, type HandlerContext, type Interceptor, type StreamRequest } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  type HandlerContext,
+  type Interceptor,
+  type StreamRequest,
+  type StreamResponse,
+  type UnaryRequest,
+  type UnaryResponse,
+} from "@connectrpc/connect";
+import { createAsyncIterable } from "@connectrpc/connect/protocol";
+import type { LeanSpec } from "./lean-method.js";
 
 // Steps of Connect's server-side call handling that the package does not
 // export, redone here for the lean path as Connect does them (the parity test
-// compares the two paths call by call).
+// compares the two paths call by call). The requests, responses and contexts
+// are written out in full, with their headers behind getters: Connect
+// spreads them, which would build every Headers of a lean context
+// (lean-context.ts) whether anything reads it or not.
 
 /** Wraps a call in interceptors as Connect's applyInterceptors does: the first in the list is the outermost. */
 export function applyInterceptors<Req, Res>(interceptors: Interceptor[], call: (req: Req) => Promise<Res>): (req: Req) => Promise<Res> {
@@ -14,8 +28,125 @@ export function applyInterceptors<Req, Res>(interceptors: Interceptor[], call: (
 }
 
 /** The context a handler sees: Connect's, with what the interceptors changed on the request (mergeRequest in Connect). */
-export function mergeRequest(context: HandlerContext, request: StreamRequest): HandlerContext {
-  return { ...context, service: request.service, requestHeader: request.header, signal: request.signal, values: request.contextValues };
+export function mergeRequest(context: HandlerContext, request: UnaryRequest | StreamRequest): HandlerContext {
+  return {
+    service: request.service,
+    method: context.method,
+    protocolName: context.protocolName,
+    requestMethod: context.requestMethod,
+    url: context.url,
+    timeoutMs: context.timeoutMs,
+    signal: request.signal,
+    values: request.contextValues,
+    get requestHeader() {
+      return request.header;
+    },
+    get responseHeader() {
+      return context.responseHeader;
+    },
+    get responseTrailer() {
+      return context.responseTrailer;
+    },
+  };
+}
+
+/**
+ * Runs a unary call through its interceptors as Connect's
+ * invokeUnaryImplementation does, and returns the response message. The
+ * headers an interceptor's own response carries are copied to the context as
+ * Connect copies them; the response the call itself made already holds the
+ * context's.
+ */
+export async function invokeUnary(
+  spec: Extract<LeanSpec, { kind: "unary" }>,
+  context: HandlerContext,
+  input: MessageShape<DescMessage>,
+  interceptors: Interceptor[],
+): Promise<MessageShape<DescMessage>> {
+  let own: UnaryResponse | undefined;
+  const next = applyInterceptors<UnaryRequest, UnaryResponse>(interceptors, async (req) => {
+    own = {
+      stream: false,
+      service: spec.method.parent,
+      method: spec.method,
+      message: create(spec.method.output, await spec.impl(req.message, mergeRequest(context, req))),
+      get header() {
+        return context.responseHeader;
+      },
+      get trailer() {
+        return context.responseTrailer;
+      },
+    };
+    return own;
+  });
+  const res = await next({
+    stream: false,
+    service: spec.method.parent,
+    method: spec.method,
+    message: input,
+    requestMethod: context.requestMethod,
+    url: context.url,
+    signal: context.signal,
+    contextValues: context.values,
+    get header() {
+      return context.requestHeader;
+    },
+  });
+  if (res !== own) {
+    copyHeaders(res.header, context.responseHeader);
+    copyHeaders(res.trailer, context.responseTrailer);
+  }
+  return res.message;
+}
+
+/**
+ * Runs a server-streaming call through its interceptors as Connect's
+ * invokeStreamImplementation does, and returns its messages; the header of
+ * an interceptor's own response has been copied to the context, and
+ * copyTrailer copies its trailer once the messages are done.
+ */
+export async function invokeServerStream(
+  spec: Extract<LeanSpec, { kind: "server_streaming" }>,
+  context: HandlerContext,
+  input: MessageShape<DescMessage>,
+  interceptors: Interceptor[],
+): Promise<{ messages: AsyncIterable<unknown>; copyTrailer(): void }> {
+  let own: StreamResponse | undefined;
+  const next = applyInterceptors<StreamRequest, StreamResponse>(interceptors, async (req) => {
+    own = {
+      stream: true,
+      service: spec.method.parent,
+      method: spec.method,
+      message: normalizeIterable(spec.method.output, spec.impl(await firstMessage(req.message), mergeRequest(context, req))),
+      get header() {
+        return context.responseHeader;
+      },
+      get trailer() {
+        return context.responseTrailer;
+      },
+    };
+    return own;
+  });
+  const res = await next({
+    stream: true,
+    service: spec.method.parent,
+    method: spec.method,
+    message: createAsyncIterable([input]),
+    requestMethod: context.requestMethod,
+    url: context.url,
+    signal: context.signal,
+    contextValues: context.values,
+    get header() {
+      return context.requestHeader;
+    },
+  });
+  if (res !== own) copyHeaders(res.header, context.responseHeader);
+  return {
+    messages: res.message,
+    copyTrailer: () => {
+      if (res !== own) copyHeaders(res.trailer, context.responseTrailer);
+    },
+  };
 }
 
 /** Takes the one request message of a server-streaming call, with Connect's error when there is none. */

@@ -1,36 +1,47 @@
 import type * as http2 from "node:http2";
-import { contentTypeProto, grpcStatusOk, headerContentType, headerGrpcStatus } from "@connectrpc/connect/protocol-grpc";
+import type { Compression } from "@connectrpc/connect/protocol";
+import { contentTypeProto, grpcStatusOk, headerContentType, headerEncoding, headerGrpcStatus } from "@connectrpc/connect/protocol-grpc";
+import type { LeanContext } from "./lean-context.js";
 
 // The frames of a gRPC response, written straight to an HTTP/2 stream: the
 // headers, each message, then the status in trailers. The common headers and
 // trailers are built once for every call.
 
-/** The response headers of a call whose handler set none of its own. */
-export const plainHeaders: http2.OutgoingHttpHeaders = Object.freeze({ ":status": 200, [headerContentType]: contentTypeProto });
+/** The response headers of a call whose handler read none of its own, by the response's compression. */
+const plainHeaders = new Map<string | null, http2.OutgoingHttpHeaders>();
 
-/** The trailers of a call that ended well and whose handler set none of its own. */
-export const okTrailers: http2.OutgoingHttpHeaders = Object.freeze({ [headerGrpcStatus]: grpcStatusOk });
+/** The trailers of a call that ended well and whose handler read none of its own. */
+const okTrailers: http2.OutgoingHttpHeaders = Object.freeze({ [headerGrpcStatus]: grpcStatusOk });
 
 /**
- * Node's form of a call's response headers. Values of a repeated name come
- * joined, as fetch's Headers gives them, which is what Connect's adapter
- * writes too.
+ * Node's form of a call's response headers: built once for all the calls
+ * that left them as they started (node copies what it is given), or from the
+ * context's Headers. Values of a repeated name come joined, as fetch's
+ * Headers gives them, which is what Connect's adapter writes too.
  */
-export function responseHeaders(headers: Headers): http2.OutgoingHttpHeaders {
-  const out: http2.OutgoingHttpHeaders = { ":status": 200 };
-  headers.forEach((value, name) => {
-    out[name] = value;
-  });
-  return out;
+export function responseHeaders(context: LeanContext, compression: Compression | null): http2.OutgoingHttpHeaders {
+  const touched = context.touched().header;
+  if (touched !== undefined) return nodeHeaders(touched, { ":status": 200 });
+  const encoding = compression === null ? null : compression.name;
+  let headers = plainHeaders.get(encoding);
+  if (headers === undefined) {
+    headers = Object.freeze({ ":status": 200, [headerContentType]: contentTypeProto, ...(encoding === null ? {} : { [headerEncoding]: encoding }) });
+    plainHeaders.set(encoding, headers);
+  }
+  return headers;
 }
 
-/** Node's form of a call's trailers. */
-export function trailersOf(trailers: Headers): http2.OutgoingHttpHeaders {
-  const out: http2.OutgoingHttpHeaders = {};
-  trailers.forEach((value, name) => {
-    out[name] = value;
+/** Node's form of a call's trailers: the shared OK trailers, or the context's. */
+export function responseTrailers(context: LeanContext): http2.OutgoingHttpHeaders {
+  const touched = context.touched().trailer;
+  return touched === undefined ? okTrailers : nodeHeaders(touched, {});
+}
+
+function nodeHeaders(headers: Headers, into: http2.OutgoingHttpHeaders): http2.OutgoingHttpHeaders {
+  headers.forEach((value, name) => {
+    into[name] = value;
   });
-  return out;
+  return into;
 }
 
 /**

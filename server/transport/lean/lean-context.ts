@@ -1,5 +1,7 @@
+import type * as http2 from "node:http2";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues, type HandlerContext } from "@connectrpc/connect";
+import { createIncomingHeaders } from "./incoming-headers.js";
 
 /** What a lean call's context is made from. */
 export interface LeanContextInit {
@@ -8,7 +10,8 @@ export interface LeanContextInit {
   /** Milliseconds left before the call's deadline, if it has one. */
   timeoutMs: number | undefined;
   shutdownSignal: AbortSignal;
-  requestHeader: [string, string][];
+  /** The request's headers as node gives them; pseudo-headers are left out. */
+  requestHeader: http2.IncomingHttpHeaders;
   responseHeader: Record<string, string>;
   responseTrailer: Record<string, string>;
   values: ContextValues;
@@ -18,6 +21,12 @@ export interface LeanContextInit {
 export type LeanContext = HandlerContext & {
   /** Aborts the call's signal with reason, as Connect's context controller does, and stops its deadline. */
   abort(reason?: unknown): void;
+  /**
+   * The response headers and trailers if anything has read them (and so may
+   * have changed them); undefined while they are still what the call
+   * started with.
+   */
+  touched(): { header: Headers | undefined; trailer: Headers | undefined };
 };
 
 /**
@@ -29,7 +38,9 @@ export type LeanContext = HandlerContext & {
  * aborts it itself when the request's stream closes, and the shutdown signal
  * gets one listener, removed when the call ends. The reasons are Connect's:
  * DEADLINE_EXCEEDED "the operation timed out", the shutdown signal's reason,
- * or the reason given to abort().
+ * or the reason given to abort(). The three Headers are built when first
+ * read, as most calls read one header of the request and none of the
+ * response: building them costs more than the rest of the context.
  */
 export function createLeanContext(init: LeanContextInit): LeanContext {
   const controller = new AbortController();
@@ -49,6 +60,9 @@ export function createLeanContext(init: LeanContextInit): LeanContext {
     if (init.timeoutMs !== undefined) timer = setTimeout(() => abort(timedOut()), init.timeoutMs);
     shutdown.addEventListener("abort", onShutdown);
   }
+  let requestHeader: Headers | undefined;
+  let responseHeader: Headers | undefined;
+  let responseTrailer: Headers | undefined;
   return {
     service: init.method.parent satisfies DescService,
     method: init.method,
@@ -57,11 +71,21 @@ export function createLeanContext(init: LeanContextInit): LeanContext {
     url: init.url,
     signal: controller.signal,
     timeoutMs: () => (deadlineAt === undefined ? undefined : deadlineAt - Date.now()),
-    requestHeader: new Headers(init.requestHeader),
-    responseHeader: new Headers(init.responseHeader),
-    responseTrailer: new Headers(init.responseTrailer),
+    get requestHeader() {
+      requestHeader ??= createIncomingHeaders(init.requestHeader);
+      return requestHeader;
+    },
+    get responseHeader() {
+      responseHeader ??= new Headers(init.responseHeader);
+      return responseHeader;
+    },
+    get responseTrailer() {
+      responseTrailer ??= new Headers(init.responseTrailer);
+      return responseTrailer;
+    },
     values: init.values,
     abort,
+    touched: () => ({ header: responseHeader, trailer: responseTrailer }),
   };
 }
 

@@ -206,19 +206,12 @@ function single(value: string | string[] | undefined): string | null | undefined
 
 function createContext(call: LeanCall, values: ContextValues, shutdownSignal: AbortSignal): LeanContext {
   const { stream, headers } = call;
-  const requestHeader: [string, string][] = [];
-  for (const name in headers) {
-    const value = headers[name];
-    if (name.startsWith(":") || value === undefined) continue;
-    if (typeof value === "string") requestHeader.push([name, value]);
-    else for (const v of value) requestHeader.push([name, v]);
-  }
   const context = createLeanContext({
     method: call.method.spec.method,
     url: `http://${String(headers[":authority"])}${String(headers[":path"])}`,
     timeoutMs: call.timeoutMs === undefined ? undefined : call.timeoutMs - (performance.now() - call.arrivedAt),
     shutdownSignal,
-    requestHeader,
+    requestHeader: headers,
     responseHeader: call.responseCompression === null ? plainResponseHeader : { ...plainResponseHeader, [headerEncoding]: call.responseCompression.name },
     responseTrailer: okTrailer,
     values,

@@ -1,10 +1,10 @@
 import type * as http2 from "node:http2";
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, type StreamRequest, type StreamResponse } from "@connectrpc/connect";
-import { type Compression, createAsyncIterable, encodeEnvelope, envelopeCompress, invokeUnaryImplementation } from "@connectrpc/connect/protocol";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { type Compression, encodeEnvelope, envelopeCompress } from "@connectrpc/connect/protocol";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { applyInterceptors, copyHeaders, firstMessage, mergeRequest, normalizeIterable } from "./connect-steps.js";
-import { endResponse, responseHeaders, sendHeaders, trailersOf } from "./grpc-response.js";
+import { invokeServerStream, invokeUnary } from "./connect-steps.js";
+import { endResponse, responseHeaders, responseTrailers, sendHeaders } from "./grpc-response.js";
 import type { LeanContext } from "./lean-context.js";
 import type { LeanMethod, LeanSpec } from "./lean-method.js";
 import { preEncodedFields } from "./pre-encoded.js";
@@ -61,8 +61,8 @@ export function serveError(call: LeanCall, context: LeanContext, error: unknown,
   const err = error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal, undefined, undefined, error);
   setTrailerStatus(context.responseTrailer, err);
   try {
-    if (!headersSent) sendHeaders(stream, responseHeaders(context.responseHeader));
-    endResponse(stream, trailersOf(context.responseTrailer));
+    if (!headersSent) sendHeaders(stream, responseHeaders(context, call.responseCompression));
+    endResponse(stream, responseTrailers(context));
   } catch (failure) {
     call.writeFailed(failure);
   }
@@ -71,7 +71,7 @@ export function serveError(call: LeanCall, context: LeanContext, error: unknown,
 async function serveUnary(call: LeanCall, spec: Extract<LeanSpec, { kind: "unary" }>, context: LeanContext, input: MessageShape<DescMessage>): Promise<void> {
   let body: Uint8Array;
   try {
-    const output = await invokeUnaryImplementation(spec, context, input, call.method.interceptors);
+    const output = await invokeUnary(spec, context, input, call.method.interceptors);
     const encoded = encode(call, output);
     body = encoded instanceof Promise ? await encoded : encoded;
   } catch (error) {
@@ -80,8 +80,8 @@ async function serveUnary(call: LeanCall, spec: Extract<LeanSpec, { kind: "unary
   }
   const stream = call.stream;
   if (stream.closed || stream.destroyed) return;
-  sendHeaders(stream, responseHeaders(context.responseHeader));
-  endResponse(stream, trailersOf(context.responseTrailer), body);
+  sendHeaders(stream, responseHeaders(context, call.responseCompression));
+  endResponse(stream, responseTrailers(context), body);
 }
 
 /**
@@ -98,31 +98,11 @@ async function serveServerStream(
   input: MessageShape<DescMessage>,
 ): Promise<void> {
   const stream = call.stream;
-  const output = spec.method.output;
   let headersSent = false;
   let it: AsyncIterator<unknown> | undefined;
   try {
-    const next = applyInterceptors<StreamRequest, StreamResponse>(call.method.interceptors, async (request) => ({
-      stream: true,
-      service: spec.method.parent,
-      method: spec.method,
-      header: context.responseHeader,
-      trailer: context.responseTrailer,
-      message: normalizeIterable(output, spec.impl(await firstMessage(request.message), mergeRequest(context, request))),
-    }));
-    const response = await next({
-      stream: true,
-      service: spec.method.parent,
-      method: spec.method,
-      requestMethod: context.requestMethod,
-      url: context.url,
-      signal: context.signal,
-      header: context.requestHeader,
-      contextValues: context.values,
-      message: createAsyncIterable([input]),
-    });
-    copyHeaders(response.header, context.responseHeader);
-    it = response.message[Symbol.asyncIterator]();
+    const response = await invokeServerStream(spec, context, input, call.method.interceptors);
+    it = response.messages[Symbol.asyncIterator]();
     for (;;) {
       const result = await it.next();
       if (result.done === true) break;
@@ -130,7 +110,7 @@ async function serveServerStream(
       const body = encoded instanceof Promise ? await encoded : encoded;
       if (stream.closed) break;
       if (!headersSent) {
-        sendHeaders(stream, responseHeaders(context.responseHeader));
+        sendHeaders(stream, responseHeaders(context, call.responseCompression));
         headersSent = true;
       }
       if (!stream.write(body)) await drained(stream);
@@ -141,9 +121,9 @@ async function serveServerStream(
       await it.return?.();
       return;
     }
-    copyHeaders(response.trailer, context.responseTrailer);
-    if (!headersSent) sendHeaders(stream, responseHeaders(context.responseHeader));
-    endResponse(stream, trailersOf(context.responseTrailer));
+    response.copyTrailer();
+    if (!headersSent) sendHeaders(stream, responseHeaders(context, call.responseCompression));
+    endResponse(stream, responseTrailers(context));
   } catch (error) {
     serveError(call, context, error, headersSent);
     // As Connect's pipeline does when serializing or writing fails: close the
