@@ -49,7 +49,11 @@ export function createGrpcServer(config: ServerConfig, handler: NodeHandler, log
       maxHeaderListSize: 16 * 1024,
     },
   };
-  const server = tls === undefined ? http2.createServer(options, handler) : http2.createSecureServer({ ...options, ...tls, allowHTTP1: true }, handler);
+  // The TLS server is kept under its own type for setTls: @types/node 26
+  // reduces the union of the two server types to the plain one, so that
+  // narrowing the union no longer finds setSecureContext.
+  const secureServer = tls === undefined ? undefined : http2.createSecureServer({ ...options, ...tls, allowHTTP1: true }, handler);
+  const server = secureServer ?? http2.createServer(options, handler);
   server.maxConnections = config.maxConnections;
   logRefusals(server, config.maxConnections, logger);
   if (config.maxConnectionsPerIp > 0) limitConnectionsPerAddress(server, config.maxConnectionsPerIp, logger);
@@ -78,7 +82,7 @@ export function createGrpcServer(config: ServerConfig, handler: NodeHandler, log
     server,
     secure: tls !== undefined,
     setTls(files) {
-      if ("setSecureContext" in server) server.setSecureContext(files);
+      secureServer?.setSecureContext(files);
     },
     sessions,
     allClosed: () =>
