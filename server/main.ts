@@ -11,8 +11,8 @@ import { hostPort } from "./transport/listen-on.js";
  * A bad configuration exits 2 with a message before anything starts.
  */
 async function main(): Promise<void> {
-  // Under Node 24 the process is otherwise named after its main thread
-  // ("MainThread"): this name is what ps, pgrep and pkill find.
+  // Under Node 26 the process is otherwise named after its main thread
+  // ("node-MainThread"): this name is what ps, pgrep and pkill find.
   process.title = "chat-server";
   let config: ServerConfig;
   try {

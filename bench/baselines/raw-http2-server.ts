@@ -32,7 +32,10 @@ function readBody(stream: http2.ServerHttp2Stream): Promise<Buffer> {
 }
 
 const server = http2.createServer({ settings: { maxConcurrentStreams: 1000 } });
-server.on("stream", async (stream, headers) => {
+// Node hands this event a ServerHttp2Stream (the session's own "stream" event
+// says so), but @types/node 26 types the server's with the base Http2Stream,
+// which has no respond(): the parameters say what Node passes.
+server.on("stream", async (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
   stream.on("error", () => {});
   const path = String(headers[":path"]);
   const body = await readBody(stream);

@@ -72,7 +72,8 @@ export function createGrpcServer(config: ServerConfig, onStream: StreamListener,
   const server = http2.createServer(options);
   server.on("stream", onStream);
   const http1 = tlsPort === undefined ? undefined : createHttp1Server(config, tlsPort.http1);
-  const listener = tlsPort === undefined ? server : createTlsListener(tlsPort.files, server, http1!, logger);
+  const secureListener = tlsPort === undefined || http1 === undefined ? undefined : createTlsListener(tlsPort.files, server, http1, logger);
+  const listener = secureListener ?? server;
   listener.maxConnections = config.maxConnections;
   logRefusals(listener, config.maxConnections, logger);
   if (config.maxConnectionsPerIp > 0) limitConnectionsPerAddress(listener, config.maxConnectionsPerIp, logger);
@@ -97,7 +98,7 @@ export function createGrpcServer(config: ServerConfig, onStream: StreamListener,
     http1,
     secure: tlsPort !== undefined,
     setTls(files) {
-      if (listener instanceof tls.Server) listener.setSecureContext(files);
+      secureListener?.setSecureContext(files);
     },
     sessions,
     allClosed: () =>
