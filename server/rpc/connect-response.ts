@@ -14,6 +14,7 @@ import {
 import type { ChatEvent, LeaveReason as CoreLeaveReason, SessionEvent } from "../core/session-event.js";
 import { preEncoded } from "../transport/lean/pre-encoded.js";
 import { channelTypes } from "./channel-types.js";
+import { encodeMessageEvent } from "./encode-message-event.js";
 
 // Each group message is encoded once, however many members receive it: the
 // encoded Event, as an occurrence of ConnectResponse's field 1 (tag, length,
@@ -29,10 +30,8 @@ const encodedEvents = new WeakMap<SessionEvent, EncodedEvent>();
 function encodedEvent(event: SessionEvent): EncodedEvent {
   let encoded = encodedEvents.get(event);
   if (encoded === undefined) {
-    const field = new BinaryWriter()
-      .tag(eventsField, WireType.LengthDelimited)
-      .bytes(toBinary(Events, create(Events, toEvent(event))))
-      .finish();
+    const bytes = (event.kind === "message" ? encodeMessageEvent(event) : undefined) ?? toBinary(Events, create(Events, toEvent(event)));
+    const field = new BinaryWriter().tag(eventsField, WireType.LengthDelimited).bytes(bytes).finish();
     encoded = { field, unknown: { no: eventsField, wireType: WireType.LengthDelimited, data: field.subarray(1) } };
     encodedEvents.set(event, encoded);
   }

@@ -46,6 +46,9 @@ describe("a lean call's context", () => {
     const shutdown = createShutdownSignal();
     const ended = context(shutdown.signal, 60_000);
     const live = context(shutdown.signal);
+    // Both hand out their signal, as a handler that listens to it does.
+    assert.equal(ended.signal.aborted || live.signal.aborted, false);
+    assert.equal(shutdown.listeners, 2);
     const done = new ConnectError("the call has ended", Code.Canceled);
     ended.abort(done);
     assert.equal(shutdown.listeners, 1);
@@ -54,5 +57,24 @@ describe("a lean call's context", () => {
     assert.equal(live.signal.reason, reason);
     assert.equal(ended.signal.reason, done);
     assert.equal(context(shutdown.signal).signal.reason, reason, "a call that starts after shutdown is aborted at once");
+  });
+
+  it("listens for nothing until its signal is read, and then gives what it would have had", async () => {
+    const shutdown = createShutdownSignal();
+    const unread = context(shutdown.signal, 60_000);
+    assert.equal(shutdown.listeners, 0, "no listener for a signal nobody holds");
+    unread.abort(new ConnectError("the call has ended", Code.Canceled));
+    assert.equal(shutdown.listeners, 0);
+    assert.equal((unread.signal.reason as ConnectError).message, "[canceled] the call has ended", "read after its end, it is aborted with the end's reason");
+    assert.equal(shutdown.listeners, 0, "and does not listen afterwards");
+
+    const late = context(shutdown.signal, 5);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal((late.signal.reason as ConnectError).code, Code.DeadlineExceeded, "read after its deadline, it has timed out");
+
+    const afterShutdown = context(shutdown.signal);
+    const reason = new ConnectError("the server is shutting down", Code.Unavailable);
+    shutdown.abort(reason);
+    assert.equal(afterShutdown.signal.reason, reason, "read after the shutdown, it has its reason");
   });
 });

@@ -15,9 +15,10 @@ import type { LeanSpec } from "./lean-method.js";
 // Steps of Connect's server-side call handling that the package does not
 // export, redone here for the lean path as Connect does them (the parity test
 // compares the two paths call by call). The requests, responses and contexts
-// are written out in full, with their headers behind getters: Connect
-// spreads them, which would build every Headers of a lean context
-// (lean-context.ts) whether anything reads it or not.
+// are written out in full, with their headers and signal behind getters:
+// Connect spreads them, which would build every Headers and the abort
+// controller of a lean context (lean-context.ts) whether anything reads them
+// or not.
 
 /** Wraps a call in interceptors as Connect's applyInterceptors does: the first in the list is the outermost. */
 export function applyInterceptors<Req, Res>(interceptors: Interceptor[], call: (req: Req) => Promise<Res>): (req: Req) => Promise<Res> {
@@ -36,8 +37,10 @@ export function mergeRequest(context: HandlerContext, request: UnaryRequest | St
     requestMethod: context.requestMethod,
     url: context.url,
     timeoutMs: context.timeoutMs,
-    signal: request.signal,
     values: request.contextValues,
+    get signal() {
+      return request.signal;
+    },
     get requestHeader() {
       return request.header;
     },
@@ -86,8 +89,10 @@ export async function invokeUnary(
     message: input,
     requestMethod: context.requestMethod,
     url: context.url,
-    signal: context.signal,
     contextValues: context.values,
+    get signal() {
+      return context.signal;
+    },
     get header() {
       return context.requestHeader;
     },
@@ -134,8 +139,10 @@ export async function invokeServerStream(
     message: createAsyncIterable([input]),
     requestMethod: context.requestMethod,
     url: context.url,
-    signal: context.signal,
     contextValues: context.values,
+    get signal() {
+      return context.signal;
+    },
     get header() {
       return context.requestHeader;
     },

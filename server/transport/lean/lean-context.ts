@@ -34,32 +34,50 @@ export type LeanContext = HandlerContext & {
  * createHandlerContext, for the lean path. Connect links three signals into
  * the call's (a deadline signal, the request's and the server's shutdown), so
  * every call makes three AbortControllers and four listeners. Here one
- * controller does: the deadline is a timer that aborts it, the lean path
- * aborts it itself when the request's stream closes, and the shutdown signal
- * gets one listener, removed when the call ends. The reasons are Connect's:
+ * controller does, made when the signal is first read: the deadline is a
+ * timer that aborts it, the lean path aborts it itself when the request's
+ * stream closes, and the shutdown signal gets one listener, removed when the
+ * call ends. The reasons are Connect's:
  * DEADLINE_EXCEEDED "the operation timed out", the shutdown signal's reason,
  * or the reason given to abort(). The three Headers are built when first
  * read, as most calls read one header of the request and none of the
  * response: building them costs more than the rest of the context.
  */
 export function createLeanContext(init: LeanContextInit): LeanContext {
-  const controller = new AbortController();
   const shutdown = init.shutdownSignal;
+  const deadlineAt = init.timeoutMs === undefined ? undefined : performance.now() + init.timeoutMs;
+  // The controller is made when the signal is first read: a unary call whose
+  // handler and interceptors never read it (most of them) pays for no
+  // controller, no shutdown listener, no deadline timer and no abort event.
+  // Until then, an abort is only remembered, and the signal comes out
+  // already aborted with that reason, as it would have been.
+  let controller: AbortController | undefined;
+  let endedWith: { reason: unknown } | undefined;
   let timer: NodeJS.Timeout | undefined;
   const abort = (reason?: unknown) => {
+    if (controller === undefined) {
+      endedWith ??= { reason };
+      return;
+    }
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
     shutdown.removeEventListener("abort", onShutdown);
     if (!controller.signal.aborted) controller.abort(reason);
   };
   const onShutdown = () => abort(shutdown.reason);
-  const deadlineAt = init.timeoutMs === undefined ? undefined : Date.now() + init.timeoutMs;
-  if (init.timeoutMs !== undefined && init.timeoutMs <= 0) abort(timedOut());
-  else if (shutdown.aborted) abort(shutdown.reason);
-  else {
-    if (init.timeoutMs !== undefined) timer = setTimeout(() => abort(timedOut()), init.timeoutMs);
-    shutdown.addEventListener("abort", onShutdown);
-  }
+  const signal = (): AbortSignal => {
+    if (controller !== undefined) return controller.signal;
+    controller = new AbortController();
+    const left = deadlineAt === undefined ? undefined : deadlineAt - performance.now();
+    if (endedWith !== undefined) abort(endedWith.reason);
+    else if (left !== undefined && left <= 0) abort(timedOut());
+    else if (shutdown.aborted) abort(shutdown.reason);
+    else {
+      if (left !== undefined) timer = setTimeout(() => abort(timedOut()), left);
+      shutdown.addEventListener("abort", onShutdown);
+    }
+    return controller.signal;
+  };
   let requestHeader: Headers | undefined;
   let responseHeader: Headers | undefined;
   let responseTrailer: Headers | undefined;
@@ -69,8 +87,10 @@ export function createLeanContext(init: LeanContextInit): LeanContext {
     protocolName: "grpc",
     requestMethod: "POST",
     url: init.url,
-    signal: controller.signal,
-    timeoutMs: () => (deadlineAt === undefined ? undefined : deadlineAt - Date.now()),
+    get signal() {
+      return signal();
+    },
+    timeoutMs: () => (deadlineAt === undefined ? undefined : deadlineAt - performance.now()),
     get requestHeader() {
       requestHeader ??= createIncomingHeaders(init.requestHeader);
       return requestHeader;
