@@ -1,5 +1,5 @@
 import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
-import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { WireType } from "@bufbuild/protobuf/wire";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   type ChatMessageSchema,
@@ -31,7 +31,20 @@ function encodedEvent(event: SessionEvent): EncodedEvent {
   let encoded = encodedEvents.get(event);
   if (encoded === undefined) {
     const bytes = (event.kind === "message" ? encodeMessageEvent(event) : undefined) ?? toBinary(Events, create(Events, toEvent(event)));
-    const field = new BinaryWriter().tag(eventsField, WireType.LengthDelimited).bytes(bytes).finish();
+    // The field's tag (one byte), the Event's length as a varint, the Event.
+    let lengthBytes = 1;
+    for (let left = bytes.length; left > 0x7f; left = Math.floor(left / 0x80)) lengthBytes++;
+    const field = Buffer.allocUnsafe(1 + lengthBytes + bytes.length);
+    field[0] = (eventsField << 3) | WireType.LengthDelimited;
+    let at = 1;
+    for (let left = bytes.length; ; left = Math.floor(left / 0x80)) {
+      if (left <= 0x7f) {
+        field[at++] = left;
+        break;
+      }
+      field[at++] = (left % 0x80) | 0x80;
+    }
+    field.set(bytes, at);
     encoded = { field, unknown: { no: eventsField, wireType: WireType.LengthDelimited, data: field.subarray(1) } };
     encodedEvents.set(event, encoded);
   }
