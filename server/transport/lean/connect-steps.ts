@@ -9,7 +9,6 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import { createAsyncIterable } from "@connectrpc/connect/protocol";
 import type { LeanSpec } from "./lean-method.js";
 
 // Steps of Connect's server-side call handling that the package does not
@@ -136,7 +135,7 @@ export async function invokeServerStream(
     stream: true,
     service: spec.method.parent,
     method: spec.method,
-    message: createAsyncIterable([input]),
+    message: single(input),
     requestMethod: context.requestMethod,
     url: context.url,
     contextValues: context.values,
@@ -156,9 +155,36 @@ export async function invokeServerStream(
   };
 }
 
+/**
+ * An async iterable of one message, as Connect's createAsyncIterable([message])
+ * gives, without an async generator: the request of a server-streaming call
+ * is read once, by firstMessage.
+ */
+function single<T>(message: T): AsyncIterable<T> {
+  return {
+    [Symbol.asyncIterator]() {
+      let taken = false;
+      return {
+        next: () => {
+          if (taken) return Promise.resolve({ done: true, value: undefined });
+          taken = true;
+          return Promise.resolve({ done: false, value: message });
+        },
+      };
+    },
+  };
+}
+
 /** Takes the one request message of a server-streaming call, with Connect's error when there is none. */
 export async function firstMessage<T>(messages: AsyncIterable<T>): Promise<T> {
-  for await (const message of messages) return message;
+  // The first result is all it reads, as Connect's for-await does before it
+  // returns (which would also tell the iterator it is done with it).
+  const it = messages[Symbol.asyncIterator]();
+  const first = await it.next();
+  if (first.done !== true) {
+    await it.return?.();
+    return first.value;
+  }
   throw new ConnectError("protocol error: missing input message for server-streaming method", Code.Unimplemented);
 }
 

@@ -20,8 +20,23 @@ const resetCodes = new Map<number, [string, Code]>([
   [0xd, ["HTTP_1_1_REQUIRED", Code.PermissionDenied]],
 ]);
 
-/** The status of a stream closed with this reset code, as connect-node derives it; undefined for none. */
+/** One error for each reset code, made when first needed. */
+const errors = new Map<number, ConnectError>();
+
+/**
+ * The status of a stream closed with this reset code, as connect-node derives
+ * it; undefined for none. Connect makes a new error, with its stack trace,
+ * for every stream its client cancels; one per code serves every call alike,
+ * since its message and code are all anyone reads of it.
+ */
 export function errorFromResetCode(rstCode: number | undefined): ConnectError | undefined {
-  const entry = rstCode === undefined ? undefined : resetCodes.get(rstCode);
-  return entry === undefined ? undefined : new ConnectError(`http/2 stream closed with error code ${entry[0]} (0x${rstCode!.toString(16)})`, entry[1]);
+  if (rstCode === undefined) return undefined;
+  let error = errors.get(rstCode);
+  if (error === undefined) {
+    const entry = resetCodes.get(rstCode);
+    if (entry === undefined) return undefined;
+    error = new ConnectError(`http/2 stream closed with error code ${entry[0]} (0x${rstCode.toString(16)})`, entry[1]);
+    errors.set(rstCode, error);
+  }
+  return error;
 }
