@@ -152,6 +152,8 @@ const recipes = {
   longDeadline: runnable("docs/upstream.md", "4. Connect: a deadline longer", "js"),
   listeners: runnable("docs/upstream.md", "6. Node.js and Connect", "js"),
   resetLimit: runnable("docs/upstream.md", "7. Node.js (nghttp2)", "js"),
+  compatForEveryStream: runnable("docs/upstream.md", '8. Node.js: a "stream" listener', "js"),
+  handedConnections: runnable("docs/upstream.md", "9. Node.js: an HTTP/1.1 server", "js"),
 };
 
 describe("the docs' recipes, as typed", { timeout: 240_000 }, () => {
@@ -377,6 +379,8 @@ describe("the docs' recipes, as typed", { timeout: 240_000 }, () => {
       [recipes.listeners, "mjs", /^(?:\d[\d_,]* listeners: \d+\.\d\d µs to add and remove each\n){3}$/],
       // About 6 s: 1,000 ÷ (the ~180 cancellations a second the interval manages − 33).
       [recipes.resetLimit, "mjs", /^GOAWAY 2 after \d+\.\d s\n$/],
+      [recipes.compatForEveryStream, "mjs", /^the compatibility layer built a request too: \/x\n$/],
+      [recipes.handedConnections, "mjs", /^still open after 2 s: true\n$/],
     ];
     for (const [block, ext, expected] of cases) {
       const file = join(root, `repro-${process.pid}.${ext}`);

@@ -128,6 +128,31 @@ describe("TLS on the gRPC port", { timeout: 90_000 }, () => {
     assert.equal(JSON.parse(list.body).code, "unauthenticated");
   });
 
+  it("cuts off an HTTP/1.1 client that never finishes its request, as the web port does", async () => {
+    // The TLS port hands HTTP/1.1 connections to a server that never listens
+    // itself, whose timeouts node checks only once told (docs/upstream.md, report 9).
+    const slow = await startTestServer({ tlsCert: ca.certFile, tlsKey: ca.keyFile, webHeadersTimeoutMs: 300, webRequestTimeoutMs: 300 });
+    try {
+      const socket = tls.connect({ host: "127.0.0.1", port: slow.port, ca: ca.ca, servername: "localhost", ALPNProtocols: ["http/1.1"] });
+      socket.on("error", () => {});
+      let response = "";
+      socket.on("data", (chunk: Buffer) => (response += chunk.toString()));
+      await new Promise((resolve) => socket.once("secureConnect", resolve));
+      assert.equal(socket.alpnProtocol, "http/1.1");
+      // Headers that never end.
+      socket.write("GET / HTTP/1.1\r\nHost: localhost\r\n");
+      const closed = await Promise.race([
+        new Promise<boolean>((resolve) => socket.once("close", () => resolve(true))),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000)),
+      ]);
+      socket.destroy();
+      assert.ok(closed, "the connection was still open 5 s after a 300 ms timeout");
+      assert.match(response, /^HTTP\/1\.1 408 /);
+    } finally {
+      await slow.stop();
+    }
+  });
+
   it("refuses a client that does not trust the certificate, and stays up", async () => {
     const stranger = createChatClient(t.baseUrl, "tls-stranger");
     // connect-node reports a certificate it cannot verify as INTERNAL, with OpenSSL's reason.
