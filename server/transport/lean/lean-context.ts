@@ -1,7 +1,7 @@
 import type * as http2 from "node:http2";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues, type HandlerContext } from "@connectrpc/connect";
-import { createIncomingHeaders } from "./incoming-headers.js";
+import { createLazyHeaders, type LazyHeaders } from "./lazy-headers.js";
 
 /** What a lean call's context is made from. */
 export interface LeanContextInit {
@@ -22,9 +22,8 @@ export type LeanContext = HandlerContext & {
   /** Aborts the call's signal with reason, as Connect's context controller does, and stops its deadline. */
   abort(reason?: unknown): void;
   /**
-   * The response headers and trailers if anything has read them (and so may
-   * have changed them); undefined while they are still what the call
-   * started with.
+   * The response headers and trailers if anything has changed (or iterated)
+   * them; undefined while they are still what the call started with.
    */
   touched(): { header: Headers | undefined; trailer: Headers | undefined };
 };
@@ -39,9 +38,10 @@ export type LeanContext = HandlerContext & {
  * stream closes, and the shutdown signal gets one listener, removed when the
  * call ends. The reasons are Connect's:
  * DEADLINE_EXCEEDED "the operation timed out", the shutdown signal's reason,
- * or the reason given to abort(). The three Headers are built when first
- * read, as most calls read one header of the request and none of the
- * response: building them costs more than the rest of the context.
+ * or the reason given to abort(). The three Headers read from records until
+ * something changes them (lazy-headers.ts), as most calls read one header of
+ * the request and change none of the response's: building them costs more
+ * than the rest of the context.
  */
 export function createLeanContext(init: LeanContextInit): LeanContext {
   const shutdown = init.shutdownSignal;
@@ -78,9 +78,9 @@ export function createLeanContext(init: LeanContextInit): LeanContext {
     }
     return controller.signal;
   };
-  let requestHeader: Headers | undefined;
-  let responseHeader: Headers | undefined;
-  let responseTrailer: Headers | undefined;
+  let requestHeader: LazyHeaders | undefined;
+  let responseHeader: LazyHeaders | undefined;
+  let responseTrailer: LazyHeaders | undefined;
   return {
     service: init.method.parent satisfies DescService,
     method: init.method,
@@ -92,20 +92,23 @@ export function createLeanContext(init: LeanContextInit): LeanContext {
     },
     timeoutMs: () => (deadlineAt === undefined ? undefined : deadlineAt - performance.now()),
     get requestHeader() {
-      requestHeader ??= createIncomingHeaders(init.requestHeader);
+      requestHeader ??= createLazyHeaders(init.requestHeader);
       return requestHeader;
     },
     get responseHeader() {
-      responseHeader ??= new Headers(init.responseHeader);
+      responseHeader ??= createLazyHeaders(init.responseHeader);
       return responseHeader;
     },
     get responseTrailer() {
-      responseTrailer ??= new Headers(init.responseTrailer);
+      responseTrailer ??= createLazyHeaders(init.responseTrailer);
       return responseTrailer;
     },
     values: init.values,
     abort,
-    touched: () => ({ header: responseHeader, trailer: responseTrailer }),
+    touched: () => ({
+      header: responseHeader?.copied === true ? responseHeader : undefined,
+      trailer: responseTrailer?.copied === true ? responseTrailer : undefined,
+    }),
   };
 }
 

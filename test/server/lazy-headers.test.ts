@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createIncomingHeaders } from "../../server/transport/lean/incoming-headers.js";
+import { createLazyHeaders } from "../../server/transport/lean/lazy-headers.js";
 
 // A lean call's request headers are read from node's object until something
 // needs a real copy; either way they must answer as fetch's Headers built
@@ -22,9 +22,25 @@ function reference(): Headers {
   ]);
 }
 
-describe("a lean call's request headers", () => {
+describe("a lean call's headers", () => {
+  it("say whether they were copied out of their record, which lookups do not do", () => {
+    const headers = createLazyHeaders({ "content-type": "application/grpc+proto" });
+    assert.equal(headers.get("content-type"), "application/grpc+proto");
+    assert.equal(headers.has("grpc-encoding"), false);
+    assert.equal(headers.copied, false);
+    headers.set("x-set", "by a handler");
+    assert.equal(headers.copied, true);
+    assert.deepEqual(
+      [...headers],
+      [
+        ["content-type", "application/grpc+proto"],
+        ["x-set", "by a handler"],
+      ],
+    );
+  });
+
   it("answer lookups as Headers does, without pseudo-headers", () => {
-    const headers = createIncomingHeaders({ ...raw });
+    const headers = createLazyHeaders({ ...raw });
     const expected = reference();
     for (const name of ["authorization", "Authorization", "x-many", "content-type", "missing"]) {
       assert.equal(headers.get(name), expected.get(name), name);
@@ -38,7 +54,7 @@ describe("a lean call's request headers", () => {
   });
 
   it("iterate and change as Headers does", () => {
-    const headers = createIncomingHeaders({ ...raw });
+    const headers = createLazyHeaders({ ...raw });
     assert.deepEqual([...headers], [...reference()]);
     headers.set("authorization", "bob");
     headers.append("x-many", "three");
@@ -53,7 +69,7 @@ describe("a lean call's request headers", () => {
   });
 
   it("read a change made before any lookup", () => {
-    const headers = createIncomingHeaders({ ...raw });
+    const headers = createLazyHeaders({ ...raw });
     headers.delete("authorization");
     assert.equal(headers.get("authorization"), null);
   });
