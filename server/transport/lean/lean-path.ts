@@ -74,6 +74,20 @@ const longestTimerMs = 2 ** 31 - 1;
  */
 export function createLeanPath(methods: ReadonlyMap<string, LeanMethod>, options: LeanPathOptions): LeanPath {
   const { readMaxBytes, compressMinBytes } = validateReadWriteMaxBytes(options.readMaxBytes, undefined, undefined);
+  // Clients send the same few pairs of encoding headers on every call: each
+  // pair is negotiated once (up to a bound, past which the rest are
+  // negotiated per call, so that no client can grow the cache).
+  const negotiated = new Map<string, ReturnType<typeof compressionNegotiate>>();
+  const negotiate = (encoding: string | null, accept: string | null) => {
+    // HTTP/2 header values hold neither NUL nor newline: no two pairs share a key.
+    const key = `${encoding ?? "\0"}\n${accept ?? "\0"}`;
+    let result = negotiated.get(key);
+    if (result === undefined) {
+      result = compressionNegotiate(options.acceptCompression, encoding, accept, headerAcceptEncoding);
+      if (negotiated.size < 64) negotiated.set(key, result);
+    }
+    return result;
+  };
   return {
     take(stream, headers) {
       if (headers[":method"] !== "POST" || headers.origin !== undefined) return false;
@@ -85,7 +99,7 @@ export function createLeanPath(methods: ReadonlyMap<string, LeanMethod>, options
       if (timeoutHeader === undefined || encodingHeader === undefined || acceptHeader === undefined) return false;
       // No maxTimeoutMs, as in Connect's router by default.
       const timeout = parseTimeout(timeoutHeader, Number.MAX_SAFE_INTEGER);
-      const compression = compressionNegotiate(options.acceptCompression, encodingHeader, acceptHeader, headerAcceptEncoding);
+      const compression = negotiate(encodingHeader, acceptHeader);
       if (timeout.error !== undefined || compression.error !== undefined) return false;
       const call: LeanCall = {
         method,
