@@ -67,13 +67,13 @@ class SessionStreams {
   // session, so that an old stream's stall never ends the stream that
   // resumed the session after it.
   private readonly streamSessions = new WeakMap<AbortSignal, ChatSession>();
-  private readonly stalls: StallWatch<ChatSession | AbortSignal>;
+  readonly stalls: StallWatch<ChatSession | AbortSignal>;
 
   constructor(
-    private readonly backend: ChatBackend,
-    private readonly logger: Logger,
-    private readonly options: SessionStreamOptions,
-    private readonly metrics: DeliveryMetrics | undefined,
+    readonly backend: ChatBackend,
+    readonly logger: Logger,
+    readonly options: SessionStreamOptions,
+    readonly metrics: DeliveryMetrics | undefined,
   ) {
     this.stalls = createStallWatch<ChatSession | AbortSignal>(options.stallTimeoutMs, (key) => {
       const session = key instanceof AbortSignal ? this.streamSessions.get(key) : key;
@@ -82,63 +82,11 @@ class SessionStreams {
     });
   }
 
-  private release(session: ChatSession, reason: unknown): void {
+  /** Ends a session in the backend, logging a failure rather than throwing it. */
+  release(session: ChatSession, reason: unknown): void {
     void Promise.resolve(this.backend.disconnect(session, reason)).catch((err: unknown) =>
       this.logger.error({ user: session.username, err }, "session not released"),
     );
-  }
-
-  /**
-   * Ties the session to the call, and returns what ends the session. A cut
-   * off session gets cutOffGraceMs to end its stream with its status before
-   * the transport is closed under it. The call can end while the stream is
-   * suspended in a write that never completes (connect-node waits for
-   * "drain" or "error", and a stream destroyed with its connection emits
-   * neither), so the call's own signal ends the session too, or a ghost user
-   * would remain.
-   */
-  private attach(session: ChatSession, ctx: HandlerContext, stream: AbortSignal | undefined): (reason: unknown) => void {
-    const { backend, logger, metrics, options, stalls } = this;
-    const hardClose = ctx.values.get(hardCloseKey);
-    // A resumable session's stream ends when the session does, and also when
-    // another stream takes the session over.
-    const live = stream ?? session.signal;
-    const onCutOff = () => {
-      const why = live.reason;
-      ctx.values.set(endReasonKey, why);
-      // Only a stream cut off for falling behind counts as a slow consumer
-      // (not one ended because Redis went away, say).
-      if (why instanceof ChatError && why.kind === "exhausted") metrics?.slowConsumerCut();
-      if (hardClose !== undefined) setTimeout(hardClose, options.cutOffGraceMs).unref();
-    };
-    const onCallEnd = () => close(ctx.signal.reason);
-    let closed = false;
-    const close = (reason: unknown) => {
-      if (closed) return;
-      closed = true;
-      // A write that never completed (the connection died under it) must not end the session later as stalled.
-      stalls.written(stream ?? session);
-      live.removeEventListener("abort", onCutOff);
-      ctx.signal.removeEventListener("abort", onCallEnd);
-      // The session now belongs to the stream that took it over.
-      if (stream?.aborted === true && !session.signal.aborted) return;
-      if (session.signal.aborted) {
-        // When the backend cut the session off, that is the reason, not the
-        // write error that the reset stream produced afterwards.
-        this.release(session, session.signal.reason);
-      } else if (ctx.values.get(droppedKey)() && backend.resumeGraceMs > 0) {
-        void Promise.resolve(backend.hold(session, reason)).catch((err: unknown) => logger.error({ user: session.username, err }, "session not held"));
-      } else {
-        this.release(session, reason);
-      }
-    };
-    live.addEventListener("abort", onCutOff);
-    ctx.signal.addEventListener("abort", onCallEnd);
-    const expiry = expireWithToken(ctx.values.get(tokenExpiresAtKey), () => this.release(session, chatErrors.tokenExpired(session.username)));
-    return (reason) => {
-      clearTimeout(expiry);
-      close(reason);
-    };
   }
 
   /** One Connect stream, from its request to its end. */
@@ -157,7 +105,7 @@ class SessionStreams {
     // The name the stream claims is its caller, for the log and the metrics.
     ctx.values.set(userKey, req.username);
     const { session, resumed, lost, stream } = await openSession(backend, req, verified !== undefined);
-    const close = this.attach(session, ctx, stream);
+    const hold = new SessionHold(this, session, ctx, stream);
     if (stream !== undefined) this.streamSessions.set(stream, session);
     const stallKey = stream ?? session;
     if (resumed) ctx.values.set(resumedKey, true);
@@ -192,7 +140,88 @@ class SessionStreams {
       throw error;
     } finally {
       stalls.written(stallKey);
-      close(reason);
+      hold.end(reason);
+    }
+  }
+}
+
+/**
+ * One stream's hold on its session: it ties the session to the call, and
+ * ends the session when the call ends. A cut off session gets cutOffGraceMs
+ * to end its stream with its status before the transport is closed under
+ * it. The call can end while the stream is suspended in a write that never
+ * completes (connect-node waits for "drain" or "error", and a stream
+ * destroyed with its connection emits neither), so the call's own signal
+ * ends the session too, or a ghost user would remain.
+ *
+ * One object per stream with one listener for both signals: what every
+ * idle stream holds is what each connected user costs, and a closure per
+ * step, each with its context, costs more (see bench/stream-memory.ts). A
+ * listener object (handleEvent) would cost more still: node wraps it in a
+ * closure of its own.
+ */
+class SessionHold {
+  private closed = false;
+  /** A resumable session's stream ends when the session does, and also when another stream takes the session over. */
+  private readonly live: AbortSignal;
+  private readonly expiry: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly streams: SessionStreams,
+    private readonly session: ChatSession,
+    private readonly ctx: HandlerContext,
+    private readonly stream: AbortSignal | undefined,
+  ) {
+    this.live = stream ?? session.signal;
+    this.live.addEventListener("abort", this.onAbort);
+    ctx.signal.addEventListener("abort", this.onAbort);
+    this.expiry = expireWithToken(ctx.values.get(tokenExpiresAtKey), () => streams.release(session, chatErrors.tokenExpired(session.username)));
+  }
+
+  /** An abort of the call's signal, or of the session's (or the stream's hold on it). */
+  private readonly onAbort = (event: Event): void => {
+    if (event.target === this.ctx.signal) this.close(this.ctx.signal.reason);
+    else this.cutOff();
+  };
+
+  /** The session ended, or another stream took it over: the call ends with why. */
+  private cutOff(): void {
+    const { ctx } = this;
+    const { metrics, options } = this.streams;
+    const why = this.live.reason;
+    ctx.values.set(endReasonKey, why);
+    // Only a stream cut off for falling behind counts as a slow consumer
+    // (not one ended because Redis went away, say).
+    if (why instanceof ChatError && why.kind === "exhausted") metrics?.slowConsumerCut();
+    const hardClose = ctx.values.get(hardCloseKey);
+    if (hardClose !== undefined) setTimeout(hardClose, options.cutOffGraceMs).unref();
+  }
+
+  /** The stream ended, with why: releases the session, or holds it for a resume. */
+  end(reason: unknown): void {
+    clearTimeout(this.expiry);
+    this.close(reason);
+  }
+
+  private close(reason: unknown): void {
+    if (this.closed) return;
+    this.closed = true;
+    const { session, stream, ctx, streams } = this;
+    const { backend, logger } = streams;
+    // A write that never completed (the connection died under it) must not end the session later as stalled.
+    streams.stalls.written(stream ?? session);
+    this.live.removeEventListener("abort", this.onAbort);
+    ctx.signal.removeEventListener("abort", this.onAbort);
+    // The session now belongs to the stream that took it over.
+    if (stream?.aborted === true && !session.signal.aborted) return;
+    if (session.signal.aborted) {
+      // When the backend cut the session off, that is the reason, not the
+      // write error that the reset stream produced afterwards.
+      streams.release(session, session.signal.reason);
+    } else if (ctx.values.get(droppedKey)() && backend.resumeGraceMs > 0) {
+      void Promise.resolve(backend.hold(session, reason)).catch((err: unknown) => logger.error({ user: session.username, err }, "session not held"));
+    } else {
+      streams.release(session, reason);
     }
   }
 }
