@@ -45,7 +45,7 @@ export interface DeliveryMetrics {
 }
 
 /** The handler of a Connect stream. */
-export type SessionStream = (req: ConnectRequest, ctx: HandlerContext) => AsyncGenerator<ConnectResponse>;
+export type SessionStream = (req: ConnectRequest, ctx: HandlerContext) => AsyncIterable<ConnectResponse>;
 
 /**
  * Creates the handler of Connect: it opens a session in the backend, sends
@@ -66,7 +66,7 @@ class SessionStreams {
   // session that has one stream in its life, else the stream's hold on the
   // session, so that an old stream's stall never ends the stream that
   // resumed the session after it.
-  private readonly streamSessions = new WeakMap<AbortSignal, ChatSession>();
+  readonly streamSessions = new WeakMap<AbortSignal, ChatSession>();
   readonly stalls: StallWatch<ChatSession | AbortSignal>;
 
   constructor(
@@ -89,10 +89,125 @@ class SessionStreams {
     );
   }
 
-  /** One Connect stream, from its request to its end. */
-  async *serve(req: ConnectRequest, ctx: HandlerContext): AsyncGenerator<ConnectResponse> {
-    const { backend, metrics, options, stalls } = this;
-    const { maxEventsPerResponse, maxTextBytesPerResponse } = options;
+  /** One Connect stream, from its request to its end (see SessionCall). */
+  serve(req: ConnectRequest, ctx: HandlerContext): AsyncIterable<ConnectResponse> {
+    return new SessionCall(this, req, ctx);
+  }
+}
+
+/** Where a SessionCall is: not begun, between two responses, or over. */
+type CallState = "start" | "open" | "done";
+
+/**
+ * One Connect stream's responses, as an async iterator written out rather
+ * than an async generator: an idle stream waits in it for its session's
+ * next event, and a suspended generator would hold its frame, its request
+ * queue and the closures of its await on top (about 500 bytes per idle
+ * stream, bench/stream-memory.ts). It keeps a generator's contract: the
+ * calls run one at a time in order (one made while another is pending waits
+ * for it), and a stream that has begun ends once, releasing its session,
+ * whether it fails, the caller returns early, or the caller throws in.
+ *
+ * The first response is Connected; then the session's events in batches as
+ * the client takes them, until the client leaves, the backend cuts the
+ * session off, or the server shuts down. It throws the core's errors as they
+ * are (the error interceptor maps them).
+ */
+class SessionCall implements AsyncIterable<ConnectResponse>, AsyncIterator<ConnectResponse> {
+  private state: CallState = "start";
+  /** Whether a call is in progress; inFlight is its promise when it did not answer at once. */
+  private busy = false;
+  private inFlight: Promise<IteratorResult<ConnectResponse>> | undefined;
+  /** Whether the last response was a batch, whose write the next call confirms. */
+  private batchOut = false;
+  private session: ChatSession | undefined;
+  private stream: AbortSignal | undefined;
+  private hold: SessionHold | undefined;
+  private binary = true;
+  // Made once per stream, not at every wait. The call in progress ends
+  // here unless it waits again, before its promise settles.
+  private readonly resume = () => {
+    try {
+      const result = this.loop();
+      if (!(result instanceof Promise)) this.busy = false;
+      return result;
+    } catch (error) {
+      this.busy = false;
+      throw error;
+    }
+  };
+
+  constructor(
+    private readonly streams: SessionStreams,
+    private readonly req: ConnectRequest,
+    private readonly ctx: HandlerContext,
+  ) {}
+
+  [Symbol.asyncIterator](): AsyncIterator<ConnectResponse> {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<ConnectResponse>> {
+    return this.queue(() => (this.state === "start" ? this.begin() : this.state === "open" ? this.step() : done));
+  }
+
+  return(value?: unknown): Promise<IteratorResult<ConnectResponse>> {
+    return this.queue(() => {
+      if (this.state === "open") this.finish("completed");
+      this.state = "done";
+      return { done: true, value };
+    });
+  }
+
+  throw(error?: unknown): Promise<IteratorResult<ConnectResponse>> {
+    return this.queue(() => {
+      if (this.state === "open") this.finish(error);
+      this.state = "done";
+      throw error;
+    });
+  }
+
+  /**
+   * Runs a call now, or after the one in progress: as in a generator, calls
+   * never overlap. A call that waits clears busy itself (begin and resume)
+   * before its promise settles, so that the promise needs no reaction of
+   * its own while the stream is idle.
+   */
+  private queue(call: () => IteratorResult<ConnectResponse> | Promise<IteratorResult<ConnectResponse>>): Promise<IteratorResult<ConnectResponse>> {
+    if (this.busy && this.inFlight !== undefined) {
+      const again = () => this.queue(call);
+      return this.inFlight.then(again, again);
+    }
+    this.busy = true;
+    let result: IteratorResult<ConnectResponse> | Promise<IteratorResult<ConnectResponse>>;
+    try {
+      result = call();
+    } catch (error) {
+      this.busy = false;
+      return Promise.reject(error);
+    }
+    if (result instanceof Promise) {
+      this.inFlight = result;
+      return result;
+    }
+    this.busy = false;
+    return Promise.resolve(result);
+  }
+
+  /** Opens the session and answers Connected; the first call ends before its promise settles. */
+  private async begin(): Promise<IteratorResult<ConnectResponse>> {
+    try {
+      return await this.open();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async open(): Promise<IteratorResult<ConnectResponse>> {
+    const { streams, req, ctx } = this;
+    const { backend, options } = streams;
+    // From here the stream can only end, whatever happens before Connected.
+    this.state = "done";
     if (ctx.signal.aborted) {
       // The server is shutting down: no new sessions.
       throw ctx.signal.reason;
@@ -105,45 +220,86 @@ class SessionStreams {
     // The name the stream claims is its caller, for the log and the metrics.
     ctx.values.set(userKey, req.username);
     const { session, resumed, lost, stream } = await openSession(backend, req, verified !== undefined);
-    const hold = new SessionHold(this, session, ctx, stream);
-    if (stream !== undefined) this.streamSessions.set(stream, session);
-    const stallKey = stream ?? session;
+    this.session = session;
+    this.stream = stream;
+    this.hold = new SessionHold(streams, session, ctx, stream);
+    if (stream !== undefined) streams.streamSessions.set(stream, session);
     if (resumed) ctx.values.set(resumedKey, true);
     // JSON has no place for pre-encoded events: JSON clients (browsers on
     // the Connect protocol, curl) get messages built for them.
-    const binary = !(ctx.requestHeader.get("content-type") ?? "").includes("json");
-    let reason: unknown = "completed";
+    this.binary = !(ctx.requestHeader.get("content-type") ?? "").includes("json");
+    this.state = "open";
     try {
-      yield connected(backend, session, resumed, lost);
-      for (;;) {
-        // Taken over by a resumed stream: the events are the new stream's now.
-        if (isAborted(stream)) throw stream?.reason;
-        const depth = session.pending;
-        const batch = session.take(maxEventsPerResponse, maxTextBytesPerResponse);
-        if (batch.length > 0) {
-          metrics?.responseSent(batch.length, depth);
-          stalls.writing(stallKey);
-          yield toConnectResponse(batch, binary);
-          if (isAborted(stream)) throw stream?.reason;
-          stalls.written(stallKey);
-          session.written();
-          continue;
-        }
-        if (session.signal.aborted) {
-          // Cut off by the backend, or ended by the call's signal.
-          throw session.signal.reason;
-        }
-        await session.wait();
-      }
+      return { done: false, value: connected(backend, session, resumed, lost) };
     } catch (error) {
-      reason = error;
-      throw error;
-    } finally {
-      stalls.written(stallKey);
-      hold.end(reason);
+      this.fail(error);
     }
   }
+
+  /** Goes on after the last response. */
+  private step(): IteratorResult<ConnectResponse> | Promise<IteratorResult<ConnectResponse>> {
+    if (this.batchOut) {
+      this.batchOut = false;
+      // Taken over by a resumed stream while the batch was written: the events are the new stream's now.
+      if (isAborted(this.stream)) this.fail(this.stream?.reason);
+      this.streams.stalls.written(this.stallKey());
+      this.session?.written();
+    }
+    return this.loop();
+  }
+
+  /** Answers the next batch, or waits for one; throws once the stream must end. */
+  private loop(): IteratorResult<ConnectResponse> | Promise<IteratorResult<ConnectResponse>> {
+    const { streams, session, stream } = this;
+    if (session === undefined || this.state !== "open") return done;
+    try {
+      // Taken over by a resumed stream: the events are the new stream's now.
+      if (isAborted(stream)) throw stream?.reason;
+      const { maxEventsPerResponse, maxTextBytesPerResponse } = streams.options;
+      const depth = session.pending;
+      const batch = session.take(maxEventsPerResponse, maxTextBytesPerResponse);
+      if (batch.length > 0) {
+        streams.metrics?.responseSent(batch.length, depth);
+        streams.stalls.writing(this.stallKey());
+        this.batchOut = true;
+        return { done: false, value: toConnectResponse(batch, this.binary) };
+      }
+      if (session.signal.aborted) {
+        // Cut off by the backend, or ended by the call's signal.
+        throw session.signal.reason;
+      }
+    } catch (error) {
+      this.fail(error);
+    }
+    return session.wait().then(this.resume);
+  }
+
+  /** Ends the stream with an error, and throws it. */
+  private fail(error: unknown): never {
+    this.finish(error);
+    this.state = "done";
+    throw error;
+  }
+
+  /** What a generator's finally block did: the stream's stall watch and its hold on the session end. */
+  private finish(reason: unknown): void {
+    this.batchOut = false;
+    this.streams.stalls.written(this.stallKey());
+    this.hold?.end(reason);
+  }
+
+  /**
+   * The key the stall watch knows the stream's responses by: its hold on a
+   * resumable session, else the session (see SessionStreams).
+   */
+  private stallKey(): ChatSession | AbortSignal {
+    // Only asked once the session is open.
+    return this.stream ?? this.session!;
+  }
 }
+
+/** What every call on an ended stream answers. */
+const done: IteratorReturnResult<undefined> = { done: true, value: undefined };
 
 /**
  * One stream's hold on its session: it ties the session to the call, and
