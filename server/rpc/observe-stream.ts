@@ -58,7 +58,8 @@ const watchKey = createContextKey<(AsyncIterable<unknown> & Pick<StreamWatch<unk
 export function observeStream(req: StreamRequest, res: StreamResponse, observer: StreamObserver): StreamResponse {
   const current = req.contextValues.get(watchKey);
   if (current !== undefined && res.message === current) {
-    current.observers.push(observer);
+    // A copy one longer, not push nor spread: those leave room for 17 or more, and every idle stream keeps the array.
+    current.observers = current.observers.concat([observer]);
     return res;
   }
   const watch = new StreamWatch(res.message, req, observer);
@@ -73,7 +74,7 @@ export function observeStream(req: StreamRequest, res: StreamResponse, observer:
  * (handleEvent): node wraps a listener object in a closure of its own.
  */
 class StreamWatch<T> implements AsyncIterable<T>, AsyncIterator<T>, WatchedCall {
-  readonly observers: StreamObserver[];
+  observers: readonly StreamObserver[];
   readonly method: DescMethod;
   readonly values: ContextValues;
   readonly startedAt = performance.now();
