@@ -137,11 +137,16 @@ class SessionCall implements AsyncIterable<ConnectResponse>, AsyncIterator<Conne
     }
   };
 
+  /** The request, until the session is open: a stream that stays open for hours need not keep it. */
+  private req: ConnectRequest | undefined;
+
   constructor(
     private readonly streams: SessionStreams,
-    private readonly req: ConnectRequest,
+    req: ConnectRequest,
     private readonly ctx: HandlerContext,
-  ) {}
+  ) {
+    this.req = req;
+  }
 
   [Symbol.asyncIterator](): AsyncIterator<ConnectResponse> {
     return this;
@@ -204,8 +209,11 @@ class SessionCall implements AsyncIterable<ConnectResponse>, AsyncIterator<Conne
   }
 
   private async open(): Promise<IteratorResult<ConnectResponse>> {
-    const { streams, req, ctx } = this;
+    const { streams, ctx } = this;
     const { backend, options } = streams;
+    // Only the first call opens: it runs once, in the "start" state.
+    const req = this.req!;
+    this.req = undefined;
     // From here the stream can only end, whatever happens before Connected.
     this.state = "done";
     if (ctx.signal.aborted) {
