@@ -14,7 +14,11 @@ import type { WakeScheduler } from "./wake-scheduler.js";
  */
 export interface BackendSession extends ChatSession {
   /** The groups the user is a member of, by name. */
-  readonly groups: Set<string>;
+  readonly groups: ReadonlySet<string>;
+  /** Records that the user is now a member of the group (see LocalSessions.addMember). */
+  addGroup(group: string): void;
+  /** Records that the user is no longer a member of the group. */
+  removeGroup(group: string): void;
   /**
    * Queues an event. When the queue is full (in events or in bytes) it stays
    * as it was, and the error to cut the session off with comes back instead.
@@ -45,6 +49,9 @@ export interface QueueLimits {
   /** Bytes (see {@link queuedEventBytes}) that may wait before the session is cut off. */
   bytes: number;
 }
+
+/** The groups of a session that never joined one: most sessions, which then hold no Set of their own. */
+const noGroups: ReadonlySet<string> = new Set();
 
 /** Wakes at once; for tests of the session alone. */
 const wakeNow: WakeScheduler = (wake) => wake();
@@ -79,8 +86,11 @@ export function createBackendSession(
  * The one BackendSession: its queue, the batch in flight, and for a
  * resumable session the history a resume replays.
  */
+// What an idle session holds is what every connected user costs (see
+// bench/stream-memory.ts): what most sessions never use (a set of groups,
+// the closure that wakes a reader) is made when first needed.
 class BackendSessionImpl implements BackendSession {
-  readonly groups = new Set<string>();
+  private groupSet: Set<string> | undefined;
   optIns: EventOptIns;
   readonly resumeToken: string | undefined;
   private readonly controller = new AbortController();
@@ -90,12 +100,10 @@ class BackendSessionImpl implements BackendSession {
   private bytes = 0;
   // The batch taken last, held until written() says its response is out.
   private inFlight: SessionEvent[] = [];
+  // The resolve function of the promise wait() returned, itself: no closure around it.
   private waiter: (() => void) | undefined;
   private wakeScheduled = false;
-  private readonly wakeWaiter = () => {
-    this.wakeScheduled = false;
-    this.waiter?.();
-  };
+  private wakeWaiter: (() => void) | undefined;
   // Resumable sessions only: what was delivered, oldest first, kept within
   // historyLimits; how many events were delivered in all; the stream reading.
   private readonly historyLimits: HistoryLimits | undefined;
@@ -123,6 +131,19 @@ class BackendSessionImpl implements BackendSession {
   }
   get signal(): AbortSignal {
     return this.controller.signal;
+  }
+
+  get groups(): ReadonlySet<string> {
+    return this.groupSet ?? noGroups;
+  }
+
+  addGroup(group: string): void {
+    this.groupSet ??= new Set();
+    this.groupSet.add(group);
+  }
+
+  removeGroup(group: string): void {
+    this.groupSet?.delete(group);
   }
 
   get pending(): number {
@@ -294,10 +315,7 @@ class BackendSessionImpl implements BackendSession {
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => {
-      this.waiter = () => {
-        this.waiter = undefined;
-        resolve();
-      };
+      this.waiter = resolve;
     });
   }
 
@@ -319,6 +337,12 @@ class BackendSessionImpl implements BackendSession {
   private wake(): void {
     if (this.waiter !== undefined && !this.wakeScheduled) {
       this.wakeScheduled = true;
+      this.wakeWaiter ??= () => {
+        this.wakeScheduled = false;
+        const waiter = this.waiter;
+        this.waiter = undefined;
+        waiter?.();
+      };
       this.schedule(this.wakeWaiter);
     }
   }

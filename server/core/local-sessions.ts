@@ -169,11 +169,11 @@ class LocalSessionsImpl implements LocalSessions {
       this.groupMembers.set(group, members);
     }
     members.add(session);
-    session.groups.add(group);
+    session.addGroup(group);
   }
 
   removeMember(group: string, session: BackendSession): boolean {
-    session.groups.delete(group);
+    session.removeGroup(group);
     const members = this.groupMembers.get(group);
     if (members === undefined) return true;
     members.delete(session);
