@@ -21,6 +21,8 @@ export interface LeanContextInit {
 export type LeanContext = HandlerContext & {
   /** Aborts the call's signal with reason, as Connect's context controller does, and stops its deadline. */
   abort(reason?: unknown): void;
+  /** Whether the call has been aborted or ended (without making its signal to tell). */
+  readonly ended: boolean;
   /**
    * The response headers and trailers if anything has changed (or iterated)
    * them; undefined while they are still what the call started with.
@@ -36,80 +38,108 @@ export type LeanContext = HandlerContext & {
  * controller does, made when the signal is first read: the deadline is a
  * timer that aborts it, the lean path aborts it itself when the request's
  * stream closes, and the shutdown signal gets one listener, removed when the
- * call ends. The reasons are Connect's:
- * DEADLINE_EXCEEDED "the operation timed out", the shutdown signal's reason,
- * or the reason given to abort(). The three Headers read from records until
- * something changes them (lazy-headers.ts), as most calls read one header of
- * the request and change none of the response's: building them costs more
- * than the rest of the context.
+ * call ends. The reasons are Connect's: DEADLINE_EXCEEDED "the operation
+ * timed out", the shutdown signal's reason, or the reason given to abort().
+ * The three Headers read from records until something changes them
+ * (lazy-headers.ts), as most calls read one header of the request and change
+ * none of the response's: building them costs more than the rest of the
+ * context. It is a class, its lazy parts behind getters on its prototype: an
+ * object literal with getters is kept in dictionary mode, about 800 bytes
+ * for every open stream. (A spread copies no prototype getters: the lean
+ * path never hands this object to a handler, only what connect-steps.ts
+ * makes of it.)
  */
 export function createLeanContext(init: LeanContextInit): LeanContext {
-  const shutdown = init.shutdownSignal;
-  const deadlineAt = init.timeoutMs === undefined ? undefined : performance.now() + init.timeoutMs;
+  return new LeanCallContext(init);
+}
+
+class LeanCallContext implements LeanContext {
+  readonly service: DescService;
+  readonly method: DescMethod;
+  readonly protocolName = "grpc";
+  readonly requestMethod = "POST";
+  readonly url: string;
+  readonly values: ContextValues;
+  readonly #init: LeanContextInit;
+  readonly #deadlineAt: number | undefined;
   // The controller is made when the signal is first read: a unary call whose
   // handler and interceptors never read it (most of them) pays for no
   // controller, no shutdown listener, no deadline timer and no abort event.
   // Until then, an abort is only remembered, and the signal comes out
   // already aborted with that reason, as it would have been.
-  let controller: AbortController | undefined;
-  let endedWith: { reason: unknown } | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const abort = (reason?: unknown) => {
-    if (controller === undefined) {
-      endedWith ??= { reason };
-      return;
-    }
-    if (timer !== undefined) clearTimeout(timer);
-    timer = undefined;
-    shutdown.removeEventListener("abort", onShutdown);
-    if (!controller.signal.aborted) controller.abort(reason);
-  };
-  const onShutdown = () => abort(shutdown.reason);
-  const signal = (): AbortSignal => {
-    if (controller !== undefined) return controller.signal;
-    controller = new AbortController();
-    const left = deadlineAt === undefined ? undefined : deadlineAt - performance.now();
-    if (endedWith !== undefined) abort(endedWith.reason);
-    else if (left !== undefined && left <= 0) abort(timedOut());
-    else if (shutdown.aborted) abort(shutdown.reason);
+  #controller: AbortController | undefined;
+  #endedWith: { reason: unknown } | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #requestHeader: LazyHeaders | undefined;
+  #responseHeader: LazyHeaders | undefined;
+  #responseTrailer: LazyHeaders | undefined;
+  /** Bound once: it is the shutdown signal's listener. */
+  readonly #onShutdown = () => this.abort(this.#init.shutdownSignal.reason);
+  /** An own function, as Connect's is: handlers may call it detached. */
+  readonly timeoutMs = () => (this.#deadlineAt === undefined ? undefined : this.#deadlineAt - performance.now());
+
+  constructor(init: LeanContextInit) {
+    this.#init = init;
+    this.service = init.method.parent;
+    this.method = init.method;
+    this.url = init.url;
+    this.values = init.values;
+    this.#deadlineAt = init.timeoutMs === undefined ? undefined : performance.now() + init.timeoutMs;
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller !== undefined) return this.#controller.signal;
+    const controller = new AbortController();
+    this.#controller = controller;
+    const shutdown = this.#init.shutdownSignal;
+    const left = this.timeoutMs();
+    if (this.#endedWith !== undefined) this.abort(this.#endedWith.reason);
+    else if (left !== undefined && left <= 0) this.abort(timedOut());
+    else if (shutdown.aborted) this.abort(shutdown.reason);
     else {
-      if (left !== undefined) timer = setTimeout(() => abort(timedOut()), left);
-      shutdown.addEventListener("abort", onShutdown);
+      if (left !== undefined) this.#timer = setTimeout(() => this.abort(timedOut()), left);
+      shutdown.addEventListener("abort", this.#onShutdown);
     }
     return controller.signal;
-  };
-  let requestHeader: LazyHeaders | undefined;
-  let responseHeader: LazyHeaders | undefined;
-  let responseTrailer: LazyHeaders | undefined;
-  return {
-    service: init.method.parent satisfies DescService,
-    method: init.method,
-    protocolName: "grpc",
-    requestMethod: "POST",
-    url: init.url,
-    get signal() {
-      return signal();
-    },
-    timeoutMs: () => (deadlineAt === undefined ? undefined : deadlineAt - performance.now()),
-    get requestHeader() {
-      requestHeader ??= createLazyHeaders(init.requestHeader);
-      return requestHeader;
-    },
-    get responseHeader() {
-      responseHeader ??= createLazyHeaders(init.responseHeader);
-      return responseHeader;
-    },
-    get responseTrailer() {
-      responseTrailer ??= createLazyHeaders(init.responseTrailer);
-      return responseTrailer;
-    },
-    values: init.values,
-    abort,
-    touched: () => ({
-      header: responseHeader?.copied === true ? responseHeader : undefined,
-      trailer: responseTrailer?.copied === true ? responseTrailer : undefined,
-    }),
-  };
+  }
+
+  get ended(): boolean {
+    return this.#endedWith !== undefined || this.#controller?.signal.aborted === true;
+  }
+
+  abort(reason?: unknown): void {
+    const controller = this.#controller;
+    if (controller === undefined) {
+      this.#endedWith ??= { reason };
+      return;
+    }
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#init.shutdownSignal.removeEventListener("abort", this.#onShutdown);
+    if (!controller.signal.aborted) controller.abort(reason);
+  }
+
+  get requestHeader(): Headers {
+    this.#requestHeader ??= createLazyHeaders(this.#init.requestHeader);
+    return this.#requestHeader;
+  }
+
+  get responseHeader(): Headers {
+    this.#responseHeader ??= createLazyHeaders(this.#init.responseHeader);
+    return this.#responseHeader;
+  }
+
+  get responseTrailer(): Headers {
+    this.#responseTrailer ??= createLazyHeaders(this.#init.responseTrailer);
+    return this.#responseTrailer;
+  }
+
+  touched(): { header: Headers | undefined; trailer: Headers | undefined } {
+    return {
+      header: this.#responseHeader?.copied === true ? this.#responseHeader : undefined,
+      trailer: this.#responseTrailer?.copied === true ? this.#responseTrailer : undefined,
+    };
+  }
 }
 
 /** A new error each time, as Connect's deadline makes one for every call that times out. */

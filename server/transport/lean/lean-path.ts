@@ -235,7 +235,7 @@ function createContext(call: LeanCall, values: ContextValues, shutdownSignal: Ab
   // client's cancel is CANCELED). A stream that closes after its response is
   // the normal end of every call: nothing is left to tell.
   stream.once("close", () => {
-    if (!context.signal.aborted) context.abort(errorFromResetCode(stream.rstCode));
+    if (!context.ended) context.abort(errorFromResetCode(stream.rstCode));
   });
   return context;
 }
