@@ -74,4 +74,28 @@ describe("the stream listener against hostile clients", { timeout: 60_000 }, () 
       check(outcome);
     });
   });
+
+  it("answers an Expect on a gRPC call as node does: 100 Continue before the body, 417 for any other", async () => {
+    const session = http2.connect(t.baseUrl);
+    session.on("error", () => {});
+    try {
+      const headers = { ":method": "POST", ":path": "/chat.v1.ChatService/ListChannels", "content-type": "application/grpc", te: "trailers" };
+      // A client that waits for 100 Continue before it sends its body (curl does for large ones).
+      const waiting = session.request({ ...headers, expect: "100-continue" }, { endStream: false });
+      waiting.on("error", () => {});
+      const continued = await Promise.race([
+        new Promise<boolean>((resolve) => waiting.once("continue", () => resolve(true))),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 3000)),
+      ]);
+      waiting.close();
+      assert.ok(continued, "no 100 Continue within 3 s");
+      const refused = session.request({ ...headers, expect: "something-else" }, { endStream: false });
+      refused.on("error", () => {});
+      const status = await new Promise((resolve) => refused.once("response", (h) => resolve(h[":status"])));
+      refused.close();
+      assert.equal(status, 417);
+    } finally {
+      session.destroy();
+    }
+  });
 });
