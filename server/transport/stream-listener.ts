@@ -1,6 +1,7 @@
 import * as http2 from "node:http2";
 import type { LeanPath } from "./lean/lean-path.js";
 import type { NodeHandler } from "./node-handler.js";
+import { resetUnfinishedRequest } from "./reset-unfinished-request.js";
 
 /** A listener of an HTTP/2 server's "stream" event. */
 export type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
@@ -51,14 +52,14 @@ function ignoreStreamError(): void {}
 
 /**
  * Once a response of the compatibility layer is complete, resets its stream
- * with NO_ERROR if the client is still sending the request, as RFC 9113
- * (section 8.1) lets a server do. Node does so itself only for a response
- * sent without asking for trailers whose body was never read; this layer
- * always asks for them, so a stream answered without reading its body (404,
- * 405, 417, or an error Connect raises before reading) stayed open for as
- * long as its client liked: each held a flow-control window of bytes no one
- * reads and kept its connection from ever being idle, and the body guard
- * watches only the calls of the lean path's routes.
+ * if the client is still sending the request (reset-unfinished-request.ts).
+ * Node does so itself only for a response sent without asking for trailers
+ * whose body was never read; this layer always asks for them, so a stream
+ * answered without reading its body (404, 405, 417, or an error Connect
+ * raises before reading) stayed open for as long as its client liked: each
+ * held a flow-control window of bytes no one reads and kept its connection
+ * from ever being idle, and the body guard watches only the calls of the
+ * lean path's routes.
  */
 function endUnreadBodyAfterResponse(stream: http2.ServerHttp2Stream): void {
   let trailers = false;
@@ -77,8 +78,4 @@ function endUnreadBodyAfterResponse(stream: http2.ServerHttp2Stream): void {
       if (!trailers && stream.state.localClose === 1) resetUnfinishedRequest(stream);
     }),
   );
-}
-
-function resetUnfinishedRequest(stream: http2.ServerHttp2Stream): void {
-  if (!stream.closed && !stream.readableEnded && stream.state.remoteClose !== 1) stream.close(http2.constants.NGHTTP2_NO_ERROR);
 }

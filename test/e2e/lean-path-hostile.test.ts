@@ -98,4 +98,34 @@ describe("the stream listener against hostile clients", { timeout: 60_000 }, () 
       session.destroy();
     }
   });
+
+  it("ends a lean call's stream with RST_STREAM NO_ERROR once it has answered a body it will not read (1 GiB announced), the client still sending", async () => {
+    const session = http2.connect(t.baseUrl);
+    session.on("error", () => {});
+    try {
+      const stream = session.request(
+        { ":method": "POST", ":path": "/chat.v1.ChatService/ListChannels", "content-type": "application/grpc", te: "trailers" },
+        { endStream: false },
+      );
+      stream.on("error", () => {});
+      stream.resume();
+      let trailers: http2.IncomingHttpHeaders | undefined;
+      stream.on("trailers", (h) => (trailers = h));
+      const header = Buffer.alloc(5);
+      header.writeUInt32BE(2 ** 30, 1);
+      stream.write(header);
+      // The client goes on sending what it announced, a little at a time.
+      const sending = setInterval(() => stream.write(Buffer.alloc(1000)), 20);
+      const closed = await Promise.race([
+        new Promise<boolean>((resolve) => stream.once("close", () => resolve(true))),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 3000)),
+      ]);
+      clearInterval(sending);
+      assert.ok(closed, "the stream was still open 3 s after its answer (the body timeout is 60 s)");
+      assert.equal(trailers?.["grpc-status"], "8");
+      assert.equal(stream.rstCode, http2.constants.NGHTTP2_NO_ERROR);
+    } finally {
+      session.destroy();
+    }
+  });
 });
