@@ -72,7 +72,8 @@ export function createGrpcServer(config: ServerConfig, onStream: StreamListener,
   const server = http2.createServer(options);
   server.on("stream", onStream);
   const http1 = tlsPort === undefined ? undefined : createHttp1Server(config, tlsPort.http1);
-  const secureListener = tlsPort === undefined || http1 === undefined ? undefined : createTlsListener(tlsPort.files, server, http1, logger);
+  const secureListener =
+    tlsPort === undefined || http1 === undefined ? undefined : createTlsListener(tlsPort.files, config.settingsTimeoutMs, server, http1, logger);
   const listener = secureListener ?? server;
   listener.maxConnections = config.maxConnections;
   logRefusals(listener, config.maxConnections, logger);
@@ -130,10 +131,14 @@ function logRefusals(server: net.Server, maxConnections: number, logger: Logger)
  * The TLS server of a secure port: it offers h2 and http/1.1 by ALPN, and
  * hands each connection, once its handshake is done, to the server of the
  * protocol chosen. A client that offers no ALPN gets HTTP/1.1, as with
- * node's allowHTTP1.
+ * node's allowHTTP1. A client gets handshakeTimeoutMs to finish its
+ * handshake: until then there is no HTTP/2 session, whose SETTINGS timer
+ * drops a silent client on the cleartext port, and node's default of 120 s
+ * would let clients that send nothing hold places among --max-connections
+ * for two minutes each.
  */
-function createTlsListener(files: TlsFiles, h2: http2.Http2Server, http1: http.Server, logger: Logger): tls.Server {
-  const listener = tls.createServer({ ...files, ALPNProtocols: ["h2", "http/1.1"] });
+function createTlsListener(files: TlsFiles, handshakeTimeoutMs: number, h2: http2.Http2Server, http1: http.Server, logger: Logger): tls.Server {
+  const listener = tls.createServer({ ...files, ALPNProtocols: ["h2", "http/1.1"], handshakeTimeout: handshakeTimeoutMs });
   // Node starts checking the header and request timeouts of an HTTP/1.1
   // server's connections when that server listens; this one never does, and
   // would never time out a slow client (docs/upstream.md).
@@ -143,7 +148,13 @@ function createTlsListener(files: TlsFiles, h2: http2.Http2Server, http1: http.S
     else http1.emit("connection", socket);
   });
   // A handshake that fails (a client that does not trust us, a port
-  // scanner) ends that socket alone.
-  listener.on("tlsClientError", (err) => logger.debug({ err: err.message }, "TLS handshake failed"));
+  // scanner, one that timed out) ends that socket alone. A tls.Server does
+  // not close the socket of a handshake that timed out (node only reports
+  // it here), so this does: without it, a client that sends nothing holds
+  // its connection for ever.
+  listener.on("tlsClientError", (err, socket) => {
+    logger.debug({ err: err.message }, "TLS handshake failed");
+    socket.destroy();
+  });
   return listener;
 }

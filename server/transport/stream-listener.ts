@@ -1,6 +1,7 @@
 import * as http2 from "node:http2";
 import type { LeanPath } from "./lean/lean-path.js";
 import type { NodeHandler } from "./node-handler.js";
+import { resetUnfinishedRequest } from "./reset-unfinished-request.js";
 
 /** A listener of an HTTP/2 server's "stream" event. */
 export type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
@@ -29,6 +30,7 @@ export function createStreamListener(lean: LeanPath | undefined, handler: NodeHa
     if (lean?.take(stream, headers)) return;
     const req = new http2.Http2ServerRequest(stream, headers, {}, rawHeaders);
     const res = new http2.Http2ServerResponse(stream);
+    endUnreadBodyAfterResponse(stream);
     if (headers[":method"] === "CONNECT") {
       res.statusCode = 405;
       res.end();
@@ -47,3 +49,33 @@ export function createStreamListener(lean: LeanPath | undefined, handler: NodeHa
 }
 
 function ignoreStreamError(): void {}
+
+/**
+ * Once a response of the compatibility layer is complete, resets its stream
+ * if the client is still sending the request (reset-unfinished-request.ts).
+ * Node does so itself only for a response sent without asking for trailers
+ * whose body was never read; this layer always asks for them, so a stream
+ * answered without reading its body (404, 405, 417, or an error Connect
+ * raises before reading) stayed open for as long as its client liked: each
+ * held a flow-control window of bytes no one reads and kept its connection
+ * from ever being idle, and the body guard watches only the calls of the
+ * lean path's routes.
+ */
+function endUnreadBodyAfterResponse(stream: http2.ServerHttp2Stream): void {
+  let trailers = false;
+  // A response with a body ends with trailers. The response's own listener
+  // of this event, added when it was built and so called first, sends them
+  // in a setImmediate: this one is queued after it, so that the reset
+  // follows the trailers into nghttp2's queue and onto the wire.
+  stream.once("wantTrailers", () => {
+    trailers = true;
+    setImmediate(resetUnfinishedRequest, stream);
+  });
+  // A response without a body ends with END_STREAM on its headers, and asks
+  // for no trailers: it is complete once node has sent those headers.
+  stream.once("finish", () =>
+    setImmediate(() => {
+      if (!trailers && stream.state.localClose === 1) resetUnfinishedRequest(stream);
+    }),
+  );
+}

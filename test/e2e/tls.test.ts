@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as https from "node:https";
+import * as net from "node:net";
 import { after, before, describe, it } from "node:test";
 import * as tls from "node:tls";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -148,6 +149,38 @@ describe("TLS on the gRPC port", { timeout: 90_000 }, () => {
       socket.destroy();
       assert.ok(closed, "the connection was still open 5 s after a 300 ms timeout");
       assert.match(response, /^HTTP\/1\.1 408 /);
+    } finally {
+      await slow.stop();
+    }
+  });
+
+  it("cuts off a client that never finishes its TLS handshake, by --settings-timeout-ms", async () => {
+    // Before the handshake there is no HTTP/2 session, whose SETTINGS timer
+    // would drop a silent client. A tls.Server only reports a handshake that
+    // timed out (after 120 s by default) and leaves its socket open: a
+    // connection that sent nothing, or half a ClientHello, held its place
+    // among --max-connections for ever.
+    const slow = await startTestServer({ tlsCert: ca.certFile, tlsKey: ca.keyFile, settingsTimeoutMs: 300 });
+    try {
+      const silent = net.connect(slow.port, "127.0.0.1");
+      const halfHello = net.connect(slow.port, "127.0.0.1");
+      // A TLS record header announcing a 512-byte handshake, and 6 bytes of it.
+      halfHello.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]));
+      const closedWithin = (socket: net.Socket, ms: number) => {
+        socket.on("error", () => {});
+        return Promise.race([
+          new Promise<boolean>((resolve) => socket.once("close", () => resolve(true))),
+          new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms)),
+        ]);
+      };
+      const [silentClosed, halfClosed] = await Promise.all([closedWithin(silent, 5000), closedWithin(halfHello, 5000)]);
+      silent.destroy();
+      halfHello.destroy();
+      assert.ok(silentClosed, "a client that sent nothing was still connected 5 s after a 300 ms timeout");
+      assert.ok(halfClosed, "a client that sent half a ClientHello was still connected 5 s after a 300 ms timeout");
+      // A client that does finish its handshake is served.
+      const stream = await openStream(createChatClient(slow.baseUrl, "after-slow-handshakes", { ca: ca.ca }), "after-slow-handshakes");
+      stream.cancel();
     } finally {
       await slow.stop();
     }

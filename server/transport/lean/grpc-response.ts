@@ -1,6 +1,7 @@
 import type * as http2 from "node:http2";
 import type { Compression } from "@connectrpc/connect/protocol";
 import { contentTypeProto, grpcStatusOk, headerContentType, headerEncoding, headerGrpcStatus } from "@connectrpc/connect/protocol-grpc";
+import { resetUnfinishedRequest } from "../reset-unfinished-request.js";
 import type { LeanContext } from "./lean-context.js";
 
 // The frames of a gRPC response, written straight to an HTTP/2 stream: the
@@ -60,6 +61,11 @@ export function endResponse(stream: http2.ServerHttp2Stream, trailers: http2.Out
   stream.once("wantTrailers", () => {
     // The stream may have been reset between the last write and now.
     if (!stream.closed) stream.sendTrailers(trailers);
+    // A call answered before its body was complete (too large, one message
+    // too many, refused by its gate): the reader drops what still comes, and
+    // the stream ends here rather than at the body timeout. Node sends the
+    // trailers in a setImmediate: the reset, queued after it, follows them.
+    if (!stream.readableEnded) setImmediate(resetUnfinishedRequest, stream);
   });
   if (body === undefined) stream.end();
   else stream.end(body);

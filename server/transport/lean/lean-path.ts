@@ -63,9 +63,9 @@ const longestTimerMs = 2 ** 31 - 1;
  * errors become trailers through Connect's setTrailerStatus, with Connect's
  * messages for bodies that are not one message. It takes an HTTP/2 POST of
  * the proto codec on a route it serves, without an Origin (browsers go
- * through the web guard), with a valid grpc-timeout if any and an encoding
- * the server supports: Connect answers anything else with an error of its
- * own, and the path declines it before reading a byte.
+ * through the web guard) or an Expect, with a valid grpc-timeout if any
+ * and an encoding the server supports: Connect answers anything else with
+ * an error of its own, and the path declines it before reading a byte.
  *
  * These functions of @connectrpc/connect/protocol and protocol-grpc are marked
  * internal by Connect and follow no semver, which is why package.json pins
@@ -90,7 +90,8 @@ export function createLeanPath(methods: ReadonlyMap<string, LeanMethod>, options
   };
   return {
     take(stream, headers) {
-      if (headers[":method"] !== "POST" || headers.origin !== undefined) return false;
+      // An Expect is answered by the stream listener as node's compatibility layer does (100 Continue, or 417).
+      if (headers[":method"] !== "POST" || headers.origin !== undefined || headers.expect !== undefined) return false;
       const method = methods.get(String(headers[":path"]));
       if (method === undefined || !contentTypes.has(String(headers["content-type"]))) return false;
       const timeoutHeader = single(headers["grpc-timeout"]);

@@ -24,7 +24,8 @@ const empty = Buffer.alloc(0);
  * has parsed it), or at once with Connect's error for an envelope larger than
  * readMaxBytes or a body ending inside an envelope. No more than two
  * envelopes are ever held. After done, the rest of the body is read and
- * dropped while the guard still counts and times it, so that a client cannot
+ * dropped while the guard still counts and times it, until the stream is
+ * reset once its answer is out (grpc-response.ts), so that a client cannot
  * keep a stream open with an unfinished body once it has been answered. When
  * the stream closes first, done is not called: the call's own close handling
  * ends it.
