@@ -214,8 +214,8 @@ export const serverSettings = {
     env: "SETTINGS_TIMEOUT_MS",
     parse: integer(100, 600_000),
     default: 5_000,
-    help: "close a connection that has not acknowledged the server's SETTINGS by then",
-    doc: "a connection that has not acknowledged the server's SETTINGS by then is dropped",
+    help: "close a connection that has not acknowledged the server's SETTINGS (with TLS: finished its handshake) by then",
+    doc: "a connection that has not acknowledged the server's SETTINGS by then is dropped; with TLS, so is one that has not finished its handshake by then",
     group: "limits",
   },
   unackedHeaderBytes: {

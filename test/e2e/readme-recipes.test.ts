@@ -154,6 +154,7 @@ const recipes = {
   resetLimit: runnable("docs/upstream.md", "7. Node.js (nghttp2)", "js"),
   compatForEveryStream: runnable("docs/upstream.md", '8. Node.js: a "stream" listener', "js"),
   handedConnections: runnable("docs/upstream.md", "9. Node.js: an HTTP/1.1 server", "js"),
+  handshakeTimeout: runnable("docs/upstream.md", "10. Node.js: a TLS handshake", "js"),
 };
 
 describe("the docs' recipes, as typed", { timeout: 240_000 }, () => {
@@ -381,6 +382,7 @@ describe("the docs' recipes, as typed", { timeout: 240_000 }, () => {
       [recipes.resetLimit, "mjs", /^GOAWAY 2 after \d+\.\d s\n$/],
       [recipes.compatForEveryStream, "mjs", /^the compatibility layer built a request too: \/x\n$/],
       [recipes.handedConnections, "mjs", /^still open after 2 s: true\n$/],
+      [recipes.handshakeTimeout, "mjs", /^ERR_TLS_HANDSHAKE_TIMEOUT\nopen after 1\.5 s: true\n$/],
     ];
     for (const [block, ext, expected] of cases) {
       const file = join(root, `repro-${process.pid}.${ext}`);
