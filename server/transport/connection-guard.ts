@@ -64,11 +64,18 @@ export function guardConnection(session: http2.ServerHttp2Session, limits: Conne
         return;
       }
     }
-    stream.once("close", () => {
-      unackedHeaderBytes -= bytes;
-      if (--openStreams === 0 && !session.closed && !session.destroyed) startIdleTimer();
-    });
+    // A stream opened after the SETTINGS were acknowledged (all but the
+    // first few) holds no header bytes here, and shares one listener.
+    if (bytes === 0) stream.on("close", onStreamClose);
+    else
+      stream.on("close", () => {
+        unackedHeaderBytes -= bytes;
+        onStreamClose();
+      });
   });
+  function onStreamClose(): void {
+    if (--openStreams === 0 && !session.closed && !session.destroyed) startIdleTimer();
+  }
   startIdleTimer();
   return () => {
     clearTimeout(idleTimer);

@@ -80,27 +80,30 @@ export function limitUnansweredResets(session: http2.ServerHttp2Session, limits:
     }
     opened++;
     lastStreamId = Math.max(lastStreamId, stream.id ?? 0);
-    stream.once("close", () => {
-      // Node closes every stream of a session being destroyed: those were
-      // not reset by the peer, and are not counted.
-      if (stream.headersSent || session.destroyed || cutOffStarted || resetByServer(stream)) return;
-      unanswered++;
-      const now = performance.now();
-      tokens = Math.min(burst, tokens + (now - updatedAt) * perMs) - 1;
-      updatedAt = now;
-      if (tokens >= 0) return;
-      logger.warn(
-        {
-          address: session.socket?.remoteAddress,
-          unanswered,
-          opened,
-          afterMs: Math.round(now - openedAt),
-          unansweredResetBurst: burst,
-          unansweredResetRate: limits.unansweredResetRate,
-        },
-        "connection dropped: too many streams reset before they were answered",
-      );
-      cutOff();
-    });
+    stream.on("close", onStreamClose);
   });
+  // One listener for all the session's streams ("close" comes once), rather
+  // than a closure and a once-wrapper for each.
+  function onStreamClose(this: http2.ServerHttp2Stream): void {
+    // Node closes every stream of a session being destroyed: those were
+    // not reset by the peer, and are not counted.
+    if (this.headersSent || session.destroyed || cutOffStarted || resetByServer(this)) return;
+    unanswered++;
+    const now = performance.now();
+    tokens = Math.min(burst, tokens + (now - updatedAt) * perMs) - 1;
+    updatedAt = now;
+    if (tokens >= 0) return;
+    logger.warn(
+      {
+        address: session.socket?.remoteAddress,
+        unanswered,
+        opened,
+        afterMs: Math.round(now - openedAt),
+        unansweredResetBurst: burst,
+        unansweredResetRate: limits.unansweredResetRate,
+      },
+      "connection dropped: too many streams reset before they were answered",
+    );
+    cutOff();
+  }
 }

@@ -134,16 +134,17 @@ export async function invokeUnary(
 
 /**
  * Runs a server-streaming call through its interceptors as Connect's
- * invokeStreamImplementation does, and returns its messages; the header of
- * an interceptor's own response has been copied to the context, and
- * copyTrailer copies its trailer once the messages are done.
+ * invokeStreamImplementation does, and returns the response, with whether it
+ * is the one the call itself made (which holds the context's headers) or an
+ * interceptor's own, whose header has been copied to the context and whose
+ * trailer the caller copies once the messages are done, as Connect does.
  */
 export async function invokeServerStream(
   spec: Extract<LeanSpec, { kind: "server_streaming" }>,
   context: HandlerContext,
   input: MessageShape<DescMessage>,
   interceptors: Interceptor[],
-): Promise<{ messages: AsyncIterable<unknown>; copyTrailer(): void }> {
+): Promise<{ response: StreamResponse; own: boolean }> {
   let own: StreamResponse | undefined;
   const next = applyInterceptors<StreamRequest, StreamResponse>(interceptors, async (req) => {
     own = {
@@ -168,12 +169,7 @@ export async function invokeServerStream(
     header: context.requestHeader,
   });
   if (res !== own) copyHeaders(res.header, context.responseHeader);
-  return {
-    messages: res.message,
-    copyTrailer: () => {
-      if (res !== own) copyHeaders(res.trailer, context.responseTrailer);
-    },
-  };
+  return { response: res, own: res === own };
 }
 
 /**

@@ -2,6 +2,7 @@ import type * as http2 from "node:http2";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues, type HandlerContext } from "@connectrpc/connect";
 import { createLazyHeaders, type LazyHeaders } from "./lazy-headers.js";
+import { errorFromResetCode } from "./reset-codes.js";
 
 /** What a lean call's context is made from. */
 export interface LeanContextInit {
@@ -23,6 +24,12 @@ export type LeanContext = HandlerContext & {
   abort(reason?: unknown): void;
   /** Whether the call has been aborted or ended (without making its signal to tell). */
   readonly ended: boolean;
+  /**
+   * The listener of its HTTP/2 stream's "close": aborts the call, if it is
+   * still running, with the status that connect-node derives from the reset
+   * code (a client's cancel is CANCELED).
+   */
+  readonly streamClosed: (this: http2.ServerHttp2Stream) => void;
   /**
    * The response headers and trailers if anything has changed (or iterated)
    * them; undefined while they are still what the call started with.
@@ -75,6 +82,7 @@ class LeanCallContext implements LeanContext {
   #responseTrailer: LazyHeaders | undefined;
   /** Bound once: it is the shutdown signal's listener. */
   readonly #onShutdown = () => this.abort(this.#init.shutdownSignal.reason);
+  readonly streamClosed: (this: http2.ServerHttp2Stream) => void;
   /** An own function, as Connect's is: handlers may call it detached. */
   readonly timeoutMs = () => (this.#deadlineAt === undefined ? undefined : this.#deadlineAt - performance.now());
 
@@ -85,6 +93,12 @@ class LeanCallContext implements LeanContext {
     this.url = init.url;
     this.values = init.values;
     this.#deadlineAt = init.timeoutMs === undefined ? undefined : performance.now() + init.timeoutMs;
+    // A function of its own, not an arrow: node calls it with the stream as
+    // this, and it reaches the context through the closure.
+    const context = this;
+    this.streamClosed = function (this: http2.ServerHttp2Stream) {
+      if (!context.ended) context.abort(errorFromResetCode(this.rstCode));
+    };
   }
 
   get signal(): AbortSignal {

@@ -1,14 +1,12 @@
-import * as http2 from "node:http2";
+import type * as http2 from "node:http2";
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import { type Compression, compressionNegotiate, envelopeDecompress, validateReadWriteMaxBytes } from "@connectrpc/connect/protocol";
 import { headerAcceptEncoding, headerEncoding, parseTimeout } from "@connectrpc/connect/protocol-grpc";
 import type { RequestBodyGuard } from "../request-body-guard.js";
-import { resetStream } from "../reset-stream.js";
 import { createLeanContext, type LeanContext } from "./lean-context.js";
 import type { LeanMethod } from "./lean-method.js";
 import { type Envelope, type RequestBody, readRequest } from "./read-request.js";
-import { errorFromResetCode } from "./reset-codes.js";
 import { type LeanCall, serveCall, serveError } from "./serve-call.js";
 
 /**
@@ -112,10 +110,7 @@ export function createLeanPath(methods: ReadonlyMap<string, LeanMethod>, options
         responseCompression: compression.response,
         compressMinBytes,
         readMaxBytes,
-        writeFailed: (error) => {
-          options.writeFailed?.(method.spec.method.name, error);
-          resetStream(stream, http2.constants.NGHTTP2_INTERNAL_ERROR);
-        },
+        hooks: options,
       };
       options.served?.();
       const values = options.contextValues(stream, method.spec.kind === "server_streaming");
@@ -235,9 +230,7 @@ function createContext(call: LeanCall, values: ContextValues, shutdownSignal: Ab
   // runs, with the status that connect-node derives from the reset code (a
   // client's cancel is CANCELED). A stream that closes after its response is
   // the normal end of every call: nothing is left to tell.
-  stream.once("close", () => {
-    if (!context.ended) context.abort(errorFromResetCode(stream.rstCode));
-  });
+  stream.on("close", context.streamClosed);
   return context;
 }
 

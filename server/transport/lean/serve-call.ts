@@ -1,9 +1,10 @@
-import type * as http2 from "node:http2";
+import * as http2 from "node:http2";
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Compression, encodeEnvelope, envelopeCompress } from "@connectrpc/connect/protocol";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { invokeServerStream, invokeUnary } from "./connect-steps.js";
+import { resetStream } from "../reset-stream.js";
+import { copyHeaders, invokeServerStream, invokeUnary } from "./connect-steps.js";
 import { endResponse, responseHeaders, responseTrailers, sendHeaders } from "./grpc-response.js";
 import type { LeanContext } from "./lean-context.js";
 import type { LeanMethod, LeanSpec } from "./lean-method.js";
@@ -21,8 +22,8 @@ export interface LeanCall {
   responseCompression: Compression | null;
   compressMinBytes: number;
   readMaxBytes: number;
-  /** Ends the stream of a call whose response could not be written. */
-  writeFailed(error: unknown): void;
+  /** Told when a response could not be written (shared by every call). */
+  hooks: { writeFailed?(method: string, error: unknown): void };
 }
 
 /** Why a call's signal aborts once its response is complete. */
@@ -35,16 +36,26 @@ const callEnded = new ConnectError("the call has ended", Code.Canceled);
  */
 export function serveCall(call: LeanCall, context: LeanContext, input: MessageShape<DescMessage>): void {
   const spec = call.method.spec;
-  const served = spec.kind === "unary" ? serveUnary(call, spec, context, input) : serveServerStream(call, spec, context, input);
-  served.catch(call.writeFailed).finally(() => {
-    // As Connect does once a response is complete: stops the deadline timer,
-    // unlinks the shutdown signal, and tells anything still listening that
-    // the call is over. Connect aborts without a reason, which makes a
-    // DOMException with a stack trace on every call; a shared reason costs
-    // nothing, and no handler can see the difference, since its call has
-    // already ended.
-    context.abort(callEnded);
-  });
+  if (spec.kind === "unary") void serveUnary(call, spec, context, input);
+  else void serveServerStream(call, spec, context, input);
+}
+
+/** Ends the stream of a call whose response could not be written, usually because its client left. */
+function writeFailed(call: LeanCall, error: unknown): void {
+  call.hooks.writeFailed?.(call.method.spec.method.name, error);
+  resetStream(call.stream, http2.constants.NGHTTP2_INTERNAL_ERROR);
+}
+
+/**
+ * What a call does once its response is complete, as Connect does: stops the
+ * deadline timer, unlinks the shutdown signal, and tells anything still
+ * listening that the call is over. Connect aborts without a reason, which
+ * makes a DOMException with a stack trace on every call; a shared reason
+ * costs nothing, and no handler can see the difference, since its call has
+ * already ended.
+ */
+function endCall(context: LeanContext): void {
+  context.abort(callEnded);
 }
 
 /**
@@ -64,24 +75,31 @@ export function serveError(call: LeanCall, context: LeanContext, error: unknown,
     if (!headersSent) sendHeaders(stream, responseHeaders(context, call.responseCompression));
     endResponse(stream, responseTrailers(context));
   } catch (failure) {
-    call.writeFailed(failure);
+    writeFailed(call, failure);
   }
 }
 
+/** Runs a unary call; it never rejects. */
 async function serveUnary(call: LeanCall, spec: Extract<LeanSpec, { kind: "unary" }>, context: LeanContext, input: MessageShape<DescMessage>): Promise<void> {
-  let body: Uint8Array;
   try {
-    const output = await invokeUnary(spec, context, input, call.method.interceptors);
-    const encoded = encode(call, output);
-    body = encoded instanceof Promise ? await encoded : encoded;
-  } catch (error) {
-    serveError(call, context, error);
-    return;
+    let body: Uint8Array;
+    try {
+      const output = await invokeUnary(spec, context, input, call.method.interceptors);
+      const encoded = encode(call, output);
+      body = encoded instanceof Promise ? await encoded : encoded;
+    } catch (error) {
+      serveError(call, context, error);
+      return;
+    }
+    const stream = call.stream;
+    if (stream.closed || stream.destroyed) return;
+    sendHeaders(stream, responseHeaders(context, call.responseCompression));
+    endResponse(stream, responseTrailers(context), body);
+  } catch (failure) {
+    writeFailed(call, failure);
+  } finally {
+    endCall(context);
   }
-  const stream = call.stream;
-  if (stream.closed || stream.destroyed) return;
-  sendHeaders(stream, responseHeaders(context, call.responseCompression));
-  endResponse(stream, responseTrailers(context), body);
 }
 
 /**
@@ -101,8 +119,8 @@ async function serveServerStream(
   let headersSent = false;
   let it: AsyncIterator<unknown> | undefined;
   try {
-    const response = await invokeServerStream(spec, context, input, call.method.interceptors);
-    it = response.messages[Symbol.asyncIterator]();
+    const { response, own } = await invokeServerStream(spec, context, input, call.method.interceptors);
+    it = response.message[Symbol.asyncIterator]();
     for (;;) {
       const result = await it.next();
       if (result.done === true) break;
@@ -121,7 +139,8 @@ async function serveServerStream(
       await it.return?.();
       return;
     }
-    response.copyTrailer();
+    // As Connect copies the trailer of an interceptor's own response once its messages are done.
+    if (!own) copyHeaders(response.trailer, context.responseTrailer);
     if (!headersSent) sendHeaders(stream, responseHeaders(context, call.responseCompression));
     endResponse(stream, responseTrailers(context));
   } catch (error) {
@@ -130,6 +149,8 @@ async function serveServerStream(
     // handler's generator, so that its finally blocks run (a Watch releases
     // its subscription there). A generator that threw is already closed.
     it?.return?.().catch(() => {});
+  } finally {
+    endCall(context);
   }
 }
 
