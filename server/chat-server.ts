@@ -95,7 +95,7 @@ export function createChatServer(config: ServerConfig, logger: Logger): ChatServ
   const tlsGuarded = tls === undefined ? undefined : createWebGuard(site.handle, { origins: config.webOrigin, hosts: undefined });
   const grpc = createGrpcServer(
     config,
-    createStreamListener(calls.lean, tlsGuarded ?? calls.request),
+    createStreamListener(calls.lean, tlsGuarded ?? calls.request, (err) => logger.warn({ err }, "stream reset: serving it failed")),
     logger,
     tls === undefined || tlsGuarded === undefined ? undefined : { files: tls, http1: tlsGuarded },
   );

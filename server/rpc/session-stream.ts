@@ -137,6 +137,13 @@ class SessionCall implements AsyncIterable<ConnectResponse>, AsyncIterator<Conne
     }
   };
 
+  // A wait that fails (none does today) ends the call in progress too, or
+  // every later call would queue behind it for ever.
+  private readonly failed = (error: unknown): never => {
+    this.busy = false;
+    throw error;
+  };
+
   /** The request, until the session is open: a stream that stays open for hours need not keep it. */
   private req: ConnectRequest | undefined;
 
@@ -279,7 +286,7 @@ class SessionCall implements AsyncIterable<ConnectResponse>, AsyncIterator<Conne
     } catch (error) {
       this.fail(error);
     }
-    return session.wait().then(this.resume);
+    return session.wait().then(this.resume, this.failed);
   }
 
   /** Ends the stream with an error, and throws it. */
@@ -363,13 +370,15 @@ class SessionHold {
 
   /** The stream ended, with why: releases the session, or holds it for a resume. */
   end(reason: unknown): void {
-    clearTimeout(this.expiry);
     this.close(reason);
   }
 
   private close(reason: unknown): void {
     if (this.closed) return;
     this.closed = true;
+    // However the stream ends (its call's abort included), the token's
+    // expiry must not release a session that another stream may now hold.
+    clearTimeout(this.expiry);
     const { session, stream, ctx, streams } = this;
     const { backend, logger } = streams;
     // A write that never completed (the connection died under it) must not end the session later as stalled.

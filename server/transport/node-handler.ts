@@ -4,6 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { requestCallValues } from "./call-values.js";
+import { isConnectionSpecific } from "./connection-headers.js";
 import { dropTimeoutsBeyondTimers } from "./drop-timeouts-beyond-timers.js";
 import type { RequestBodyGuard } from "./request-body-guard.js";
 import type { Route } from "./route-table.js";
@@ -39,10 +40,23 @@ export function createNodeHandler(routes: ReadonlyMap<string, Route>, options: N
       return;
     }
     dropTimeoutsBeyondTimers(req.headers);
+    if ("stream" in res) dropConnectionSpecificTrailers(res);
     if ("stream" in req && bodyGuard !== undefined && route.lean !== undefined) bodyGuard.watchRequest(req);
     const values = requestCallValues(req, res, route.handler.method.methodKind === "server_streaming");
+    let uReq: ReturnType<typeof universalRequestFromNodeRequest>;
+    try {
+      uReq = universalRequestFromNodeRequest(req, res, undefined, values);
+    } catch (err) {
+      // connect-node builds the request's URL from its authority (or Host),
+      // and throws for one that is not a URL ("[", say). A throw here would
+      // end the process: the client gets 400 instead.
+      logger.debug({ err }, "request refused: no URL can be made of its authority");
+      res.statusCode = 400;
+      res.end();
+      return;
+    }
     route
-      .handler(universalRequestFromNodeRequest(req, res, undefined, values))
+      .handler(uReq)
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
       .catch((reason: unknown) => {
         const err = ConnectError.from(reason);
@@ -50,5 +64,22 @@ export function createNodeHandler(routes: ReadonlyMap<string, Route>, options: N
           logger.debug({ rpc: route.handler.method.name, err: err.message }, "response not written in full");
         }
       });
+  };
+}
+
+/**
+ * Makes a response of node's HTTP/2 compatibility layer leave out the
+ * connection-specific trailers a handler may have set: node throws for them
+ * from its own event when it sends the trailers, which would end the process
+ * (headers it drops by itself, with a warning).
+ */
+function dropConnectionSpecificTrailers(res: http2.Http2ServerResponse): void {
+  const addTrailers = res.addTrailers.bind(res);
+  res.addTrailers = (trailers) => {
+    const kept: http2.OutgoingHttpHeaders = {};
+    for (const [name, value] of Object.entries(trailers)) {
+      if (!isConnectionSpecific(name.toLowerCase(), String(value))) kept[name] = value;
+    }
+    addTrailers(kept);
   };
 }

@@ -1,6 +1,7 @@
 import * as http2 from "node:http2";
 import type { LeanPath } from "./lean/lean-path.js";
 import type { NodeHandler } from "./node-handler.js";
+import { resetStream } from "./reset-stream.js";
 import { resetUnfinishedRequest } from "./reset-unfinished-request.js";
 
 /** A listener of an HTTP/2 server's "stream" event. */
@@ -16,8 +17,8 @@ export type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.In
  * http2/compat.js, onServerStream): CONNECT is refused with 405, and an
  * Expect of 100-continue is answered, any other with 417.
  */
-export function createStreamListener(lean: LeanPath | undefined, handler: NodeHandler): StreamListener {
-  return (stream, headers, _flags, rawHeaders) => {
+export function createStreamListener(lean: LeanPath | undefined, handler: NodeHandler, onError: (error: unknown) => void = () => {}): StreamListener {
+  const serve: StreamListener = (stream, headers, _flags, rawHeaders) => {
     // An error of one stream (a reset with an error code, a write after the
     // client left) is that stream's end, and is reported through its close;
     // without a listener it would end the process. The compatibility layer
@@ -45,6 +46,16 @@ export function createStreamListener(lean: LeanPath | undefined, handler: NodeHa
       res.writeContinue();
     }
     handler(req, res);
+  };
+  // Node calls this from the session's event: a throw here, from any layer
+  // below, would end the process. It ends that stream alone.
+  return (stream, headers, flags, rawHeaders) => {
+    try {
+      serve(stream, headers, flags, rawHeaders);
+    } catch (error) {
+      onError(error);
+      resetStream(stream, http2.constants.NGHTTP2_INTERNAL_ERROR);
+    }
   };
 }
 

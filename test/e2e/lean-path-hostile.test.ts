@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { createChatClient } from "../../client/chat-client.js";
+import { SendMessageRequestSchema } from "../../gen/chat/v1/chat_pb.js";
+import { openStream } from "../helpers/chat-stream.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 // Clients that misbehave against the gRPC port's stream listener: what the
@@ -126,6 +130,66 @@ describe("the stream listener against hostile clients", { timeout: 60_000 }, () 
       assert.equal(stream.rstCode, http2.constants.NGHTTP2_NO_ERROR);
     } finally {
       session.destroy();
+    }
+  });
+
+  it("answers a request whose authority makes no URL with 400 on either path, and goes on serving", async () => {
+    // connect-node throws building such a request's URL: from the stream event, that ended the process.
+    const session = http2.connect(t.baseUrl);
+    session.on("error", () => {});
+    try {
+      const statusOf = (headers: http2.OutgoingHttpHeaders) =>
+        new Promise<number | undefined>((resolve) => {
+          const stream = session.request(headers);
+          stream.on("error", () => {});
+          stream.on("response", (h) => resolve(h[":status"]));
+          stream.on("close", () => resolve(undefined));
+          stream.resume();
+          stream.end("{}");
+        });
+      const call = { ":method": "POST", ":path": "/chat.v1.ChatService/ListChannels", te: "trailers", authorization: "nobody" };
+      for (const authority of ["[", "[::1"]) {
+        assert.equal(await statusOf({ ...call, ":authority": authority, "content-type": "application/json" }), 400, `${authority}, Connect protocol`);
+        assert.equal(await statusOf({ ...call, ":authority": authority, "content-type": "application/grpc" }), 400, `${authority}, gRPC`);
+      }
+      assert.equal(await statusOf({ ...call, "content-type": "application/json" }), 401, "an ordinary call after them");
+    } finally {
+      session.destroy();
+    }
+  });
+
+  it("does not serve a call whose stream the body guard reset, though its message had arrived", async () => {
+    const guarded = await startTestServer({ requestBodyTimeoutMs: 300 });
+    const alice = createChatClient(guarded.baseUrl, "alice");
+    const bob = createChatClient(guarded.baseUrl, "bob");
+    const aliceStream = await openStream(alice, "alice");
+    const bobStream = await openStream(bob, "bob");
+    const session = http2.connect(guarded.baseUrl);
+    session.on("error", () => {});
+    try {
+      // A whole message, and the request never ended: reset by the guard (CANCEL) when its time is up.
+      const message = Buffer.from(toBinary(SendMessageRequestSchema, create(SendMessageRequestSchema, { channel: "bob", text: "never served" })));
+      const frame = Buffer.alloc(5 + message.length);
+      frame.writeUInt32BE(message.length, 1);
+      frame.set(message, 5);
+      const stream = session.request(
+        { ":method": "POST", ":path": "/chat.v1.ChatService/SendMessage", "content-type": "application/grpc", te: "trailers", authorization: "alice" },
+        { endStream: false },
+      );
+      stream.on("error", () => {});
+      stream.resume();
+      stream.write(frame);
+      await new Promise((resolve) => stream.on("close", resolve));
+      assert.equal(stream.rstCode, http2.constants.NGHTTP2_CANCEL);
+      // Alice's messages to bob arrive in the order they were served: the first bob gets is the marker.
+      await alice.sendMessage({ channel: "bob", text: "marker" });
+      const [first] = await bobStream.waitForMessages(1);
+      assert.equal(first?.text, "marker");
+    } finally {
+      session.destroy();
+      aliceStream.cancel();
+      bobStream.cancel();
+      await guarded.stop();
     }
   });
 });

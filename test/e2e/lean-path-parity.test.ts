@@ -369,6 +369,32 @@ describe("the lean gRPC path answers exactly as Connect would", () => {
     assert.equal(failures.length, 0, String(failures[0]));
   });
 
+  it("resets a call whose status cannot be written, and the process goes on", async () => {
+    // Connect's own handler leaves such a call without an answer; the lean
+    // path must at least end it, and nothing may escape as an unhandled rejection.
+    const server = await startHealthServer(true);
+    const session = http2.connect(server.baseUrl);
+    session.on("error", () => {});
+    try {
+      for (const method of ["Check", "Watch"]) {
+        const request = toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: "bad-details" }));
+        const t = await rawH2Call(session, health(method), request, HealthCheckResponseSchema);
+        assert.equal(t.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR, method);
+      }
+      const ok = await rawH2Call(
+        session,
+        health("Check"),
+        toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: "ok" })),
+        HealthCheckResponseSchema,
+      );
+      assert.equal(ok.trailers["grpc-status"], "0");
+      assert.equal(failures.length, 0, String(failures[0]));
+    } finally {
+      session.destroy();
+      await server.close();
+    }
+  });
+
   it("for handlers that fail, misbehave, or outlive their client", async () => {
     const transcripts: Record<string, unknown>[] = [];
     for (const leanPath of [true, false]) {
@@ -417,6 +443,7 @@ function healthRows(): Row[] {
       ["plain error", "plain"],
       ["unencodable", "enum"],
       ["merged context", "merged"],
+      ["cookies and a connection header", "cookies"],
     ]) {
       rows.push(row(`check ${name} (${v})`, health("Check"), HealthCheckRequestSchema, { service }, HealthCheckResponseSchema, variant));
       rows.push(row(`watch ${name} (${v})`, health("Watch"), HealthCheckRequestSchema, { service }, HealthCheckResponseSchema, variant));
@@ -456,6 +483,15 @@ function misbehavingHealth(): ServiceImpl<typeof Health> {
   const failIfAsked = (service: string) => {
     if (service === "details") throw details();
     if (service === "plain") throw new Error("internal detail: /etc/secret");
+    // Details that cannot be encoded: the status itself cannot be written.
+    if (service === "bad-details")
+      throw new ConnectError("refused", Code.FailedPrecondition, undefined, [{ desc: HealthCheckResponseSchema, value: { status: unencodable } }]);
+  };
+  // Headers node would refuse or must keep apart: two cookies, and one HTTP/2 forbids.
+  const oddHeaders = (header: Headers) => {
+    header.append("set-cookie", "a=1");
+    header.append("set-cookie", "b=2");
+    header.set("connection", "close");
   };
   return {
     async check(req, ctx) {
@@ -463,6 +499,9 @@ function misbehavingHealth(): ServiceImpl<typeof Health> {
       switch (req.service) {
         case "enum":
           return { status: unencodable };
+        case "cookies":
+          oddHeaders(ctx.responseHeader);
+          return { status: ServingStatus.SERVING };
         case "merged":
           ctx.responseHeader.set("x-added", ctx.requestHeader.get("x-added") ?? "missing");
           ctx.responseTrailer.set("x-value", ctx.values.get(addedKey));
@@ -502,6 +541,10 @@ function misbehavingHealth(): ServiceImpl<typeof Health> {
           return;
         case "merged":
           yield { status: ctx.requestHeader.get("x-added") === "by-interceptor" ? ServingStatus.SERVING : ServingStatus.UNKNOWN };
+          return;
+        case "cookies":
+          // Headers went out with the first response: these land in the trailers.
+          oddHeaders(ctx.responseTrailer);
           return;
         case "cancel":
           await aborted(ctx.signal);

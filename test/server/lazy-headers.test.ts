@@ -27,6 +27,9 @@ describe("a lean call's headers", () => {
     const headers = createLazyHeaders({ "content-type": "application/grpc+proto" });
     assert.equal(headers.get("content-type"), "application/grpc+proto");
     assert.equal(headers.has("grpc-encoding"), false);
+    // Names a plain record inherits are not headers.
+    assert.equal(headers.get("constructor"), null);
+    assert.equal(headers.has("__proto__"), false);
     assert.equal(headers.copied, false);
     headers.set("x-set", "by a handler");
     assert.equal(headers.copied, true);

@@ -34,6 +34,8 @@ describe("a pre-encoded ConnectResponse", () => {
   it("is not marked for JSON, nor when it is any other message", () => {
     assert.equal(preEncodedFields(toConnectResponse(batch, false)), undefined);
     assert.equal(preEncodedFields({}), undefined);
+    // A copy made to change a field must not carry the original's bytes.
+    assert.equal(preEncodedFields({ ...toConnectResponse(batch, true) }), undefined);
     assert.equal(preEncodedFields(undefined), undefined);
   });
 });

@@ -53,6 +53,36 @@ export function mergeRequest(context: HandlerContext, request: StreamRequest): H
 }
 
 /**
+ * The context as a request gate sees it: Connect hands its gate the
+ * handler context itself, a plain object; the lean context is a class whose
+ * lazy parts a spread would not copy. Own getters here, as in
+ * mergeRequestLazily.
+ */
+export function gateView(context: HandlerContext): HandlerContext {
+  return {
+    service: context.service,
+    method: context.method,
+    protocolName: context.protocolName,
+    requestMethod: context.requestMethod,
+    url: context.url,
+    timeoutMs: context.timeoutMs,
+    values: context.values,
+    get signal() {
+      return context.signal;
+    },
+    get requestHeader() {
+      return context.requestHeader;
+    },
+    get responseHeader() {
+      return context.responseHeader;
+    },
+    get responseTrailer() {
+      return context.responseTrailer;
+    },
+  };
+}
+
+/**
  * The same for a unary call, with its headers and signal behind getters, so
  * that the context's lazy Headers and abort controller are made only if the
  * handler reads them; a unary call's context does not outlive it.
@@ -142,7 +172,7 @@ export async function invokeUnary(
 export async function invokeServerStream(
   spec: Extract<LeanSpec, { kind: "server_streaming" }>,
   context: HandlerContext,
-  input: MessageShape<DescMessage>,
+  input: MessageShape<DescMessage> | ConnectError,
   interceptors: Interceptor[],
 ): Promise<{ response: StreamResponse; own: boolean }> {
   let own: StreamResponse | undefined;
@@ -174,15 +204,17 @@ export async function invokeServerStream(
 
 /**
  * An async iterable of one message, as Connect's createAsyncIterable([message])
- * gives, without an async generator: the request of a server-streaming call
- * is read once, by firstMessage.
+ * gives, without an async generator; or, for a body that was not one
+ * message, one that fails with its error, as Connect's body pipeline does
+ * when the handler reads it: inside the interceptors, which count and log it.
  */
-function single<T>(message: T): AsyncIterable<T> {
+function single<T>(message: T | ConnectError): AsyncIterable<T> {
   return {
     [Symbol.asyncIterator]() {
       let taken = false;
       return {
         next: () => {
+          if (message instanceof ConnectError) return Promise.reject(message);
           if (taken) return Promise.resolve({ done: true, value: undefined });
           taken = true;
           return Promise.resolve({ done: false, value: message });
@@ -192,17 +224,19 @@ function single<T>(message: T): AsyncIterable<T> {
   };
 }
 
-/** Takes the one request message of a server-streaming call, with Connect's error when there is none. */
+/**
+ * The one request message of a server-streaming call, as Connect's
+ * ensureSingle (invoke-implementation.ts) takes it, with its errors when
+ * there is none or more than one (an interceptor may have replaced the
+ * request's messages).
+ */
 export async function firstMessage<T>(messages: AsyncIterable<T>): Promise<T> {
-  // The first result is all it reads, as Connect's for-await does before it
-  // returns (which would also tell the iterator it is done with it).
   const it = messages[Symbol.asyncIterator]();
   const first = await it.next();
-  if (first.done !== true) {
-    await it.return?.();
-    return first.value;
-  }
-  throw new ConnectError("protocol error: missing input message for server-streaming method", Code.Unimplemented);
+  if (first.done === true) throw new ConnectError("protocol error: missing input message for server-streaming method", Code.Unimplemented);
+  const second = await it.next();
+  if (second.done !== true) throw new ConnectError("protocol error: received extra input message for server-streaming method", Code.Unimplemented);
+  return first.value;
 }
 
 /**
@@ -227,7 +261,12 @@ export function normalizeIterable<O extends DescMessage>(output: O, messages: As
 
 export function copyHeaders(from: Headers, to: Headers): void {
   if (from === to) return;
-  for (const key of [...to.keys()]) to.delete(key);
+  // Exactly as Connect's copyHeaders (invoke-implementation.ts), deletion
+  // while iterating included, which leaves some of the old names behind: the
+  // parity test compares what goes on the wire.
+  to.forEach((_, key) => {
+    to.delete(key);
+  });
   from.forEach((value, key) => {
     to.set(key, value);
   });

@@ -1,6 +1,8 @@
-import type * as http2 from "node:http2";
+import * as http2 from "node:http2";
 import type { Compression } from "@connectrpc/connect/protocol";
 import { contentTypeProto, grpcStatusOk, headerContentType, headerEncoding, headerGrpcStatus } from "@connectrpc/connect/protocol-grpc";
+import { isConnectionSpecific } from "../connection-headers.js";
+import { resetStream } from "../reset-stream.js";
 import { resetUnfinishedRequest } from "../reset-unfinished-request.js";
 import type { LeanContext } from "./lean-context.js";
 
@@ -38,10 +40,19 @@ export function responseTrailers(context: LeanContext): http2.OutgoingHttpHeader
   return touched === undefined ? okTrailers : nodeHeaders(touched, {});
 }
 
+/**
+ * Node's form of Headers, as connect-node's webHeaderToNodeHeaders makes it
+ * (each set-cookie kept apart), less the connection-specific headers HTTP/2
+ * forbids, which node's stream would throw for and its compatibility layer
+ * drops with a warning, as Connect's path then does.
+ */
 function nodeHeaders(headers: Headers, into: http2.OutgoingHttpHeaders): http2.OutgoingHttpHeaders {
   headers.forEach((value, name) => {
+    if (name === "set-cookie" || isConnectionSpecific(name, value)) return;
     into[name] = value;
   });
+  const cookies = headers.getSetCookie();
+  if (cookies.length > 0) into["set-cookie"] = cookies;
   return into;
 }
 
@@ -59,8 +70,15 @@ export function sendHeaders(stream: http2.ServerHttp2Stream, headers: http2.Outg
  */
 export function endResponse(stream: http2.ServerHttp2Stream, trailers: http2.OutgoingHttpHeaders, body?: Uint8Array): void {
   stream.once("wantTrailers", () => {
-    // The stream may have been reset between the last write and now.
-    if (!stream.closed) stream.sendTrailers(trailers);
+    // The stream may have been reset between the last write and now. A
+    // throw here would be an uncaught exception: node calls this listener
+    // from its own event.
+    try {
+      if (!stream.closed) stream.sendTrailers(trailers);
+    } catch {
+      resetStream(stream, http2.constants.NGHTTP2_INTERNAL_ERROR);
+      return;
+    }
     // A call answered before its body was complete (too large, one message
     // too many, refused by its gate): the reader drops what still comes, and
     // the stream ends here rather than at the body timeout. Node sends the

@@ -48,7 +48,9 @@ class RecordHeaders implements LazyHeaders {
   #lookup(name: string): string | null | undefined {
     const raw = this.#raw;
     if (raw === undefined || !headerName.test(name)) return undefined;
-    const value = raw[name.toLowerCase()];
+    const key = name.toLowerCase();
+    // Own names only: a plain record inherits "constructor" and the like.
+    const value = Object.hasOwn(raw, key) ? raw[key] : undefined;
     if (value === undefined) return null;
     const joined = typeof value === "string" ? value : value.join(", ");
     // Headers strips surrounding whitespace; HTTP/2 forbids it, but a value
@@ -62,7 +64,7 @@ class RecordHeaders implements LazyHeaders {
     const copy = new Headers();
     const raw = this.#raw ?? {};
     this.#raw = undefined;
-    for (const name in raw) {
+    for (const name of Object.keys(raw)) {
       const value = raw[name];
       if (name.startsWith(":") || value === undefined) continue;
       if (typeof value === "string") copy.append(name, value);

@@ -53,8 +53,8 @@ export type LeanContext = HandlerContext & {
  * context. It is a class, its lazy parts behind getters on its prototype: an
  * object literal with getters is kept in dictionary mode, about 800 bytes
  * for every open stream. (A spread copies no prototype getters: the lean
- * path never hands this object to a handler, only what connect-steps.ts
- * makes of it.)
+ * path never hands this object to a handler or a gate, only what
+ * connect-steps.ts makes of it.)
  */
 export function createLeanContext(init: LeanContextInit): LeanContext {
   return new LeanCallContext(init);

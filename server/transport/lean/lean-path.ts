@@ -4,6 +4,7 @@ import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import { type Compression, compressionNegotiate, envelopeDecompress, validateReadWriteMaxBytes } from "@connectrpc/connect/protocol";
 import { headerAcceptEncoding, headerEncoding, parseTimeout } from "@connectrpc/connect/protocol-grpc";
 import type { RequestBodyGuard } from "../request-body-guard.js";
+import { gateView } from "./connect-steps.js";
 import { createLeanContext, type LeanContext } from "./lean-context.js";
 import type { LeanMethod } from "./lean-method.js";
 import { type Envelope, type RequestBody, readRequest } from "./read-request.js";
@@ -100,11 +101,19 @@ export function createLeanPath(methods: ReadonlyMap<string, LeanMethod>, options
       const timeout = parseTimeout(timeoutHeader, Number.MAX_SAFE_INTEGER);
       const compression = negotiate(encodingHeader, acceptHeader);
       if (timeout.error !== undefined || compression.error !== undefined) return false;
+      // As drop-timeouts-beyond-timers.ts does for Connect's path: a deadline
+      // too far for a timer is no deadline, and gone from the headers too.
+      const timeoutMs = timeout.timeoutMs !== undefined && timeout.timeoutMs > longestTimerMs ? undefined : timeout.timeoutMs;
+      if (timeoutMs !== timeout.timeoutMs) delete headers["grpc-timeout"];
+      const url = urlOf(stream, headers);
+      // Connect's path answers a request whose authority makes no URL.
+      if (url === undefined) return false;
       const call: LeanCall = {
         method,
         stream,
         headers,
-        timeoutMs: timeout.timeoutMs !== undefined && timeout.timeoutMs > longestTimerMs ? undefined : timeout.timeoutMs,
+        url,
+        timeoutMs,
         arrivedAt: performance.now(),
         compression: compression.request,
         responseCompression: compression.response,
@@ -130,7 +139,7 @@ export function createLeanPath(methods: ReadonlyMap<string, LeanMethod>, options
         if (gate === "passed") start(call, context, read);
       });
       // Called now, as Connect does; a gate that throws refuses the call as one that rejects.
-      new Promise<void>((resolve) => resolve(method.requestGate?.(context))).then(
+      new Promise<void>((resolve) => resolve(method.requestGate?.(gateView(context)))).then(
         () => {
           gate = "passed";
           if (body !== undefined) start(call, context, body);
@@ -156,8 +165,13 @@ function start(call: LeanCall, context: LeanContext, body: RequestBody): void {
   } else run(call, context, input);
 }
 
+/**
+ * Runs the call. A body that was not one message is answered with its error
+ * at once for a unary call, as Connect checks it before the interceptors; a
+ * server stream's goes through them, as Connect's reads its body there.
+ */
 function run(call: LeanCall, context: LeanContext, input: Decoded): void {
-  if (input instanceof ConnectError) serveError(call, context, input);
+  if (input instanceof ConnectError && call.method.spec.kind === "unary") serveError(call, context, input);
   else serveCall(call, context, input);
 }
 
@@ -218,7 +232,7 @@ function createContext(call: LeanCall, values: ContextValues, shutdownSignal: Ab
   const { stream, headers } = call;
   const context = createLeanContext({
     method: call.method.spec.method,
-    url: `http://${String(headers[":authority"])}${String(headers[":path"])}`,
+    url: call.url,
     timeoutMs: call.timeoutMs === undefined ? undefined : call.timeoutMs - (performance.now() - call.arrivedAt),
     shutdownSignal,
     requestHeader: headers,
@@ -232,6 +246,33 @@ function createContext(call: LeanCall, values: ContextValues, shutdownSignal: Ab
   // the normal end of every call: nothing is left to tell.
   stream.on("close", context.streamClosed);
   return context;
+}
+
+/** The origins of the authorities calls came with, each worked out once (up to a bound, as for encodings). */
+const origins = new Map<string, string>();
+
+/**
+ * A call's URL as connect-node makes it: new URL(path, scheme://authority),
+ * the scheme https on a TLS connection, the authority from :authority or
+ * else Host. Undefined when no URL can be made of them.
+ */
+function urlOf(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): string | undefined {
+  const authority = headers[":authority"] ?? headers.host;
+  if (authority === undefined) return undefined;
+  const socket = stream.session?.socket;
+  const base = `${socket !== undefined && "encrypted" in socket && socket.encrypted === true ? "https" : "http"}://${authority}`;
+  let origin = origins.get(base);
+  if (origin === undefined) {
+    try {
+      // The URL of the root, less its slash: what new URL(path, base) puts before a path.
+      origin = new URL("/", base).href.slice(0, -1);
+    } catch {
+      return undefined;
+    }
+    if (origins.size < 64) origins.set(base, origin);
+  }
+  // The path is a route's (the call was matched on it): nothing in it for URL to change.
+  return `${origin}${String(headers[":path"])}`;
 }
 
 /** What every response's headers and trailers start from; each context copies them into Headers of its own. */

@@ -14,8 +14,11 @@ type Carrier = { [wireFields]?: readonly Uint8Array[] };
  * handler, interceptors, JSON).
  */
 export function preEncoded<T extends object>(message: T, fields: readonly Uint8Array[]): T {
-  // The symbol is this module's own: no other code can see or set it.
-  (message as T & Carrier)[wireFields] = fields;
+  // The symbol is this module's own: no other code can see or set it. Not
+  // enumerable, so that a copy made by spreading (an interceptor that
+  // changes a field) does not carry bytes that no longer match it; a message
+  // changed in place would, so messages marked here must not be.
+  Object.defineProperty(message, wireFields, { value: fields, enumerable: false });
   return message;
 }
 

@@ -27,8 +27,8 @@ const empty = Buffer.alloc(0);
  * dropped while the guard still counts and times it, until the stream is
  * reset once its answer is out (grpc-response.ts), so that a client cannot
  * keep a stream open with an unfinished body once it has been answered. When
- * the stream closes first, done is not called: the call's own close handling
- * ends it.
+ * the stream is reset or closes first, done is not called: the call's own
+ * close handling ends it.
  */
 export function readRequest(stream: http2.ServerHttp2Stream, readMaxBytes: number, watch: BodyWatch | undefined, done: (body: RequestBody) => void): void {
   const chunks: Buffer[] = [];
@@ -59,7 +59,8 @@ export function readRequest(stream: http2.ServerHttp2Stream, readMaxBytes: numbe
   };
   const onData = (chunk: Buffer) => {
     watch?.received(chunk.length);
-    if (answered) return;
+    // The guard may have reset the stream for this very chunk.
+    if (answered || wasReset(stream)) return;
     chunks.push(chunk);
     buffered += chunk.length;
     for (;;) {
@@ -84,7 +85,10 @@ export function readRequest(stream: http2.ServerHttp2Stream, readMaxBytes: numbe
   };
   const onEnd = () => {
     finish();
-    if (answered) return;
+    // Node ends the readable side of a stream that was reset too (by the
+    // body guard, or by a client that sent its message and then cancelled):
+    // that is no request to serve, as Connect's handler never sees one.
+    if (answered || wasReset(stream)) return;
     answer(length >= 0 || buffered > 0 ? new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument) : envelopes);
   };
   const finish = () => {
@@ -96,4 +100,13 @@ export function readRequest(stream: http2.ServerHttp2Stream, readMaxBytes: numbe
   stream.on("data", onData);
   stream.once("end", onEnd);
   stream.once("close", finish);
+}
+
+/**
+ * Whether the stream was reset, by either side, or destroyed. (Its rstCode
+ * is no help: node sets it to NO_ERROR from the start.) A client's ordinary
+ * END_STREAM closes only the request side: the stream is not closed then.
+ */
+function wasReset(stream: http2.ServerHttp2Stream): boolean {
+  return stream.closed || stream.destroyed;
 }

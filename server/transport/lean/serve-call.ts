@@ -15,6 +15,8 @@ export interface LeanCall {
   method: LeanMethod;
   stream: http2.ServerHttp2Stream;
   headers: http2.IncomingHttpHeaders;
+  /** The call's URL, as connect-node makes it. */
+  url: string;
   timeoutMs: number | undefined;
   /** When the request's headers arrived: the deadline runs from then, as in Connect, not from the end of the body. */
   arrivedAt: number;
@@ -34,10 +36,11 @@ const callEnded = new ConnectError("the call has ended", Code.Canceled);
  * end the process: a response that cannot be written (the stream closed
  * under it) ends that stream alone.
  */
-export function serveCall(call: LeanCall, context: LeanContext, input: MessageShape<DescMessage>): void {
+export function serveCall(call: LeanCall, context: LeanContext, input: MessageShape<DescMessage> | ConnectError): void {
   const spec = call.method.spec;
-  if (spec.kind === "unary") void serveUnary(call, spec, context, input);
-  else void serveServerStream(call, spec, context, input);
+  if (spec.kind === "server_streaming") void serveServerStream(call, spec, context, input);
+  else if (input instanceof ConnectError) serveError(call, context, input);
+  else void serveUnary(call, spec, context, input);
 }
 
 /** Ends the stream of a call whose response could not be written, usually because its client left. */
@@ -66,12 +69,15 @@ function endCall(context: LeanContext): void {
  * Connect's adapter writes them.
  */
 export function serveError(call: LeanCall, context: LeanContext, error: unknown, headersSent = false): void {
-  context.abort(error);
-  const stream = call.stream;
-  if (stream.closed || stream.destroyed) return;
-  const err = error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal, undefined, undefined, error);
-  setTrailerStatus(context.responseTrailer, err);
+  // It never throws: it runs in catch blocks and rejection handlers, where a
+  // throw would be an unhandled rejection. A status that cannot be written
+  // (details that do not encode) resets the stream instead.
   try {
+    context.abort(error);
+    const stream = call.stream;
+    if (stream.closed || stream.destroyed) return;
+    const err = error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal, undefined, undefined, error);
+    setTrailerStatus(context.responseTrailer, err);
     if (!headersSent) sendHeaders(stream, responseHeaders(context, call.responseCompression));
     endResponse(stream, responseTrailers(context));
   } catch (failure) {
@@ -113,7 +119,7 @@ async function serveServerStream(
   call: LeanCall,
   spec: Extract<LeanSpec, { kind: "server_streaming" }>,
   context: LeanContext,
-  input: MessageShape<DescMessage>,
+  input: MessageShape<DescMessage> | ConnectError,
 ): Promise<void> {
   const stream = call.stream;
   let headersSent = false;
