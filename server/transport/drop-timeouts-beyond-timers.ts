@@ -6,7 +6,7 @@ import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
  * The longest delay a Node timer takes: a longer one overflows to 1 ms
  * (TimeoutOverflowWarning), which would end a stream at once.
  */
-const longestTimerMs = 2 ** 31 - 1;
+export const longestTimerMs = 2 ** 31 - 1;
 
 /**
  * Removes a deadline too far away for a timer (about 24.8 days), in either

@@ -22,7 +22,7 @@ import type { LeanSpec } from "./lean-method.js";
 // properties.
 
 /** Wraps a call in interceptors as Connect's applyInterceptors does: the first in the list is the outermost. */
-export function applyInterceptors<Req, Res>(interceptors: Interceptor[], call: (req: Req) => Promise<Res>): (req: Req) => Promise<Res> {
+function applyInterceptors<Req, Res>(interceptors: Interceptor[], call: (req: Req) => Promise<Res>): (req: Req) => Promise<Res> {
   // An Interceptor is typed over Connect's union of unary and stream calls;
   // the lean path only ever chains one kind, which the union cannot express.
   type AnyFn = Parameters<Interceptor>[0];
@@ -36,7 +36,7 @@ export function applyInterceptors<Req, Res>(interceptors: Interceptor[], call: (
  * the stream is open: plain properties, in V8's fast mode (an object literal
  * with getters is kept in dictionary mode, several hundred bytes more).
  */
-export function mergeRequest(context: HandlerContext, request: StreamRequest): HandlerContext {
+function mergeRequest(context: HandlerContext, request: StreamRequest): HandlerContext {
   return {
     service: request.service,
     method: context.method,
@@ -87,7 +87,7 @@ export function gateView(context: HandlerContext): HandlerContext {
  * that the context's lazy Headers and abort controller are made only if the
  * handler reads them; a unary call's context does not outlive it.
  */
-export function mergeRequestLazily(context: HandlerContext, request: UnaryRequest): HandlerContext {
+function mergeRequestLazily(context: HandlerContext, request: UnaryRequest): HandlerContext {
   return {
     service: request.service,
     method: context.method,
@@ -230,7 +230,7 @@ function single<T>(message: T | ConnectError): AsyncIterable<T> {
  * there is none or more than one (an interceptor may have replaced the
  * request's messages).
  */
-export async function firstMessage<T>(messages: AsyncIterable<T>): Promise<T> {
+async function firstMessage<T>(messages: AsyncIterable<T>): Promise<T> {
   const it = messages[Symbol.asyncIterator]();
   const first = await it.next();
   if (first.done === true) throw new ConnectError("protocol error: missing input message for server-streaming method", Code.Unimplemented);
@@ -244,7 +244,7 @@ export async function firstMessage<T>(messages: AsyncIterable<T>): Promise<T> {
  * response built as a message of the output type, since implementations may
  * yield init shapes. A mapping iterator, not one more async generator.
  */
-export function normalizeIterable<O extends DescMessage>(output: O, messages: AsyncIterable<MessageInitShape<O>>): AsyncIterable<MessageShape<O>> {
+function normalizeIterable<O extends DescMessage>(output: O, messages: AsyncIterable<MessageInitShape<O>>): AsyncIterable<MessageShape<O>> {
   const normalize = (result: IteratorResult<MessageInitShape<O>>): IteratorResult<MessageShape<O>> =>
     result.done === true ? result : { done: false, value: isMessage(result.value, output) ? result.value : create(output, result.value) };
   return {

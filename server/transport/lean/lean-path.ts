@@ -3,6 +3,7 @@ import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import { type Compression, compressionNegotiate, envelopeDecompress, validateReadWriteMaxBytes } from "@connectrpc/connect/protocol";
 import { headerAcceptEncoding, headerEncoding, parseTimeout } from "@connectrpc/connect/protocol-grpc";
+import { longestTimerMs } from "../drop-timeouts-beyond-timers.js";
 import type { RequestBodyGuard } from "../request-body-guard.js";
 import { gateView } from "./connect-steps.js";
 import { createLeanContext, type LeanContext } from "./lean-context.js";
@@ -42,9 +43,6 @@ export interface LeanPathOptions {
 }
 
 const contentTypes = new Set(["application/grpc", "application/grpc+proto"]);
-
-/** The longest delay a Node timer takes; a longer deadline is no deadline (see drop-timeouts-beyond-timers.ts). */
-const longestTimerMs = 2 ** 31 - 1;
 
 /**
  * Creates the lean path for the unary and server-streaming gRPC methods given
