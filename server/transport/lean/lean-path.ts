@@ -99,13 +99,13 @@ export function createLeanPath(methods: ReadonlyMap<string, LeanMethod>, options
       const timeout = parseTimeout(timeoutHeader, Number.MAX_SAFE_INTEGER);
       const compression = negotiate(encodingHeader, acceptHeader);
       if (timeout.error !== undefined || compression.error !== undefined) return false;
-      // As drop-timeouts-beyond-timers.ts does for Connect's path: a deadline
-      // too far for a timer is no deadline, and gone from the headers too.
-      const timeoutMs = timeout.timeoutMs !== undefined && timeout.timeoutMs > longestTimerMs ? undefined : timeout.timeoutMs;
-      if (timeoutMs !== timeout.timeoutMs) delete headers["grpc-timeout"];
       const url = urlOf(stream, headers);
       // Connect's path answers a request whose authority makes no URL.
       if (url === undefined) return false;
+      // Taken. As drop-timeouts-beyond-timers.ts does for Connect's path: a
+      // deadline too far for a timer is no deadline, and gone from the headers too.
+      const timeoutMs = timeout.timeoutMs !== undefined && timeout.timeoutMs > longestTimerMs ? undefined : timeout.timeoutMs;
+      if (timeoutMs !== timeout.timeoutMs) delete headers["grpc-timeout"];
       const call: LeanCall = {
         method,
         stream,
