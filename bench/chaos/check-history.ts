@@ -180,9 +180,15 @@ export function checkHistory(history: readonly HistoryEntry[]): CheckResult {
         continue;
       }
       // The join that made it a member: a join the server refused (ALREADY_EXISTS after a timed-out one that went through) made nothing.
-      const join = s.calls
-        .filter((c) => (c.op === "join" || c.op === "create") && c.target === e.channel && c.start <= joined.t && !c.outcome.startsWith("error:"))
-        .at(-1);
+      const joins = s.calls.filter(
+        (c) => (c.op === "join" || c.op === "create") && c.target === e.channel && c.start <= joined.t && !c.outcome.startsWith("error:"),
+      );
+      let at = joins.length - 1;
+      // A join whose outcome is unknown (its client timed out) may have gone through after all, and a retry
+      // made nothing: the membership may date from the earliest of such a run, unless the member left in between.
+      const leftBetween = (from: number, to: number) => s.calls.some((c) => c.op === "leave" && c.target === e.channel && c.start > from && c.start < to);
+      while (at > 0 && joins[at - 1]!.outcome === "unknown" && !leftBetween(joins[at - 1]!.start, joins[at]!.start)) at--;
+      const join = joins[at];
       if (join !== undefined && send.outcome === "ok" && send.end < join.start) {
         add("membership", `${s.id} received "${e.text}" in ${e.channel}, acknowledged before its join began`, [send, join, joined, e]);
       }

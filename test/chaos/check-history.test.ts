@@ -159,6 +159,11 @@ describe("the chaos checker", () => {
     assert.deepEqual(checksFailed([start, ...alice, ...slowJoin(20), acknowledgedAt35, ...sends]), []);
     // Had the first join begun after the send was acknowledged, bob could not have been a member when it was sent.
     assert.deepEqual(checksFailed([start, ...alice, ...slowJoin(36), acknowledgedAt35, ...sends]), ["membership"]);
+    // A retry whose own outcome is unknown too (its connection reset) made nothing either: the first may have.
+    const unknownRetry = (firstJoinStart: number) =>
+      slowJoin(firstJoinStart).map((e): HistoryEntry => (e.type === "call" && e.op === "join" && e.start === 40 ? { ...e, outcome: "unknown" } : e));
+    assert.deepEqual(checksFailed([start, ...alice, ...unknownRetry(20), acknowledgedAt35, ...sends]), []);
+    assert.deepEqual(checksFailed([start, ...alice, ...unknownRetry(36), acknowledgedAt35, ...sends]), ["membership"]);
   });
 
   it("reports a stream that a node paused past its lease kept open, and a node that served no new session after the faults", () => {
