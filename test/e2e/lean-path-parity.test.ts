@@ -280,6 +280,21 @@ function malformedBodyRows(): Row[] {
   return rows;
 }
 
+/**
+ * Checks that the run with the lean path (the first) and the run without it
+ * put the same calls on the wire with the same transcripts, and returns
+ * Connect's.
+ */
+function sameOnBothPaths(transcripts: Record<string, unknown>[]): Record<string, unknown> {
+  // Each test runs twice, lean path first, so there are exactly two transcripts.
+  const [lean, connect] = transcripts as [Record<string, unknown>, Record<string, unknown>];
+  for (const name of Object.keys(connect)) {
+    assert.deepEqual(lean[name], connect[name], name);
+  }
+  assert.deepEqual(Object.keys(lean).sort(), Object.keys(connect).sort());
+  return connect;
+}
+
 async function leanCalls(metricsPort: number): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   return Number(/^grpc_server_lean_path_calls_total (\d+)$/m.exec(text)?.[1]);
@@ -315,11 +330,7 @@ describe("the lean gRPC path answers exactly as Connect would", () => {
         await t.stop();
       }
     }
-    const [lean, connect] = transcripts as [Record<string, unknown>, Record<string, unknown>];
-    for (const name of Object.keys(connect)) {
-      assert.deepEqual(lean[name], connect[name], name);
-    }
-    assert.deepEqual(Object.keys(lean).sort(), Object.keys(connect).sort());
+    const connect = sameOnBothPaths(transcripts);
     // The matrix really covers success and each code the chat answers with.
     const codes = [
       Code.InvalidArgument,
@@ -356,11 +367,7 @@ describe("the lean gRPC path answers exactly as Connect would", () => {
         await t.stop();
       }
     }
-    const [lean, connect] = transcripts as [Record<string, unknown>, Record<string, unknown>];
-    for (const name of Object.keys(connect)) {
-      assert.deepEqual(lean[name], connect[name], name);
-    }
-    assert.deepEqual(Object.keys(lean).sort(), Object.keys(connect).sort());
+    const connect = sameOnBothPaths(transcripts);
     // Each body earned an error of its own, not one shared failure.
     assert.deepEqual(
       [Code.InvalidArgument, Code.ResourceExhausted, Code.Unimplemented, Code.Internal].filter((c) => !statusesOf(connect).has(c)),
@@ -406,10 +413,7 @@ describe("the lean gRPC path answers exactly as Connect would", () => {
         await server.close();
       }
     }
-    const [lean, connect] = transcripts as [Record<string, unknown>, Record<string, unknown>];
-    for (const name of Object.keys(connect)) {
-      assert.deepEqual(lean[name], connect[name], name);
-    }
+    const connect = sameOnBothPaths(transcripts);
     // What the rows are there for, as Connect answers them.
     const trailers = (name: string) => (connect[name] as WireTranscript).trailers;
     assert.equal(trailers("check details (plain)")["grpc-status"], String(Code.FailedPrecondition));
